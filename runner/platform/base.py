@@ -1,0 +1,66 @@
+"""The narrow interface the wrapper functions use, whatever platform holds the data.
+
+User functions never see it: they get dtlpy entities. The wrapper functions call it for the bulk
+operations where going item by item through entity methods would be slow or not atomic.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import dtlpy as dl
+
+
+class Platform(ABC):
+    name: str
+
+    @abstractmethod
+    def download_artifacts(self, model: dl.Model, local_path: str | Path, overwrite: bool = True,
+                           names: Sequence[str] | None = None) -> str:
+        """Write the model's artifact files under ``local_path``; return it."""
+
+    @abstractmethod
+    def add_artifacts(self, model: dl.Model, files: Mapping[str, str | Path], replace: bool) -> None:
+        """Make ``files`` (artifact name -> local file) the model's artifacts. With ``replace`` the
+        previous set is dropped atomically: readers see the old complete set or the new one."""
+
+    @abstractmethod
+    def count_items(self, dataset: dl.Dataset, filters: dict | None) -> int:
+        """How many items match the DQL filter."""
+
+    @abstractmethod
+    def iter_items(self, dataset: dl.Dataset, filters: dict | None, page_size: int = 500) -> Iterator[list[dl.Item]]:
+        """The matching items a page at a time; memory holds one page."""
+
+    @abstractmethod
+    def export(self, dataset: dl.Dataset, filters: dict | None, annotation_filters: dict | None,
+               dest: str | Path, with_json: bool = True) -> int:
+        """Write ``dest/items/<filename>`` and ``dest/json/<dir>/<stem>.json`` (Dataloop item JSON with
+        the annotations that match ``annotation_filters``) for every matching item; return the count."""
+
+    @abstractmethod
+    def annotations_of(self, items: Sequence[dl.Item], annotation_filters: dict | None) -> dict[str, list[dict]]:
+        """item id -> the JSON of its annotations matching the filter."""
+
+    @abstractmethod
+    def store_predictions(self, model: dl.Model, items: Sequence[dl.Item],
+                          collections: Sequence[dl.AnnotationCollection]) -> list[dl.Annotation]:
+        """Replace the model's earlier annotations on ``items`` by ``collections`` (one per item)."""
+
+    @abstractmethod
+    def store_evaluation(self, model: dl.Model, dataset: dl.Dataset, metrics: dict) -> None:
+        """Keep the metrics of an evaluation with the model."""
+
+    @abstractmethod
+    def latest_evaluation(self, model: dl.Model) -> dict | None:
+        """The metrics of the model's last evaluation, if any."""
+
+    @abstractmethod
+    def feature_set_for(self, model: dl.Model, size: int) -> dl.FeatureSet:
+        """The model's feature set, created on first use."""
+
+    @abstractmethod
+    def store_features(self, feature_set_id: str, item_ids: Sequence[str], vectors: Sequence) -> None:
+        """Store one vector per item (replacing earlier vectors of those items)."""

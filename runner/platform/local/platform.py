@@ -1,0 +1,288 @@
+"""The embedded local platform: one folder with ``platform.db`` (SQLite) and ``blobs/`` (file bytes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+import dtlpy as dl
+import numpy as np
+
+from ...errors import ArtifactError, NotFoundError, RunnerError
+from ...paths import dataloop_path, default_local_root
+from ..base import Platform
+from .blobs import BlobStore
+from .client import LocalApiClient
+from .entities import LocalDataset, LocalFeatureSet, LocalItem, LocalModel, LocalProject, new_annotation_json
+from .store import Store
+
+DEFAULT_PROJECT = "local"
+
+
+class LocalPlatform(Platform):
+    name = "local"
+
+    def __init__(self, root: str | os.PathLike | None = None, project: str = DEFAULT_PROJECT):
+        self.root = Path(root) if root is not None else default_local_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.root / "platform.db")
+        self.blobs = BlobStore(self.root / "blobs")
+        self.client = LocalApiClient(self)
+        self.project = LocalProject(_dict=self.store.get_or_create_project(project), _client_api=self.client)
+
+    def __repr__(self) -> str:
+        return f"LocalPlatform(root={str(self.root)!r})"
+
+    # -- entities ------------------------------------------------------------------------------
+
+    def item_entity(self, item_json: dict, dataset: dl.Dataset | None = None) -> dl.Item:
+        return LocalItem.from_json(_json=item_json, client_api=self.client, dataset=dataset, project=self.project)
+
+    def dataset_entity(self, dataset_json: dict) -> dl.Dataset:
+        dataset = LocalDataset.from_json(_json=dataset_json, client_api=self.client, project=self.project)
+        dataset._ontology = dl.Ontology.from_json(
+            _json={"id": f"ontology-{dataset.id}", "roots": dataset_json["labels"],
+                   "attributes": dataset_json.get("attributes", []), "metadata": {}},
+            client_api=self.client, recipe=None, dataset=dataset)
+        return dataset
+
+    def model_entity(self, model_json: dict) -> dl.Model:
+        return LocalModel.from_json(_json=model_json, client_api=self.client, project=self.project)
+
+    def feature_set_entity(self, feature_set_json: dict) -> dl.FeatureSet:
+        return LocalFeatureSet.from_json(_json=feature_set_json, client_api=self.client)
+
+    # -- datasets ------------------------------------------------------------------------------
+
+    def create_dataset(self, name: str, labels: Sequence[str | dict] = ()) -> dl.Dataset:
+        return self.dataset_entity(self.store.create_dataset(self.project.id, name, _label_json(labels)))
+
+    def find_dataset(self, name: str) -> dl.Dataset | None:
+        found = self.store.find_dataset(self.project.id, name)
+        return None if found is None else self.dataset_entity(found)
+
+    def get_dataset(self, dataset_id: str | None = None, name: str | None = None) -> dl.Dataset:
+        if dataset_id is not None:
+            return self.dataset_entity(self.store.get_dataset(dataset_id))
+        dataset = self.find_dataset(name)
+        if dataset is None:
+            names = [d["name"] for d in self.store.list_datasets(self.project.id)]
+            raise NotFoundError(f"no dataset named {name!r} in the local platform at {self.root}",
+                                fix=f"import it first; datasets here: {names or 'none'}")
+        return dataset
+
+    def list_datasets(self) -> list[dl.Dataset]:
+        return [self.dataset_entity(d) for d in self.store.list_datasets(self.project.id)]
+
+    def set_labels(self, dataset: dl.Dataset, labels: Sequence[str | dict]) -> dl.Dataset:
+        self.store.set_dataset_labels(dataset.id, _label_json(labels))
+        return self.get_dataset(dataset.id)
+
+    # -- models --------------------------------------------------------------------------------
+
+    def create_model(self, name: str, dataset: dl.Dataset | None, labels: Sequence[str] | None = None,
+                     configuration: dict | None = None, input_type: str = "image", output_type: str = "class",
+                     subsets: Mapping[str, dict] | None = None, description: str | None = None,
+                     status: str = "created") -> dl.Model:
+        if labels is None:
+            labels = list(dataset.labels_flat_dict) if dataset is not None else []
+        model = {
+            "name": name, "description": description, "status": status, "labels": list(labels),
+            "configuration": dict(configuration or {}), "inputType": input_type, "outputType": output_type,
+            "datasetId": None if dataset is None else dataset.id, "tags": [],
+            "metadata": {"system": {"subsets": dict(subsets or {})}},
+            "context": {"project": self.project.id}, "moduleName": None, "scope": "project", "version": "1.0.0",
+        }
+        return self.model_entity(self.store.create_model(model))
+
+    def get_model(self, model_id: str | None = None, name: str | None = None) -> dl.Model:
+        if model_id is not None:
+            return self.model_entity(self.store.get_model(model_id))
+        found = self.store.find_model(self.project.id, name)
+        if found is None:
+            names = [m["name"] for m in self.store.list_models(self.project.id)]
+            raise NotFoundError(f"no model named {name!r} in the local platform at {self.root}",
+                                fix=f"create it first, or use one of: {names or 'none'}")
+        return self.model_entity(found)
+
+    def find_model(self, name: str) -> dl.Model | None:
+        found = self.store.find_model(self.project.id, name)
+        return None if found is None else self.model_entity(found)
+
+    def list_models(self) -> list[dl.Model]:
+        return [self.model_entity(m) for m in self.store.list_models(self.project.id)]
+
+    def update_model(self, model: dl.Model) -> dl.Model:
+        model_json = model.to_json()
+        model_json["context"] = {**(model_json.get("context") or {}), "project": self.project.id}
+        return self.model_entity(self.store.update_model(model_json))
+
+    def clone_model(self, from_model: dl.Model, name: str, configuration: dict | None = None,
+                    dataset: dl.Dataset | None = None, labels: Sequence[str] | None = None,
+                    description: str | None = None, tags: Sequence[str] | None = None,
+                    status: str | None = None) -> dl.Model:
+        """A new model version: new id, the source's configuration (``configuration`` merged over it),
+        labels, subsets and artifacts. Artifacts are shared by content, not copied."""
+        source = self.store.get_model(from_model.id)
+        clone = {k: v for k, v in source.items() if k not in ("id", "createdAt", "updatedAt", "artifacts")}
+        clone.update(name=name, clonedFrom=source["id"], status=status or ("trained" if source["artifacts"] else "created"),
+                     configuration={**source.get("configuration", {}), **(configuration or {})})
+        if dataset is not None:
+            clone["datasetId"] = dataset.id
+        if labels is not None:
+            clone["labels"] = list(labels)
+        if description is not None:
+            clone["description"] = description
+        if tags is not None:
+            clone["tags"] = list(tags)
+        with self.store.write():
+            created = self.store.create_model(clone)
+            self.store.set_artifacts(created["id"], self.store.list_artifacts(source["id"]), replace=True)
+        return self.get_model(created["id"])
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    def model_folder(self, model: dl.Model) -> str:
+        return str(dataloop_path() / "models" / model.name)
+
+    def download_artifacts(self, model, local_path, overwrite=True, names=None) -> str:
+        local_path = Path(local_path)
+        local_path.mkdir(parents=True, exist_ok=True)
+        stored = self.store.list_artifacts(model.id)
+        if names is not None:
+            missing = set(names) - {name for name, _b, _s in stored}
+            if missing:
+                raise ArtifactError(f"model {model.name!r} has no artifact named {sorted(missing)}",
+                                    fix=f"artifacts of this model: {[n for n, _b, _s in stored]}")
+        for name, blob, _size in stored:
+            if names is not None and name not in names:
+                continue
+            target = local_path / name
+            if overwrite or not target.exists():
+                self.blobs.copy_to(blob, target)
+        return str(local_path)
+
+    def add_artifacts(self, model, files, replace) -> None:
+        rows = []
+        for name, path in files.items():
+            if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+                raise ArtifactError(f"artifact name {name!r} must be a relative path inside the model folder")
+            rows.append((str(PurePosixPath(name)), self.blobs.put_file(path), os.path.getsize(path)))
+        # blobs first (content-addressed, harmless if unused), then one transaction for the records
+        self.store.set_artifacts(model.id, rows, replace=replace)
+
+    # -- items ---------------------------------------------------------------------------------
+
+    def read_item_bytes(self, item: dl.Item) -> bytes:
+        blob, _name = self.store.item_blob(item.id)
+        return self.blobs.read(blob)
+
+    def default_download_path(self, dataset: dl.Dataset) -> str:
+        return str(dataloop_path() / "downloads" / dataset.name)
+
+    def count_items(self, dataset, filters) -> int:
+        return self.store.count_items(dataset.id, filters)
+
+    def iter_items(self, dataset, filters, page_size=500) -> Iterator[list[dl.Item]]:
+        for page in self.store.iter_items(dataset.id, filters, page_size):
+            yield [self.item_entity(j, dataset=dataset) for j in page]
+
+    def export(self, dataset, filters, annotation_filters, dest, with_json=True) -> int:
+        dest = Path(dest)
+        count = 0
+        for page in self.store.iter_items(dataset.id, filters):
+            annotations = self.store.annotations_of([j["id"] for j in page], annotation_filters) if with_json else {}
+            for item_json in page:
+                relative = item_json["filename"].lstrip("/")
+                if item_json["type"] == "file":
+                    blob, _name = self.store.item_blob(item_json["id"])
+                    self.blobs.copy_to(blob, dest / "items" / relative)
+                if with_json:
+                    out = dict(item_json, annotations=annotations[item_json["id"]])
+                    out["annotationsCount"] = len(out["annotations"])
+                    out["annotated"] = bool(out["annotations"])
+                    target = (dest / "json" / relative).with_suffix(".json")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(json.dumps(out, indent=1))
+                count += 1
+        return count
+
+    # -- annotations ---------------------------------------------------------------------------
+
+    def annotation_json(self, annotation, item: dl.Item) -> dict:
+        return new_annotation_json(annotation, item)
+
+    def annotations_of(self, items, annotation_filters) -> dict[str, list[dict]]:
+        return self.store.annotations_of([i.id for i in items], annotation_filters)
+
+    def store_predictions(self, model, items, collections) -> list[dl.Annotation]:
+        jsons, out = [], []
+        for item, collection in zip(items, collections, strict=True):
+            for annotation in collection:
+                data = new_annotation_json(annotation, item)
+                annotation.id = data["id"]
+                jsons.append(data)
+                out.append(annotation)
+        self.store.replace_model_annotations(model.name, [i.id for i in items], jsons)
+        return out
+
+    # -- evaluations ---------------------------------------------------------------------------
+
+    def store_evaluation(self, model, dataset, metrics) -> None:
+        self.store.add_evaluation(model.id, None if dataset is None else dataset.id, metrics)
+
+    def latest_evaluation(self, model) -> dict | None:
+        return self.store.latest_evaluation(model.id)
+
+    # -- features ------------------------------------------------------------------------------
+
+    def feature_set_for(self, model, size) -> dl.FeatureSet:
+        found = self.store.find_feature_sets(self.project.id, model_id=model.id)
+        if found:
+            return self.feature_set_entity(found[0])
+        name = model.name if not self.store.find_feature_sets(self.project.id, name=model.name) else \
+            f"{model.name}-{model.id[-6:]}"
+        return self.feature_set_entity(self.store.create_feature_set(self.project.id, name, size, model.id, model.name))
+
+    def store_features(self, feature_set_id, item_ids, vectors) -> None:
+        size = self.store.get_feature_set(feature_set_id)["size"]
+        rows = []
+        for item_id, vector in zip(item_ids, vectors, strict=True):
+            array = np.asarray(vector, dtype="<f4").ravel()
+            if array.size != size:
+                raise RunnerError(f"a feature vector of item {item_id} has {array.size} values, the feature set "
+                                  f"holds vectors of {size}", fix="set configuration.embeddings_size to the vector length")
+            rows.append((item_id, array.tobytes()))
+        self.store.upsert_features(feature_set_id, rows)
+
+    def feature_vectors(self, feature_set_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        rows = self.store.features(feature_set_id, item_ids)
+        size = self.store.get_feature_set(feature_set_id)["size"]
+        matrix = np.frombuffer(b"".join(v for _i, v in rows), dtype="<f4").reshape(len(rows), size)
+        return [i for i, _v in rows], matrix
+
+
+def _label_json(labels: Sequence[str | dict]) -> list[dict]:
+    """Ontology roots from label names (or label dicts); colours spread over the hue circle."""
+    import colorsys
+
+    out = []
+    for i, label in enumerate(labels):
+        if isinstance(label, dict):
+            out.append(label)
+            continue
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95)
+        out.append({"tag": label, "displayLabel": label, "color": f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}",
+                    "attributes": [], "children": []})
+    return out
+
+
+def temporary_platform() -> LocalPlatform:
+    """A platform in a fresh temp folder (examples and quick experiments)."""
+    return LocalPlatform(tempfile.mkdtemp(prefix="local-platform-"))
+
+
+__all__ = ["LocalPlatform", "temporary_platform"]

@@ -1,0 +1,454 @@
+"""SQLite records of the local platform. All SQL lives here; it speaks Dataloop JSON in and out.
+
+One connection per thread (sqlite3 connections are not shared across threads); WAL so readers
+never block the writer; ``BEGIN IMMEDIATE`` plus a busy timeout and retries so concurrent jobs
+queue for the write lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ...errors import NotFoundError, RunnerError
+from . import dql
+from .schema import SCHEMA, SCHEMA_VERSION
+
+_BUSY_RETRIES = 50
+_ITEM_COLUMNS = "items.rid, items.id, items.dataset_id, items.filename, items.dir, items.name, items.type, " \
+    "items.hidden, items.mimetype, items.blob, items.size, items.created_at, items.metadata"
+_SQL_VARS = 500  # ids per IN (...) chunk, well under SQLite's variable limit
+
+
+def new_id() -> str:
+    """A 24-hex id like Dataloop's: seconds first, so ids sort roughly by creation time."""
+    return f"{int(time.time()):08x}{secrets.token_hex(8)}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _chunks(seq: Sequence, n: int = _SQL_VARS) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        con = self.connection()
+        con.executescript(SCHEMA)  # idempotent (IF NOT EXISTS); executescript commits on its own
+        with self.write():
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        found = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        if int(found) != SCHEMA_VERSION:
+            raise RunnerError(
+                f"the local platform at {self.path} has schema version {found}, this runner reads {SCHEMA_VERSION}",
+                fix="use a runner version that matches, or point platform.root at a new folder",
+            )
+
+    # -- connections and transactions -------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=60000")
+            con.execute("PRAGMA foreign_keys=ON")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def write(self):
+        """One write transaction: all of it is stored, or none of it."""
+        con = self.connection()
+        if con.in_transaction:  # nested: join the outer transaction
+            yield con
+            return
+        for attempt in range(_BUSY_RETRIES):
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                time.sleep(min(0.05 * (attempt + 1), 1.0))
+        else:
+            raise RunnerError(f"the local platform at {self.path} stayed locked by another process",
+                              fix="wait for the other job to finish, or raise the number of retries")
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        return self.connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- projects ------------------------------------------------------------------------------
+
+    def get_or_create_project(self, name: str) -> dict:
+        with self.write() as con:
+            row = con.execute("SELECT id, name, created_at FROM projects WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                row = (new_id(), name, now_iso())
+                con.execute("INSERT INTO projects VALUES (?, ?, ?)", row)
+        return {"id": row[0], "name": row[1], "createdAt": row[2]}
+
+    def get_project(self, project_id: str) -> dict:
+        row = self.connection().execute("SELECT id, name, created_at FROM projects WHERE id = ?",
+                                        (project_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no project with id {project_id!r} in the local platform at {self.path}")
+        return {"id": row[0], "name": row[1], "createdAt": row[2]}
+
+    # -- datasets ------------------------------------------------------------------------------
+
+    def _dataset_json(self, row) -> dict:
+        dataset_id, project_id, name, created_at, labels, attributes = row
+        return {"id": dataset_id, "name": name, "projects": [project_id], "createdAt": created_at,
+                "labels": json.loads(labels), "attributes": json.loads(attributes), "metadata": {},
+                "driver": "local", "readableType": "local"}
+
+    def create_dataset(self, project_id: str, name: str, labels: list | None = None) -> dict:
+        with self.write() as con:
+            exists = con.execute("SELECT 1 FROM datasets WHERE project_id = ? AND name = ?",
+                                 (project_id, name)).fetchone()
+            if exists:
+                raise RunnerError(f"dataset {name!r} already exists in the local platform",
+                                  fix="use the existing dataset, or choose another name")
+            dataset_id = new_id()
+            con.execute("INSERT INTO datasets (id, project_id, name, created_at, labels) VALUES (?, ?, ?, ?, ?)",
+                        (dataset_id, project_id, name, now_iso(), json.dumps(labels or [])))
+        return self.get_dataset(dataset_id)
+
+    def find_dataset(self, project_id: str, name: str) -> dict | None:
+        row = self.connection().execute(
+            "SELECT id, project_id, name, created_at, labels, attributes FROM datasets WHERE project_id = ? AND name = ?",
+            (project_id, name)).fetchone()
+        return None if row is None else self._dataset_json(row)
+
+    def get_dataset(self, dataset_id: str) -> dict:
+        row = self.connection().execute(
+            "SELECT id, project_id, name, created_at, labels, attributes FROM datasets WHERE id = ?",
+            (dataset_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no dataset with id {dataset_id!r} in the local platform at {self.path}")
+        return self._dataset_json(row)
+
+    def list_datasets(self, project_id: str) -> list[dict]:
+        rows = self.query("SELECT id, project_id, name, created_at, labels, attributes FROM datasets "
+                          "WHERE project_id = ? ORDER BY created_at", (project_id,))
+        return [self._dataset_json(r) for r in rows]
+
+    def set_dataset_labels(self, dataset_id: str, labels: list) -> None:
+        with self.write() as con:
+            con.execute("UPDATE datasets SET labels = ? WHERE id = ?", (json.dumps(labels), dataset_id))
+
+    # -- items ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def item_json(row) -> dict:
+        (_rid, item_id, dataset_id, filename, dirname, name, type_, hidden, mimetype, blob, size, created_at,
+         metadata) = row[:13]
+        meta = json.loads(metadata)
+        system = meta.setdefault("system", {})
+        if mimetype:
+            system.setdefault("mimetype", mimetype)
+        if size is not None:
+            system.setdefault("size", size)
+        out = {"id": item_id, "datasetId": dataset_id, "filename": filename, "dir": dirname, "name": name,
+               "type": type_, "hidden": bool(hidden), "metadata": meta, "createdAt": created_at}
+        if len(row) > 13:
+            out["annotated"] = bool(row[13])
+        return out
+
+    def insert_items(self, rows: Iterable[dict]) -> int:
+        """Insert items given as dicts with keys of the ``items`` table (id/created_at optional).
+        An item whose (dataset, filename) exists is left as it is: imports are idempotent."""
+        created = now_iso()
+        values = [(r.get("id") or new_id(), r["dataset_id"], r["filename"], r["dir"], r["name"], r.get("type", "file"),
+                   int(bool(r.get("hidden", False))), r.get("mimetype"), r.get("blob"), r.get("size"),
+                   r.get("created_at") or created, json.dumps(r.get("metadata") or {})) for r in rows]
+        with self.write() as con:
+            before = con.total_changes
+            con.executemany(
+                "INSERT OR IGNORE INTO items (id, dataset_id, filename, dir, name, type, hidden, mimetype, blob, size,"
+                " created_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            return con.total_changes - before
+
+    def existing_filenames(self, dataset_id: str, filenames: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(filenames)):
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.query(
+                f"SELECT filename FROM items WHERE dataset_id = ? AND filename IN ({marks})", (dataset_id, *chunk)))
+        return found
+
+    def get_item(self, item_id: str) -> dict:
+        row = self.connection().execute(
+            f"SELECT {_ITEM_COLUMNS}, EXISTS(SELECT 1 FROM annotations a WHERE a.item_id = items.id) "
+            "FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no item with id {item_id!r} in the local platform at {self.path}")
+        return self.item_json(row)
+
+    def item_blob(self, item_id: str) -> tuple[str, str]:
+        row = self.connection().execute("SELECT blob, name FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise NotFoundError(f"item {item_id!r} has no stored file in the local platform at {self.path}")
+        return row[0], row[1]
+
+    def update_item_metadata(self, item_id: str, metadata: dict) -> None:
+        with self.write() as con:
+            con.execute("UPDATE items SET metadata = ? WHERE id = ?", (json.dumps(metadata), item_id))
+
+    def count_items(self, dataset_id: str, dql_json: dict | None) -> int:
+        f = dql.item_filter(dql_json)
+        return self.connection().execute(
+            f"SELECT COUNT(*) FROM items WHERE items.dataset_id = ? AND ({f.where})", (dataset_id, *f.params)
+        ).fetchone()[0]
+
+    def list_items(self, dataset_id: str, dql_json: dict | None, offset: int, limit: int) -> list[dict]:
+        f = dql.item_filter(dql_json)
+        rows = self.query(
+            f"SELECT {_ITEM_COLUMNS}, EXISTS(SELECT 1 FROM annotations a WHERE a.item_id = items.id) FROM items "
+            f"WHERE items.dataset_id = ? AND ({f.where}) ORDER BY {dql.order_by(dql_json, 'items')} LIMIT ? OFFSET ?",
+            (dataset_id, *f.params, limit, offset))
+        return [self.item_json(r) for r in rows]
+
+    def iter_items(self, dataset_id: str, dql_json: dict | None, page_size: int = 500) -> Iterator[list[dict]]:
+        """Every matching item, a page at a time, by keyset on insertion order: memory holds one page."""
+        f = dql.item_filter(dql_json)
+        last = 0
+        while True:
+            rows = self.query(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE items.dataset_id = ? AND items.rid > ? AND ({f.where}) "
+                "ORDER BY items.rid LIMIT ?", (dataset_id, last, *f.params, page_size))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [self.item_json(r) for r in rows]
+
+    # -- annotations ---------------------------------------------------------------------------
+
+    def annotations_of(self, item_ids: Sequence[str], dql_json: dict | None = None) -> dict[str, list[dict]]:
+        """item id -> its annotations' JSON (in insertion order), optionally filtered by annotation DQL."""
+        f = dql.annotation_filter(dql_json)
+        out: dict[str, list[dict]] = {i: [] for i in item_ids}
+        for chunk in _chunks(list(item_ids)):
+            marks = ",".join("?" * len(chunk))
+            for item_id, js in self.query(
+                    f"SELECT annotations.item_id, annotations.json FROM annotations WHERE annotations.item_id IN "
+                    f"({marks}) AND ({f.where}) ORDER BY annotations.rid", (*chunk, *f.params)):
+                out[item_id].append(json.loads(js))
+        return out
+
+    def get_annotation(self, annotation_id: str) -> dict:
+        row = self.connection().execute("SELECT json FROM annotations WHERE id = ?", (annotation_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no annotation with id {annotation_id!r} in the local platform at {self.path}")
+        return json.loads(row[0])
+
+    @staticmethod
+    def _annotation_row(ann: dict) -> tuple:
+        model = ((ann.get("metadata") or {}).get("system") or {}).get("model") or {}
+        return (ann["id"], ann["itemId"], ann["datasetId"], ann["type"], ann.get("label"), model.get("name"),
+                ann["createdAt"], json.dumps(ann))
+
+    def insert_annotations(self, annotations: Sequence[dict]) -> None:
+        """Insert annotation JSON (each with id, itemId, datasetId, type, createdAt)."""
+        with self.write() as con:
+            con.executemany(
+                "INSERT INTO annotations (id, item_id, dataset_id, type, label, model_name, created_at, json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [self._annotation_row(a) for a in annotations])
+
+    def update_annotations(self, annotations: Sequence[dict]) -> None:
+        with self.write() as con:
+            for a in annotations:
+                row = self._annotation_row(a)
+                cur = con.execute("UPDATE annotations SET item_id=?, dataset_id=?, type=?, label=?, model_name=?, "
+                                  "created_at=?, json=? WHERE id = ?", (*row[1:], row[0]))
+                if cur.rowcount == 0:
+                    raise NotFoundError(f"no annotation with id {a['id']!r} to update")
+
+    def delete_annotations(self, item_id: str | None = None, dql_json: dict | None = None,
+                           annotation_ids: Sequence[str] = ()) -> int:
+        with self.write() as con:
+            if annotation_ids:
+                n = 0
+                for chunk in _chunks(list(annotation_ids)):
+                    n += con.execute(f"DELETE FROM annotations WHERE id IN ({','.join('?' * len(chunk))})",
+                                     chunk).rowcount
+                return n
+            f = dql.annotation_filter(dql_json)
+            return con.execute(f"DELETE FROM annotations WHERE annotations.item_id = ? AND ({f.where})",
+                               (item_id, *f.params)).rowcount
+
+    def replace_model_annotations(self, model_name: str, item_ids: Sequence[str], annotations: Sequence[dict]) -> None:
+        """Delete the model's earlier annotations on these items and store the new ones, in one transaction:
+        a rerun never duplicates, and a crash leaves the earlier ones."""
+        with self.write() as con:
+            for chunk in _chunks(list(item_ids)):
+                con.execute(f"DELETE FROM annotations WHERE model_name = ? AND item_id IN ({','.join('?' * len(chunk))})",
+                            (model_name, *chunk))
+            self.insert_annotations(annotations)
+
+    def count_annotations(self, dataset_id: str, model_name: str | None = None) -> int:
+        if model_name is None:
+            sql, params = "SELECT COUNT(*) FROM annotations WHERE dataset_id = ?", (dataset_id,)
+        else:
+            sql, params = "SELECT COUNT(*) FROM annotations WHERE dataset_id = ? AND model_name = ?", (dataset_id, model_name)
+        return self.connection().execute(sql, params).fetchone()[0]
+
+    # -- models --------------------------------------------------------------------------------
+
+    def create_model(self, model: dict) -> dict:
+        model = dict(model)
+        model.setdefault("id", new_id())
+        stamp = now_iso()
+        model.setdefault("createdAt", stamp)
+        model["updatedAt"] = stamp
+        model.setdefault("status", "created")
+        project_id = model["context"]["project"]
+        with self.write() as con:
+            if con.execute("SELECT 1 FROM models WHERE project_id = ? AND name = ?", (project_id, model["name"])).fetchone():
+                raise RunnerError(f"a model named {model['name']!r} already exists in this project",
+                                  fix="choose another model name, or load the existing model")
+            con.execute("INSERT INTO models (id, project_id, dataset_id, name, status, cloned_from, created_at, "
+                        "updated_at, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (model["id"], project_id, model.get("datasetId"), model["name"], model["status"],
+                         model.get("clonedFrom"), model["createdAt"], model["updatedAt"], json.dumps(model)))
+        return self.get_model(model["id"])
+
+    def get_model(self, model_id: str) -> dict:
+        row = self.connection().execute("SELECT json FROM models WHERE id = ?", (model_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no model with id {model_id!r} in the local platform at {self.path}",
+                                fix="list the models with LocalPlatform.list_models()")
+        model = json.loads(row[0])
+        model["artifacts"] = [{"type": "local", "name": name, "size": size}
+                              for name, size in self.query("SELECT name, size FROM artifacts WHERE model_id = ? "
+                                                           "ORDER BY name", (model_id,))]
+        return model
+
+    def find_model(self, project_id: str, name: str) -> dict | None:
+        row = self.connection().execute("SELECT id FROM models WHERE project_id = ? AND name = ?",
+                                        (project_id, name)).fetchone()
+        return None if row is None else self.get_model(row[0])
+
+    def list_models(self, project_id: str) -> list[dict]:
+        return [self.get_model(r[0]) for r in self.query(
+            "SELECT id FROM models WHERE project_id = ? ORDER BY created_at, rowid", (project_id,))]
+
+    def update_model(self, model: dict) -> dict:
+        model = {k: v for k, v in model.items() if k != "artifacts"}
+        model["updatedAt"] = now_iso()
+        with self.write() as con:
+            cur = con.execute("UPDATE models SET name=?, status=?, dataset_id=?, updated_at=?, json=? WHERE id = ?",
+                              (model["name"], model.get("status") or "created", model.get("datasetId"),
+                               model["updatedAt"], json.dumps(model), model["id"]))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no model with id {model['id']!r} to update in the local platform at {self.path}")
+        return self.get_model(model["id"])
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    def list_artifacts(self, model_id: str) -> list[tuple[str, str, int]]:
+        return [tuple(r) for r in self.query(
+            "SELECT name, blob, size FROM artifacts WHERE model_id = ? ORDER BY name", (model_id,))]
+
+    def set_artifacts(self, model_id: str, files: Sequence[tuple[str, str, int]], replace: bool) -> None:
+        """Store (name, blob, size) rows; with ``replace`` the old set goes in the same transaction,
+        so readers see the previous complete set or the new one, never a mix."""
+        with self.write() as con:
+            if replace:
+                con.execute("DELETE FROM artifacts WHERE model_id = ?", (model_id,))
+            con.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
+                            [(model_id, name, blob, size) for name, blob, size in files])
+
+    # -- metrics and evaluations ---------------------------------------------------------------
+
+    def add_metric_samples(self, model_id: str, dataset_id: str | None, samples: Sequence[dict]) -> None:
+        with self.write() as con:
+            con.executemany("INSERT INTO metric_samples (model_id, dataset_id, json) VALUES (?, ?, ?)",
+                            [(model_id, dataset_id, json.dumps(s)) for s in samples])
+
+    def metric_samples(self, model_id: str) -> list[dict]:
+        return [json.loads(r[0]) for r in self.query(
+            "SELECT json FROM metric_samples WHERE model_id = ? ORDER BY rid", (model_id,))]
+
+    def add_evaluation(self, model_id: str, dataset_id: str | None, metrics: dict) -> None:
+        with self.write() as con:
+            con.execute("INSERT INTO evaluations (model_id, dataset_id, created_at, json) VALUES (?, ?, ?, ?)",
+                        (model_id, dataset_id, now_iso(), json.dumps(metrics)))
+
+    def latest_evaluation(self, model_id: str) -> dict | None:
+        row = self.connection().execute("SELECT json FROM evaluations WHERE model_id = ? ORDER BY rid DESC LIMIT 1",
+                                        (model_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- feature sets --------------------------------------------------------------------------
+
+    @staticmethod
+    def _feature_set_json(row) -> dict:
+        fs_id, project_id, model_id, name, size, set_type, created_at = row
+        return {"id": fs_id, "project": project_id, "modelId": model_id, "name": name, "size": size,
+                "type": set_type, "entityType": "item", "createdAt": created_at}
+
+    def create_feature_set(self, project_id: str, name: str, size: int, model_id: str | None, set_type: str | None) -> dict:
+        fs_id = new_id()
+        with self.write() as con:
+            con.execute("INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (fs_id, project_id, model_id, name, int(size), set_type, now_iso()))
+        return self.get_feature_set(fs_id)
+
+    def get_feature_set(self, feature_set_id: str) -> dict:
+        row = self.connection().execute("SELECT * FROM feature_sets WHERE id = ?", (feature_set_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no feature set with id {feature_set_id!r} in the local platform at {self.path}")
+        return self._feature_set_json(row)
+
+    def find_feature_sets(self, project_id: str, name: str | None = None, model_id: str | None = None) -> list[dict]:
+        sql, params = "SELECT * FROM feature_sets WHERE project_id = ?", [project_id]
+        if name is not None:
+            sql, params = sql + " AND name = ?", params + [name]
+        if model_id is not None:
+            sql, params = sql + " AND model_id = ?", params + [model_id]
+        return [self._feature_set_json(r) for r in self.query(sql + " ORDER BY created_at", params)]
+
+    def upsert_features(self, feature_set_id: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        with self.write() as con:
+            con.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+                            [(feature_set_id, item_id, vec) for item_id, vec in rows])
+
+    def features(self, feature_set_id: str, item_ids: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
+        if item_ids is None:
+            return [tuple(r) for r in self.query(
+                "SELECT item_id, vector FROM features WHERE feature_set_id = ? ORDER BY item_id", (feature_set_id,))]
+        out: list[tuple[str, bytes]] = []
+        for chunk in _chunks(list(item_ids)):
+            out += [tuple(r) for r in self.query(
+                f"SELECT item_id, vector FROM features WHERE feature_set_id = ? AND item_id IN "
+                f"({','.join('?' * len(chunk))})", (feature_set_id, *chunk))]
+        return out
