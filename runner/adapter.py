@@ -1,0 +1,400 @@
+"""``BaseModelAdapter``: dtlpy's user-function contract, with wrapper functions that run on a platform.
+
+Users write the user functions (``load``, ``save``, ``train``, ``predict``, ``prepare_item_func``,
+``convert_from_dtlpy``, ``evaluate``, ``embed``); the wrapper functions here move data and artifacts
+between the platform and those functions. A class written for Dataloop (subclassing
+``dl.BaseModelAdapter`` directly) runs with these wrapper functions through :func:`bind_adapter_class`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import dtlpy as dl
+import numpy as np
+from PIL import Image
+
+from .batching import BatchRunner
+from .configuration import ModelConfiguration
+from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
+from .evaluation import evaluate_classification
+from .paths import dataloop_path
+from .platform import Platform, platform_of
+
+logger = logging.getLogger("runner.adapter")
+
+USER_FUNCTIONS = ("load", "save", "train", "predict", "prepare_item_func", "convert_from_dtlpy", "evaluate", "embed")
+_SIGNATURES = {"load": "load(self, local_path, **kwargs)", "save": "save(self, local_path, **kwargs)",
+               "train": "train(self, data_path, output_path, **kwargs)", "predict": "predict(self, batch, **kwargs)",
+               "embed": "embed(self, batch, **kwargs)"}
+DEFAULT_BATCH_SIZE = 4
+DEFAULT_PREPARE_WORKERS = 4
+_PAGE_SIZE = 500
+
+
+def _filters_json(filters) -> dict | None:
+    if filters is None or isinstance(filters, dict):
+        return filters or None
+    if isinstance(filters, dl.Filters):
+        return filters.prepare()
+    raise TypeError(f"filters must be a dl.Filters or its prepared JSON dict, not {type(filters).__name__}")
+
+
+def _unique_timestamp_dir(parent: Path) -> Path:
+    """A new folder named by the time, to the microsecond; jobs that start together get distinct ones."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S-%f")
+    for suffix in range(1000):
+        candidate = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RunnerError(f"could not create a fresh run folder under {parent}")
+
+
+class BaseModelAdapter(dl.BaseModelAdapter):
+    """Subclass this (or ``dl.BaseModelAdapter``) and write the user functions."""
+
+    def __init__(self, model_entity: dl.Model | None = None):
+        # dtlpy's __init__ would bind its own configuration object; keep its attributes, not its behaviour
+        _init_adapter_state(self)
+        if model_entity is not None:
+            self.load_from_model(model_entity=model_entity)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def model_entity(self) -> dl.Model:
+        if self._model_entity is None:
+            raise RunnerError(f"{type(self).__name__} has no model yet",
+                              fix="call adapter.load_from_model(model_entity=<dl.Model>) or set adapter.model_entity")
+        return self._model_entity
+
+    @model_entity.setter
+    def model_entity(self, model_entity: dl.Model) -> None:
+        if not isinstance(model_entity, dl.Model):
+            raise TypeError(f"model_entity must be a dl.Model, not {type(model_entity).__name__}")
+        self._model_entity = model_entity
+        if getattr(model_entity, "project", None) is not None:
+            self.project = model_entity.project
+        self._configuration = ModelConfiguration(model_entity)
+        self.adapter_defaults = self._configuration
+
+    @property
+    def configuration(self) -> ModelConfiguration | dict:
+        return self._configuration if self._model_entity is not None else {}
+
+    @configuration.setter
+    def configuration(self, configuration: dict) -> None:
+        self.model_entity.configuration = dict(configuration)
+        self.model_entity.update()
+        self._configuration = ModelConfiguration(self.model_entity)
+
+    @property
+    def platform(self) -> Platform:
+        return platform_of(self.model_entity)
+
+    @property
+    def batch_runner(self) -> BatchRunner:
+        if self._batch_runner is None:
+            self._batch_runner = BatchRunner(self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS))
+        return self._batch_runner
+
+    def _require(self, name: str, operation: str) -> None:
+        if getattr(type(self), name) is getattr(dl.BaseModelAdapter, name):
+            raise MissingUserFunction(
+                f"{type(self).__name__} has no user function {name!r}, which {operation} needs",
+                where=f"{type(self).__module__}.{type(self).__qualname__}",
+                fix=f"define {_SIGNATURES.get(name, name)} on the adapter class")
+
+    # -- user functions with defaults ------------------------------------------------------------
+
+    def prepare_item_func(self, item: dl.Item):
+        """Image → HWC uint8 array (a batch is NHWC); text → str; anything else → the item."""
+        input_type = self.model_entity.input_type
+        mimetype = item.mimetype or ""
+        if input_type == "image" or (input_type is None and mimetype.startswith("image/")):
+            image = Image.open(item.download(save_locally=False))
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGB")
+            array = np.asarray(image, dtype=np.uint8)
+            return array[:, :, None] if array.ndim == 2 else array
+        if input_type == "text" or mimetype.startswith("text/"):
+            buffer: io.BytesIO = item.download(save_locally=False)
+            return buffer.read().decode("utf-8")
+        return item
+
+    def convert_from_dtlpy(self, data_path, **kwargs):
+        """Nothing to convert by default: ``data_path`` already holds ``items/`` and ``json/``."""
+        return None
+
+    def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters=None) -> dl.Model:
+        """The runner's scikit-learn metrics over this model's predictions; stored with the model."""
+        if model.output_type not in ("class", None):
+            raise RunnerError(f"the default evaluate scores class predictions; model {model.name!r} outputs "
+                              f"{model.output_type!r}", fix="define evaluate(self, model, dataset, filters) on the adapter")
+        metrics = evaluate_classification(self.platform, model, dataset, _filters_json(filters))
+        self.platform.store_evaluation(model, dataset, metrics)
+        self._last_metrics = metrics
+        return model
+
+    # -- wrapper functions -----------------------------------------------------------------------
+
+    def load_from_model(self, model_entity=None, local_path=None, overwrite=True, **kwargs):
+        """Artifacts → ``DATALOOP_PATH/models/<model.name>/`` (or ``local_path``), then the user ``load``."""
+        if model_entity is not None:
+            self.model_entity = model_entity
+        self._require("load", "load_from_model")
+        if local_path is None:
+            local_path = dataloop_path() / "models" / self.model_entity.name
+        self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
+        self.load(str(local_path), **kwargs)
+
+    def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
+        """The user ``save`` into ``local_path``, then every file there becomes the model's artifacts.
+        With ``replace`` the previous artifacts are swapped out atomically."""
+        self._require("save", "save_to_model")
+        if local_path is None:
+            local_path = tempfile.mkdtemp(prefix=f"model_{self.model_entity.name}_")
+        self.save(local_path=str(local_path), **kwargs)
+        root = Path(local_path)
+        files = {str(p.relative_to(root).as_posix()): p for p in sorted(root.rglob("*")) if p.is_file()}
+        if not files:
+            raise ArtifactError(f"{type(self).__name__}.save wrote no files, so model {self.model_entity.name!r} "
+                                "keeps its previous artifacts", where=str(local_path),
+                                fix="make save(local_path) write the model's files into local_path")
+        self.platform.add_artifacts(self.model_entity, files, replace=replace)
+        if cleanup:
+            shutil.rmtree(local_path, ignore_errors=True)
+
+    def prepare_data(self, dataset, root_path=None, data_path=None, output_path=None, overwrite=False, **kwargs):
+        """Write every model subset to ``data_path/<subset>/{items,json}``, then ``convert_from_dtlpy``."""
+        model = self.model_entity
+        if root_path is None:
+            root_path = _unique_timestamp_dir(dataloop_path() / "model_data" / f"{model.id}_{model.name}")
+        root_path = Path(root_path)
+        data_path = Path(data_path) if data_path is not None else root_path / "datasets" / dataset.id
+        output_path = Path(output_path) if output_path is not None else root_path / "output"
+        data_path.mkdir(parents=True, exist_ok=True)
+        output_path.mkdir(parents=True, exist_ok=True)
+        subsets = (model.metadata.get("system") or {}).get("subsets")
+        if not subsets:
+            raise RunnerError(f"model {model.name!r} has no subsets in metadata.system.subsets",
+                              fix="give the model DQL filters per subset, e.g. train / validation / test")
+        annotation_subsets = (model.metadata.get("system") or {}).get("annotationsSubsets") or {}
+        for subset, subset_filter in subsets.items():
+            target = data_path / subset
+            if target.is_dir() and any(target.iterdir()) and not overwrite:
+                logger.info("subset %r already at %s; kept (overwrite=False)", subset, target)
+                continue
+            if self.platform.count_items(dataset, subset_filter) == 0:
+                raise EmptySubsetError(f"subset {subset!r} of model {model.name!r} matches no item in dataset "
+                                       f"{dataset.name!r}", where=f"filter: {subset_filter}",
+                                       fix="correct the subset filter or import the data it selects")
+            annotation_filter = annotation_subsets.get(subset) or self._ground_truth_filter()
+            if target.exists():
+                shutil.rmtree(target)
+            count = self.platform.export(dataset, subset_filter, annotation_filter, target)
+            logger.info("subset %r: %d items → %s", subset, count, target)
+        self.convert_from_dtlpy(data_path=str(data_path), **kwargs)
+        return str(root_path), str(data_path), str(output_path)
+
+    def _ground_truth_filter(self) -> dict:
+        """The annotations a model trains on: its output type (polygons and masks go together), and no
+        model's predictions unless ``configuration.include_model_annotations``."""
+        clauses = []
+        output_type = self.model_entity.output_type
+        if output_type and output_type != "embedding":
+            types = ["segment", "binary"] if output_type in ("segment", "binary") else [output_type]
+            clauses.append({"type": {"$in": types}})
+        if not self.configuration.get("include_model_annotations", False):
+            clauses.append({"metadata.system.model.name": {"$exists": False}})
+        return {"filter": {"$and": clauses}, "resource": "annotations"}
+
+    def _stamp(self, item: dl.Item, collection) -> None:
+        model = self.model_entity
+        for annotation in collection:
+            annotation.item_id = item.id
+            metadata = annotation.metadata
+            user_model = (metadata.get("user") or {}).get("model")
+            if isinstance(user_model, dict):
+                user_model.update(model_id=model.id, name=model.name)
+            confidence = user_model.get("confidence") if isinstance(user_model, dict) else None
+            metadata.setdefault("system", {})["model"] = {"model_id": model.id, "name": model.name,
+                                                          "confidence": confidence}
+
+    def _store_predictions(self, items: list, collections: Sequence) -> list:
+        for item, collection in zip(items, collections, strict=True):
+            if not isinstance(collection, (dl.AnnotationCollection, list)):
+                raise TypeError(f"predict must return one dl.AnnotationCollection per item, got "
+                                f"{type(collection).__name__}")
+            self._stamp(item, collection)
+        return self.platform.store_predictions(self.model_entity, items, collections)
+
+    def _predict_stream(self, items: Iterable, batch_size: int | None, keep: bool, **kwargs):
+        self._require("predict", "predict_items")
+        batch_size = int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
+        return self.batch_runner.run(items, batch_size, self.prepare_item_func,
+                                     lambda batch: self.predict(batch, **kwargs), self._store_predictions, keep)
+
+    def predict_items(self, items: list, batch_size=None, **kwargs):
+        """Predict in batches, store each item's annotations (replacing this model's earlier ones) and
+        return ``(items, annotations)``. Failed batches are reported together at the end."""
+        kwargs.pop("progress", None)
+        items = list(items)
+        result = self._predict_stream(items, batch_size, keep=True, **kwargs)
+        if result.failed:
+            raise PredictionError("predict_items", result.failed, len(items))
+        annotations = [a for _batch, stored in result.outputs for a in stored]
+        return items, annotations
+
+    def predict_dataset(self, dataset, filters=None, batch_size=None, **kwargs) -> int:
+        """Predict every file item matching ``filters``, streamed page by page; returns the count."""
+        kwargs.pop("progress", None)
+        pages = self.platform.iter_items(dataset, _filters_json(filters), _PAGE_SIZE)
+        items = (item for page in pages for item in page if item.type == "file")
+        result = self._predict_stream(items, batch_size, keep=False, **kwargs)
+        if result.failed:
+            raise PredictionError("predict_dataset", result.failed, result.processed + len(result.failed))
+        return result.processed
+
+    def train_model(self, model, cleanup=False, progress=None, context=None):
+        """status ``training`` → load → prepare_data → user ``train`` → save → status ``trained``. On an
+        exception: what is in output_path is saved (a checkpoint to resume from), status ``failed``."""
+        self._require("train", "train_model")
+        if model.status == "failed":
+            logger.warning("model %r failed before; training resumes from its saved checkpoint", model.name)
+        model.status = "training"
+        model.update()
+        root_path = output_path = None
+        try:
+            self.load_from_model(model_entity=model)
+            root_path, data_path, output_path = self.prepare_data(dataset=self.model_entity.dataset)
+
+            def on_epoch_end_callback(i_epoch, n_epoch):
+                if progress is not None:
+                    progress.update(progress=int(100 * (i_epoch + 1) / n_epoch),
+                                    message=f"finished epoch {i_epoch + 1}/{n_epoch}")
+                logger.info("epoch %d/%d done", i_epoch + 1, n_epoch)
+
+            self.train(data_path=data_path, output_path=output_path, on_epoch_end_callback=on_epoch_end_callback)
+            self.save_to_model(local_path=output_path, replace=True)
+            model.status = "trained"
+            model.update()
+        except BaseException:
+            if output_path is not None and any(Path(output_path).rglob("*")):
+                try:
+                    self.save_to_model(local_path=output_path, replace=True)
+                except Exception as err:  # noqa: BLE001 - the training error is the one to raise
+                    logger.error("saving the checkpoint of the failed training failed too: %s", err)
+            model.status = "failed"
+            model.update()
+            raise
+        finally:
+            if cleanup and root_path is not None:
+                shutil.rmtree(root_path, ignore_errors=True)
+        return model
+
+    def evaluate_model(self, model, dataset, filters=None, progress=None, context=None) -> dict:
+        """load → predict_dataset(filters) → user ``evaluate``; returns the metrics stored on the model."""
+        self.load_from_model(model_entity=model)
+        self.predict_dataset(dataset, filters=filters)
+        self._last_metrics = None
+        returned = self.evaluate(model=self.model_entity, dataset=dataset, filters=_filters_json(filters))
+        if isinstance(returned, dict):  # an evaluate that returns its metrics: store them for it
+            self.platform.store_evaluation(self.model_entity, dataset, returned)
+            return returned
+        if self._last_metrics is not None:
+            return self._last_metrics
+        return self.platform.latest_evaluation(self.model_entity) or {}
+
+    def _embed_store(self, items: list, vectors: Sequence) -> list:
+        vectors = [np.asarray(v, dtype=np.float32).ravel() for v in vectors]
+        if self._feature_set is None:
+            size = int(self.configuration.get("embeddings_size") or len(vectors[0]))
+            self._feature_set = self.platform.feature_set_for(self.model_entity, size)
+        self.platform.store_features(self._feature_set.id, [i.id for i in items], vectors)
+        return vectors
+
+    def _embed_stream(self, items: Iterable, batch_size: int | None, keep: bool, upload: bool, **kwargs):
+        self._require("embed", "embed_items")
+        batch_size = int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
+        return self.batch_runner.run(items, batch_size, self.prepare_item_func,
+                                     lambda batch: self.embed(batch, **kwargs),
+                                     self._embed_store if upload else None, keep)
+
+    def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
+        """Embed in batches; store one vector per item in the model's feature set. Returns (items, vectors)."""
+        items = list(items)
+        result = self._embed_stream(items, batch_size, keep=True, upload=upload_features is not False, **kwargs)
+        if result.failed:
+            raise PredictionError("embed_items", result.failed, len(items))
+        return ([i for batch, _v in result.outputs for i in batch],
+                [v for _batch, vectors in result.outputs for v in vectors])
+
+    def embed_dataset(self, dataset, filters=None, upload_features=None, batch_size=None, progress=None, **kwargs):
+        """Embed every file item matching ``filters``, streamed; returns the count."""
+        pages = self.platform.iter_items(dataset, _filters_json(filters), _PAGE_SIZE)
+        items = (item for page in pages for item in page if item.type == "file")
+        result = self._embed_stream(items, batch_size, keep=False, upload=upload_features is not False, **kwargs)
+        if result.failed:
+            raise PredictionError("embed_dataset", result.failed, result.processed + len(result.failed))
+        return result.processed
+
+    @property
+    def feature_set(self) -> dl.FeatureSet:
+        if self._feature_set is None:
+            self._feature_set = self.platform.feature_set_for(
+                self.model_entity, int(self.configuration.get("embeddings_size", 256)))
+        return self._feature_set
+
+
+def _init_adapter_state(adapter) -> None:
+    adapter.logger = logger
+    adapter._model_entity = None
+    adapter._configuration = None
+    adapter.adapter_defaults = None
+    adapter.model = None
+    adapter.bucket_path = None
+    adapter.project = None
+    adapter._feature_set = None
+    adapter._batch_runner = None
+    adapter._last_metrics = None
+    adapter.item_to_batch_mapping = {}
+
+
+_NOT_COPIED = {"__init__", "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"}
+
+
+def bind_adapter_class(cls: type) -> type:
+    """The class to instantiate for ``cls``: itself if it subclasses ``runner.BaseModelAdapter``; for a
+    class written against ``dl.BaseModelAdapter``, a subclass that keeps its user functions (and
+    ``__init__``) and takes the runner's wrapper functions and defaults. Its source is not touched."""
+    if not isinstance(cls, type) or not issubclass(cls, dl.BaseModelAdapter):
+        raise TypeError(f"{cls!r} is not a model adapter class: subclass runner.BaseModelAdapter or dl.BaseModelAdapter")
+    if issubclass(cls, BaseModelAdapter):
+        return cls
+    namespace = {}
+    for name, value in vars(BaseModelAdapter).items():
+        if name in _NOT_COPIED:
+            continue
+        if name in USER_FUNCTIONS and getattr(cls, name) is not getattr(dl.BaseModelAdapter, name):
+            continue  # the adapter's own user function
+        namespace[name] = value
+    original_init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        _init_adapter_state(self)
+        original_init(self, *args, **kwargs)
+
+    namespace.update(__init__=__init__, __module__=cls.__module__, __qualname__=cls.__qualname__,
+                     __doc__=cls.__doc__, __wrapped_adapter__=cls)
+    return type(cls.__name__, (cls,), namespace)

@@ -1,0 +1,123 @@
+"""Runs items through prepare → infer → store in batches, overlapping the three stages.
+
+While batch *k* is in ``infer`` (the caller's thread), the items of batch *k+1* are being prepared
+on a thread pool and batch *k-1* is being stored on a single writer thread. A batch that fails at
+any stage is recorded (item id → cause) and the run goes on; memory holds a bounded number of
+batches whatever the number of items.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_STORE_BACKLOG = 2  # batches waiting for the writer before the pipeline waits for it
+
+
+@dataclass
+class BatchResult:
+    processed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    outputs: list[tuple[Sequence[Any], Sequence[Any]]] = field(default_factory=list)
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _cause(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+class BatchRunner:
+    """Owns the thread pools (made once, reused across calls) of one adapter."""
+
+    def __init__(self, prepare_workers: int = 4):
+        self.prepare_workers = max(1, int(prepare_workers))
+        self._prepare_pool: ThreadPoolExecutor | None = None
+        self._store_pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        with self._lock:
+            if self._prepare_pool is None:
+                self._prepare_pool = ThreadPoolExecutor(self.prepare_workers, thread_name_prefix="prepare")
+                self._store_pool = ThreadPoolExecutor(1, thread_name_prefix="store")
+            return self._prepare_pool, self._store_pool
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in (self._prepare_pool, self._store_pool):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._prepare_pool = self._store_pool = None
+
+    def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
+            infer: Callable[[list], Sequence[Any]], store: Callable[[list, Sequence[Any]], Any] | None,
+            keep_outputs: bool) -> BatchResult:
+        """``infer`` gets the prepared inputs of a batch and returns one output per item;
+        ``store(items, outputs)`` runs on the writer thread and its return replaces the outputs kept."""
+        prepare_pool, store_pool = self._pools()
+        result = BatchResult()
+        pending_stores: deque[tuple[list, Future]] = deque()
+
+        def submit(batch: list) -> tuple[list, list[Future]]:
+            return batch, [prepare_pool.submit(prepare, item) for item in batch]
+
+        def finish_store(batch: list, future: Future) -> None:
+            try:
+                stored = future.result()
+            except Exception as err:  # noqa: BLE001 - reported per item at the end
+                logger.error("storing a batch failed: %s", _cause(err))
+                result.failed.update({item.id: _cause(err) for item in batch})
+                return
+            result.processed += len(batch)
+            if keep_outputs:
+                result.outputs.append((batch, stored))
+
+        batches = batched(items, batch_size)
+        current = next(batches, None)
+        upcoming = submit(current) if current is not None else None
+        while upcoming is not None:
+            batch, futures = upcoming
+            following = next(batches, None)
+            upcoming = submit(following) if following is not None else None  # prepared while this one infers
+
+            ready_items, inputs = [], []
+            for item, future in zip(batch, futures, strict=True):
+                try:
+                    inputs.append(future.result())
+                    ready_items.append(item)
+                except Exception as err:  # noqa: BLE001
+                    result.failed[item.id] = f"prepare_item_func: {_cause(err)}"
+            if not ready_items:
+                continue
+            try:
+                outputs = list(infer(inputs))
+                if len(outputs) != len(ready_items):
+                    raise ValueError(f"returned {len(outputs)} results for a batch of {len(ready_items)} items")
+            except Exception as err:  # noqa: BLE001
+                logger.error("a batch of %d items failed: %s", len(ready_items), _cause(err))
+                result.failed.update({item.id: _cause(err) for item in ready_items})
+                continue
+            if store is None:
+                result.processed += len(ready_items)
+                if keep_outputs:
+                    result.outputs.append((ready_items, outputs))
+                continue
+            pending_stores.append((ready_items, store_pool.submit(store, ready_items, outputs)))
+            while len(pending_stores) > _STORE_BACKLOG:
+                finish_store(*pending_stores.popleft())
+        while pending_stores:
+            finish_store(*pending_stores.popleft())
+        return result

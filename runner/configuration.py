@@ -1,0 +1,58 @@
+"""The adapter's view of ``model.configuration``: reading never writes; a change is persisted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+
+class ModelConfiguration(MutableMapping):
+    """Backed by the model entity's own ``configuration`` dict, so the adapter, the model and the
+    store agree. Unlike dtlpy's, ``get(key, default)`` does not store the default."""
+
+    def __init__(self, model):
+        self._model = model
+        if model.configuration is None:
+            model.configuration = {}
+
+    @property
+    def _data(self) -> dict:
+        return self._model.configuration
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self._data and self._data[key] == value:
+            return
+        self._data[key] = value
+        self._model.update()
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._model.update()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ModelConfiguration({self._data!r})"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def update(self, *args, **kwargs) -> None:
+        changes = dict(*args, **kwargs)
+        if any(k not in self._data or self._data[k] != v for k, v in changes.items()):
+            self._data.update(changes)
+            self._model.update()
+
+    def resolve(self, key: str, *candidates: Any) -> Any:
+        """The first candidate that is not None, else the configured value (dtlpy's AdapterDefaults API)."""
+        for value in candidates:
+            if value is not None:
+                return value
+        return self._data.get(key)
