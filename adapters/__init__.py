@@ -1,0 +1,1 @@
+"""Adapters shipped with the runner. Each holds user functions only."""

@@ -1,0 +1,106 @@
+"""Image classification with any scikit-learn estimator over resized pixels.
+
+Configuration keys: ``image_size`` (side the images are resized to, default 8), ``grayscale``
+(default true), ``estimator`` (``{"_target_": "sklearn.linear_model.LogisticRegression", ...}``).
+Persisted with skops; loading refuses any type outside scikit-learn and numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import dtlpy as dl
+import numpy as np
+from PIL import Image
+
+from runner import BaseModelAdapter
+
+MODEL_FILE = "model.skops"
+DEFAULT_ESTIMATOR = {"_target_": "sklearn.linear_model.LogisticRegression", "max_iter": 1000}
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
+
+
+def build_estimator(spec: dict):
+    """An estimator from ``{"_target_": "sklearn.<module>.<Class>", **params}``; only scikit-learn classes."""
+    spec = dict(spec)
+    target = spec.pop("_target_", None)
+    if not isinstance(target, str) or not target.startswith("sklearn."):
+        raise ValueError(f"estimator._target_ must name a scikit-learn class such as "
+                         f"'sklearn.linear_model.LogisticRegression', got {target!r}")
+    module_name, _, class_name = target.rpartition(".")
+    try:
+        estimator_class = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"estimator._target_ {target!r} cannot be imported: {err}") from err
+    return estimator_class(**spec)
+
+
+class SklearnImageClassifier(BaseModelAdapter):
+    def load(self, local_path, **kwargs):
+        import skops.io as sio
+
+        path = os.path.join(local_path, MODEL_FILE)
+        if not os.path.exists(path):
+            self.model = None  # not trained yet
+            return
+        untrusted = sio.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+        if refused:
+            raise ValueError(f"{path} holds types outside scikit-learn/numpy: {refused}; refusing to load it")
+        self.model = sio.load(path, trusted=untrusted)
+
+    def save(self, local_path, **kwargs):
+        import skops.io as sio
+
+        if self.model is None:
+            raise ValueError("nothing to save: the classifier has not been trained")
+        sio.dump(self.model, os.path.join(local_path, MODEL_FILE))
+
+    def _features(self, image: np.ndarray) -> np.ndarray:
+        size = int(self.configuration.get("image_size", 8))
+        grayscale = bool(self.configuration.get("grayscale", True))
+        picture = Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image)
+        picture = picture.convert("L" if grayscale else "RGB").resize((size, size), Image.BILINEAR)
+        return np.asarray(picture, dtype=np.float32).ravel() / 255.0
+
+    def train(self, data_path, output_path, **kwargs):
+        features, labels = self._load_subset(Path(data_path) / "train")
+        spec = self.configuration.get("estimator") or DEFAULT_ESTIMATOR
+        self.model = build_estimator(spec).fit(features, labels)
+        callback = kwargs.get("on_epoch_end_callback")
+        if callback is not None:
+            callback(0, 1)
+
+    def _load_subset(self, subset_path: Path) -> tuple[np.ndarray, list[str]]:
+        features, labels = [], []
+        for json_file in sorted((subset_path / "json").rglob("*.json")):
+            item = json.loads(json_file.read_text())
+            classes = [a["label"] for a in item.get("annotations", []) if a.get("type") == "class"]
+            if not classes:
+                continue
+            image = np.asarray(Image.open(subset_path / "items" / item["filename"].lstrip("/")))
+            features.append(self._features(image))
+            labels.append(classes[0])
+        if not features:
+            raise ValueError(f"no labelled images under {subset_path}: the train subset needs class annotations")
+        return np.stack(features), labels
+
+    def predict(self, batch, **kwargs):
+        if self.model is None:
+            raise ValueError("the classifier has not been trained: run the train pipeline first")
+        probabilities = self.model.predict_proba(np.stack([self._features(image) for image in batch]))
+        collections = []
+        for row in probabilities:
+            best = int(np.argmax(row))
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Classification(label=str(self.model.classes_[best])),
+                           model_info={"name": self.model_entity.name, "model_id": self.model_entity.id,
+                                       "confidence": float(row[best])})
+            collections.append(collection)
+        return collections
+
+
+__all__ = ["SklearnImageClassifier", "build_estimator"]

@@ -1,0 +1,145 @@
+"""COCO instances JSON (``images``, ``annotations``, ``categories``) with its image folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path, PurePosixPath
+
+import dtlpy as dl
+import numpy as np
+
+from ..errors import DataImportError
+from ..platform.local.platform import LocalPlatform
+from .importing import (
+    ImportRecord,
+    ImportResult,
+    annotation_json,
+    log_summary,
+    palette_dataset,
+    read_image,
+    store_records,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def rle_decode(counts: list[int], height: int, width: int) -> np.ndarray:
+    """Uncompressed COCO RLE -> bool mask. Runs alternate background/foreground, starting with
+    background, and run down the columns (Fortran order)."""
+    runs = np.asarray(counts, dtype=np.int64)
+    if runs.ndim != 1 or (runs < 0).any() or int(runs.sum()) != height * width:
+        raise ValueError(f"the runs must be non-negative and add up to height*width = {height * width}")
+    values = np.arange(len(runs)) % 2 == 1
+    return np.repeat(values, runs).reshape(width, height).T
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _describe(section: str, index: int, entry) -> str:
+    text = json.dumps(entry)
+    return f"{section}[{index}]: {text if len(text) <= 200 else text[:200] + ' ...'}"
+
+
+def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, images_dir: str | os.PathLike,
+                dataset_name: str | None = None, dir: str = "/") -> ImportResult:
+    """Items ``<dir>/<file_name>``; per annotation a ``box`` from ``bbox``, a ``segment`` per polygon
+    and a ``binary`` mask from an uncompressed RLE (an object with both bbox and segmentation gets
+    both). COCO ids are kept in ``metadata.user.coco``; ``iscrowd`` in ``metadata.user.iscrowd``."""
+    annotation_file, images_dir = Path(annotation_file), Path(images_dir)
+
+    def fail(what: str, where: str | None = None, fix: str | None = None):
+        raise DataImportError(f"{annotation_file}: {what}", where=f"{annotation_file}: {where}" if where else
+                              str(annotation_file), fix=fix or "fix the COCO file, then import again")
+
+    try:
+        coco = json.loads(annotation_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        fail(f"cannot read it as JSON: {err}")
+    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")):
+        fail("not COCO JSON: it needs the lists 'images', 'annotations' and 'categories'",
+             fix="pass a COCO instances file (such as instances_train2017.json)")
+    root = PurePosixPath(dir)
+    if not root.is_absolute():
+        fail(f"dir must be an absolute remote path like '/' or '/train', not {dir!r}")
+
+    categories: dict[int, str] = {}
+    for i, cat in enumerate(coco["categories"]):
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
+            fail("a category needs an integer 'id' and a string 'name'", _describe("categories", i, cat))
+        categories[cat["id"]] = cat["name"]
+    labels = list(dict.fromkeys(categories.values()))
+
+    images: dict[int, tuple[ImportRecord, int, int]] = {}
+    for i, image in enumerate(coco["images"]):
+        if not isinstance(image, dict) or not isinstance(image.get("id"), int) or not isinstance(image.get("file_name"), str):
+            fail("an image needs an integer 'id' and a string 'file_name'", _describe("images", i, image))
+        if image["id"] in images:
+            fail(f"image id {image['id']} appears twice", _describe("images", i, image))
+        path = images_dir / image["file_name"]
+        if not path.is_file():
+            fail(f"the image file {path} does not exist", _describe("images", i, image),
+                 fix=f"put the image under {images_dir}, or remove its entry")
+        info = read_image(path)
+        if (image.get("width"), image.get("height")) not in ((None, None), (info.width, info.height)):
+            fail(f"{path} is {info.width}x{info.height}, its entry says {image.get('width')}x{image.get('height')}",
+                 _describe("images", i, image))
+        record = ImportRecord(filename=str(root / PurePosixPath(image["file_name"])), mimetype=info.mimetype,
+                              width=info.width, height=info.height, source=path, original_name=path.name,
+                              metadata={"user": {"coco": {"image_id": image["id"]}}})
+        images[image["id"]] = record, info.width, info.height
+
+    palette = None  # binary masks need their label colours; built on the first one
+    for i, ann in enumerate(coco["annotations"]):
+        where = _describe("annotations", i, ann)
+        if not isinstance(ann, dict):
+            fail("an annotation must be an object", where)
+        if ann.get("image_id") not in images:
+            fail(f"annotation refers to unknown image id {ann.get('image_id')!r}", where)
+        if ann.get("category_id") not in categories:
+            fail(f"annotation refers to unknown category id {ann.get('category_id')!r}", where)
+        record, width, height = images[ann["image_id"]]
+        label = categories[ann["category_id"]]
+        user = {"coco": {"annotation_id": ann.get("id"), "category_id": ann["category_id"]}}
+        if ann.get("iscrowd"):
+            user["iscrowd"] = ann["iscrowd"]
+        definitions = []
+        bbox, segmentation = ann.get("bbox"), ann.get("segmentation")
+        if bbox is not None:
+            if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_number, bbox)) or min(bbox[2:]) < 0:
+                fail("bbox must be 4 numbers [x, y, width, height] with width, height >= 0", where)
+            x, y, w, h = bbox
+            definitions.append(dl.Box(left=x, top=y, right=x + w, bottom=y + h, label=label))
+        if isinstance(segmentation, list):
+            for polygon in segmentation:
+                if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                        or not all(map(_number, polygon))):
+                    fail("a segmentation polygon must be a flat list of at least 3 x, y pairs", where)
+                definitions.append(dl.Polygon(geo=np.asarray(polygon, dtype=float).reshape(-1, 2), label=label))
+        elif isinstance(segmentation, dict):
+            counts, size = segmentation.get("counts"), segmentation.get("size")
+            if isinstance(counts, str):
+                fail("compressed RLE (a 'counts' string) is not supported", where,
+                     fix="convert the mask to uncompressed RLE (a list of counts) or polygons")
+            if size != [height, width]:
+                fail(f"RLE size {size!r} is not the image's [height, width] = {[height, width]}", where)
+            try:
+                mask = rle_decode(counts, height, width)
+            except (TypeError, ValueError) as err:
+                fail(f"bad RLE counts: {err}", where)
+            palette = palette or palette_dataset(platform, dataset_name or annotation_file.stem, labels)
+            definitions.append(dl.Segmentation(geo=mask, label=label))
+        elif segmentation is not None:
+            fail("segmentation must be a list of polygons or an RLE object", where)
+        if not definitions:
+            fail("annotation has neither bbox nor segmentation", where)
+        record.annotations.extend(annotation_json(d, metadata={"user": user}, palette=palette) for d in definitions)
+
+    records = [record for record, _w, _h in images.values()]
+    result = store_records(platform, dataset_name or annotation_file.stem, labels, records)
+    log_summary(logger, str(annotation_file), result)
+    return result

@@ -1,0 +1,87 @@
+"""A Dataloop export folder: ``items/<filename>`` and ``json/<filename without extension>.json``,
+as dtlpy's ``dataset.items.download(annotation_options=JSON)`` and ``LocalPlatform.export`` write it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+from pathlib import Path
+
+from ..errors import DataImportError
+from ..platform.local.platform import LocalPlatform
+from .image_folder import IMAGE_EXTENSIONS
+from .importing import ImportRecord, ImportResult, log_summary, read_image, store_records
+
+logger = logging.getLogger(__name__)
+
+
+def _item_json(path: Path) -> dict:
+    """Parse and check one item JSON; annotation entries need at least a type."""
+
+    def fail(what: str):
+        raise DataImportError(f"{path}: {what}", where=str(path),
+                              fix="json/ must hold Dataloop item JSON (with 'filename' and 'annotations')")
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        fail(f"cannot read it as JSON: {err}")
+    if not isinstance(data, dict) or not isinstance(data.get("filename"), str) or \
+            not data["filename"].startswith("/"):
+        fail("not Dataloop item JSON: no absolute 'filename'")
+    if not isinstance(data.get("metadata", {}), dict) or not isinstance(data.get("annotations", []), list):
+        fail("not Dataloop item JSON: 'metadata' must be an object and 'annotations' a list")
+    for i, annotation in enumerate(data.get("annotations", [])):
+        if not isinstance(annotation, dict) or not isinstance(annotation.get("type"), str):
+            fail(f"annotations[{i}] is not Dataloop annotation JSON (it needs a 'type')")
+        if not isinstance(annotation.get("label"), str | None) or \
+                not isinstance(annotation.get("metadata", {}), dict):
+            fail(f"annotations[{i}] has a 'label' that is not a string or 'metadata' that is not an object")
+    return data
+
+
+def _record(path: Path, filename: str, item: dict | None) -> ImportRecord:
+    """The record of one item file; images are decoded, other files keep their given or guessed type."""
+    item = item or {}
+    metadata = item.get("metadata") or {}
+    system = metadata.get("system") or {}
+    mimetype = system.get("mimetype") or mimetypes.guess_type(path.name)[0]
+    width = height = None
+    if path.suffix.lower() in IMAGE_EXTENSIONS or (mimetype or "").startswith("image/"):
+        info = read_image(path)
+        mimetype, width, height = info.mimetype, info.width, info.height
+    return ImportRecord(filename=filename, mimetype=mimetype, width=width, height=height, source=path,
+                        metadata=metadata, annotations=list(item.get("annotations") or []),
+                        original_name=system.get("originalname"), hidden=bool(item.get("hidden", False)))
+
+
+def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
+                           dataset_name: str | None = None) -> ImportResult:
+    """Items keep their filename, metadata (``system`` keys describing the file are recomputed) and
+    annotations (ids regenerated). An item file without JSON is imported without annotations; a JSON
+    without its item file is an error."""
+    folder = Path(folder)
+    items_dir, json_dir = folder / "items", folder / "json"
+    if not items_dir.is_dir() and not json_dir.is_dir():
+        raise DataImportError(f"{folder} is not a Dataloop export: it has neither items/ nor json/",
+                              where=str(folder), fix="pass the folder that holds items/ and json/")
+    records, labels, claimed = [], [], set()
+    for json_path in sorted(json_dir.rglob("*.json")) if json_dir.is_dir() else []:
+        item = _item_json(json_path)
+        if item.get("type", "file") != "file":  # folders of the remote dataset carry no bytes
+            continue
+        path = items_dir / item["filename"].lstrip("/")
+        if not path.is_file():
+            raise DataImportError(f"{json_path}: its item file {path} is missing", where=str(json_path),
+                                  fix="export the items together with the JSON, or remove this JSON")
+        claimed.add(path)
+        records.append(_record(path, item["filename"], item))
+        labels += [a["label"] for a in item.get("annotations", []) if a.get("label")]
+    for path in sorted(items_dir.rglob("*")) if items_dir.is_dir() else []:
+        if path.is_file() and path not in claimed:
+            records.append(_record(path, "/" + path.relative_to(items_dir).as_posix(), None))
+    result = store_records(platform, dataset_name or folder.name, dict.fromkeys(labels), records)
+    log_summary(logger, str(folder), result)
+    return result

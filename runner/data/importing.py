@@ -1,0 +1,200 @@
+"""The write path shared by the importers: validated records in, one atomic and idempotent import out.
+
+Importers read and check their source completely (images decoded, JSON parsed) and hand over
+:class:`ImportRecord` s; nothing is written before that. Here blobs go first (content-addressed, so
+a failed transaction leaves only unreferenced bytes), then items, annotations, the dataset and its
+labels in one ``store.write()`` transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import dtlpy as dl
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataImportError, RunnerError
+from ..platform.local.platform import LocalPlatform, _label_json
+from ..platform.local.store import new_id, now_iso
+
+# item metadata.system keys computed from the stored bytes, never taken from the source
+RECOMPUTED_SYSTEM_KEYS = ("mimetype", "width", "height", "size", "originalname")
+# annotation keys that point at records of the source; the store gives new ones
+_REFERENCE_KEYS = ("id", "itemId", "datasetId", "item", "dataset", "url")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    mode: str
+    mimetype: str
+
+
+@dataclass
+class ImportRecord:
+    """One item to store. ``data`` or ``source`` holds the bytes; ``annotations`` are Dataloop
+    annotation JSON without ids (see :func:`annotation_json`)."""
+
+    filename: str  # remote path, '/train/0001.png'
+    mimetype: str | None
+    width: int | None = None
+    height: int | None = None
+    data: bytes | None = None
+    source: Path | None = None
+    metadata: dict = field(default_factory=dict)  # extra item metadata; system keys above are recomputed
+    annotations: list[dict] = field(default_factory=list)
+    original_name: str | None = None
+    hidden: bool = False
+
+    @property
+    def origin(self) -> str:
+        return str(self.source) if self.source is not None else self.filename
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    dataset: dl.Dataset
+    added: int
+    skipped: int
+
+    def __str__(self) -> str:
+        return f"dataset {self.dataset.name!r}: {self.added} items added, {self.skipped} already there"
+
+
+def read_image(source: bytes | str | os.PathLike, name: str | None = None) -> ImageInfo:
+    """Decode an image fully (``verify`` catches bad structure, ``load`` truncated pixel data)."""
+    where = name or str(source if not isinstance(source, bytes) else "<bytes>")
+
+    def open_():
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+    try:
+        with open_() as image:
+            image.verify()
+        with open_() as image:  # verify() leaves the image unusable: reopen to decode
+            image.load()
+            fmt = image.format or ""
+            return ImageInfo(image.width, image.height, image.mode, Image.MIME.get(fmt, f"image/{fmt.lower()}"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataImportError(f"cannot decode the image {where}: {err}", where=where,
+                              fix="replace or remove the file, then import again") from err
+
+
+def annotation_json(definition, metadata: dict | None = None, palette: dl.Dataset | None = None) -> dict:
+    """Dataloop annotation JSON built by dtlpy itself, without ids (the store sets them).
+
+    ``palette``: a dataset entity whose ontology gives binary masks their label colour; without
+    it dtlpy would look the dataset up through its global (network) client.
+    """
+    if definition.type == "binary" and palette is None:
+        raise ValueError("a binary annotation needs a palette dataset (see palette_dataset)")
+    annotation = dl.Annotation.new(annotation_definition=definition, automated=False,
+                                   metadata={} if metadata is None else dict(metadata))
+    if palette is not None:
+        annotation._dataset = palette
+    data = annotation.to_json()
+    for key in _REFERENCE_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def merged_labels(existing: Sequence[dict], new: Iterable[str]) -> list[str | dict]:
+    """Existing ontology roots (kept as they are, colours included) plus the new label names."""
+    have = {label["tag"] for label in existing}
+    out: list[str | dict] = list(existing)
+    for name in new:
+        if name not in have:
+            have.add(name)
+            out.append(name)
+    return out
+
+
+def palette_dataset(platform: LocalPlatform, dataset_name: str, labels: Sequence[str]) -> dl.Dataset:
+    """An unsaved dataset entity whose ontology has the colours the labels will have after import."""
+    found = platform.store.find_dataset(platform.project.id, dataset_name)
+    roots = _label_json(merged_labels(found["labels"] if found is not None else [], labels))
+    return platform.dataset_entity({"id": "unsaved", "name": dataset_name, "projects": [platform.project.id],
+                                    "labels": roots, "attributes": [], "metadata": {}})
+
+
+def _check_records(records: Sequence[ImportRecord]) -> None:
+    seen: dict[str, str] = {}
+    for record in records:
+        path = PurePosixPath(record.filename)
+        if not path.is_absolute() or ".." in path.parts or path.name in ("", ".") or str(path) != record.filename:
+            raise DataImportError(f"bad remote filename {record.filename!r}", where=record.origin,
+                                  fix="remote filenames are absolute POSIX paths like '/train/0001.png'")
+        if (record.data is None) == (record.source is None):
+            raise ValueError(f"record {record.filename}: give exactly one of data and source")
+        if record.filename in seen:
+            raise DataImportError(f"two files would be stored as {record.filename}",
+                                  where=f"{seen[record.filename]} and {record.origin}",
+                                  fix="rename one of them")
+        seen[record.filename] = record.origin
+        for annotation in record.annotations:
+            if not annotation.get("type"):
+                raise DataImportError(f"an annotation of {record.filename} has no type", where=record.origin)
+
+
+def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[str],
+                  records: Sequence[ImportRecord], source: str = "sdk") -> ImportResult:
+    """Store validated records into ``dataset_name`` (created if missing), all or nothing.
+
+    Records whose filename the dataset already holds are skipped with their annotations, so a
+    rerun adds nothing. Labels become the union of the dataset's and ``labels``.
+    ``source`` is the annotations' ``source`` where they do not carry one.
+    """
+    _check_records(records)
+    labels = list(labels)
+    store = platform.store
+    found = platform.find_dataset(dataset_name)
+    already = store.existing_filenames(found.id, [r.filename for r in records]) if found is not None else set()
+    # blobs before the transaction: content-addressed, an unused one is harmless
+    blobs: dict[str, tuple[str, int]] = {}
+    for record in records:
+        if record.filename not in already:
+            if record.data is not None:
+                blobs[record.filename] = platform.blobs.put_bytes(record.data), len(record.data)
+            else:
+                blobs[record.filename] = platform.blobs.put_file(record.source), os.path.getsize(record.source)
+
+    with store.write():
+        # read again under the write lock: another import may have run since
+        dataset = platform.find_dataset(dataset_name) or platform.create_dataset(dataset_name)
+        already = store.existing_filenames(dataset.id, [r.filename for r in records])
+        created = now_iso()
+        items, annotations = [], []
+        for record in records:
+            if record.filename in already:
+                continue
+            blob, size = blobs[record.filename]
+            path = PurePosixPath(record.filename)
+            item_id = new_id()
+            system = {k: v for k, v in (record.metadata.get("system") or {}).items() if k not in RECOMPUTED_SYSTEM_KEYS}
+            system.setdefault("tags", {})
+            system.update(mimetype=record.mimetype, width=record.width, height=record.height, size=size,
+                          originalname=record.original_name or path.name)
+            items.append({"id": item_id, "dataset_id": dataset.id, "filename": record.filename,
+                          "dir": str(path.parent), "name": path.name, "type": "file", "hidden": record.hidden,
+                          "mimetype": record.mimetype, "blob": blob, "size": size, "created_at": created,
+                          "metadata": {**record.metadata, "system": system}})
+            for annotation in record.annotations:
+                data = {k: v for k, v in annotation.items() if k not in _REFERENCE_KEYS}
+                data.update(id=new_id(), itemId=item_id, datasetId=dataset.id,
+                            createdAt=data.get("createdAt") or created, source=data.get("source") or source)
+                annotations.append(data)
+        if store.insert_items(items) != len(items):
+            raise RunnerError(f"dataset {dataset_name!r} changed during the import", fix="run the import again")
+        store.insert_annotations(annotations)
+        dataset = platform.set_labels(dataset, merged_labels(store.get_dataset(dataset.id)["labels"], labels))
+    return ImportResult(dataset, added=len(items), skipped=len(records) - len(items))
+
+
+def log_summary(logger: logging.Logger, what: str, result: ImportResult) -> None:
+    logger.info("imported %s into %s", what, result)

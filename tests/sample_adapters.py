@@ -1,0 +1,106 @@
+"""Adapters the tests run. ``CentroidAdapter`` is written the way public Dataloop adapters are:
+it subclasses ``dl.BaseModelAdapter`` directly and uses only dtlpy's API."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dtlpy as dl
+import numpy as np
+from PIL import Image
+
+from runner import BaseModelAdapter
+
+
+class CentroidAdapter(dl.BaseModelAdapter):
+    """Nearest class centroid over pixels, Dataloop style (no runner import)."""
+
+    def load(self, local_path, **kwargs):
+        path = os.path.join(local_path, "centroids.npz")
+        self.centroids = dict(np.load(path)) if os.path.exists(path) else None
+
+    def save(self, local_path, **kwargs):
+        np.savez(os.path.join(local_path, "centroids.npz"), **self.centroids)
+
+    def convert_from_dtlpy(self, data_path, **kwargs):
+        # as Dataloop adapters do: read the json/ files of each subset into the adapter's own format
+        self.samples = {}
+        for subset in os.listdir(data_path):
+            rows = []
+            json_root = os.path.join(data_path, subset, "json")
+            for folder, _dirs, files in os.walk(json_root):
+                for name in files:
+                    with open(os.path.join(folder, name)) as f:
+                        item = json.load(f)
+                    labels = [a["label"] for a in item["annotations"] if a["type"] == "class"]
+                    if labels:
+                        rows.append((os.path.join(data_path, subset, "items", item["filename"].lstrip("/")), labels[0]))
+            self.samples[subset] = rows
+
+    def train(self, data_path, output_path, **kwargs):
+        scale = self.configuration.get("pixel_scale", 255.0)  # read with a default, as Dataloop adapters do
+        sums, counts = {}, {}
+        for path, label in self.samples["train"]:
+            x = np.asarray(Image.open(path), dtype=np.float64).ravel() / scale
+            sums[label] = sums.get(label, 0) + x
+            counts[label] = counts.get(label, 0) + 1
+        self.centroids = {label: sums[label] / counts[label] for label in sums}
+        missing = set(self.model_entity.labels) - set(self.centroids)
+        self.model_entity.metrics.create(
+            samples=[dl.PlotSample(figure="classes seen", legend="train", x=0, y=len(self.centroids))],
+            dataset_id=self.model_entity.dataset_id)
+        self.configuration["classes_without_samples"] = sorted(missing)
+        kwargs["on_epoch_end_callback"](0, 1)
+
+    def predict(self, batch, **kwargs):
+        labels = sorted(self.centroids)
+        matrix = np.stack([self.centroids[label] for label in labels])
+        scale = self.configuration.get("pixel_scale", 255.0)
+        out = []
+        for image in batch:
+            x = np.asarray(image, dtype=np.float64).ravel() / scale
+            distance = np.linalg.norm(matrix - x, axis=1)
+            best = int(np.argmin(distance))
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Classification(label=labels[best]),
+                           model_info={"name": self.model_entity.name, "model_id": self.model_entity.id,
+                                       "confidence": float(1.0 / (1.0 + distance[best]))})
+            out.append(collection)
+        return out
+
+    def embed(self, batch, **kwargs):
+        return [np.asarray(image, dtype=np.float32).ravel() / 255.0 for image in batch]
+
+
+class FlakyAdapter(BaseModelAdapter):
+    """Predicts the constant label "0", and fails any batch holding an item named in ``fail_names``."""
+
+    fail_names: set[str] = set()
+
+    def load(self, local_path, **kwargs):
+        self.model = "constant"
+
+    def save(self, local_path, **kwargs):
+        with open(os.path.join(local_path, "constant.txt"), "w") as f:
+            f.write("0")
+
+    def prepare_item_func(self, item):
+        return item.name
+
+    def predict(self, batch, **kwargs):
+        bad = [name for name in batch if name in self.fail_names]
+        if bad:
+            raise RuntimeError(f"cannot predict {bad}")
+        out = []
+        for _name in batch:
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Classification(label="0"),
+                           model_info={"name": self.model_entity.name, "confidence": 0.5})
+            out.append(collection)
+        return out
+
+
+class NoPredictAdapter(BaseModelAdapter):
+    def load(self, local_path, **kwargs):
+        pass

@@ -1,0 +1,245 @@
+"""The wrapper functions on the real local store, with real adapters and real images."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dtlpy as dl
+import numpy as np
+import pytest
+
+from adapters.sklearn_classifier import SklearnImageClassifier
+from runner import BaseModelAdapter, bind_adapter_class
+from runner.data import import_digits
+from runner.errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError
+from tests.sample_adapters import CentroidAdapter, FlakyAdapter, NoPredictAdapter
+
+
+def by_dir(name: str) -> dict:
+    return dl.Filters(field="dir", values=f"/{name}").prepare()
+
+
+SUBSETS = {"train": by_dir("train"), "validation": by_dir("validation"), "test": by_dir("test")}
+
+
+@pytest.fixture
+def digits(platform):
+    return import_digits(platform).dataset
+
+
+@pytest.fixture
+def model(platform, digits):
+    return platform.create_model("digits-lr", digits, configuration={"batch_size": 32}, subsets=SUBSETS)
+
+
+def dataloop_path() -> Path:
+    return Path(os.environ["DATALOOP_PATH"])
+
+
+def test_prepare_data_writes_the_documented_tree(platform, digits, model):
+    adapter = SklearnImageClassifier(model_entity=model)
+    root, data, output = map(Path, adapter.prepare_data(digits))
+    # DATALOOP_PATH/model_data/<model.id>_<model.name>/<timestamp>/{output, datasets/<dataset.id>/<subset>/...}
+    assert root.parent == dataloop_path() / "model_data" / f"{model.id}_{model.name}"
+    assert data == root / "datasets" / digits.id and output == root / "output" and output.is_dir()
+    assert sorted(p.name for p in data.iterdir()) == ["test", "train", "validation"]
+    for subset in SUBSETS:
+        expected = platform.count_items(digits, SUBSETS[subset])
+        items = sorted(p.relative_to(data / subset / "items") for p in (data / subset / "items").rglob("*.png"))
+        jsons = sorted(p.relative_to(data / subset / "json") for p in (data / subset / "json").rglob("*.json"))
+        assert len(items) == expected > 0
+        assert [p.with_suffix("") for p in items] == [p.with_suffix("") for p in jsons]
+        assert all(p.parts[0] == subset for p in items)  # <subset>/items/<item dir>/<file>
+    sample = json.loads(next((data / "test" / "json").rglob("*.json")).read_text())
+    assert sample["dir"] == "/test" and sample["filename"].startswith("/test/")
+    assert [a["type"] for a in sample["annotations"]] == ["class"]
+    assert {"id", "datasetId", "metadata", "annotations"} <= set(sample)
+
+
+def test_prepare_data_excludes_model_predictions_unless_asked(platform, digits, model):
+    adapter = SklearnImageClassifier(model_entity=model)
+    adapter.train_model(model)
+    adapter.predict_dataset(digits, filters=SUBSETS["train"])
+    _root, data, _out = adapter.prepare_data(digits)
+    first = json.loads(next((Path(data) / "train" / "json").rglob("*.json")).read_text())
+    assert len(first["annotations"]) == 1 and "model" not in first["annotations"][0]["metadata"].get("system", {})
+    adapter.configuration["include_model_annotations"] = True
+    _root, data, _out = adapter.prepare_data(digits)
+    first = json.loads(next((Path(data) / "train" / "json").rglob("*.json")).read_text())
+    assert len(first["annotations"]) == 2
+
+
+def test_prepare_data_timestamps_never_collide(digits, model):
+    adapter = SklearnImageClassifier(model_entity=model)
+    roots = {adapter.prepare_data(digits, data_path=None)[0] for _ in range(3)}
+    assert len(roots) == 3
+
+
+def test_empty_subset_names_the_subset_and_its_filter(platform, digits):
+    empty = platform.create_model("empty", digits, subsets={"train": by_dir("nowhere")})
+    with pytest.raises(EmptySubsetError) as err:
+        SklearnImageClassifier(model_entity=empty).prepare_data(digits)
+    assert "'train'" in str(err.value) and "/nowhere" in str(err.value)
+
+
+def test_train_evaluate_round_trip_with_sklearn(platform, digits, model):
+    adapter = SklearnImageClassifier()
+    trained = adapter.train_model(model)
+    assert trained.status == "trained" and platform.get_model(model.id).status == "trained"
+    assert [a.local_path for a in model.artifacts.list()] == ["model.skops"]
+    metrics = adapter.evaluate_model(model, digits, filters=SUBSETS["test"])
+    assert metrics["n_items"] == platform.count_items(digits, SUBSETS["test"])
+    assert metrics["accuracy"] >= 0.9
+    assert platform.latest_evaluation(model)["accuracy"] == metrics["accuracy"]
+    # a fresh adapter loads the stored artifacts and predicts the same
+    again = SklearnImageClassifier(model_entity=platform.get_model(model.id))
+    items = next(platform.iter_items(digits, SUBSETS["test"], page_size=20))
+    _, first = adapter.predict_items(items)
+    _, second = again.predict_items(items)
+    assert [a.label for a in first] == [a.label for a in second]
+
+
+def test_load_from_model_places_artifacts_under_dataloop_path(model, digits):
+    adapter = SklearnImageClassifier()
+    adapter.train_model(model)
+    adapter.load_from_model(model_entity=model)
+    assert (dataloop_path() / "models" / model.name / "model.skops").is_file()
+    assert adapter.model is not None
+
+
+def test_predict_rerun_replaces_this_models_annotations(platform, digits, model):
+    adapter = SklearnImageClassifier()
+    adapter.train_model(model)
+    ground_truth = platform.store.count_annotations(digits.id) - platform.store.count_annotations(digits.id, model.name)
+    n_test = adapter.predict_dataset(digits, filters=SUBSETS["test"])
+    adapter.predict_dataset(digits, filters=SUBSETS["test"])
+    items, annotations = adapter.predict_items(next(platform.iter_items(digits, SUBSETS["test"], page_size=7)))
+    assert len(items) == 7 == len(annotations)
+    assert platform.store.count_annotations(digits.id, model.name) == n_test
+    assert platform.store.count_annotations(digits.id) == ground_truth + n_test
+    stamp = annotations[0].metadata["system"]["model"]
+    assert stamp["name"] == model.name and stamp["model_id"] == model.id and 0 < stamp["confidence"] <= 1
+    assert items[0].annotations.list()[-1].metadata["system"]["model"]["name"] == model.name
+
+
+def test_a_failing_batch_leaves_the_others_stored(platform, digits):
+    flaky = platform.create_model("flaky", digits, configuration={"batch_size": 5}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:40]
+    FlakyAdapter.fail_names = {items[7].name, items[31].name}
+    adapter = FlakyAdapter(model_entity=flaky)
+    with pytest.raises(PredictionError) as err:
+        adapter.predict_items(items)
+    failed = set(err.value.failed)
+    assert failed == {i.id for i in items[5:10]} | {i.id for i in items[30:35]}
+    assert all(item_id in str(err.value) for item_id in failed)
+    assert "cannot predict" in err.value.failed[items[7].id]
+    assert platform.store.count_annotations(digits.id, "flaky") == 30
+    stored = platform.annotations_of(items, {"filter": {"metadata.system.model.name": "flaky"},
+                                             "resource": "annotations"})
+    assert {i for i, a in stored.items() if a} == {i.id for i in items} - failed
+
+
+def test_missing_user_function_names_class_and_function(platform, digits, model):
+    adapter = NoPredictAdapter(model_entity=model)
+    with pytest.raises(MissingUserFunction) as err:
+        adapter.predict_items(next(platform.iter_items(digits, None, page_size=2)))
+    assert "NoPredictAdapter" in str(err.value) and "'predict'" in str(err.value)
+    with pytest.raises(MissingUserFunction, match="'train'"):
+        adapter.train_model(model)
+
+
+def test_save_to_model_that_writes_nothing_keeps_the_previous_artifacts(model, digits):
+    adapter = SklearnImageClassifier()
+    adapter.train_model(model)
+    before = model.artifacts.list()
+
+    class WritesNothing(SklearnImageClassifier):
+        def save(self, local_path, **kwargs):
+            pass
+
+    with pytest.raises(ArtifactError, match="wrote no files"):
+        WritesNothing(model_entity=model).save_to_model()
+    assert [a.local_path for a in model.artifacts.list()] == [a.local_path for a in before]
+
+
+def test_artifact_replacement_is_one_transaction(platform, model, tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"a")
+    (tmp_path / "b.bin").write_bytes(b"b")
+    platform.add_artifacts(model, {"a.bin": tmp_path / "a.bin", "b.bin": tmp_path / "b.bin"}, replace=True)
+    good = platform.blobs.put_bytes(b"new")
+    with pytest.raises(Exception):  # the second row breaks NOT NULL: the whole replacement rolls back
+        platform.store.set_artifacts(model.id, [("new.bin", good, 3), ("broken.bin", None, 0)], replace=True)
+    assert [name for name, _b, _s in platform.store.list_artifacts(model.id)] == ["a.bin", "b.bin"]
+
+
+def test_train_failure_saves_the_checkpoint_marks_failed_and_resumes(platform, digits, model):
+    class CrashesAfterCheckpoint(SklearnImageClassifier):
+        resumed_from = None
+
+        def load(self, local_path, **kwargs):
+            checkpoint = Path(local_path) / "checkpoint.txt"
+            CrashesAfterCheckpoint.resumed_from = checkpoint.read_text() if checkpoint.exists() else None
+            super().load(local_path)
+
+        def train(self, data_path, output_path, **kwargs):
+            (Path(output_path) / "checkpoint.txt").write_text("epoch-3")
+            if CrashesAfterCheckpoint.resumed_from is None:
+                raise RuntimeError("out of memory at epoch 4")
+            super().train(data_path, output_path, **kwargs)
+
+        def save(self, local_path, **kwargs):
+            if self.model is not None:
+                super().save(local_path)
+
+    adapter = CrashesAfterCheckpoint()
+    with pytest.raises(RuntimeError, match="epoch 4"):
+        adapter.train_model(model)
+    assert platform.get_model(model.id).status == "failed"
+    assert [a.local_path for a in model.artifacts.list()] == ["checkpoint.txt"]
+    adapter.train_model(platform.get_model(model.id))
+    assert CrashesAfterCheckpoint.resumed_from == "epoch-3"
+    assert platform.get_model(model.id).status == "trained"
+    assert {a.local_path for a in model.artifacts.list()} == {"checkpoint.txt", "model.skops"}
+
+
+def test_cleanup_deletes_the_local_data_copy(digits, model):
+    adapter = SklearnImageClassifier()
+    adapter.train_model(model, cleanup=True)
+    assert not any((dataloop_path() / "model_data" / f"{model.id}_{model.name}").iterdir())
+
+
+def test_dataloop_style_adapter_runs_unchanged_through_train_predict_evaluate(platform, digits):
+    model = platform.create_model("centroids", digits, configuration={"batch_size": 16}, subsets=SUBSETS)
+    adapter_class = bind_adapter_class(CentroidAdapter)
+    assert issubclass(adapter_class, CentroidAdapter) and adapter_class.__name__ == "CentroidAdapter"
+    assert adapter_class.predict is CentroidAdapter.predict  # its own user functions
+    assert adapter_class.predict_items is BaseModelAdapter.predict_items  # our wrapper functions
+    adapter = adapter_class()
+    adapter.train_model(model)
+    stored = platform.get_model(model.id)
+    assert stored.status == "trained" and stored.configuration["classes_without_samples"] == []
+    assert "pixel_scale" not in stored.configuration  # reading with a default does not write it
+    assert [s.figure for s in stored.metrics.list()] == ["classes seen"]
+    metrics = adapter.evaluate_model(stored, digits, filters=SUBSETS["test"])  # dl's evaluate → ours
+    assert metrics["accuracy"] > 0.8
+    items, annotations = adapter.predict_items(next(platform.iter_items(digits, SUBSETS["validation"], 10)))
+    assert len(annotations) == 10 and {a.type for a in annotations} == {"class"}
+
+
+def test_embed_items_and_dataset_store_vectors_for_a_nearest_neighbour_query(platform, digits):
+    model = platform.create_model("embedder", digits, subsets=SUBSETS)
+    adapter = bind_adapter_class(CentroidAdapter)()
+    adapter.load_from_model(model_entity=model)
+    count = adapter.embed_dataset(digits, filters=SUBSETS["train"])
+    assert count == platform.count_items(digits, SUBSETS["train"])
+    feature_set = model.feature_set
+    ids, matrix = feature_set.features.vectors()
+    assert matrix.shape == (count, 64) and len(ids) == count
+    query_item = next(platform.iter_items(digits, SUBSETS["train"], 1))[0]
+    query = np.asarray(query_item.download(to_array=True), dtype=np.float32).ravel() / 255.0
+    nearest = ids[int(np.argmin(np.linalg.norm(matrix - query, axis=1)))]
+    assert nearest == query_item.id
+    _items, vectors = adapter.embed_items([query_item])
+    assert np.allclose(vectors[0], query)

@@ -1,0 +1,156 @@
+"""dtlpy entities served by the local store: the methods adapters call work offline; others say so."""
+
+from __future__ import annotations
+
+import io
+
+import dtlpy as dl
+import numpy as np
+import pytest
+from PIL import Image
+
+from runner.errors import NotFoundError, UnsupportedOperation
+from runner.platform.local import LocalPlatform
+from runner.platform.local.store import new_id, now_iso
+
+
+@pytest.fixture
+def dataset(platform):
+    dataset = platform.create_dataset("shapes", labels=["cat", "dog"])
+    rows = []
+    for i in range(12):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((6, 4, 3), i * 20, np.uint8)).save(buffer, "PNG")
+        rows.append({"dataset_id": dataset.id, "filename": f"/{'a' if i < 7 else 'b'}/{i:02d}.png",
+                     "dir": f"/{'a' if i < 7 else 'b'}", "name": f"{i:02d}.png", "mimetype": "image/png",
+                     "blob": platform.blobs.put_bytes(buffer.getvalue()),
+                     "metadata": {"system": {"mimetype": "image/png", "width": 4, "height": 6}}})
+    rows.append({"dataset_id": dataset.id, "filename": "/notes/readme.txt", "dir": "/notes", "name": "readme.txt",
+                 "mimetype": "text/plain", "blob": platform.blobs.put_bytes(b"hello\nworld"),
+                 "metadata": {"system": {"mimetype": "text/plain"}}})
+    platform.store.insert_items(rows)
+    return dataset
+
+
+def test_entities_are_real_dtlpy_entities(platform, dataset):
+    model = platform.create_model("m", dataset, subsets={})
+    item = next(iter(dataset.items.list().all()))
+    for entity, cls in ((dataset, dl.Dataset), (item, dl.Item), (model, dl.Model), (platform.project, dl.Project)):
+        assert isinstance(entity, cls)
+    assert model.dataset.id == dataset.id and item.dataset.id == dataset.id
+
+
+def test_items_list_pages_and_counts(dataset):
+    filters = dl.Filters(field="dir", values="/a")
+    filters.page_size = 3
+    pages = dataset.items.list(filters=filters)
+    assert pages.items_count == 7 and len(pages.items) == 3
+    names = [item.name for page in pages for item in page]
+    assert sorted(names) == [f"{i:02d}.png" for i in range(7)] and len(set(names)) == 7
+    everything = dataset.items.list()
+    assert everything.items_count == 13
+    assert dataset.items.get(filepath="/b/08.png").name == "08.png"
+
+
+def test_item_download_forms(dataset, tmp_path):
+    item = dataset.items.get(filepath="/a/03.png")
+    buffer = item.download(save_locally=False)
+    assert isinstance(buffer, io.BytesIO) and buffer.name == "03.png"
+    array = item.download(to_array=True)
+    assert array.shape == (6, 4, 3) and int(array[0, 0, 0]) == 60
+    path = item.download(local_path=str(tmp_path))
+    assert path == str(tmp_path / "03.png") and Image.open(path).size == (4, 6)
+    text = dataset.items.get(filepath="/notes/readme.txt")
+    assert text.download(save_locally=False).read() == b"hello\nworld"
+
+
+def test_item_annotations_upload_list_delete(dataset):
+    item = dataset.items.get(filepath="/a/01.png")
+    collection = dl.AnnotationCollection()
+    collection.add(annotation_definition=dl.Box(left=0, top=1, right=3, bottom=5, label="cat"))
+    collection.add(annotation_definition=dl.Classification(label="dog"),
+                   model_info={"name": "m", "confidence": 0.7})
+    uploaded = item.annotations.upload(collection)
+    assert len(uploaded) == 2 and all(a.id for a in uploaded)
+    listed = item.annotations.list()
+    assert [(a.type, a.label) for a in listed] == [("box", "cat"), ("class", "dog")]
+    assert listed[0].coordinates == [{"x": 0.0, "y": 1.0, "z": 0}, {"x": 3.0, "y": 5.0, "z": 0}]
+    only_boxes = item.annotations.list(filters=dl.Filters(resource=dl.FiltersResource.ANNOTATION, field="type",
+                                                          values="box"))
+    assert [a.type for a in only_boxes] == ["box"]
+    listed[0].delete()
+    assert [a.type for a in item.annotations.list()] == ["class"]
+    assert item.annotations.get(listed[1].id).label == "dog"
+    item.annotations.delete(filters=dl.Filters(resource=dl.FiltersResource.ANNOTATION))
+    assert len(item.annotations.list()) == 0
+
+
+def test_model_configuration_labels_and_update_persist(platform, dataset):
+    model = platform.create_model("m", dataset, configuration={"batch_size": 2}, subsets={})
+    assert model.labels == ["cat", "dog"]
+    assert model.id_to_label_map == {0: "cat", 1: "dog"} and model.label_to_id_map == {"cat": 0, "dog": 1}
+    model.configuration["lr"] = 0.1
+    model.status = "trained"
+    model.update()
+    again = platform.get_model(model.id)
+    assert again.configuration["lr"] == 0.1 and again.status == "trained"
+    assert again.id_to_label_map == {0: "cat", 1: "dog"}
+
+
+def test_model_metrics_and_artifacts(platform, dataset, tmp_path):
+    model = platform.create_model("m", dataset, subsets={})
+    model.metrics.create(samples=[dl.PlotSample(figure="loss", legend="train", x=i, y=1.0 / (i + 1))
+                                  for i in range(3)], dataset_id=dataset.id)
+    assert [(s.figure, s.x) for s in model.metrics.list()] == [("loss", 0), ("loss", 1), ("loss", 2)]
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "weights.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "w" / "sub").mkdir()
+    (tmp_path / "w" / "sub" / "cfg.json").write_text("{}")
+    model.artifacts.upload(filepath=str(tmp_path / "w" / "*"))
+    assert sorted(a.local_path for a in model.artifacts.list()) == ["sub/cfg.json", "weights.bin"]
+    out = model.artifacts.download(local_path=str(tmp_path / "out"))
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "out" / "sub" / "cfg.json").exists() and out == str(tmp_path / "out")
+
+
+def test_clone_makes_a_new_version_with_overrides_and_shared_artifacts(platform, dataset, tmp_path):
+    model = platform.create_model("base", dataset, configuration={"lr": 0.1, "epochs": 3}, subsets={})
+    (tmp_path / "w.bin").write_bytes(b"w")
+    platform.add_artifacts(model, {"w.bin": tmp_path / "w.bin"}, replace=True)
+    clone = model.models.clone(from_model=model, model_name="base-v2", configuration={"lr": 0.01})
+    assert clone.id != model.id and clone.name == "base-v2"
+    assert clone.configuration == {"lr": 0.01, "epochs": 3}
+    assert [a.local_path for a in clone.artifacts.list()] == ["w.bin"]
+    assert platform.store.get_model(clone.id)["clonedFrom"] == model.id
+    assert platform.get_model(model.id).configuration["lr"] == 0.1
+
+
+def test_unsupported_methods_name_themselves_and_never_reach_the_network(platform, dataset):
+    item = dataset.items.get(filepath="/a/01.png")
+    model = platform.create_model("m", dataset, subsets={})
+    cases = [(lambda: dataset.recipes.list(), "dl.Recipes.list"),
+             (lambda: item.tasks.list(), "dl.Tasks.list"),
+             (lambda: model.services.list(), "dl.Services.list"),
+             (lambda: dataset.items.clone(item_id=item.id), "dl.Items.clone"),
+             (lambda: platform.client.gen_request(req_type="get", path="/projects"), "GET /projects")]
+    for call, name in cases:
+        with pytest.raises(UnsupportedOperation) as err:
+            call()
+        assert name in str(err.value)
+
+
+def test_missing_records_give_clear_errors(platform):
+    with pytest.raises(NotFoundError, match="no dataset named 'nope'"):
+        platform.get_dataset(name="nope")
+    with pytest.raises(NotFoundError, match="no model named 'nope'"):
+        platform.get_model(name="nope")
+
+
+def test_store_survives_reopening(tmp_path):
+    first = LocalPlatform(tmp_path / "p")
+    dataset = first.create_dataset("d", labels=["x"])
+    first.store.insert_items([{"id": new_id(), "dataset_id": dataset.id, "filename": "/f.txt", "dir": "/",
+                               "name": "f.txt", "created_at": now_iso()}])
+    second = LocalPlatform(tmp_path / "p")
+    assert second.get_dataset(name="d").labels[0].tag == "x"
+    assert second.count_items(second.get_dataset(name="d"), None) == 1
