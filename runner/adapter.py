@@ -141,7 +141,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         if model.output_type not in ("class", None):
             raise RunnerError(f"the default evaluate scores class predictions; model {model.name!r} outputs "
                               f"{model.output_type!r}", fix="define evaluate(self, model, dataset, filters) on the adapter")
-        metrics = evaluate_classification(self.platform, model, dataset, _filters_json(filters))
+        metrics = evaluate_classification(self.platform, model, dataset, _filters_json(filters), self.metric_functions)
         self.platform.store_evaluation(model, dataset, metrics)
         self._last_metrics = metrics
         return model
@@ -368,6 +368,7 @@ def _init_adapter_state(adapter) -> None:
     adapter._feature_set = None
     adapter._batch_runner = None
     adapter._last_metrics = None
+    adapter.metric_functions = None  # name -> f(y_true, y_pred): metrics the default evaluate adds
     adapter.item_to_batch_mapping = {}
 
 

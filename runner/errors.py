@@ -19,6 +19,10 @@ class RunnerError(Exception):
         super().__init__("\n".join(parts))
 
 
+class ConfigError(RunnerError, ValueError):
+    """A configuration that cannot run; found before anything is written to the store."""
+
+
 class FilterError(RunnerError, ValueError):
     """A DQL filter that cannot be translated."""
 

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 import dtlpy as dl
 import numpy as np
@@ -52,7 +53,7 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
     both). COCO ids are kept in ``metadata.user.coco``; ``iscrowd`` in ``metadata.user.iscrowd``."""
     annotation_file, images_dir = Path(annotation_file), Path(images_dir)
 
-    def fail(what: str, where: str | None = None, fix: str | None = None):
+    def fail(what: str, where: str | None = None, fix: str | None = None) -> NoReturn:
         raise DataImportError(f"{annotation_file}: {what}", where=f"{annotation_file}: {where}" if where else
                               str(annotation_file), fix=fix or "fix the COCO file, then import again")
 

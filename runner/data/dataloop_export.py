@@ -8,6 +8,7 @@ import logging
 import mimetypes
 import os
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import DataImportError
 from ..platform.local.platform import LocalPlatform
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 def _item_json(path: Path) -> dict:
     """Parse and check one item JSON; annotation entries need at least a type."""
 
-    def fail(what: str):
+    def fail(what: str) -> NoReturn:
         raise DataImportError(f"{path}: {what}", where=str(path),
                               fix="json/ must hold Dataloop item JSON (with 'filename' and 'annotations')")
 

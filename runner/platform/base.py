@@ -41,6 +41,10 @@ class Platform(ABC):
         the annotations that match ``annotation_filters``) for every matching item; return the count."""
 
     @abstractmethod
+    def fingerprint(self, dataset: dl.Dataset, filters: dict | None) -> str:
+        """A content hash of the matching items (bytes) and their ground-truth annotations."""
+
+    @abstractmethod
     def annotations_of(self, items: Sequence[dl.Item], annotation_filters: dict | None) -> dict[str, list[dict]]:
         """item id -> the JSON of its annotations matching the filter."""
 

@@ -487,7 +487,12 @@ class LocalProject(entities.Project):
 
 def new_annotation_json(annotation, item) -> dict:
     """Dataloop annotation JSON for an annotation about to be stored on ``item``."""
-    data = annotation.to_json() if isinstance(annotation, entities.Annotation) else dict(annotation)
+    if isinstance(annotation, entities.Annotation):
+        if annotation._item is None:  # without it dtlpy looks colours up through its global client
+            annotation._item = item
+        data = annotation.to_json()
+    else:
+        data = dict(annotation)
     data["id"] = data.get("id") or new_id()
     data["itemId"] = item.id
     data["datasetId"] = item.dataset_id

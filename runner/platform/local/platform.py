@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -193,6 +194,7 @@ class LocalPlatform(Platform):
     def export(self, dataset, filters, annotation_filters, dest, with_json=True) -> int:
         dest = Path(dest)
         count = 0
+        written: set[Path] = set()
         for page in self.store.iter_items(dataset.id, filters):
             annotations = self.store.annotations_of([j["id"] for j in page], annotation_filters) if with_json else {}
             for item_json in page:
@@ -205,10 +207,26 @@ class LocalPlatform(Platform):
                     out["annotationsCount"] = len(out["annotations"])
                     out["annotated"] = bool(out["annotations"])
                     target = (dest / "json" / relative).with_suffix(".json")
+                    if target in written:  # x.png and x.jpg in one folder: keep both, the second by full name
+                        target = dest / "json" / f"{relative}.json"
+                    written.add(target)
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(json.dumps(out, indent=1))
+                    target.write_text(json.dumps(out))
                 count += 1
         return count
+
+    def fingerprint(self, dataset, filters) -> str:
+        digest = hashlib.sha256()
+        ground_truth = {"filter": {"metadata.system.model.name": {"$exists": False}}, "resource": "annotations"}
+        for page in self.store.iter_items(dataset.id, filters):
+            annotations = self.store.annotations_of([j["id"] for j in page], ground_truth)
+            for item_json in page:
+                blob = self.store.item_blob(item_json["id"])[0] if item_json["type"] == "file" else ""
+                digest.update(f"{item_json['filename']}\0{blob}\0".encode())
+                for annotation in annotations[item_json["id"]]:
+                    kept = {k: annotation.get(k) for k in ("type", "label", "coordinates", "attributes")}
+                    digest.update(json.dumps(kept, sort_keys=True).encode())
+        return digest.hexdigest()
 
     # -- annotations ---------------------------------------------------------------------------
 

@@ -1,0 +1,247 @@
+"""Composition from config: the only code that reads the config tree.
+
+``run(cfg, output_dir)`` validates everything it can before it writes anything, then builds the
+platform, the dataset, the model version and the adapter, runs the pipeline steps, writes the run's
+outputs and returns the objective metric (for sweepers).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from .errors import ConfigError, EmptySubsetError, RunnerError
+from .paths import dataloop_path
+
+logger = logging.getLogger("runner")
+
+STEPS = ("train", "evaluate", "predict", "embed")
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("dataloop_path"):
+        OmegaConf.register_new_resolver("dataloop_path", lambda: str(dataloop_path()))
+
+
+register_resolvers()
+
+
+@dataclass
+class Plan:
+    """What the config asks for, checked and resolved before anything runs."""
+
+    settings: dict
+    steps: list[str]
+    adapter_class: type
+    metric_functions: dict[str, Any]
+
+
+def _import_error(key: str, target: Any, err: Exception, fix: str) -> ConfigError:
+    return ConfigError(f"{key} {target!r} cannot be imported: {type(err).__name__}: {err}", where=key, fix=fix)
+
+
+def plan(cfg: DictConfig) -> Plan:
+    from hydra.utils import get_class, get_method
+
+    from .adapter import bind_adapter_class
+
+    try:
+        settings = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"the config is missing a required value: {err.full_key}",
+                          where=f"key {err.full_key}",
+                          fix=f"set it on the command line, e.g. {err.full_key}=<value>") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"the config cannot be resolved: {err.msg if hasattr(err, 'msg') else err}",
+                          where=f"key {getattr(err, 'full_key', '?')}",
+                          fix="check the interpolations (${...}) and overrides of that key") from None
+
+    for key in ("platform", "dataset", "adapter", "model", "subsets", "pipeline"):
+        if not isinstance(settings.get(key), dict):
+            raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
+
+    steps = list(settings["pipeline"].get("steps") or [])
+    unknown = [s for s in steps if s not in STEPS]
+    if not steps or unknown:
+        raise ConfigError(f"pipeline steps {unknown or steps} are not steps this runner knows",
+                          where="pipeline.steps", fix=f"use steps from {list(STEPS)}")
+
+    target = settings["adapter"].get("_target_")
+    try:
+        adapter_class = bind_adapter_class(get_class(target))
+    except TypeError as err:
+        raise ConfigError(str(err), where="adapter._target_",
+                          fix="point _target_ at a class subclassing runner.BaseModelAdapter or dl.BaseModelAdapter")
+    except Exception as err:  # noqa: BLE001 - hydra wraps import errors in several types
+        cause = err.__cause__ or err
+        raise _import_error("adapter._target_", target, cause,
+                            "check the module path and class name, or install the package that provides it") from None
+
+    metric_functions: dict[str, Any] = {}
+    metrics = settings.get("metrics") or {}
+    output_type = settings["model"].get("output_type")
+    if "evaluate" in steps and metrics:
+        if metrics.get("output_type") not in (None, output_type):
+            raise ConfigError(f"the metrics set scores {metrics['output_type']!r} outputs, but model "
+                              f"{settings['model']['name']!r} outputs {output_type!r}",
+                              where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: metrics=<option>")
+        for name, spec in (metrics.get("scores") or {}).items():
+            spec = dict(spec)
+            metric_target = spec.pop("_target_", None)
+            try:
+                metric_functions[name] = partial(get_method(metric_target), **spec)
+            except Exception as err:  # noqa: BLE001
+                raise _import_error(f"metrics.scores.{name}._target_", metric_target, err.__cause__ or err,
+                                    "name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score") from None
+
+    for step, key in (("evaluate", "evaluate_subset"), ("predict", "predict_subset"), ("embed", "embed_subset")):
+        subset = settings["pipeline"].get(key)
+        if step in steps and subset is not None and "_target_" not in settings["subsets"] \
+                and subset not in settings["subsets"]:
+            raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets "
+                              f"{sorted(settings['subsets'])}", where=f"pipeline.{key}",
+                              fix="name a subset of the chosen subsets group, or null for every item")
+    return Plan(settings, steps, adapter_class, metric_functions)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:  # only when an adapter uses it; importing torch costs seconds
+        sys.modules["torch"].manual_seed(seed)
+
+
+def _dataset(platform, spec: dict):
+    from hydra.utils import instantiate
+
+    dataset = platform.find_dataset(spec["name"])
+    if dataset is not None:
+        return dataset
+    source = spec.get("source")
+    if not source:
+        raise ConfigError(f"the platform has no dataset {spec['name']!r} and the config gives no source to import",
+                          where="dataset.source", fix="import the dataset first, or give dataset.source")
+    logger.info("importing dataset %r", spec["name"])
+    return instantiate(source, platform=platform).dataset
+
+
+def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
+    from hydra.utils import instantiate
+
+    if "_target_" in spec:
+        return instantiate(spec, platform=platform, dataset=dataset, _convert_="all")
+    return spec
+
+
+def _version_name(base: str) -> str:
+    return f"{base}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
+    spec = settings["model"]
+    configuration = {**(settings["adapter"].get("configuration") or {}), **(spec.get("configuration") or {})}
+    if "train" not in steps:
+        model = platform.get_model(name=spec["name"])
+        if not model.artifacts.list():
+            raise ConfigError(f"model {model.name!r} has no artifacts (status {model.status!r}) to "
+                              f"{'/'.join(steps)} with", where="model.name",
+                              fix="train it first (pipeline=train_evaluate), or name a trained model version")
+        # run-time settings only; the version keeps the configuration it was trained with
+        model.configuration["batch_size"] = configuration.get("batch_size", model.configuration.get("batch_size"))
+        return model
+    labels = spec.get("labels")
+    base = platform.find_model(spec["name"])
+    if base is None:
+        base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
+                                     input_type=spec["input_type"], output_type=spec["output_type"],
+                                     subsets=subsets, description=spec.get("description"))
+    version = platform.clone_model(base, _version_name(spec["name"]), status="created")
+    version.configuration = configuration
+    version.metadata.setdefault("system", {})["subsets"] = subsets
+    if labels is not None:
+        version.labels = list(labels)
+    version.dataset_id = dataset.id
+    version.update()
+    return platform.get_model(version.id)
+
+
+def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
+    from hydra.utils import instantiate
+
+    from .reporting import metrics_table, model_summary, plot_confusion_matrix, write_json
+
+    output_dir = Path(output_dir)
+    the_plan = plan(cfg)
+    settings, steps = the_plan.settings, the_plan.steps
+    platform = instantiate(cfg.platform)
+    dataset = _dataset(platform, settings["dataset"])
+    subsets = _subsets(platform, dataset, settings["subsets"])
+    counts = {}
+    for name, subset_filter in subsets.items():
+        counts[name] = platform.count_items(dataset, subset_filter)
+        if counts[name] == 0:
+            raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
+                                   where=f"subsets.{name}: {subset_filter}",
+                                   fix="correct the filter (see conf/subsets/) or choose another subsets option")
+
+    seed_everything(int(settings.get("seed", 0)))
+    model = _model(platform, dataset, settings, steps, subsets)
+    adapter = the_plan.adapter_class()
+    adapter.metric_functions = the_plan.metric_functions
+    pipeline = settings["pipeline"]
+
+    def subset_filter(key: str):
+        name = pipeline.get(key)
+        return None if name is None else subsets[name]
+
+    metrics: dict | None = None
+    for step in steps:
+        logger.info("step %s: model %s (%s)", step, model.name, model.id)
+        if step == "train":
+            adapter.train_model(model)
+        elif step == "evaluate":
+            metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))
+        elif step == "predict":
+            adapter.load_from_model(model_entity=model)
+            count = adapter.predict_dataset(dataset, filters=subset_filter("predict_subset"))
+            logger.info("predicted %d items", count)
+        elif step == "embed":
+            adapter.load_from_model(model_entity=model)
+            count = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))
+            logger.info("embedded %d items", count)
+    adapter.batch_runner.close()
+
+    model = platform.get_model(model.id)
+    write_json(output_dir / "model.json", model_summary(model))
+    write_json(output_dir / "data.json", {
+        "dataset": {"id": dataset.id, "name": dataset.name},
+        "items_per_subset": counts,
+        "content_hash": {name: platform.fingerprint(dataset, f) for name, f in subsets.items()},
+    })
+    objective = None
+    if metrics is not None:
+        write_json(output_dir / "metrics.json", metrics)
+        if isinstance(metrics.get("confusion_matrix"), dict):
+            plot_confusion_matrix(metrics["confusion_matrix"], output_dir / "confusion_matrix.png")
+        print(metrics_table(metrics))
+        objective_key = settings.get("objective", {}).get("metric")
+        if objective_key:
+            if objective_key not in metrics:
+                raise ConfigError(f"objective.metric {objective_key!r} is not among the evaluate step's metrics",
+                                  where="objective.metric", fix=f"choose one of {sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))}")
+            objective = float(metrics[objective_key])
+    print(f"model version: {model.name} ({model.id}), status {model.status}")
+    print(f"outputs: {output_dir.resolve()}")
+    return objective

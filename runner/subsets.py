@@ -1,0 +1,36 @@
+"""Subset filters computed from the data, for splits DQL cannot express by itself."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import dtlpy as dl
+
+from .errors import RunnerError
+from .platform import Platform
+
+
+def random_split(platform: Platform, dataset: dl.Dataset, seed: int, fractions: Mapping[str, float],
+                 base: dict | None = None) -> dict[str, dict]:
+    """A seeded random split of the items matching ``base`` into ``fractions`` (summing to 1), as
+    ``{"id": {"$in": [...]}}`` filters. An item's subset depends only on the seed and its id, so the
+    split is the same on every run and does not move when items are added."""
+    names = list(fractions)
+    weights = [float(fractions[n]) for n in names]
+    if not names or any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+        raise RunnerError(f"random_split fractions must be non-negative and sum to 1, got {dict(fractions)}",
+                          where="subsets.fractions", fix="e.g. {train: 0.7, validation: 0.15, test: 0.15}")
+    bounds, total = [], 0.0
+    for w in weights:
+        total += w
+        bounds.append(total)
+    chosen: dict[str, list[str]] = {n: [] for n in names}
+    for page in platform.iter_items(dataset, base):
+        for item in page:
+            digest = hashlib.sha256(f"{seed}:{item.id}".encode()).digest()
+            u = int.from_bytes(digest[:8], "big") / 2**64
+            index = next((i for i, b in enumerate(bounds) if u < b), len(names) - 1)
+            chosen[names[index]].append(item.id)
+    return {name: {"filter": {"$and": [{"hidden": False}, {"type": "file"}, {"id": {"$in": sorted(ids)}}]},
+                   "resource": "items"} for name, ids in chosen.items()}

@@ -1,0 +1,411 @@
+"""Importers into the local platform, on real files and a real SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import dtlpy as dl
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from runner.data import ImportResult, import_coco, import_dataloop_export, import_digits, import_image_folder
+from runner.data.coco import rle_decode
+from runner.data.digits import split_indices
+from runner.errors import DataImportError
+from runner.platform.local import LocalPlatform
+
+DIGITS = load_digits()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def write_image(path: Path, size=(12, 9), value=0, fmt=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, fmt)
+    return path
+
+
+def stored(platform: LocalPlatform, dataset) -> dict[str, tuple[dict, list[dict]]]:
+    """filename -> (item JSON, its annotation JSON), straight from the store."""
+    items = [j for page in platform.store.iter_items(dataset.id, None) for j in page]
+    annotations = platform.store.annotations_of([j["id"] for j in items])
+    return {j["filename"]: (j, annotations[j["id"]]) for j in items}
+
+
+def item_count(platform: LocalPlatform, name: str) -> int:
+    dataset = platform.find_dataset(name)
+    return 0 if dataset is None else platform.store.count_items(dataset.id, None)
+
+
+def shape(annotation: dict) -> tuple:
+    """What must survive a round trip: type, label, coordinates, user metadata."""
+    return (annotation["type"], annotation["label"], json.dumps(annotation.get("coordinates"), sort_keys=True),
+            json.dumps(annotation["metadata"].get("user"), sort_keys=True))
+
+
+def rle_encode(mask: np.ndarray) -> list[int]:
+    """COCO's uncompressed RLE: column-major runs, starting with background."""
+    counts, current, run = [], False, 0
+    for value in mask.flatten(order="F"):
+        if bool(value) != current:
+            counts.append(run)
+            current, run = bool(value), 0
+        run += 1
+    return counts + [run]
+
+
+# -- digits -------------------------------------------------------------------------------------
+
+def test_digits_items_labels_and_annotations(platform):
+    result = import_digits(platform)
+    assert isinstance(result, ImportResult) and (result.added, result.skipped) == (1797, 0)
+    dataset = platform.get_dataset(name="digits")
+    assert [label.tag for label in dataset.labels] == [str(d) for d in range(10)]
+    items = stored(platform, dataset)
+    assert len(items) == 1797
+    for filename, (item, anns) in items.items():
+        index = int(filename.rsplit("-", 1)[1].split(".")[0])
+        split = item["dir"].lstrip("/")
+        assert filename == f"/{split}/digit-{index:05d}.png"
+        assert item["metadata"]["system"]["tags"] == {split: True}
+        assert item["metadata"]["system"]["width"] == item["metadata"]["system"]["height"] == 8
+        assert len(anns) == 1
+        assert anns[0]["type"] == "class" and anns[0]["label"] == str(DIGITS.target[index])
+        assert "model" not in anns[0]["metadata"]["system"]
+
+    # through the dtlpy entities
+    pages = dataset.items.list()
+    assert pages.items_count == 1797
+    item = dataset.items.get(filepath=next(f for f in items if f.endswith("digit-00042.png")))
+    annotations = item.annotations.list()
+    assert [(a.type, a.label) for a in annotations] == [("class", str(DIGITS.target[42]))]
+    pixels = item.download(save_locally=False, to_array=True)
+    assert pixels.shape == (8, 8) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, np.rint(DIGITS.images[42] * 255 / 16).astype(np.uint8))
+
+
+def test_digits_split_is_stratified_and_deterministic(tmp_path):
+    first, second, other = (LocalPlatform(tmp_path / name) for name in ("a", "b", "c"))
+    import_digits(first, seed=3)
+    import_digits(second, seed=3)
+    import_digits(other, seed=4)
+
+    def by_dir(platform):
+        out: dict[str, set[str]] = {}
+        for filename, (item, _a) in stored(platform, platform.get_dataset(name="digits")).items():
+            out.setdefault(item["dir"], set()).add(filename)
+        return out
+
+    assert by_dir(first) == by_dir(second)
+    assert by_dir(first) != by_dir(other)
+    sizes = {d: len(f) for d, f in by_dir(first).items()}
+    assert sum(sizes.values()) == 1797
+    for name, fraction in (("/train", 0.7), ("/validation", 0.15), ("/test", 0.15)):
+        assert abs(sizes[name] - fraction * 1797) <= 10  # per-class rounding only
+        indices = [int(f[-9:-4]) for f in by_dir(first)[name]]
+        assert set(DIGITS.target[indices]) == set(range(10))
+    # subsets can be selected by tag as well as by dir
+    dataset = first.get_dataset(name="digits")
+    tagged = dataset.items.list(filters=dl.Filters(field="metadata.system.tags.validation", values=True))
+    assert tagged.items_count == sizes["/validation"]
+    assert split_indices(DIGITS.target, 3, (0.7, 0.15, 0.15)) == split_indices(DIGITS.target, 3, (0.7, 0.15, 0.15))
+
+
+def test_digits_second_import_adds_nothing(platform):
+    dataset = import_digits(platform).dataset
+    again = import_digits(platform)
+    assert (again.added, again.skipped) == (0, 1797)
+    assert platform.store.count_items(dataset.id, None) == 1797
+    assert platform.store.count_annotations(dataset.id) == 1797
+    assert len(platform.get_dataset(dataset.id).labels) == 10
+
+
+def test_digits_bad_split_stores_nothing(platform):
+    with pytest.raises(DataImportError, match="split"):
+        import_digits(platform, split=(0.5, 0.2, 0.2))
+    assert platform.find_dataset("digits") is None
+
+
+def test_failure_inside_the_transaction_stores_nothing(platform, monkeypatch):
+    def fail(_annotations):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(platform.store, "insert_annotations", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_digits(platform)
+    assert platform.find_dataset("digits") is None  # the dataset was created in the same transaction
+    assert platform.store.query("SELECT COUNT(*) FROM items")[0][0] == 0
+
+
+# -- image folder ---------------------------------------------------------------------------------
+
+def test_image_folder_class_layout(platform, tmp_path, caplog):
+    folder = tmp_path / "pets"
+    write_image(folder / "cat" / "a.png", (12, 9), 1)
+    write_image(folder / "cat" / "b.jpg", (20, 10), 2)
+    write_image(folder / "dog" / "c.png", (7, 5), 3)
+    (folder / "dog" / "notes.txt").write_text("not an image")
+    (folder / "README.md").write_text("about")
+    with caplog.at_level(logging.WARNING, logger="runner.data"):
+        result = import_image_folder(platform, folder)
+    assert "notes.txt" in caplog.text and "README.md" in caplog.text
+    assert (result.dataset.name, result.added) == ("pets", 3)
+    assert [label.tag for label in result.dataset.labels] == ["cat", "dog"]
+    items = stored(platform, result.dataset)
+    assert {f: (i["dir"], [(a["type"], a["label"]) for a in anns]) for f, (i, anns) in items.items()} == {
+        "/cat/a.png": ("/cat", [("class", "cat")]),
+        "/cat/b.jpg": ("/cat", [("class", "cat")]),
+        "/dog/c.png": ("/dog", [("class", "dog")]),
+    }
+    assert items["/cat/b.jpg"][0]["metadata"]["system"]["mimetype"] == "image/jpeg"
+    item = result.dataset.items.get(filepath="/cat/b.jpg")
+    assert item.download(save_locally=False, to_array=True).shape == (10, 20, 3)
+    assert [a.label for a in item.annotations.list()] == ["cat"]
+    assert import_image_folder(platform, folder).added == 0
+
+
+def test_image_folder_split_layout(platform, tmp_path):
+    folder = tmp_path / "split"
+    write_image(folder / "train" / "cat" / "a.png", value=1)
+    write_image(folder / "train" / "dog" / "b.png", value=2)
+    write_image(folder / "val" / "dog" / "c.jpeg", value=3)
+    write_image(folder / "test" / "cat" / "d.png", value=4)
+    result = import_image_folder(platform, folder, "pets")
+    items = stored(platform, result.dataset)
+    assert {f: (i["dir"], i["metadata"]["system"]["tags"], anns[0]["label"]) for f, (i, anns) in items.items()} == {
+        "/train/a.png": ("/train", {"train": True}, "cat"),
+        "/train/b.png": ("/train", {"train": True}, "dog"),
+        "/val/c.jpeg": ("/val", {"validation": True}, "dog"),
+        "/test/d.png": ("/test", {"test": True}, "cat"),
+    }
+    assert sorted(label.tag for label in result.dataset.labels) == ["cat", "dog"]
+
+
+def test_image_folder_same_name_in_two_classes_of_a_split(platform, tmp_path):
+    folder = tmp_path / "split"
+    write_image(folder / "train" / "cat" / "x.png", value=1)
+    write_image(folder / "train" / "dog" / "x.png", value=2)
+    with pytest.raises(DataImportError, match="/train/x.png") as err:
+        import_image_folder(platform, folder)
+    assert "cat" in str(err.value) and "dog" in str(err.value)
+    assert platform.find_dataset("split") is None
+
+
+def test_image_folder_labels_are_merged(platform, tmp_path):
+    write_image(tmp_path / "one" / "cat" / "a.png", value=1)
+    write_image(tmp_path / "two" / "dog" / "b.png", value=2)
+    write_image(tmp_path / "two" / "bird" / "c.png", value=3)
+    first = import_image_folder(platform, tmp_path / "one", "pets").dataset
+    merged = import_image_folder(platform, tmp_path / "two", "pets").dataset
+    assert [label.tag for label in merged.labels] == ["cat", "bird", "dog"]
+    assert merged.labels[0].color == first.labels[0].color
+    assert platform.store.count_items(merged.id, None) == 3
+
+
+@pytest.mark.parametrize("corrupt", [b"definitely not a png", "truncated"])
+def test_image_folder_corrupt_image_stores_nothing(platform, tmp_path, corrupt):
+    folder = tmp_path / "pets"
+    write_image(folder / "cat" / "a.png", value=1)
+    import_image_folder(platform, folder)
+    assert item_count(platform, "pets") == 1
+    write_image(folder / "dog" / "b.png", value=2)
+    if corrupt == "truncated":  # a JPEG with half its data: verify() passes, only load() notices
+        bad = write_image(folder / "dog" / "broken.jpg", (64, 64), 3)
+        bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+    else:
+        (bad := folder / "dog" / "broken.png").write_bytes(corrupt)
+    with pytest.raises(DataImportError, match=bad.name):
+        import_image_folder(platform, folder)
+    assert item_count(platform, "pets") == 1
+    assert [label.tag for label in platform.get_dataset(name="pets").labels] == ["cat"]
+
+
+# -- COCO -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def coco(tmp_path):
+    """A COCO file with boxes, polygons, an RLE mask and an image without annotations."""
+    images = tmp_path / "images"
+    write_image(images / "one.png", (40, 30), 1)
+    write_image(images / "sub" / "two.jpg", (20, 16), 2)
+    write_image(images / "three.png", (10, 10), 3)
+    mask = np.zeros((16, 20), bool)
+    mask[2:9, 3:15] = True
+    mask[12, 0] = True
+    data = {
+        "info": {"description": "test"},
+        "categories": [{"id": 1, "name": "cat"}, {"id": 7, "name": "dog"}],
+        "images": [{"id": 100, "file_name": "one.png", "width": 40, "height": 30},
+                   {"id": 200, "file_name": "sub/two.jpg", "width": 20, "height": 16},
+                   {"id": 300, "file_name": "three.png"}],
+        "annotations": [
+            {"id": 1, "image_id": 100, "category_id": 1, "bbox": [2, 3, 10, 5], "iscrowd": 0},
+            {"id": 2, "image_id": 100, "category_id": 7, "bbox": [5.5, 5, 4, 4], "iscrowd": 0,
+             "segmentation": [[5, 5, 9, 5, 9, 9, 5, 9], [0, 0, 2, 0, 1, 2]]},
+            {"id": 3, "image_id": 200, "category_id": 7, "iscrowd": 1,
+             "segmentation": {"size": [16, 20], "counts": rle_encode(mask)}},
+        ],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    return path, images, data, mask
+
+
+def test_rle_decode_is_column_major():
+    # 2 rows x 3 columns [[0, 1, 1], [0, 0, 1]] -> columns (0, 0), (1, 0), (1, 1) -> runs 2, 1, 1, 2
+    expected = np.array([[0, 1, 1], [0, 0, 1]], bool)
+    np.testing.assert_array_equal(rle_decode([2, 1, 1, 2], 2, 3), expected)
+    assert rle_encode(expected) == [2, 1, 1, 2]
+
+
+def test_coco_boxes_polygons_masks(platform, coco):
+    path, images, _data, mask = coco
+    result = import_coco(platform, path, images, dir="/coco")
+    assert (result.dataset.name, result.added) == ("instances", 3)
+    assert [label.tag for label in result.dataset.labels] == ["cat", "dog"]
+    items = stored(platform, result.dataset)
+    assert sorted(items) == ["/coco/one.png", "/coco/sub/two.jpg", "/coco/three.png"]
+    one, one_annotations = items["/coco/one.png"]
+    assert one["metadata"]["user"]["coco"] == {"image_id": 100}
+    assert [(a["type"], a["label"], a["metadata"]["user"]["coco"]["annotation_id"]) for a in one_annotations] == [
+        ("box", "cat", 1), ("box", "dog", 2), ("segment", "dog", 2), ("segment", "dog", 2)]
+    box = one_annotations[0]["coordinates"]
+    assert [(p["x"], p["y"]) for p in box] == [(2, 3), (12, 8)]
+    assert [(p["x"], p["y"]) for p in one_annotations[2]["coordinates"][0]] == [(5, 5), (9, 5), (9, 9), (5, 9)]
+    assert len(one_annotations[3]["coordinates"][0]) == 3
+    assert "iscrowd" not in one_annotations[0]["metadata"]["user"]
+    assert items["/coco/three.png"][1] == []
+
+    # through dtlpy: the mask decodes back to the RLE's pixels
+    item = result.dataset.items.get(filepath="/coco/sub/two.jpg")
+    assert item.download(save_locally=False, to_array=True).shape == (16, 20, 3)
+    (annotation,) = item.annotations.list()
+    assert (annotation.type, annotation.label) == ("binary", "dog")
+    assert annotation.metadata["user"]["iscrowd"] == 1
+    np.testing.assert_array_equal(annotation.annotation_definition.geo, mask)
+    # masks are painted in their label's colour, as on Dataloop
+    rgba = dl.Segmentation.from_coordinates(items["/coco/sub/two.jpg"][1][0]["coordinates"])
+    assert tuple(rgba[mask][0][:3]) == tuple(result.dataset.labels[1].rgb)
+    boxes = result.dataset.items.get(filepath="/coco/one.png").annotations.list()
+    assert [(a.type, a.label) for a in boxes][:2] == [("box", "cat"), ("box", "dog")]
+    assert (boxes[0].left, boxes[0].top, boxes[0].right, boxes[0].bottom) == (2, 3, 12, 8)
+
+    again = import_coco(platform, path, images, dir="/coco")
+    assert (again.added, again.skipped) == (0, 3)
+    assert platform.store.count_annotations(result.dataset.id) == 5
+
+
+def _unknown_category(d):
+    d["annotations"][1]["category_id"] = 99
+
+
+def _unknown_image(d):
+    d["annotations"][0]["image_id"] = 999
+
+
+def _short_bbox(d):
+    d["annotations"][1]["bbox"] = [1, 2, 3]
+
+
+def _missing_file(d):
+    d["images"][1]["file_name"] = "sub/nope.jpg"
+
+
+def _bad_rle(d):
+    d["annotations"][2]["segmentation"]["counts"] = [5, 5]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (_unknown_category, r"unknown category id 99(.|\n)*annotations\[1\]"),
+    (_unknown_image, r"unknown image id 999(.|\n)*annotations\[0\]"),
+    (_short_bbox, r"bbox must be 4 numbers(.|\n)*annotations\[1\]"),
+    (_missing_file, r"nope.jpg(.|\n)*images\[1\]"),
+    (_bad_rle, r"bad RLE counts(.|\n)*annotations\[2\]"),
+    (lambda d: d.pop("categories"), "not COCO JSON"),
+])
+def test_coco_bad_input_stores_nothing(platform, coco, mutate, expected):
+    path, images, data, _mask = coco
+    mutate(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataImportError, match=expected) as err:
+        import_coco(platform, path, images, "coco")
+    assert "instances.json" in str(err.value)
+    assert platform.find_dataset("coco") is None
+
+
+def test_coco_not_json(platform, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(DataImportError, match="broken.json"):
+        import_coco(platform, path, tmp_path, "coco")
+    assert platform.find_dataset("coco") is None
+
+
+# -- Dataloop export ------------------------------------------------------------------------------
+
+def assert_same_dataset(platform, source, copy):
+    original, imported = stored(platform, source), stored(platform, copy)
+    assert sorted(original) == sorted(imported)
+    assert {label.tag for label in source.labels} == {label.tag for label in copy.labels}
+    for filename, (item, anns) in original.items():
+        new_item, new_annotations = imported[filename]
+        assert new_item["id"] != item["id"]
+        assert platform.store.item_blob(new_item["id"])[0] == platform.store.item_blob(item["id"])[0]
+        assert new_item["metadata"] == item["metadata"]
+        assert [shape(a) for a in new_annotations] == [shape(a) for a in anns]
+        assert {a["id"] for a in new_annotations}.isdisjoint(a["id"] for a in anns)
+        assert all(a["itemId"] == new_item["id"] and a["datasetId"] == copy.id for a in new_annotations)
+
+
+def test_dataloop_export_round_trip_digits(platform, tmp_path):
+    source = import_digits(platform).dataset
+    assert platform.export(source, None, None, tmp_path / "export") == 1797
+    result = import_dataloop_export(platform, tmp_path / "export", "digits-copy")
+    assert (result.added, result.skipped) == (1797, 0)
+    assert_same_dataset(platform, source, result.dataset)
+    assert result.dataset.items.list().items_count == 1797
+    assert import_dataloop_export(platform, tmp_path / "export", "digits-copy").added == 0
+
+
+def test_dataloop_export_round_trip_coco(platform, coco, tmp_path):
+    path, images, _data, mask = coco
+    source = import_coco(platform, path, images, "coco").dataset
+    platform.export(source, None, None, tmp_path / "export")
+    copy = import_dataloop_export(platform, tmp_path / "export").dataset
+    assert copy.name == "export"
+    assert_same_dataset(platform, source, copy)
+    (annotation,) = copy.items.get(filepath="/sub/two.jpg").annotations.list()
+    np.testing.assert_array_equal(annotation.annotation_definition.geo, mask)
+
+
+def test_dataloop_export_item_without_json(platform, tmp_path):
+    write_image(tmp_path / "export" / "items" / "a" / "x.png", (5, 4), 1)
+    result = import_dataloop_export(platform, tmp_path / "export", "bare")
+    item, annotations = stored(platform, result.dataset)["/a/x.png"]
+    assert annotations == [] and (item["metadata"]["system"]["width"], item["dir"]) == (5, "/a")
+
+
+@pytest.mark.parametrize("problem", ["no item file", "not item json", "not json", "annotation without type"])
+def test_dataloop_export_bad_folder_stores_nothing(platform, tmp_path, problem):
+    export = tmp_path / "export"
+    write_image(export / "items" / "ok.png", value=1)
+    (export / "json").mkdir(parents=True)
+    (export / "json" / "ok.json").write_text(json.dumps({"filename": "/ok.png", "annotations": []}))
+    bad = export / "json" / "bad.json"
+    if problem == "no item file":
+        bad.write_text(json.dumps({"filename": "/bad.png", "annotations": []}))
+    elif problem == "not item json":
+        bad.write_text(json.dumps({"images": [], "annotations": []}))
+    elif problem == "not json":
+        bad.write_text("[1, 2")
+    else:
+        write_image(export / "items" / "bad.png", value=2)
+        bad.write_text(json.dumps({"filename": "/bad.png", "annotations": [{"label": "cat"}]}))
+    with pytest.raises(DataImportError, match="bad.json"):
+        import_dataloop_export(platform, export, "copy")
+    assert platform.find_dataset("copy") is None
