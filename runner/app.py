@@ -20,7 +20,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from .errors import ConfigError, EmptySubsetError, RunnerError
+from .errors import ConfigError, EmptySubsetError
+from .metrics import CLASSIFICATION_SCALARS
 from .paths import dataloop_path
 
 logger = logging.getLogger("runner")
@@ -81,7 +82,7 @@ def plan(cfg: DictConfig) -> Plan:
         adapter_class = bind_adapter_class(get_class(target))
     except TypeError as err:
         raise ConfigError(str(err), where="adapter._target_",
-                          fix="point _target_ at a class subclassing runner.BaseModelAdapter or dl.BaseModelAdapter")
+                          fix="point _target_ at a class subclassing runner.BaseModelAdapter or dl.BaseModelAdapter") from None
     except Exception as err:  # noqa: BLE001 - hydra wraps import errors in several types
         cause = err.__cause__ or err
         raise _import_error("adapter._target_", target, cause,
@@ -104,6 +105,13 @@ def plan(cfg: DictConfig) -> Plan:
                 raise _import_error(f"metrics.scores.{name}._target_", metric_target, err.__cause__ or err,
                                     "name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score") from None
 
+    objective = (settings.get("objective") or {}).get("metric")
+    if "evaluate" in steps and objective and _uses_default_evaluate(adapter_class):
+        known = set(CLASSIFICATION_SCALARS) | set(metric_functions)
+        if objective not in known:
+            raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
+                              where="objective.metric", fix=f"choose one of {sorted(known)}")
+
     for step, key in (("evaluate", "evaluate_subset"), ("predict", "predict_subset"), ("embed", "embed_subset")):
         subset = settings["pipeline"].get(key)
         if step in steps and subset is not None and "_target_" not in settings["subsets"] \
@@ -112,6 +120,12 @@ def plan(cfg: DictConfig) -> Plan:
                               f"{sorted(settings['subsets'])}", where=f"pipeline.{key}",
                               fix="name a subset of the chosen subsets group, or null for every item")
     return Plan(settings, steps, adapter_class, metric_functions)
+
+
+def _uses_default_evaluate(adapter_class: type) -> bool:
+    from .adapter import BaseModelAdapter
+
+    return adapter_class.evaluate is BaseModelAdapter.evaluate
 
 
 def seed_everything(seed: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import dtlpy as dl
@@ -169,7 +170,7 @@ def test_artifact_replacement_is_one_transaction(platform, model, tmp_path):
     (tmp_path / "b.bin").write_bytes(b"b")
     platform.add_artifacts(model, {"a.bin": tmp_path / "a.bin", "b.bin": tmp_path / "b.bin"}, replace=True)
     good = platform.blobs.put_bytes(b"new")
-    with pytest.raises(Exception):  # the second row breaks NOT NULL: the whole replacement rolls back
+    with pytest.raises(sqlite3.IntegrityError):  # the second row breaks NOT NULL: the whole replacement rolls back
         platform.store.set_artifacts(model.id, [("new.bin", good, 3), ("broken.bin", None, 0)], replace=True)
     assert [name for name, _b, _s in platform.store.list_artifacts(model.id)] == ["a.bin", "b.bin"]
 

@@ -1,3 +1,3 @@
-from .classification import classification_metrics
+from .classification import CLASSIFICATION_SCALARS, classification_metrics
 
-__all__ = ["classification_metrics"]
+__all__ = ["CLASSIFICATION_SCALARS", "classification_metrics"]

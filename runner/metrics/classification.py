@@ -7,6 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+CLASSIFICATION_SCALARS = ("n_items", "accuracy", "balanced_accuracy",
+                          *(f"{score}_{average}" for score in ("precision", "recall", "f1")
+                            for average in ("macro", "micro", "weighted")))
+
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
     """Accuracy, balanced accuracy, macro/micro/weighted precision-recall-F1, per-label scores and
