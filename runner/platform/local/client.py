@@ -96,7 +96,8 @@ def _stub_class(base: type) -> type:
     return stub
 
 
+@functools.cache
 def unsupported_repository(base: type):
     """An instance of dtlpy's repository ``base`` (so entity type checks pass) whose every method
-    raises an error naming it."""
+    raises an error naming it. Stateless, so one instance per class serves every entity."""
     return _stub_class(base)()

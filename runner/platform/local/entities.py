@@ -7,6 +7,7 @@ two dozen network repositories, which also makes them about twenty times cheaper
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import os
@@ -349,27 +350,36 @@ class _LocalJson:
         return data
 
 
+@functools.cache
+def _repositories_type(fields: tuple[str, ...]) -> type:
+    return namedtuple("repositories", fields)
+
+
+def _repositories(spec: str, **local):
+    """The ``_repositories`` namedtuple of an entity. ``spec`` lists ``field:DtlpyRepository`` pairs
+    (``field:`` for a slot dtlpy leaves empty); fields not given in ``local`` hold a repository that
+    refuses every call, naming it."""
+    fields = dict(pair.split(":") for pair in spec.split())
+    values = {name: local[name] if name in local else
+              (unsupported_repository(getattr(repositories, cls)) if cls else None) for name, cls in fields.items()}
+    return _repositories_type(tuple(fields))(**values)
+
+
 @attr.s(repr=False, eq=False)
 class LocalItem(_LocalJson, entities.Item):
     _repositories = attr.ib(repr=False)
 
     @_repositories.default
     def set_repositories(self):
-        reps = namedtuple("repositories", ["annotations", "datasets", "items", "codebases", "artifacts", "modalities",
-                                           "features", "assignments", "tasks", "resource_executions", "collections"])
         dataset = self._dataset
-        return reps(
+        return _repositories(
+            "annotations:Annotations datasets:Datasets items:Items codebases:Codebases artifacts:Artifacts "
+            "modalities: features:Features assignments:Assignments tasks:Tasks "
+            "resource_executions:ResourceExecutions collections:Collections",
             annotations=_lazy(lambda: LocalAnnotations(client_api=self._client_api, item=self, dataset=dataset,
                                                        dataset_id=self.dataset_id)),
             datasets=dataset.datasets if dataset is not None else LocalDatasets(client_api=self._client_api),
-            items=dataset.items if dataset is not None else None,
-            features=unsupported_repository(repositories.Features),
-            codebases=unsupported_repository(repositories.Codebases),
-            artifacts=unsupported_repository(repositories.Artifacts), modalities=None,
-            assignments=unsupported_repository(repositories.Assignments),
-            tasks=unsupported_repository(repositories.Tasks),
-            resource_executions=unsupported_repository(repositories.ResourceExecutions),
-            collections=unsupported_repository(repositories.Collections))
+            items=dataset.items if dataset is not None else None)
 
     @property
     def annotations(self):
@@ -406,24 +416,15 @@ class LocalDataset(_LocalJson, entities.Dataset):
 
     @_repositories.default
     def set_repositories(self):
-        reps = namedtuple("repositories", ["items", "recipes", "datasets", "assignments", "tasks", "annotations",
-                                           "ontologies", "features", "feature_sets", "settings", "schema",
-                                           "collections"])
         project = self.project
         datasets = project.datasets if project is not None else LocalDatasets(client_api=self._client_api)
-        return reps(
+        return _repositories(
+            "items:Items recipes:Recipes datasets:Datasets assignments:Assignments tasks:Tasks "
+            "annotations:Annotations ontologies:Ontologies features:Features feature_sets:FeatureSets "
+            "settings:Settings schema:Schema collections:Collections",
             items=LocalItems(client_api=self._client_api, dataset=self, datasets=datasets, project=project),
             datasets=datasets,
-            recipes=unsupported_repository(repositories.Recipes),
-            assignments=unsupported_repository(repositories.Assignments),
-            tasks=unsupported_repository(repositories.Tasks),
-            annotations=unsupported_repository(repositories.Annotations),
-            ontologies=unsupported_repository(repositories.Ontologies),
-            features=unsupported_repository(repositories.Features),
-            feature_sets=project.feature_sets if project is not None else None,
-            settings=unsupported_repository(repositories.Settings),
-            schema=unsupported_repository(repositories.Schema),
-            collections=unsupported_repository(repositories.Collections))
+            feature_sets=project.feature_sets if project is not None else None)
 
 
 @attr.s(repr=False, eq=False)
@@ -432,20 +433,14 @@ class LocalModel(_LocalJson, entities.Model):
 
     @_repositories.default
     def set_repositories(self):
-        reps = namedtuple("repositories", ["projects", "datasets", "models", "packages", "ontologies", "artifacts",
-                                           "metrics", "dpks", "services"])
         project = self.project
-        return reps(
-            projects=unsupported_repository(repositories.Projects),
-            datasets=project.datasets,
-            models=project.models,
-            packages=unsupported_repository(repositories.Packages),
-            ontologies=unsupported_repository(repositories.Ontologies),
+        return _repositories(
+            "projects:Projects datasets:Datasets models:Models packages:Packages ontologies:Ontologies "
+            "artifacts:Artifacts metrics:Metrics dpks:Dpks services:Services",
+            datasets=project.datasets, models=project.models,
             artifacts=LocalArtifacts(client_api=self._client_api, project=project, project_id=self.project_id,
                                      model=self),
-            metrics=LocalMetrics(client_api=self._client_api, model=self),
-            dpks=unsupported_repository(repositories.Dpks),
-            services=unsupported_repository(repositories.Services))
+            metrics=LocalMetrics(client_api=self._client_api, model=self))
 
 
 @attr.s(repr=False, eq=False)
@@ -454,34 +449,25 @@ class LocalFeatureSet(_LocalJson, entities.FeatureSet):
 
     @_repositories.default
     def set_repositories(self):
-        reps = namedtuple("repositories", ["feature_sets", "features"])
         project = self._client_api.platform.project
-        return reps(feature_sets=project.feature_sets,
-                    features=LocalFeatures(client_api=self._client_api, project=project, feature_set=self))
+        return _repositories("feature_sets:FeatureSets features:Features", feature_sets=project.feature_sets,
+                             features=LocalFeatures(client_api=self._client_api, project=project, feature_set=self))
 
 
 class LocalProject(entities.Project):
     @property
     def _repositories(self):
         if self._repositories_cache is None:
-            names = ("projects triggers datasets items recipes packages codebases artifacts services executions "
-                     "assignments tasks bots webhooks models analytics ontologies drivers pipelines feature_sets "
-                     "features integrations settings apps dpks compositions").split()
-            local = {
-                "datasets": LocalDatasets(client_api=self._client_api, project=self),
-                "models": LocalModels(client_api=self._client_api, project=self),
-                "feature_sets": LocalFeatureSets(client_api=self._client_api, project=self),
-            }
-            bases = {name: getattr(repositories, cls) for name, cls in (
-                ("projects", "Projects"), ("triggers", "Triggers"), ("items", "Items"), ("recipes", "Recipes"),
-                ("packages", "Packages"), ("codebases", "Codebases"), ("artifacts", "Artifacts"),
-                ("services", "Services"), ("executions", "Executions"), ("assignments", "Assignments"),
-                ("tasks", "Tasks"), ("bots", "Bots"), ("webhooks", "Webhooks"), ("analytics", "Analytics"),
-                ("ontologies", "Ontologies"), ("drivers", "Drivers"), ("pipelines", "Pipelines"),
-                ("features", "Features"), ("integrations", "Integrations"), ("settings", "Settings"),
-                ("apps", "Apps"), ("dpks", "Dpks"), ("compositions", "Compositions"))}
-            reps = namedtuple("repositories", names)
-            self._repositories_cache = reps(**{n: local.get(n) or unsupported_repository(bases[n]) for n in names})
+            self._repositories_cache = _repositories(
+                "projects:Projects triggers:Triggers datasets:Datasets items:Items recipes:Recipes "
+                "packages:Packages codebases:Codebases artifacts:Artifacts services:Services "
+                "executions:Executions assignments:Assignments tasks:Tasks bots:Bots webhooks:Webhooks "
+                "models:Models analytics:Analytics ontologies:Ontologies drivers:Drivers pipelines:Pipelines "
+                "feature_sets:FeatureSets features:Features integrations:Integrations settings:Settings "
+                "apps:Apps dpks:Dpks compositions:Compositions",
+                datasets=LocalDatasets(client_api=self._client_api, project=self),
+                models=LocalModels(client_api=self._client_api, project=self),
+                feature_sets=LocalFeatureSets(client_api=self._client_api, project=self))
         return self._repositories_cache
 
 
