@@ -20,10 +20,10 @@ import dtlpy as dl
 import numpy as np
 from PIL import Image
 
+from . import evaluation
 from .batching import BatchRunner
 from .configuration import ModelConfiguration
 from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
-from .evaluation import evaluate_classification
 from .paths import dataloop_path
 from .platform import Platform, platform_of
 
@@ -138,10 +138,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters=None) -> dl.Model:
         """The runner's scikit-learn metrics over this model's predictions; stored with the model."""
-        if model.output_type not in ("class", None):
-            raise RunnerError(f"the default evaluate scores class predictions; model {model.name!r} outputs "
-                              f"{model.output_type!r}", fix="define evaluate(self, model, dataset, filters) on the adapter")
-        metrics = evaluate_classification(self.platform, model, dataset, _filters_json(filters), self.metric_functions)
+        metrics = evaluation.evaluate(self.platform, model, dataset, _filters_json(filters), self.metric_functions)
         self.platform.store_evaluation(model, dataset, metrics)
         self._last_metrics = metrics
         return model

@@ -1,12 +1,17 @@
-"""The default ``evaluate``: pair ground truth with this model's predictions, item by item, and score."""
+"""The default ``evaluate``: read ground truth and this model's predictions, score them by output type.
+
+Ground truth = annotations with no model stamp; predictions = annotations stamped with this model
+(``metadata.system.model.name``). Everything is read page by page into numpy arrays.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dtlpy as dl
+import numpy as np
 
 from .errors import RunnerError
 from .metrics import classification_metrics
@@ -14,66 +19,131 @@ from .platform import Platform
 
 logger = logging.getLogger(__name__)
 
-NO_PREDICTION = "<none>"
-_CLASS_ANNOTATIONS = {"filter": {"type": "class"}, "resource": "annotations"}
-
-MetricFunction = Callable[[list, list], float]
+MetricFunction = Callable[[np.ndarray, np.ndarray], float]
+_EXAMPLES = 5
 
 
-@dataclass
-class ClassificationPairs:
-    y_true: list[str] = field(default_factory=list)
-    y_pred: list[str] = field(default_factory=list)
-    without_truth: int = 0
-    without_prediction: int = 0
-
-
-def _model_stamp(annotation: dict) -> dict:
+def model_stamp(annotation: dict) -> dict:
     return ((annotation.get("metadata") or {}).get("system") or {}).get("model") or {}
 
 
-def _confidence(annotation: dict) -> float:
-    value = _model_stamp(annotation).get("confidence")
-    return 1.0 if value is None else float(value)
+def confidence_of(annotation: dict) -> float | None:
+    """``metadata.user.model.confidence``, else ``metadata.system.model.confidence``; None when neither."""
+    metadata = annotation.get("metadata") or {}
+    for scope in ("user", "system"):
+        value = ((metadata.get(scope) or {}).get("model") or {}).get("confidence")
+        if value is not None:
+            return float(value)
+    return None
 
 
-def classification_pairs(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None) -> ClassificationPairs:
-    """Ground truth = ``class`` annotations with no model stamp; prediction = this model's ``class``
-    annotation with the highest confidence (``<none>`` when it has none). Items without ground truth
-    are left out and counted."""
-    pairs = ClassificationPairs()
+class Problems:
+    """Counts of bad input by kind, with a few example item ids each."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, kind: str, item_id: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        examples = self.examples.setdefault(kind, [])
+        if len(examples) < _EXAMPLES:
+            examples.append(item_id)
+
+    def describe(self, kind: str) -> str:
+        return f"{self.counts[kind]} ({', '.join(self.examples[kind])}{', ...' if self.counts[kind] > _EXAMPLES else ''})"
+
+
+@dataclass
+class ClassificationData:
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    scores: np.ndarray | None
+    labels: list[str]
+    problems: Problems
+
+
+def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None) -> ClassificationData:
+    """Truth and prediction label indices per item (-1: no prediction). When every scored item's
+    predictions carry per-class scores (``metadata.user.model.scores`` or one class annotation per
+    label), also the score matrix."""
+    labels = [str(label) for label in (model.labels or [])]
+    index = {label: i for i, label in enumerate(labels)}
+    problems = Problems()
+    truth, predicted, score_rows = [], [], []
+    has_scores = True
     for page in platform.iter_items(dataset, filters):
-        annotations = platform.annotations_of(page, _CLASS_ANNOTATIONS)
+        annotations = platform.annotations_of(page, {"filter": {"type": "class"}, "resource": "annotations"})
         for item in page:
-            truth = [a for a in annotations[item.id] if not _model_stamp(a)]
-            predictions = [a for a in annotations[item.id] if _model_stamp(a).get("name") == model.name]
-            if not truth:
-                pairs.without_truth += 1
+            gt = [a for a in annotations[item.id] if not model_stamp(a)]
+            preds = [a for a in annotations[item.id] if model_stamp(a).get("name") == model.name]
+            if not gt:
+                problems.add("items without ground truth", item.id)
                 continue
-            pairs.y_true.append(truth[0]["label"])
-            if predictions:
-                pairs.y_pred.append(max(predictions, key=_confidence)["label"])
+            if gt[0]["label"] not in index:
+                problems.add("ground truth with labels the model does not have", item.id)
+                continue
+            for p in preds:
+                if p["label"] not in index:
+                    problems.add("predictions with labels the model does not have", item.id)
+            preds = [p for p in preds if p["label"] in index]
+            row = np.zeros(len(labels))
+            for p in preds:
+                confidence = confidence_of(p)
+                if confidence is None:
+                    problems.add("predictions without confidence (taken as 1.0)", item.id)
+                    confidence = 1.0
+                row[index[p["label"]]] = max(row[index[p["label"]]], confidence)
+                user_scores = ((p.get("metadata") or {}).get("user") or {}).get("model", {}).get("scores")
+                if isinstance(user_scores, Mapping):
+                    for label, value in user_scores.items():
+                        if label in index:
+                            row[index[label]] = float(value)
+            truth.append(index[gt[0]["label"]])
+            if not preds:
+                problems.add("items without a prediction (counted wrong)", item.id)
+                predicted.append(-1)
             else:
-                pairs.without_prediction += 1
-                pairs.y_pred.append(NO_PREDICTION)
-    if not pairs.y_true:
+                best = max(preds, key=lambda a: confidence_of(a) or 1.0)
+                predicted.append(index[best["label"]])
+            has_scores = has_scores and np.count_nonzero(row) > 1
+            score_rows.append(row)
+    bad = "predictions with labels the model does not have"
+    if bad in problems.counts:
+        raise RunnerError(f"{bad}: {problems.describe(bad)}", where=f"model {model.name!r}, labels {labels}",
+                          fix="add those labels to the model (model.labels) or fix the adapter's predict")
+    if not truth:
         raise RunnerError(f"nothing to evaluate: no item matching the filter has a ground-truth class annotation "
-                          f"({pairs.without_truth} items without one)",
+                          f"the model knows ({sum(problems.counts.values())} items left out)",
                           where=f"dataset {dataset.name!r}, filter {filters}",
-                          fix="evaluate on a subset whose items carry class labels")
-    if pairs.without_truth:
-        logger.warning("%d items have no ground-truth class annotation and were left out of the evaluation",
-                       pairs.without_truth)
-    return pairs
+                          fix="evaluate on a subset whose items carry class labels of the model")
+    for kind in problems.counts:
+        logger.warning("%s: %s", kind, problems.describe(kind))
+    scores = np.stack(score_rows) if has_scores and score_rows else None
+    return ClassificationData(np.asarray(truth, np.int64), np.asarray(predicted, np.int64), scores, labels, problems)
 
 
 def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None,
                             extra: Mapping[str, MetricFunction] | None = None) -> dict:
-    """The standard classification metrics, plus ``extra`` metric functions ``f(y_true, y_pred)``."""
-    pairs = classification_pairs(platform, model, dataset, filters)
-    labels = list(model.labels or sorted(set(pairs.y_true)))
-    metrics = classification_metrics(pairs.y_true, pairs.y_pred, labels)
-    for name, function in (extra or {}).items():
-        metrics[name] = float(function(pairs.y_true, pairs.y_pred))
-    metrics.update(items_without_truth=pairs.without_truth, items_without_prediction=pairs.without_prediction)
+    """The standard classification metrics, plus ``extra`` metric functions ``f(y_true, y_pred)``
+    called on label strings (``"<none>"`` where the model predicted nothing)."""
+    data = read_classification(platform, model, dataset, filters)
+    metrics = classification_metrics(data.y_true, data.y_pred, data.labels, scores=data.scores)
+    if extra:
+        names = np.asarray([*data.labels, "<none>"], dtype=object)
+        y_true, y_pred = names[data.y_true], names[data.y_pred]  # -1 picks "<none>"
+        for name, function in extra.items():
+            metrics[name] = float(function(y_true, y_pred))
+    metrics["problems"] = {kind: {"count": data.problems.counts[kind], "examples": data.problems.examples[kind]}
+                           for kind in data.problems.counts}
     return metrics
+
+
+def evaluate(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None,
+             extra: Mapping[str, MetricFunction] | None = None) -> dict:
+    """Metrics for the model's output type."""
+    if model.output_type in ("class", None):
+        return evaluate_classification(platform, model, dataset, filters, extra)
+    raise RunnerError(f"the default evaluate has no metrics for output type {model.output_type!r} yet",
+                      where=f"model {model.name!r}",
+                      fix="define evaluate(self, model, dataset, filters) on the adapter")
