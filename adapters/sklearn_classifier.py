@@ -38,6 +38,21 @@ def build_estimator(spec: dict):
     return estimator_class(**spec)
 
 
+def class_probabilities(estimator, features: np.ndarray) -> np.ndarray:
+    """``predict_proba`` where the estimator has it; else a softmax of ``decision_function``; else one-hot."""
+    if hasattr(estimator, "predict_proba"):
+        return estimator.predict_proba(features)
+    if hasattr(estimator, "decision_function"):
+        decision = np.asarray(estimator.decision_function(features), dtype=np.float64)
+        if decision.ndim == 1:  # binary: the score of classes_[1]
+            decision = np.stack([-decision, decision], axis=1)
+        decision -= decision.max(axis=1, keepdims=True)
+        exp = np.exp(decision)
+        return exp / exp.sum(axis=1, keepdims=True)
+    predicted = estimator.predict(features)
+    return (predicted[:, None] == estimator.classes_[None, :]).astype(np.float64)
+
+
 class SklearnImageClassifier(BaseModelAdapter):
     def load(self, local_path, **kwargs):
         import skops.io as sio
@@ -91,7 +106,7 @@ class SklearnImageClassifier(BaseModelAdapter):
     def predict(self, batch, **kwargs):
         if self.model is None:
             raise ValueError("the classifier has not been trained: run the train pipeline first")
-        probabilities = self.model.predict_proba(np.stack([self._features(image) for image in batch]))
+        probabilities = class_probabilities(self.model, np.stack([self._features(image) for image in batch]))
         collections = []
         for row in probabilities:
             best = int(np.argmax(row))

@@ -114,12 +114,35 @@ def plan(cfg: DictConfig) -> Plan:
 
     for step, key in (("evaluate", "evaluate_subset"), ("predict", "predict_subset"), ("embed", "embed_subset")):
         subset = settings["pipeline"].get(key)
-        if step in steps and subset is not None and "_target_" not in settings["subsets"] \
-                and subset not in settings["subsets"]:
-            raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets "
-                              f"{sorted(settings['subsets'])}", where=f"pipeline.{key}",
+        names = _subset_names(settings["subsets"])
+        if step in steps and subset is not None and subset not in names:
+            raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {names}",
+                              where=f"pipeline.{key}",
                               fix="name a subset of the chosen subsets group, or null for every item")
+    for step in steps:
+        for name in STEP_NEEDS[step]:
+            if not _defines(adapter_class, name):
+                raise ConfigError(f"the {step} step needs the user function {name!r}, which "
+                                  f"{adapter_class.__name__} does not define", where=f"adapter._target_ {target!r}",
+                                  fix=f"define {name} on the adapter, or choose a pipeline without {step}")
     return Plan(settings, steps, adapter_class, metric_functions)
+
+
+STEP_NEEDS = {"train": ("load", "save", "train"), "evaluate": ("load", "predict"),
+              "predict": ("load", "predict"), "embed": ("load", "embed")}
+
+
+def _defines(adapter_class: type, name: str) -> bool:
+    import dtlpy as dl
+
+    return getattr(adapter_class, name) is not getattr(dl.BaseModelAdapter, name)
+
+
+def _subset_names(spec: dict) -> list[str]:
+    """The subsets a subsets option defines; a computed one (``_target_``) names them in ``fractions``."""
+    if "_target_" in spec:
+        return sorted(spec.get("fractions") or {})
+    return sorted(spec)
 
 
 def _uses_default_evaluate(adapter_class: type) -> bool:
@@ -155,7 +178,8 @@ def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
     from hydra.utils import instantiate
 
     if "_target_" in spec:
-        return instantiate(spec, platform=platform, dataset=dataset, _convert_="all")
+        # entities go in as call arguments: passed to instantiate they would be merged into the config
+        return instantiate(spec, _partial_=True, _convert_="all")(platform=platform, dataset=dataset)
     return spec
 
 
@@ -200,6 +224,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     the_plan = plan(cfg)
     settings, steps = the_plan.settings, the_plan.steps
     platform = instantiate(cfg.platform)
+    if "train" not in steps:  # the model version must exist before anything is imported
+        platform.get_model(name=settings["model"]["name"])
     dataset = _dataset(platform, settings["dataset"])
     subsets = _subsets(platform, dataset, settings["subsets"])
     counts = {}

@@ -33,6 +33,7 @@ COCO_SCALARS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                 "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
 
 _EPS = np.spacing(1)
+_CHUNK = 1 << 24  # elements of the (rows, detections) arrays accumulated at once
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,38 @@ def _match(d_box, d_key, g_box, g_key, g_ignore, thresholds):
     return matched, matched_ignored
 
 
+def _envelope(hit: np.ndarray, counted: np.ndarray, label: np.ndarray, n_k: int,
+              need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pycocotools' interpolated precision at the recall thresholds, and the TP counts, per (row, label).
+
+    ``hit`` / ``counted`` (rows, D): TPs and non-ignored detections, columns in accumulation order (by
+    ``label``, 0..n_k-1, then -score); ``need`` (rows, n_k, R): TPs needed to reach each recall threshold.
+    Only TPs matter: the precision envelope at a threshold is the best precision at or after the first TP
+    reaching it (between TPs precision only drops), 0 where it is never reached."""
+    n_rows, n_r = len(hit), need.shape[-1]
+    n_seg = n_rows * n_k
+    tp_row, tp_col = np.divmod(np.flatnonzero(hit), hit.shape[1])  # segment by segment, columns in order
+    tp_seg = tp_row * n_k + label[tp_col]
+    n_tp = np.bincount(tp_seg, minlength=n_seg)
+    first = np.cumsum(n_tp) - n_tp
+    tp_count = np.arange(1, len(tp_seg) + 1) - first[tp_seg]
+    tp_fp = np.zeros((n_rows, hit.shape[1] + 1), np.int32)  # int32: several times faster than int64
+    np.cumsum(counted, axis=1, out=tp_fp[:, 1:])
+    label_start = np.searchsorted(label, np.arange(n_k))
+    tp_fp = tp_fp[tp_row, tp_col + 1] - tp_fp[:, label_start][tp_row, label[tp_col]]
+    # each segment's TP precisions (pycocotools: tp / (fp + tp + eps)), then a 0 standing for "none"
+    pr = np.zeros(len(tp_seg) + n_seg)
+    pr[np.arange(len(tp_seg)) + tp_seg] = tp_count / (tp_fp + _EPS)
+    need = need.reshape(n_seg, n_r)
+    start = first + np.arange(n_seg)
+    end = (start + n_tp)[:, None]
+    at = np.where(need <= n_tp[:, None], start[:, None] + np.maximum(need, 1) - 1, end)
+    piece = np.maximum.reduceat(pr, np.concatenate([at, end], axis=1).ravel())
+    piece = piece.reshape(n_seg, n_r + 1)[:, :n_r]
+    prec = np.maximum.accumulate(piece[:, ::-1], axis=1)[:, ::-1]
+    return prec.reshape(n_rows, n_k, n_r), n_tp.reshape(n_rows, n_k)
+
+
 def coco_eval_arrays(truth: Boxes, predictions: Boxes, n_labels: int, *, iou_thresholds=None,
                      max_detections: Sequence[int] = (1, 10, 100)) -> tuple[np.ndarray, np.ndarray]:
     """pycocotools' ``eval['precision']`` (T, 101, K, 4, M) and ``eval['recall']`` (T, K, 4, M), -1 where a
@@ -219,33 +252,24 @@ def coco_eval_arrays(truth: Boxes, predictions: Boxes, n_labels: int, *, iou_thr
     hit = np.concatenate([hit if c == top else hit & (d_rank < c) for c in cuts])
     n_rows = len(cuts) * n_a * n_t
     row_a = np.tile(np.repeat(np.arange(n_a), n_t), len(cuts))
-    label_start = np.searchsorted(d_label, np.arange(n_k))
 
-    # Segments (row, label). Only true positives matter: the precision envelope at a recall threshold is
-    # the best precision at or after the first TP reaching it (between TPs precision only drops).
-    tp_row, tp_col = np.divmod(np.flatnonzero(hit), hit.shape[1])  # segment by segment, columns in order
-    tp_seg = tp_row * n_k + d_label[tp_col]
-    n_tp = np.bincount(tp_seg, minlength=n_rows * n_k)  # (rows * K,)
-    first = np.cumsum(n_tp) - n_tp
-    tp_count = np.arange(1, len(tp_seg) + 1) - first[tp_seg]
-    tp_fp = np.zeros((n_rows, counted.shape[1] + 1), np.int32)  # int32: several times faster than int64
-    np.cumsum(counted, axis=1, out=tp_fp[:, 1:])
-    tp_fp = tp_fp[tp_row, tp_col + 1] - tp_fp[:, label_start][tp_row, d_label[tp_col]]
-    # each segment's TP precisions (pycocotools: tp / (fp + tp + eps)), then a 0 standing for "none"
-    pr = np.zeros(len(tp_seg) + n_rows * n_k)
-    pr[np.arange(len(tp_seg)) + tp_seg] = tp_count / (tp_fp + _EPS)
     # fewest TPs with tp / npig >= each recall threshold: rc >= r exactly where pycocotools has it
     npig = np.maximum(n_regular, 1)
     need = np.array([[np.searchsorted(np.arange(v + 1) / v, RECALL_THRESHOLDS, "left") for v in row]
-                     for row in npig])  # (K, A, R)
-    need = need[:, row_a].transpose(1, 0, 2).reshape(n_rows * n_k, n_r)
-    start = first + np.arange(n_rows * n_k)
-    end = (start + n_tp)[:, None]
-    at = np.where(need <= n_tp[:, None], start[:, None] + np.maximum(need, 1) - 1, end)
-    piece = np.maximum.reduceat(pr, np.concatenate([at, end], axis=1).ravel())
-    piece = piece.reshape(n_rows * n_k, n_r + 1)[:, :n_r]
-    prec = np.maximum.accumulate(piece[:, ::-1], axis=1)[:, ::-1].reshape(len(cuts), n_a, n_t, n_k, n_r)
-    rec = (n_tp.reshape(n_rows, n_k) / npig.T[row_a]).reshape(len(cuts), n_a, n_t, n_k)
+                     for row in npig])[:, row_a]  # (K, rows, R)
+    prec = np.empty((n_rows, n_k, n_r))
+    n_tp = np.empty((n_rows, n_k), np.int64)
+    bounds = np.searchsorted(d_label, np.arange(n_k + 1))
+    budget = max(1, _CHUNK // n_rows)  # columns per chunk of labels (bounds the int32 cumsum's memory)
+    k0 = 0
+    while k0 < n_k:
+        k1 = max(k0 + 1, int(np.searchsorted(bounds, bounds[k0] + budget, "right")) - 1)
+        s, e = bounds[k0], bounds[k1]
+        prec[:, k0:k1], n_tp[:, k0:k1] = _envelope(hit[:, s:e], counted[:, s:e], d_label[s:e] - k0, k1 - k0,
+                                                   need[k0:k1].transpose(1, 0, 2))
+        k0 = k1
+    prec = prec.reshape(len(cuts), n_a, n_t, n_k, n_r)
+    rec = (n_tp / npig.T[row_a]).reshape(len(cuts), n_a, n_t, n_k)
 
     absent = n_regular == 0  # (K, A): pycocotools leaves -1
     precision = np.empty((n_t, n_r, n_k, n_a, n_m))

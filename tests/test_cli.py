@@ -1,0 +1,229 @@
+"""``python -m runner`` / ``dlrun`` as a user runs them: real subprocesses, from a working directory
+that is not the repository, with DATALOOP_PATH in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "conf"
+TIMEOUT = 300
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIME = re.compile(r"\d{2}-\d{2}-\d{2}(-\d+)?")
+
+
+def dlrun(tmp_path: Path, *args: str, command: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    command = command or [sys.executable, "-m", "runner"]
+    return subprocess.run([*command, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def output_dirs(stdout: str) -> list[Path]:
+    return [Path(line.split(":", 1)[1].strip()) for line in stdout.splitlines() if line.startswith("outputs: ")]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def run_folders(tmp_path: Path, kind: str) -> list[Path]:
+    """``<kind>/<date>/<time>/`` folders under the working directory."""
+    found = sorted(p for p in (tmp_path / kind).glob("*/*") if p.is_dir())
+    for folder in found:
+        assert DATE.fullmatch(folder.parent.name), folder
+        assert TIME.fullmatch(folder.name), folder
+    return found
+
+
+def job_folders(sweep: Path) -> list[Path]:
+    return sorted((p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def _repo_run_folders() -> set[Path]:
+    return {p for kind in ("outputs", "multirun") for p in (REPO / kind).glob("*/*")}
+
+
+def _ours(folder: Path, tmp_path: Path) -> bool:
+    """A run folder made by a run from ``tmp_path``: Hydra records the working directory in it."""
+    records = [folder / ".hydra" / "hydra.yaml", folder / "multirun.yaml", *folder.glob("*/.hydra/hydra.yaml")]
+    texts = [record.read_text() for record in records if record.is_file()]
+    return not texts or any(str(tmp_path) in text for text in texts)
+
+
+@contextmanager
+def repo_untouched(tmp_path: Path):
+    """No run folder of a run from ``tmp_path`` lands in the repository (others may run there meanwhile)."""
+    before = _repo_run_folders()
+    yield
+    ours = sorted(p for p in _repo_run_folders() - before if _ours(p, tmp_path))
+    assert not ours, f"runs from {tmp_path} wrote into the repository: {ours}"
+
+
+# -- single runs ---------------------------------------------------------------------------------
+
+
+def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
+    with repo_untouched(tmp_path):
+        result = ok(dlrun(tmp_path))
+
+    lines = result.stdout.splitlines()
+    assert any(re.match(r"accuracy\s+0\.\d{4}$", line) for line in lines), result.stdout
+    assert any(line.startswith("model version: ") for line in lines)
+    [out] = output_dirs(result.stdout)
+    assert out.is_absolute()
+    [folder] = run_folders(tmp_path, "outputs")
+    assert out == folder.resolve()
+    assert not (tmp_path / "multirun").exists()
+
+    metrics = read_json(out / "metrics.json")
+    assert metrics["accuracy"] >= 0.9
+    png = out / "confusion_matrix.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(png) as image:
+        image.verify()
+    with Image.open(png) as image:
+        assert image.format == "PNG" and min(image.size) >= 100
+    model = read_json(out / "model.json")
+    assert model["status"] == "trained" and model["artifacts"] == ["model.skops"]
+    assert sum(read_json(out / "data.json")["items_per_subset"].values()) == 1797
+    config = yaml.safe_load((out / ".hydra" / "config.yaml").read_text())
+    assert config["batch_size"] == 32
+    assert config["adapter"]["_target_"] == "adapters.sklearn_classifier.SklearnImageClassifier"
+    log = (out / "dlrun.log").read_text()
+    assert "step train" in log and "step evaluate" in log
+    # the platform is under DATALOOP_PATH, not in the working directory
+    assert (tmp_path / "dl" / "local" / "platform.db").is_file()
+
+
+def test_cfg_job_prints_the_composed_config_and_creates_nothing(tmp_path):
+    result = ok(dlrun(tmp_path, "--cfg", "job"))
+    assert "batch_size:" in result.stdout
+    assert "_target_: adapters.sklearn_classifier.SklearnImageClassifier" in result.stdout
+    config = yaml.safe_load(result.stdout)
+    assert config["pipeline"]["steps"] == ["train", "evaluate"]
+    assert "hydra" not in config
+    assert not (tmp_path / "dl" / "local").exists()
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_help_lists_the_groups_and_their_options(tmp_path):
+    result = ok(dlrun(tmp_path, "--help"))
+    lines = result.stdout.splitlines()
+    assert "adapter: sklearn, sklearn_svc" in lines
+    groups = {path.parent.name for path in CONF_DIR.glob("*/*.yaml")} - {"hydra"}
+    for group in groups:
+        options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+        assert f"{group}: {', '.join(options)}" in lines, group
+    # the group line (the config dump below it has a "pipeline:" line too)
+    pipeline = next(line for line in lines if line.startswith("pipeline:"))
+    assert "train_evaluate" in pipeline
+    assert "python -m runner" in result.stdout  # the footer's examples
+    assert not (tmp_path / "dl" / "local").exists()
+
+
+def test_the_dlrun_console_script(tmp_path):
+    executable = shutil.which("dlrun")
+    if executable is None:
+        pytest.skip("the dlrun console script is not on PATH (pip install -e . puts it there)")
+    result = ok(dlrun(tmp_path, "--cfg", "job", command=[executable]))
+    assert "_target_: adapters.sklearn_classifier.SklearnImageClassifier" in result.stdout
+    assert "batch_size:" in result.stdout
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+
+
+def test_a_grid_multirun_trains_one_version_per_job(tmp_path):
+    with repo_untouched(tmp_path):
+        result = ok(dlrun(tmp_path, "-m", "adapter=sklearn,sklearn_svc", "seed=0"))
+
+    [sweep] = run_folders(tmp_path, "multirun")
+    jobs = job_folders(sweep)
+    assert [job.name for job in jobs] == ["0", "1"]
+    assert output_dirs(result.stdout) == [job.resolve() for job in jobs]
+    models = []
+    for job in jobs:
+        assert read_json(job / "metrics.json")["accuracy"] >= 0.9
+        models.append(read_json(job / "model.json"))
+    assert len({m["id"] for m in models}) == 2
+    assert len({m["name"] for m in models}) == 2
+    assert models[0]["name"].startswith("sklearn-digits-")
+    assert models[1]["name"].startswith("sklearn-svc-digits-")
+    assert models[1]["configuration"]["estimator"]["_target_"] == "sklearn.svm.SVC"
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_an_optuna_sweep(tmp_path):
+    result = ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=3"))
+
+    [sweep] = run_folders(tmp_path, "multirun")
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["best_value"] >= 0.9
+    assert set(results["best_params"]) == {"adapter.configuration.estimator.C", "adapter.configuration.image_size"}
+    jobs = job_folders(sweep)
+    assert [job.name for job in jobs] == ["0", "1", "2"]
+    accuracies = [read_json(job / "metrics.json")["accuracy"] for job in jobs]
+    # the sweeper saw what main returned: the objective metric of each job
+    assert results["best_value"] == pytest.approx(max(accuracies))
+    assert len(output_dirs(result.stdout)) == 3
+
+
+def test_every_experiment_in_one_multirun(tmp_path):
+    result = ok(dlrun(tmp_path, "-m", "experiment=glob(*)"))
+
+    experiments = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+    [sweep] = run_folders(tmp_path, "multirun")
+    jobs = job_folders(sweep)
+    assert len(jobs) == len(experiments) == len(output_dirs(result.stdout))
+    ran = []
+    for job in jobs:
+        assert (job / "metrics.json").is_file()
+        [override] = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        ran.append(override.removeprefix("experiment="))
+    assert sorted(ran) == experiments
+
+
+# -- bad configs ---------------------------------------------------------------------------------
+
+
+def test_an_unknown_option_lists_the_available_ones(tmp_path):
+    result = dlrun(tmp_path, "adapter=foo")
+    assert result.returncode != 0
+    assert "adapter/foo" in result.stderr
+    assert "sklearn" in result.stderr and "sklearn_svc" in result.stderr
+    assert not (tmp_path / "dl" / "local").exists()
+
+
+@pytest.mark.parametrize(("override", "mentions"), [
+    ("adapter._target_=nope.Nope", ["nope", "adapter._target_"]),
+    ("dataset=image_folder", ["dataset.name"]),
+], ids=["adapter-not-importable", "missing-required-value"])
+def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
+    result = dlrun(tmp_path, override)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error:"), result.stderr
+    assert "fix:" in result.stderr
+    for mention in mentions:
+        assert mention in result.stderr
+    assert "Traceback" not in result.stderr
+    # found before anything is written to the platform
+    assert not (tmp_path / "dl" / "local").exists()

@@ -1,0 +1,321 @@
+"""The config tree under conf/, composed in-process with Hydra's compose API, and runs of it through
+``runner.app.run`` on a real local platform (the digits dataset, real training)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from runner import app
+from runner.data import import_digits
+from runner.errors import ConfigError, EmptySubsetError, NotFoundError
+from runner.platform.local import LocalPlatform
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+DIGITS_ITEMS = 1797
+
+# values an option leaves as ??? and a run must be given
+REQUIRED = {
+    ("dataset", "image_folder"): ["dataset.name=x", "dataset.folder=/tmp/x"],
+    ("dataset", "dataloop_export"): ["dataset.name=x", "dataset.folder=/tmp/x"],
+    ("dataset", "coco"): ["dataset.name=x", "dataset.annotation_file=/tmp/x.json", "dataset.images_dir=/tmp/x"],
+}
+
+OPTIONS = sorted((path.parent.name, path.stem) for path in CONF_DIR.glob("*/*.yaml"))
+
+
+def options_of(group: str) -> list[str]:
+    return [option for g, option in OPTIONS if g == group]
+
+
+def compose_config(*overrides: str, hydra: bool = False):
+    app.register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def resolved(cfg) -> dict:
+    """Every key but ``hydra`` resolved, with no ??? left."""
+    body = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return OmegaConf.to_container(body, resolve=True, throw_on_missing=True)
+
+
+def run(tmp_path: Path, name: str, *overrides: str) -> tuple[float | None, Path]:
+    out = tmp_path / name
+    return app.run(compose_config(*overrides), out), out
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def platform_at(dataloop_home: Path) -> LocalPlatform:
+    """The platform the default config uses: ${DATALOOP_PATH}/local."""
+    return LocalPlatform(dataloop_home / "local")
+
+
+def table_counts(platform: LocalPlatform) -> dict[str, int]:
+    tables = [row[0] for row in platform.store.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {table: platform.store.query(f"SELECT COUNT(*) FROM {table}")[0][0] for table in tables}
+
+
+# -- composition ---------------------------------------------------------------------------------
+
+
+def test_the_config_groups_are_all_found():
+    groups = {group for group, _option in OPTIONS}
+    assert {"adapter", "model", "dataset", "subsets", "metrics", "pipeline", "platform", "experiment",
+            "hparams_search", "debug", "paths", "hydra"} <= groups
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_resolves_and_plans(group, option):
+    overrides = [f"{group}={option}", *REQUIRED.get((group, option), [])]
+    cfg = compose_config(*overrides, hydra=True)
+    if group == "metrics" and cfg.metrics.get("output_type") not in (None, cfg.model.output_type):
+        # a metrics set for another output type plans with a model of that type
+        overrides.append(f"model.output_type={cfg.metrics.output_type}")
+        cfg = compose_config(*overrides, hydra=True)
+
+    if group != "hydra":
+        assert cfg.hydra.runtime.choices[group] == option
+    settings = resolved(cfg)
+    assert settings["dataset"]["name"]
+    assert settings["model"]["configuration"]["batch_size"] == settings["batch_size"]
+    assert settings["platform"]["root"].endswith("/local")
+    # the run and sweep folders the app writes into resolve too
+    assert cfg.hydra.run.dir.startswith("outputs/")
+    assert cfg.hydra.sweep.dir.startswith("multirun/")
+    assert cfg.hydra.job.name == "dlrun"
+
+    if group == "hparams_search":
+        sweeper = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
+        assert sweeper["_target_"].endswith("OptunaSweeper")
+        assert sweeper["direction"] == settings["objective"]["direction"]
+        assert sweeper["sampler"]["seed"] == settings["seed"]
+        assert cfg.hydra.mode == RunMode.MULTIRUN
+        assert all(key.startswith("adapter.") for key in sweeper["params"])
+    if group == "debug":
+        assert settings["batch_size"] == 16 and cfg.hydra.verbose
+    if group == "experiment":
+        assert cfg.hydra.runtime.choices["adapter"] in options_of("adapter")
+
+    adapter_class = get_class(cfg.adapter._target_)
+    if any(not app._defines(adapter_class, fn) for step in cfg.pipeline.steps for fn in app.STEP_NEEDS[step]):
+        with pytest.raises(ConfigError, match="needs the user function"):  # e.g. embed with a classifier
+            app.plan(compose_config(*overrides))
+        return
+    the_plan = app.plan(compose_config(*overrides))
+    assert the_plan.steps and set(the_plan.steps) <= set(app.STEPS)
+    assert callable(the_plan.metric_functions.get("accuracy")) or "evaluate" not in the_plan.steps
+
+
+def test_plan_accepts_every_valid_combination_of_adapter_metrics_subsets_and_pipeline():
+    """Valid: the metrics set scores the model's output type, or the pipeline does not evaluate."""
+    combos = list(itertools.product(options_of("adapter"), options_of("metrics"), options_of("subsets"),
+                                    options_of("pipeline")))
+    assert len(combos) >= 2 * 2 * 3 * 5
+    for adapter, metrics, subsets, pipeline in combos:
+        cfg = compose_config(f"adapter={adapter}", f"metrics={metrics}", f"subsets={subsets}",
+                             f"pipeline={pipeline}")
+        fits = cfg.metrics.get("output_type") in (None, cfg.model.output_type)
+        adapter_class = get_class(cfg.adapter._target_)
+        missing = [fn for step in cfg.pipeline.steps for fn in app.STEP_NEEDS[step]
+                   if not app._defines(adapter_class, fn)]
+        if missing:
+            with pytest.raises(ConfigError, match="needs the user function"):
+                app.plan(cfg)
+        elif fits or "evaluate" not in cfg.pipeline.steps:
+            assert app.plan(cfg).steps == list(cfg.pipeline.steps), (adapter, metrics, subsets, pipeline)
+        else:
+            with pytest.raises(ConfigError, match="metrics"):
+                app.plan(cfg)
+
+
+def test_required_lists_every_option_with_a_missing_value():
+    marked = {(path.parent.name, path.stem) for path in CONF_DIR.glob("*/*.yaml") if "???" in path.read_text()}
+    assert marked == set(REQUIRED)
+
+
+@pytest.mark.parametrize("option", sorted(REQUIRED), ids=[f"{g}={o}" for g, o in sorted(REQUIRED)])
+def test_required_values_are_marked_missing_and_plan_names_the_first(option):
+    group, name = option
+    cfg = compose_config(f"{group}={name}")
+    keys = [assignment.split("=")[0] for assignment in REQUIRED[option]]
+    assert all(OmegaConf.is_missing(cfg[group], key.split(".", 1)[1]) for key in keys)
+    with pytest.raises(ConfigError, match=keys[0].replace(".", r"\.")):
+        app.plan(cfg)
+
+
+def test_batch_size_reaches_the_model_configuration():
+    cfg = compose_config("batch_size=16")
+    assert cfg.model.configuration.batch_size == 16
+    assert app.plan(cfg).settings["model"]["configuration"]["batch_size"] == 16
+    # and the default follows the top-level key
+    assert compose_config().model.configuration.batch_size == compose_config().batch_size == 32
+
+
+# -- pipelines -----------------------------------------------------------------------------------
+
+
+def test_train_evaluate_writes_every_output(tmp_path, dataloop_home):
+    accuracy, out = run(tmp_path, "run")
+
+    assert accuracy is not None and accuracy >= 0.9
+    for name in ("metrics.json", "model.json", "data.json", "confusion_matrix.png"):
+        assert (out / name).is_file(), name
+    metrics = read_json(out / "metrics.json")
+    assert metrics["accuracy"] == pytest.approx(accuracy)
+    model = read_json(out / "model.json")
+    assert model["status"] == "trained"
+    assert model["artifacts"] == ["model.skops"]
+    assert model["configuration"]["batch_size"] == 32
+    data = read_json(out / "data.json")
+    assert set(data["items_per_subset"]) == {"train", "validation", "test"}
+    assert sum(data["items_per_subset"].values()) == DIGITS_ITEMS
+    assert set(data["content_hash"]) == set(data["items_per_subset"])
+    assert all(len(digest) == 64 for digest in data["content_hash"].values())
+    assert metrics["n_items"] == data["items_per_subset"]["test"]
+    # the platform is the one under DATALOOP_PATH
+    assert (dataloop_home / "local" / "platform.db").is_file()
+
+
+def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home):
+    objective, out = run(tmp_path, "train", "pipeline=train")
+    assert objective is None
+    assert not (out / "metrics.json").exists()
+    assert not (out / "confusion_matrix.png").exists()
+    version = read_json(out / "model.json")
+    assert version["status"] == "trained" and version["artifacts"] == ["model.skops"]
+
+    platform = platform_at(dataloop_home)
+    dataset = platform.get_dataset(name="digits")
+    models_before = len(platform.list_models())
+
+    first, evaluated = run(tmp_path, "evaluate", "pipeline=evaluate", f"model.name={version['name']}")
+    again, _ = run(tmp_path, "evaluate-again", "pipeline=evaluate", f"model.name={version['name']}")
+    assert first is not None and first >= 0.9
+    assert first == again
+    assert read_json(evaluated / "metrics.json")["accuracy"] == first
+    assert read_json(evaluated / "model.json")["id"] == version["id"]
+    assert len(platform.list_models()) == models_before
+
+    _, predicted = run(tmp_path, "predict", "pipeline=predict", f"model.name={version['name']}")
+    assert not (predicted / "metrics.json").exists()
+    test_items = read_json(predicted / "data.json")["items_per_subset"]["test"]
+    assert platform.store.count_annotations(dataset.id, version["name"]) == test_items
+    assert len(platform.list_models()) == models_before
+    # evaluating, predicting never retrain or change the version
+    stored = platform.get_model(name=version["name"])
+    assert stored.id == version["id"] and stored.status == "trained"
+    assert [a.local_path for a in stored.artifacts.list()] == ["model.skops"]
+
+    before = table_counts(platform)
+    with pytest.raises(ConfigError, match="embed"):
+        run(tmp_path, "embed", "pipeline=embed", f"model.name={version['name']}")
+    assert table_counts(platform) == before
+
+
+def test_by_tag_subsets(tmp_path, dataloop_home):
+    accuracy, out = run(tmp_path, "run", "subsets=by_tag")
+    assert accuracy >= 0.9
+    data = read_json(out / "data.json")
+    assert sum(data["items_per_subset"].values()) == DIGITS_ITEMS
+    assert data["items_per_subset"]["test"] == read_json(out / "metrics.json")["n_items"]
+    # the digits importer tags each item with its folder: by_tag selects the items by_dir selects
+    platform = platform_at(dataloop_home)
+    dataset = platform.get_dataset(name="digits")
+    by_dir = resolved(compose_config("subsets=by_dir"))["subsets"]
+    assert set(by_dir) == set(data["items_per_subset"])
+    for name, subset in by_dir.items():
+        assert platform.count_items(dataset, subset) == data["items_per_subset"][name]
+        assert platform.fingerprint(dataset, subset) == data["content_hash"][name]
+
+
+def test_random_split_is_seeded(tmp_path):
+    accuracy, first = run(tmp_path, "seed0", "subsets=random_split", "seed=0")
+    _, same = run(tmp_path, "seed0-again", "subsets=random_split", "seed=0")
+    _, other = run(tmp_path, "seed1", "subsets=random_split", "seed=1")
+    assert accuracy >= 0.9
+
+    first_data, same_data, other_data = (read_json(p / "data.json") for p in (first, same, other))
+    assert sum(first_data["items_per_subset"].values()) == DIGITS_ITEMS
+    assert sum(other_data["items_per_subset"].values()) == DIGITS_ITEMS
+    assert first_data["items_per_subset"] == same_data["items_per_subset"]
+    assert first_data["content_hash"] == same_data["content_hash"]
+    assert other_data["content_hash"]["train"] != first_data["content_hash"]["train"]
+    # resolved to id filters, stored on the version
+    train_filter = read_json(first / "model.json")["subsets"]["train"]["filter"]
+    ids = [clause["id"]["$in"] for clause in train_filter["$and"] if "id" in clause]
+    assert len(ids) == 1 and len(ids[0]) == first_data["items_per_subset"]["train"]
+
+
+def test_the_same_config_twice_gives_identical_metrics(tmp_path):
+    _, a = run(tmp_path, "a", f"platform.root={tmp_path / 'platform-a'}")
+    _, b = run(tmp_path, "b", f"platform.root={tmp_path / 'platform-b'}")
+    assert (tmp_path / "platform-a" / "platform.db").is_file()
+    assert (tmp_path / "platform-b" / "platform.db").is_file()
+    assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
+    assert read_json(a / "data.json")["content_hash"] == read_json(b / "data.json")["content_hash"]
+
+
+def test_each_training_run_creates_its_own_model_version(tmp_path, dataloop_home):
+    _, first = run(tmp_path, "first", "pipeline=train")
+    _, second = run(tmp_path, "second", "pipeline=train")
+    one, two = read_json(first / "model.json"), read_json(second / "model.json")
+
+    platform = platform_at(dataloop_home)
+    base = platform.get_model(name=resolved(compose_config())["model"]["name"])
+    assert base.name == "sklearn-digits"
+    assert len({one["id"], two["id"], base.id}) == 3
+    assert one["name"] != two["name"]
+    assert one["name"].startswith("sklearn-digits-") and two["name"].startswith("sklearn-digits-")
+    assert base.artifacts.list() == []
+    assert base.status == "created"
+    assert len(platform.list_models()) == 3
+    for version in (one, two):
+        stored = platform.get_model(model_id=version["id"])
+        assert stored.status == "trained"
+        assert [a.local_path for a in stored.artifacts.list()] == ["model.skops"]
+
+
+# -- bad configs ---------------------------------------------------------------------------------
+
+BAD_CONFIGS = {
+    "missing-required-value": (["dataset=image_folder"], ConfigError, ["dataset.name"]),
+    "adapter-not-importable": (["adapter._target_=nope.Nope"], ConfigError, ["nope", "adapter._target_", "fix:"]),
+    "metric-not-importable": (["metrics.scores.accuracy._target_=nope.accuracy"], ConfigError,
+                              ["nope", "metrics.scores.accuracy"]),
+    "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics"]),
+    "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
+    "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
+                     ["empty", "/nowhere"]),
+    "unknown-objective": (["objective.metric=nope_score"], ConfigError, ["nope_score", "objective.metric"]),
+    "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
+                                  ["no-such-model"]),
+}
+
+
+@pytest.mark.parametrize(("overrides", "error", "mentions"), BAD_CONFIGS.values(), ids=BAD_CONFIGS)
+def test_a_bad_config_raises_a_helpful_error_and_writes_nothing(tmp_path, dataloop_home, overrides, error,
+                                                                mentions):
+    platform = platform_at(dataloop_home)
+    import_digits(platform)
+    before = table_counts(platform)
+    assert before["items"] == DIGITS_ITEMS
+
+    with pytest.raises(error) as raised:
+        run(tmp_path, "run", *overrides)
+
+    message = str(raised.value)
+    for mention in mentions:
+        assert mention in message, f"{mention!r} not in {message!r}"
+    assert table_counts(platform) == before
+    assert not (tmp_path / "run").exists()
