@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .errors import ConfigError, EmptySubsetError
-from .metrics import CLASSIFICATION_SCALARS
+from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS
 from .paths import dataloop_path
 
 logger = logging.getLogger("runner")
@@ -107,7 +107,7 @@ def plan(cfg: DictConfig) -> Plan:
 
     objective = (settings.get("objective") or {}).get("metric")
     if "evaluate" in steps and objective and _uses_default_evaluate(adapter_class):
-        known = set(CLASSIFICATION_SCALARS) | set(metric_functions)
+        known = set(DEFAULT_SCALARS.get(output_type, ())) | set(metric_functions)
         if objective not in known:
             raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
                               where="objective.metric", fix=f"choose one of {sorted(known)}")
@@ -128,6 +128,7 @@ def plan(cfg: DictConfig) -> Plan:
     return Plan(settings, steps, adapter_class, metric_functions)
 
 
+DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "box": COCO_SCALARS}
 STEP_NEEDS = {"train": ("load", "save", "train"), "evaluate": ("load", "predict"),
               "predict": ("load", "predict"), "embed": ("load", "embed")}
 
@@ -218,7 +219,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     from hydra.utils import instantiate
 
-    from .reporting import metrics_table, model_summary, plot_confusion_matrix, write_json
+    from .reporting import metrics_table, model_summary, plot_confusion_matrix, plot_pr_curves, write_json
 
     output_dir = Path(output_dir)
     the_plan = plan(cfg)
@@ -275,6 +276,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
         write_json(output_dir / "metrics.json", metrics)
         if isinstance(metrics.get("confusion_matrix"), dict):
             plot_confusion_matrix(metrics["confusion_matrix"], output_dir / "confusion_matrix.png")
+        if isinstance(metrics.get("pr_curves"), dict):
+            plot_pr_curves(metrics["pr_curves"], output_dir / "pr_curves.png")
         print(metrics_table(metrics))
         objective_key = settings.get("objective", {}).get("metric")
         if objective_key:

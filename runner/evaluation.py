@@ -14,7 +14,7 @@ import dtlpy as dl
 import numpy as np
 
 from .errors import RunnerError
-from .metrics import classification_metrics
+from .metrics import Boxes, classification_metrics, coco_box_metrics
 from .platform import Platform
 
 logger = logging.getLogger(__name__)
@@ -134,9 +134,86 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
         y_true, y_pred = names[data.y_true], names[data.y_pred]  # -1 picks "<none>"
         for name, function in extra.items():
             metrics[name] = float(function(y_true, y_pred))
-    metrics["problems"] = {kind: {"count": data.problems.counts[kind], "examples": data.problems.examples[kind]}
-                           for kind in data.problems.counts}
+    metrics["problems"] = _problems_json(data.problems)
     return metrics
+
+
+def _box_xyxy(annotation: dict) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) of a Dataloop box, or None when the coordinates are malformed."""
+    points = annotation.get("coordinates")
+    try:
+        (x1, y1), (x2, y2) = ((float(p["x"]), float(p["y"])) for p in points)
+    except (TypeError, KeyError, ValueError):
+        return None
+    box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+    return box if np.all(np.isfinite(box)) else None
+
+
+def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None) -> dict:
+    """COCO box metrics (the numbers of pycocotools' COCOeval, bbox) of this model's ``box``
+    predictions against ground-truth boxes, one image per item."""
+    labels = [str(label) for label in (model.labels or [])]
+    index = {label: i for i, label in enumerate(labels)}
+    problems = Problems()
+    truth: dict[str, list] = {"image": [], "label": [], "xyxy": []}
+    predicted: dict[str, list] = {"image": [], "label": [], "xyxy": [], "score": []}
+    n_images = 0
+    for page in platform.iter_items(dataset, filters):
+        annotations = platform.annotations_of(page, {"filter": {"type": "box"}, "resource": "annotations"})
+        for item in page:
+            image = n_images
+            n_images += 1
+            rows = annotations[item.id]
+            if not any(not model_stamp(a) for a in rows):
+                problems.add("items without ground truth (their predictions count as false positives)", item.id)
+            for annotation in rows:
+                stamp = model_stamp(annotation)
+                if stamp and stamp.get("name") != model.name:
+                    continue
+                kind = "predictions" if stamp else "ground truth"
+                if annotation.get("label") not in index:
+                    problems.add(f"{kind} with labels the model does not have", item.id)
+                    continue
+                box = _box_xyxy(annotation)
+                if box is None:
+                    problems.add(f"{kind} with malformed box coordinates", item.id)
+                    continue
+                target = predicted if stamp else truth
+                target["image"].append(image)
+                target["label"].append(index[annotation["label"]])
+                target["xyxy"].append(box)
+                if stamp:
+                    confidence = confidence_of(annotation)
+                    if confidence is None:
+                        problems.add("predictions without confidence (taken as 1.0)", item.id)
+                        confidence = 1.0
+                    predicted["score"].append(confidence)
+    for kind in ("predictions", "ground truth"):
+        for what in ("with labels the model does not have", "with malformed box coordinates"):
+            if f"{kind} {what}" in problems.counts:
+                raise RunnerError(f"{kind} {what}: {problems.describe(f'{kind} {what}')}",
+                                  where=f"model {model.name!r}, labels {labels}",
+                                  fix="fix those annotations (boxes need two finite corner points) or the model labels")
+    if not truth["image"]:
+        raise RunnerError("nothing to evaluate: no item matching the filter has a ground-truth box",
+                          where=f"dataset {dataset.name!r}, filter {filters}",
+                          fix="evaluate on a subset whose items carry box annotations")
+    for kind in problems.counts:
+        logger.warning("%s: %s", kind, problems.describe(kind))
+
+    def boxes(rows: dict) -> Boxes:
+        xyxy = np.asarray(rows["xyxy"], dtype=np.float64).reshape(-1, 4)
+        return Boxes.from_xyxy(np.asarray(rows["image"], np.int64), np.asarray(rows["label"], np.int64), xyxy,
+                               score=np.asarray(rows["score"], np.float64) if "score" in rows else None)
+
+    metrics = coco_box_metrics(boxes(truth), boxes(predicted), len(labels), n_images=n_images, label_names=labels)
+    metrics.update(n_items=n_images, n_truth=len(truth["image"]), n_predictions=len(predicted["image"]))
+    metrics["problems"] = _problems_json(problems)
+    return metrics
+
+
+def _problems_json(problems: Problems) -> dict:
+    return {kind: {"count": problems.counts[kind], "examples": problems.examples[kind]} for kind in problems.counts}
 
 
 def evaluate(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None,
@@ -144,6 +221,8 @@ def evaluate(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: 
     """Metrics for the model's output type."""
     if model.output_type in ("class", None):
         return evaluate_classification(platform, model, dataset, filters, extra)
+    if model.output_type == "box":
+        return evaluate_detection(platform, model, dataset, filters)
     raise RunnerError(f"the default evaluate has no metrics for output type {model.output_type!r} yet",
                       where=f"model {model.name!r}",
                       fix="define evaluate(self, model, dataset, filters) on the adapter")

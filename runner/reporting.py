@@ -49,17 +49,49 @@ def plot_confusion_matrix(confusion: Mapping, path: Path) -> None:
     plt.close(figure)
 
 
+def plot_pr_curves(curves: Mapping, path: Path) -> None:
+    """One precision-recall curve per label (COCO's 101 recall points, IoU 0.5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 5))
+    for label, curve in curves.items():
+        precision = [max(p, 0.0) for p in curve["precision"]]  # -1: no ground truth for the label
+        if any(p > 0 for p in precision):
+            axes.plot(curve["recall"], precision, label=str(label))
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_title("precision-recall per label (IoU 0.5)")
+    axes.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def metrics_table(metrics: Mapping) -> str:
-    """Scalars, then the per-label table when there is one."""
-    scalars = [(k, v) for k, v in sorted(metrics.items()) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    """Scalars, then the per-label table (whatever numbers its rows hold)."""
+    scalars = [(k, v) for k, v in sorted(metrics.items()) if _number(v)]
     width = max((len(k) for k, _ in scalars), default=6)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in scalars]
+    lines += [f"{k:<{width}}  {_cell(v)}" for k, v in scalars]
     per_label = metrics.get("per_label")
     if isinstance(per_label, Mapping) and per_label:
+        columns = [k for k, v in next(iter(per_label.values())).items() if _number(v)]
         lw = max(5, *(len(str(label)) for label in per_label))
-        lines += ["", f"{'label':<{lw}}  precision  recall     f1  support"]
+        widths = [max(len(c), 6) for c in columns]
+        lines += ["", f"{'label':<{lw}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
         for label, row in per_label.items():
-            lines.append(f"{label:<{lw}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:5.4f}  "
-                         f"{row['support']:7d}")
+            lines.append(f"{label:<{lw}}  " + "  ".join(f"{_cell(row[c]):>{w}}" for c, w in zip(columns, widths, strict=True)))
     return "\n".join(lines)

@@ -70,9 +70,11 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
         for k in top_k:
             if k < n_labels:
                 out[f"top_{k}_accuracy"] = float(skm.top_k_accuracy_score(y_true, scores, k=k, labels=indices))
-        if np.all(present) and n_labels > 2:
-            out["roc_auc_ovr_macro"] = float(skm.roc_auc_score(y_true, scores, multi_class="ovr", average="macro",
-                                                               labels=indices))
-        elif n_labels == 2 and np.all(present):
-            out["roc_auc"] = float(skm.roc_auc_score(y_true, scores[:, 1]))
+        if np.all(present) and n_labels >= 2:
+            # one-vs-rest per label, averaged: scikit-learn's "ovr" macro, without its demand that a
+            # row of confidences sums to one
+            per_label = [skm.roc_auc_score(y_true == k, scores[:, k]) for k in indices]
+            out["roc_auc_ovr_macro"] = float(np.mean(per_label))
+            for k, value in zip(indices, per_label, strict=True):
+                out["per_label"][labels[k]]["roc_auc"] = float(value)
     return out

@@ -11,7 +11,8 @@ Semantics follow pycocotools' ``cocoeval.py`` (default parameters) step by step,
   ground truth with the best IoU ``>= min(t, 1 - 1e-10)`` (on an equal IoU the later one), a non-ignored one
   if any qualifies, else an ignored one (the detection is then ignored too); unmatched detections whose area
   is outside the range are ignored;
-* accumulation per label over all images (image order, then rank; stable sort on ``-score``), cumulative
+* accumulation per label over all images (image index order, as COCO's sorted image ids, then rank;
+  stable sort on ``-score``), cumulative
   TP / FP, the right-to-left precision envelope read at 101 recall thresholds (``searchsorted`` "left"),
   recall = TP / non-ignored ground truth, and summary means over entries ``> -1``.
 
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # pycocotools: np.linspace(.5, .95, round((.95 - .5) / .05) + 1)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # the 101-point recall grid of COCO
@@ -33,15 +35,15 @@ COCO_SCALARS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                 "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
 
 _EPS = np.spacing(1)
-_CHUNK = 1 << 24  # elements of the (rows, detections) arrays accumulated at once
+_CHUNK = 1 << 22  # elements of the (rows, detections) arrays accumulated at once
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # no field-wise ==: the fields are arrays
 class Boxes:
-    """Boxes, one row each: image index, label index, COCO ``x, y, width, height``, score, area.
-
-    ``area`` defaults to ``width * height`` (COCO takes a ground truth's ``area`` field when it has one;
-    pycocotools always uses ``width * height`` for detections)."""
+    """Boxes, one row each: image index, label index (0..n_labels-1), COCO ``x, y, width, height``, score
+    (predictions) and area, which decides the area range. ``area`` defaults to ``width * height``; give the
+    annotations' COCO ``area`` field for ground truth that has one (pycocotools always takes
+    ``width * height`` for detections). Coordinates and scores must be finite."""
 
     image: np.ndarray
     label: np.ndarray
@@ -68,12 +70,14 @@ class Boxes:
         return len(self.xywh)
 
     @classmethod
-    def from_xywh(cls, image, label, xywh, score=None, area=None) -> Boxes:
+    def from_xywh(cls, image: ArrayLike, label: ArrayLike, xywh: ArrayLike, score: ArrayLike | None = None,
+                  area: ArrayLike | None = None) -> Boxes:
         """Boxes from COCO ``[x, y, width, height]`` rows."""
         return cls(image, label, xywh, score, area)
 
     @classmethod
-    def from_xyxy(cls, image, label, xyxy, score=None, area=None) -> Boxes:
+    def from_xyxy(cls, image: ArrayLike, label: ArrayLike, xyxy: ArrayLike, score: ArrayLike | None = None,
+                  area: ArrayLike | None = None) -> Boxes:
         """Boxes from ``[x1, y1, x2, y2]`` rows."""
         b = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
         return cls(image, label, np.column_stack([b[:, :2], b[:, 2:] - b[:, :2]]), score, area)
@@ -107,7 +111,8 @@ def _pair_iou(d: tuple[np.ndarray, ...], g: tuple[np.ndarray, ...]) -> np.ndarra
     return np.divide(inter, d[4] + g[4] - inter, out=np.zeros(len(w)), where=(w > 0) & (h > 0))
 
 
-def _match(d_box, d_key, g_box, g_key, g_ignore, thresholds):
+def _match(d_box: np.ndarray, d_key: np.ndarray, g_box: np.ndarray, g_key: np.ndarray, g_ignore: np.ndarray,
+           thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Greedy COCO matching of every (area range, IoU threshold) configuration at once.
 
     Detections are sorted by (group key, rank); ground truth by (group key, input order); ``g_ignore`` is
@@ -185,7 +190,7 @@ def _envelope(hit: np.ndarray, counted: np.ndarray, label: np.ndarray, n_k: int,
     first = np.cumsum(n_tp) - n_tp
     tp_count = np.arange(1, len(tp_seg) + 1) - first[tp_seg]
     tp_fp = np.zeros((n_rows, hit.shape[1] + 1), np.int32)  # int32: several times faster than int64
-    np.cumsum(counted, axis=1, out=tp_fp[:, 1:])
+    np.cumsum(counted, axis=1, dtype=np.int32, out=tp_fp[:, 1:])
     label_start = np.searchsorted(label, np.arange(n_k))
     tp_fp = tp_fp[tp_row, tp_col + 1] - tp_fp[:, label_start][tp_row, label[tp_col]]
     # each segment's TP precisions (pycocotools: tp / (fp + tp + eps)), then a 0 standing for "none"
@@ -201,7 +206,7 @@ def _envelope(hit: np.ndarray, counted: np.ndarray, label: np.ndarray, n_k: int,
     return prec.reshape(n_rows, n_k, n_r), n_tp.reshape(n_rows, n_k)
 
 
-def coco_eval_arrays(truth: Boxes, predictions: Boxes, n_labels: int, *, iou_thresholds=None,
+def coco_eval_arrays(truth: Boxes, predictions: Boxes, n_labels: int, *, iou_thresholds: ArrayLike | None = None,
                      max_detections: Sequence[int] = (1, 10, 100)) -> tuple[np.ndarray, np.ndarray]:
     """pycocotools' ``eval['precision']`` (T, 101, K, 4, M) and ``eval['recall']`` (T, K, 4, M), -1 where a
     label has no ground truth in the area range."""
@@ -286,12 +291,15 @@ def _mean_valid(s: np.ndarray) -> float:
 
 
 def coco_box_metrics(truth: Boxes, predictions: Boxes, n_labels: int, *, n_images: int | None = None,
-                     iou_thresholds=None, max_detections: Sequence[int] = (1, 10, 100),
+                     iou_thresholds: ArrayLike | None = None, max_detections: Sequence[int] = (1, 10, 100),
                      label_names: Sequence[str] | None = None) -> dict:
-    """The twelve COCO bbox summary numbers (-1.0 where there is no ground truth), ``per_label`` AP / AP50 /
-    AP75 / counts and ``pr_curves`` (101-point precision at IoU 0.5, area all, most detections), equal to
-    pycocotools ``COCOeval(..., "bbox")``. AP figures use the largest of ``max_detections``; ``AR{m}`` one per
-    entry. Every box counts as ``iscrowd = 0``."""
+    """COCO bbox metrics equal to pycocotools ``COCOeval(gt, dt, "bbox")`` (every box ``iscrowd = 0``).
+
+    Returns the twelve summary numbers (``COCO_SCALARS``; -1.0 where there is no ground truth), ``per_label``
+    {name: AP, AP50, AP75, n_truth, n_predictions (all, before the per-image cut)} and ``pr_curves``
+    {name: recall (``RECALL_THRESHOLDS``), precision}: pycocotools' ``precision[0.5, :, k, all, -1]``, -1 for
+    a label without ground truth. AP figures use the largest of ``max_detections``, ``AR{m}`` one per entry.
+    ``n_images`` only validates the image indices (images without boxes contribute nothing)."""
     if n_images is not None:
         for name, b in (("truth", truth), ("predictions", predictions)):
             if len(b) and b.image.max() >= n_images:

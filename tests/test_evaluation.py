@@ -1,0 +1,196 @@
+"""The default evaluate over stored annotations: classification and COCO boxes, and bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+import dtlpy as dl
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from runner import BaseModelAdapter
+from runner.errors import RunnerError
+from runner.evaluation import evaluate
+from runner.metrics import COCO_SCALARS
+from runner.platform.local.store import new_id, now_iso
+
+LABELS = ["cat", "dog", "bird"]
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _annotation(definition, item_id: str, dataset_id: str, model: dl.Model | None = None,
+                confidence: float | None = None, scores: dict | None = None) -> dict:
+    data = dl.Annotation.new(annotation_definition=definition).to_json()
+    data.update(id=new_id(), itemId=item_id, datasetId=dataset_id, createdAt=now_iso())
+    data.pop("item", None)
+    data.pop("dataset", None)
+    if model is not None:
+        user = {"name": model.name, "model_id": model.id}
+        if confidence is not None:
+            user["confidence"] = confidence
+        if scores is not None:
+            user["scores"] = scores
+        data["metadata"]["user"] = {"model": user}
+        data["metadata"]["system"]["model"] = {"name": model.name, "model_id": model.id, "confidence": confidence}
+    return data
+
+
+@pytest.fixture
+def images(platform):
+    dataset = platform.create_dataset("boxes", labels=LABELS)
+    blob = platform.blobs.put_bytes(_png(200, 160))
+    rows = [{"id": new_id(), "dataset_id": dataset.id, "filename": f"/test/{i:03d}.png", "dir": "/test",
+             "name": f"{i:03d}.png", "mimetype": "image/png", "blob": blob,
+             "metadata": {"system": {"mimetype": "image/png", "width": 200, "height": 160}}} for i in range(40)]
+    platform.store.insert_items(rows)
+    return dataset, rows
+
+
+class JitteredOracle(BaseModelAdapter):
+    """Predicts each ground-truth box shifted a little, misses some, adds false positives."""
+
+    def load(self, local_path, **kwargs):
+        self.rng = np.random.default_rng(7)
+
+    def prepare_item_func(self, item):
+        return item
+
+    def predict(self, batch, **kwargs):
+        out = []
+        for item in batch:
+            collection = dl.AnnotationCollection()
+            for truth in item.annotations.list():
+                if truth.metadata.get("system", {}).get("model") or self.rng.random() < 0.15:
+                    continue
+                dx, dy = self.rng.normal(0, 3, 2)
+                collection.add(annotation_definition=dl.Box(left=truth.left + dx, top=truth.top + dy,
+                                                            right=truth.right + dx, bottom=truth.bottom + dy,
+                                                            label=truth.label),
+                               model_info={"name": self.model_entity.name,
+                                           "confidence": float(np.round(self.rng.random(), 2))})  # ties on purpose
+            for _ in range(int(self.rng.integers(0, 3))):
+                x, y = self.rng.uniform(0, 150, 2)
+                collection.add(annotation_definition=dl.Box(left=x, top=y, right=x + 30, bottom=y + 25,
+                                                            label=str(self.rng.choice(LABELS))),
+                               model_info={"name": self.model_entity.name, "confidence": 0.5})
+            out.append(collection)
+        return out
+
+
+def _pycocotools_stats(platform, dataset, model) -> np.ndarray:
+    """COCOeval (bbox) on the annotations as stored, one image per item in store order."""
+    items = [i for page in platform.iter_items(dataset, None) for i in page]
+    stored = platform.annotations_of(items, {"filter": {"type": "box"}, "resource": "annotations"})
+    gt, dt = [], []
+    for image_id, item in enumerate(items, start=1):
+        for a in stored[item.id]:
+            (x1, y1), (x2, y2) = ((p["x"], p["y"]) for p in a["coordinates"])
+            box = [min(x1, x2), min(y1, y2), abs(x2 - x1), abs(y2 - y1)]
+            category = LABELS.index(a["label"]) + 1
+            stamp = a["metadata"].get("system", {}).get("model")
+            if stamp:
+                dt.append({"image_id": image_id, "category_id": category, "bbox": box,
+                           "score": stamp["confidence"]})
+            else:
+                gt.append({"id": len(gt) + 1, "image_id": image_id, "category_id": category, "bbox": box,
+                           "area": box[2] * box[3], "iscrowd": 0})
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {"images": [{"id": i + 1} for i in range(len(items))], "annotations": gt,
+                           "categories": [{"id": k + 1, "name": n} for k, n in enumerate(LABELS)]}
+        coco_gt.createIndex()
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(dt), "bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return coco_eval.stats
+
+
+def test_box_evaluation_through_the_store_equals_pycocotools(platform, images):
+    dataset, rows = images
+    rng = np.random.default_rng(3)
+    truth = []
+    for row in rows[:-3]:  # the last three items have no ground truth
+        for _ in range(int(rng.integers(1, 5))):
+            x, y = rng.uniform(0, 140, 2)
+            w, h = rng.uniform(8, 60, 2)
+            truth.append(_annotation(dl.Box(left=x, top=y, right=x + w, bottom=y + h, label=str(rng.choice(LABELS))),
+                                     row["id"], dataset.id))
+    platform.store.insert_annotations(truth)
+    model = platform.create_model("oracle", dataset, output_type="box", subsets={})
+    metrics = JitteredOracle().evaluate_model(model, dataset)
+    ours = np.array([metrics[k] for k in COCO_SCALARS])
+    np.testing.assert_allclose(ours, _pycocotools_stats(platform, dataset, model), rtol=0, atol=1e-9)
+    assert 0.3 < metrics["AP50"] <= 1.0
+    assert metrics["problems"]["items without ground truth (their predictions count as false positives)"]["count"] == 3
+    assert set(metrics["pr_curves"]) == set(LABELS) and len(metrics["pr_curves"]["cat"]["recall"]) == 101
+    assert platform.latest_evaluation(model)["AP"] == metrics["AP"]
+
+
+def test_malformed_box_coordinates_are_counted_with_examples(platform, images):
+    dataset, rows = images
+    good = _annotation(dl.Box(left=1, top=1, right=20, bottom=20, label="cat"), rows[0]["id"], dataset.id)
+    bad = _annotation(dl.Box(left=1, top=1, right=20, bottom=20, label="cat"), rows[1]["id"], dataset.id)
+    bad["coordinates"] = [{"x": 1, "y": 1}]
+    platform.store.insert_annotations([good, bad])
+    model = platform.create_model("m", dataset, output_type="box", subsets={})
+    with pytest.raises(RunnerError) as err:
+        evaluate(platform, model, dataset, None)
+    assert "malformed box coordinates: 1 (" in str(err.value) and rows[1]["id"] in str(err.value)
+
+
+@pytest.fixture
+def classified(platform, images):
+    dataset, rows = images
+    truth = [_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id) for i, row in enumerate(rows)]
+    platform.store.insert_annotations(truth[:-2])  # two items without ground truth
+    model = platform.create_model("clf", dataset, output_type="class", subsets={})
+    return dataset, rows, model
+
+
+def test_classification_reads_per_class_scores_for_top_k_and_roc_auc(platform, classified):
+    dataset, rows, model = classified
+    predictions = []
+    for i, row in enumerate(rows):
+        true = LABELS[i % 3]
+        guess = true if i % 4 else LABELS[(i + 1) % 3]
+        scores = {label: 0.6 if label == guess else 0.3 if label == true else 0.1 for label in LABELS}
+        predictions.append(_annotation(dl.Classification(label=guess), row["id"], dataset.id, model, 0.6, scores))
+    platform.store.insert_annotations(predictions)
+    metrics = evaluate(platform, model, dataset, None)
+    assert metrics["n_items"] == 38
+    assert metrics["accuracy"] == pytest.approx(np.mean([i % 4 != 0 for i in range(38)]))
+    assert metrics["top_2_accuracy"] == 1.0  # the true label always holds the second score
+    assert 0.5 < metrics["roc_auc_ovr_macro"] <= 1.0
+    assert metrics["problems"]["items without ground truth"]["count"] == 2
+
+
+def test_missing_confidence_counts_as_one_with_one_warning(platform, classified, caplog):
+    dataset, rows, model = classified
+    platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
+                                                   model) for i, row in enumerate(rows)])
+    with caplog.at_level(logging.WARNING, logger="runner.evaluation"):
+        metrics = evaluate(platform, model, dataset, None)
+    assert metrics["accuracy"] == 1.0
+    warnings = [r.getMessage() for r in caplog.records if "without confidence" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("predictions without confidence (taken as 1.0): 38 (")
+
+
+def test_predictions_with_unknown_labels_are_an_error_naming_items(platform, classified):
+    dataset, rows, model = classified
+    platform.store.insert_annotations([_annotation(dl.Classification(label="zebra"), row["id"], dataset.id, model, 0.9)
+                                       for row in rows[:7]])
+    with pytest.raises(RunnerError) as err:
+        evaluate(platform, model, dataset, None)
+    message = str(err.value)
+    assert "labels the model does not have: 7 (" in message and rows[0]["id"] in message and "..." in message
