@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .errors import ConfigError, EmptySubsetError
-from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS
+from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
 from .paths import dataloop_path
 
 logger = logging.getLogger("runner")
@@ -92,7 +92,8 @@ def plan(cfg: DictConfig) -> Plan:
     metrics = settings.get("metrics") or {}
     output_type = settings["model"].get("output_type")
     if "evaluate" in steps and metrics:
-        if metrics.get("output_type") not in (None, output_type):
+        family = OUTPUT_FAMILY.get(output_type, output_type)
+        if OUTPUT_FAMILY.get(metrics.get("output_type"), metrics.get("output_type")) not in (None, family):
             raise ConfigError(f"the metrics set scores {metrics['output_type']!r} outputs, but model "
                               f"{settings['model']['name']!r} outputs {output_type!r}",
                               where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: metrics=<option>")
@@ -128,7 +129,11 @@ def plan(cfg: DictConfig) -> Plan:
     return Plan(settings, steps, adapter_class, metric_functions)
 
 
-DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "box": COCO_SCALARS}
+_SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))
+DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "box": COCO_SCALARS,
+                   "segment": _SEGMENTATION_SCALARS, "binary": _SEGMENTATION_SCALARS}
+# output types one metrics set serves: polygons and masks are both scored as segmentation
+OUTPUT_FAMILY = {"binary": "segment"}
 STEP_NEEDS = {"train": ("load", "save", "train"), "evaluate": ("load", "predict"),
               "predict": ("load", "predict"), "embed": ("load", "embed")}
 

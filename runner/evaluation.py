@@ -14,7 +14,7 @@ import dtlpy as dl
 import numpy as np
 
 from .errors import RunnerError
-from .metrics import Boxes, classification_metrics, coco_box_metrics
+from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics
 from .platform import Platform
 
 logger = logging.getLogger(__name__)
@@ -212,6 +212,52 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
     return metrics
 
 
+def evaluate_segmentation(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None) -> dict:
+    """Semantic metrics (IoU, Dice, pixel accuracy per label and their means, from rasterized masks
+    through a confusion matrix) and instance matching by mask IoU, item by item."""
+    labels = [str(label) for label in (model.labels or [])]
+    accumulator = SegmentationAccumulator(labels)
+    problems = Problems()
+    types = {"filter": {"type": {"$in": ["segment", "binary"]}}, "resource": "annotations"}
+    n_items = 0
+    for page in platform.iter_items(dataset, filters):
+        annotations = platform.annotations_of(page, types)
+        for item in page:
+            system = (item.metadata or {}).get("system") or {}
+            height, width = system.get("height"), system.get("width")
+            if not height or not width:
+                problems.add("items without metadata.system.height/width", item.id)
+                continue
+            rows = annotations[item.id]
+            truth = [a for a in rows if not model_stamp(a)]
+            predictions = [a for a in rows if model_stamp(a).get("name") == model.name]
+            if not truth:
+                problems.add("items without ground truth (their predictions count as false positives)", item.id)
+            try:
+                accumulator.add(int(height), int(width), truth, predictions)
+            except ValueError as err:
+                raise RunnerError(f"cannot score item {item.id}: {err}", where=f"dataset {dataset.name!r}",
+                                  fix="fix the annotation named, or add its label to the model") from None
+            n_items += 1
+    if "items without metadata.system.height/width" in problems.counts:
+        kind = "items without metadata.system.height/width"
+        raise RunnerError(f"{kind}: {problems.describe(kind)}", where=f"dataset {dataset.name!r}",
+                          fix="import the items with their image size (the importers record it)")
+    if n_items == 0:
+        raise RunnerError("nothing to evaluate: no item matches the filter", where=f"filter {filters}")
+    for kind in problems.counts:
+        logger.warning("%s: %s", kind, problems.describe(kind))
+    result = accumulator.result()
+    metrics = dict(result["semantic"])  # scalars, per_label, confusion_matrix: as for classification
+    for key, value in result["instance"].items():
+        metrics[f"instance_{key}"] = value
+    metrics.update(skipped_annotations=result["skipped_annotations"],
+                   predictions_without_confidence=result["predictions_without_confidence"])
+    metrics["n_items"] = n_items
+    metrics["problems"] = _problems_json(problems)
+    return metrics
+
+
 def _problems_json(problems: Problems) -> dict:
     return {kind: {"count": problems.counts[kind], "examples": problems.examples[kind]} for kind in problems.counts}
 
@@ -223,6 +269,8 @@ def evaluate(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: 
         return evaluate_classification(platform, model, dataset, filters, extra)
     if model.output_type == "box":
         return evaluate_detection(platform, model, dataset, filters)
+    if model.output_type in ("segment", "binary"):
+        return evaluate_segmentation(platform, model, dataset, filters)
     raise RunnerError(f"the default evaluate has no metrics for output type {model.output_type!r} yet",
                       where=f"model {model.name!r}",
                       fix="define evaluate(self, model, dataset, filters) on the adapter")

@@ -194,3 +194,52 @@ def test_predictions_with_unknown_labels_are_an_error_naming_items(platform, cla
         evaluate(platform, model, dataset, None)
     message = str(err.value)
     assert "labels the model does not have: 7 (" in message and rows[0]["id"] in message and "..." in message
+
+
+class PolygonOracle(BaseModelAdapter):
+    """Predicts each ground-truth polygon shifted by ``shift`` pixels."""
+
+    shift = 0.0
+
+    def load(self, local_path, **kwargs):
+        pass
+
+    def prepare_item_func(self, item):
+        return item
+
+    def predict(self, batch, **kwargs):
+        out = []
+        for item in batch:
+            collection = dl.AnnotationCollection()
+            for truth in item.annotations.list():
+                if truth.metadata.get("system", {}).get("model"):
+                    continue
+                geo = np.asarray(truth.geo, dtype=float) + self.shift
+                collection.add(annotation_definition=dl.Polygon(geo=geo, label=truth.label),
+                               model_info={"name": self.model_entity.name, "confidence": 0.9})
+            out.append(collection)
+        return out
+
+
+@pytest.mark.parametrize("shift", [0.0, 6.0])
+def test_segmentation_evaluation_through_the_store(platform, images, shift):
+    dataset, rows = images
+    rng = np.random.default_rng(5)
+    truth = []
+    for row in rows[:10]:
+        x, y = rng.uniform(10, 120, 2)
+        polygon = np.array([[x, y], [x + 40, y], [x + 40, y + 30], [x, y + 30]])
+        truth.append(_annotation(dl.Polygon(geo=polygon, label=str(rng.choice(LABELS))), row["id"], dataset.id))
+    platform.store.insert_annotations(truth)
+    model = platform.create_model("seg", dataset, output_type="segment", subsets={})
+    PolygonOracle.shift = shift
+    filters = {"filter": {"id": {"$in": [row["id"] for row in rows[:10]]}}, "resource": "items"}
+    metrics = PolygonOracle().evaluate_model(model, dataset, filters=filters)
+    assert metrics["n_items"] == 10
+    if shift == 0:
+        assert metrics["mean_iou"] == 1.0 and metrics["pixel_accuracy"] == 1.0
+        assert (metrics["instance_tp"], metrics["instance_fp"], metrics["instance_fn"]) == (10, 0, 0)
+    else:
+        assert 0.5 < metrics["mean_iou"] < 1.0
+        overlap = (41 - 6) * (31 - 6) / (2 * 41 * 31 - (41 - 6) * (31 - 6))  # PIL fills the outline: 41x31 pixels
+        assert metrics["instance_mean_match_iou"] == pytest.approx(overlap, abs=1e-9)

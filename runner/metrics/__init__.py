@@ -1,5 +1,17 @@
 from .classification import CLASSIFICATION_SCALARS, classification_metrics
 from .detection import COCO_SCALARS, RECALL_THRESHOLDS, Boxes, coco_box_metrics, coco_eval_arrays
+from .rasterize import annotation_mask, label_map, paint_label_map, polygon_mask
+from .segmentation import (
+    INSTANCE_SCALARS,
+    SEMANTIC_SCALARS,
+    SegmentationAccumulator,
+    instance_match,
+    mask_iou,
+    semantic_confusion,
+    semantic_metrics,
+)
 
-__all__ = ["CLASSIFICATION_SCALARS", "COCO_SCALARS", "RECALL_THRESHOLDS", "Boxes", "classification_metrics",
-           "coco_box_metrics", "coco_eval_arrays"]
+__all__ = ["CLASSIFICATION_SCALARS", "COCO_SCALARS", "INSTANCE_SCALARS", "RECALL_THRESHOLDS", "SEMANTIC_SCALARS",
+           "Boxes", "SegmentationAccumulator", "annotation_mask", "classification_metrics", "coco_box_metrics",
+           "coco_eval_arrays", "instance_match", "label_map", "mask_iou", "paint_label_map", "polygon_mask",
+           "semantic_confusion", "semantic_metrics"]
