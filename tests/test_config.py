@@ -114,7 +114,9 @@ def test_every_option_composes_resolves_and_plans(group, option):
         return
     the_plan = app.plan(compose_config(*overrides))
     assert the_plan.steps and set(the_plan.steps) <= set(app.STEPS)
-    assert callable(the_plan.metric_functions.get("accuracy")) or "evaluate" not in the_plan.steps
+    scores = cfg.metrics.get("scores") or {}
+    assert set(the_plan.metric_functions) == set(scores) or "evaluate" not in the_plan.steps
+    assert all(callable(f) for f in the_plan.metric_functions.values())
 
 
 def test_plan_accepts_every_valid_combination_of_adapter_metrics_subsets_and_pipeline():
