@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,7 +44,8 @@ class BatchRunner:
     """Owns the thread pools (made once, reused across calls) of one adapter."""
 
     def __init__(self, prepare_workers: int = 4):
-        self.prepare_workers = max(1, int(prepare_workers))
+        # more threads than cores only adds hand-offs of the interpreter lock
+        self.prepare_workers = max(1, min(int(prepare_workers), os.cpu_count() or 1))
         self._prepare_pool: ThreadPoolExecutor | None = None
         self._store_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()

@@ -16,14 +16,16 @@ class BlobStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
 
-    def path(self, sha: str) -> Path:
-        return self.root / sha[:2] / sha
+    def path(self, sha: str) -> str:
+        # a plain string: pathlib would intern every new sha for the life of the process
+        return os.path.join(self._root, sha[:2], sha)
 
     def put_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha)
-        if not target.exists():
+        if not os.path.exists(target):
             self._write(target, lambda f: f.write(data))
         return sha
 
@@ -34,13 +36,14 @@ class BlobStore:
                 digest.update(chunk)
         sha = digest.hexdigest()
         target = self.path(sha)
-        if not target.exists():
+        if not os.path.exists(target):
             with open(src, "rb") as source:
                 self._write(target, lambda f: shutil.copyfileobj(source, f, _CHUNK))
         return sha
 
     def read(self, sha: str) -> bytes:
-        return self.path(sha).read_bytes()
+        with open(self.path(sha), "rb") as f:
+            return f.read()
 
     def copy_to(self, sha: str, dest: str | os.PathLike) -> None:
         """Copy the blob to ``dest``. A copy, not a link: an adapter that edits its data files
@@ -49,9 +52,10 @@ class BlobStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.path(sha), dest)
 
-    def _write(self, target: Path, write) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    def _write(self, target: str, write) -> None:
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)

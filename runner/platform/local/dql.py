@@ -249,13 +249,23 @@ class _Translator:
     def pred(f: _Field, tail: str, params: list) -> Frag:
         if f.json is None:
             return f"{f.expr} {tail}", params
-        # Mongo: a predicate on an array field holds when it holds for any element
+        # Mongo: a predicate on an array field holds when it holds for any element. json_each yields a
+        # scalar itself (key NULL) or an array's elements (integer keys); an object's members are skipped.
+        # One json_each parses the row's JSON once.
         col, path = f.json
-        each = f"SELECT 1 FROM json_each({col}, '{path}') WHERE json_each.value {tail}"
-        return (
-            f"({f.expr} {tail} OR (json_type({col}, '{path}') = 'array' AND EXISTS ({each})))",
-            params + params,
-        )
+        each = (f"SELECT 1 FROM json_each({col}, '{path}') WHERE (json_each.key IS NULL OR "
+                f"typeof(json_each.key) = 'integer') AND json_each.value {tail}")
+        condition = f"EXISTS ({each})"
+        value = params[0] if len(params) == 1 else None
+        if tail == "= ?" and isinstance(value, str) and _plain_ascii(value):
+            # a cheap substring test first: the JSON text must hold the quoted string to match
+            return f"(instr({col}, ?) > 0 AND {condition})", [json.dumps(value), *params]
+        return condition, params
+
+
+def _plain_ascii(value: str) -> bool:
+    """True when the stored JSON text spells the string exactly as json.dumps does here."""
+    return value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
 
 
 def _top(dql: Any, resource: str | None) -> dict:

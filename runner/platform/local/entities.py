@@ -376,16 +376,17 @@ class LocalItem(_LocalJson, entities.Item):
             "annotations:Annotations datasets:Datasets items:Items codebases:Codebases artifacts:Artifacts "
             "modalities: features:Features assignments:Assignments tasks:Tasks "
             "resource_executions:ResourceExecutions collections:Collections",
-            annotations=_lazy(lambda: LocalAnnotations(client_api=self._client_api, item=self, dataset=dataset,
-                                                       dataset_id=self.dataset_id)),
+            annotations=None,  # built on first use: most items never touch their annotations
             datasets=dataset.datasets if dataset is not None else LocalDatasets(client_api=self._client_api),
             items=dataset.items if dataset is not None else None)
 
     @property
     def annotations(self):
         reps = self._repositories
-        if isinstance(reps.annotations, _lazy):
-            self._repositories = reps = reps._replace(annotations=reps.annotations())
+        if reps.annotations is None:
+            repository = LocalAnnotations(client_api=self._client_api, item=self, dataset=self._dataset,
+                                          dataset_id=self.dataset_id)
+            self._repositories = reps = reps._replace(annotations=repository)
         return reps.annotations
 
     @property
@@ -398,16 +399,6 @@ class LocalItem(_LocalJson, entities.Item):
     @property
     def items(self):
         return self.dataset.items
-
-
-class _lazy:
-    """A repository built on first use: most items never touch their annotations."""
-
-    def __init__(self, build):
-        self._build = build
-
-    def __call__(self):
-        return self._build()
 
 
 @attr.s(repr=False, eq=False)

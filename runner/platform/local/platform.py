@@ -18,7 +18,7 @@ from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient
 from .entities import LocalDataset, LocalFeatureSet, LocalItem, LocalModel, LocalProject, new_annotation_json
-from .store import Store
+from .store import BLOB_KEY, Store
 
 DEFAULT_PROJECT = "local"
 
@@ -40,7 +40,11 @@ class LocalPlatform(Platform):
     # -- entities ------------------------------------------------------------------------------
 
     def item_entity(self, item_json: dict, dataset: dl.Dataset | None = None) -> dl.Item:
-        return LocalItem.from_json(_json=item_json, client_api=self.client, dataset=dataset, project=self.project)
+        item_json = dict(item_json)
+        blob = item_json.pop(BLOB_KEY, None)
+        item = LocalItem.from_json(_json=item_json, client_api=self.client, dataset=dataset, project=self.project)
+        item.local_blob = blob
+        return item
 
     def dataset_entity(self, dataset_json: dict) -> dl.Dataset:
         dataset = LocalDataset.from_json(_json=dataset_json, client_api=self.client, project=self.project)
@@ -178,7 +182,7 @@ class LocalPlatform(Platform):
     # -- items ---------------------------------------------------------------------------------
 
     def read_item_bytes(self, item: dl.Item) -> bytes:
-        blob, _name = self.store.item_blob(item.id)
+        blob = getattr(item, "local_blob", None) or self.store.item_blob(item.id)[0]
         return self.blobs.read(blob)
 
     def default_download_path(self, dataset: dl.Dataset) -> str:
@@ -199,8 +203,8 @@ class LocalPlatform(Platform):
             annotations = self.store.annotations_of([j["id"] for j in page], annotation_filters) if with_json else {}
             for item_json in page:
                 relative = item_json["filename"].lstrip("/")
-                if item_json["type"] == "file":
-                    blob, _name = self.store.item_blob(item_json["id"])
+                blob = item_json.pop(BLOB_KEY)
+                if item_json["type"] == "file" and blob:
                     self.blobs.copy_to(blob, dest / "items" / relative)
                 if with_json:
                     out = dict(item_json, annotations=annotations[item_json["id"]])
@@ -221,7 +225,7 @@ class LocalPlatform(Platform):
         for page in self.store.iter_items(dataset.id, filters):
             annotations = self.store.annotations_of([j["id"] for j in page], ground_truth)
             for item_json in page:
-                blob = self.store.item_blob(item_json["id"])[0] if item_json["type"] == "file" else ""
+                blob = item_json[BLOB_KEY] or ""
                 digest.update(f"{item_json['filename']}\0{blob}\0".encode())
                 for annotation in annotations[item_json["id"]]:
                     kept = {k: annotation.get(k) for k in ("type", "label", "coordinates", "attributes")}

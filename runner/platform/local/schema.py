@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS items (
     UNIQUE (dataset_id, filename)
 );
 CREATE INDEX IF NOT EXISTS items_dir ON items (dataset_id, dir);
+CREATE INDEX IF NOT EXISTS items_dataset ON items (dataset_id, rid);    -- paging in insertion order
 CREATE INDEX IF NOT EXISTS items_name ON items (dataset_id, name);
 
 CREATE TABLE IF NOT EXISTS annotations (

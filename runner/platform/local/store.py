@@ -28,6 +28,9 @@ _ITEM_COLUMNS = "items.rid, items.id, items.dataset_id, items.filename, items.di
 _SQL_VARS = 500  # ids per IN (...) chunk, well under SQLite's variable limit
 
 
+BLOB_KEY = "_blob"  # the item's blob travels with its JSON inside the platform; never shown to adapters
+
+
 def new_id() -> str:
     """A 24-hex id like Dataloop's: seconds first, so ids sort roughly by creation time."""
     return f"{int(time.time()):08x}{secrets.token_hex(8)}"
@@ -178,7 +181,8 @@ class Store:
         if size is not None:
             system.setdefault("size", size)
         out = {"id": item_id, "datasetId": dataset_id, "filename": filename, "dir": dirname, "name": name,
-               "type": type_, "hidden": bool(hidden), "metadata": meta, "createdAt": created_at}
+               "type": type_, "hidden": bool(hidden), "metadata": meta, "createdAt": created_at,
+               BLOB_KEY: blob}
         if len(row) > 13:
             out["annotated"] = bool(row[13])
         return out
