@@ -130,10 +130,10 @@ def plan(cfg: DictConfig) -> Plan:
 
 
 _SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))
-DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "box": COCO_SCALARS,
+DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "text_mark": CLASSIFICATION_SCALARS, "box": COCO_SCALARS,
                    "segment": _SEGMENTATION_SCALARS, "binary": _SEGMENTATION_SCALARS}
 # output types one metrics set serves: polygons and masks are both scored as segmentation
-OUTPUT_FAMILY = {"binary": "segment"}
+OUTPUT_FAMILY = {"binary": "segment", "text_mark": "class"}
 STEP_NEEDS = {"train": ("load", "save", "train"), "evaluate": ("load", "predict"),
               "predict": ("load", "predict"), "embed": ("load", "embed")}
 

@@ -63,7 +63,8 @@ class ClassificationData:
     problems: Problems
 
 
-def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None) -> ClassificationData:
+def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None,
+                        annotation_type: str = "class") -> ClassificationData:
     """Truth and prediction label indices per item (-1: no prediction). When every scored item's
     predictions carry per-class scores (``metadata.user.model.scores`` or one class annotation per
     label), also the score matrix."""
@@ -73,7 +74,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
     truth, predicted, score_rows = [], [], []
     has_scores = True
     for page in platform.iter_items(dataset, filters):
-        annotations = platform.annotations_of(page, {"filter": {"type": "class"}, "resource": "annotations"})
+        annotations = platform.annotations_of(page, {"filter": {"type": annotation_type}, "resource": "annotations"})
         for item in page:
             gt = [a for a in annotations[item.id] if not model_stamp(a)]
             preds = [a for a in annotations[item.id] if model_stamp(a).get("name") == model.name]
@@ -113,7 +114,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
         raise RunnerError(f"{bad}: {problems.describe(bad)}", where=f"model {model.name!r}, labels {labels}",
                           fix="add those labels to the model (model.labels) or fix the adapter's predict")
     if not truth:
-        raise RunnerError(f"nothing to evaluate: no item matching the filter has a ground-truth class annotation "
+        raise RunnerError(f"nothing to evaluate: no item matching the filter has a ground-truth {annotation_type} annotation "
                           f"the model knows ({sum(problems.counts.values())} items left out)",
                           where=f"dataset {dataset.name!r}, filter {filters}",
                           fix="evaluate on a subset whose items carry class labels of the model")
@@ -124,10 +125,11 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
 
 
 def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None,
-                            extra: Mapping[str, MetricFunction] | None = None) -> dict:
+                            extra: Mapping[str, MetricFunction] | None = None, annotation_type: str = "class") -> dict:
     """The standard classification metrics, plus ``extra`` metric functions ``f(y_true, y_pred)``
-    called on label strings (``"<none>"`` where the model predicted nothing)."""
-    data = read_classification(platform, model, dataset, filters)
+    called on label strings (``"<none>"`` where the model predicted nothing). ``text_mark`` outputs
+    (``dl.Text``) are scored the same way: the label of an item's mark is its class."""
+    data = read_classification(platform, model, dataset, filters, annotation_type)
     metrics = classification_metrics(data.y_true, data.y_pred, data.labels, scores=data.scores)
     if extra:
         names = np.asarray([*data.labels, "<none>"], dtype=object)
@@ -267,6 +269,8 @@ def evaluate(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: 
     """Metrics for the model's output type."""
     if model.output_type in ("class", None):
         return evaluate_classification(platform, model, dataset, filters, extra)
+    if model.output_type == "text_mark":  # dl.Text marks on text items: the mark's label is the item's class
+        return evaluate_classification(platform, model, dataset, filters, extra, annotation_type="text_mark")
     if model.output_type == "box":
         return evaluate_detection(platform, model, dataset, filters)
     if model.output_type in ("segment", "binary"):
