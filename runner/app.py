@@ -224,7 +224,14 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     from hydra.utils import instantiate
 
-    from .reporting import metrics_table, model_summary, plot_confusion_matrix, plot_pr_curves, write_json
+    from .reporting import (
+        metrics_table,
+        model_summary,
+        plot_confusion_matrix,
+        plot_pr_curves,
+        plot_training_curves,
+        write_json,
+    )
 
     output_dir = Path(output_dir)
     the_plan = plan(cfg)
@@ -271,6 +278,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
 
     model = platform.get_model(model.id)
     write_json(output_dir / "model.json", model_summary(model))
+    plot_training_curves(model.metrics.list(), output_dir / "training_curves.png")
     write_json(output_dir / "data.json", {
         "dataset": {"id": dataset.id, "name": dataset.name},
         "items_per_subset": counts,

@@ -72,6 +72,34 @@ def plot_pr_curves(curves: Mapping, path: Path) -> None:
     plt.close(figure)
 
 
+def plot_training_curves(samples, path: Path) -> bool:
+    """One panel per figure, one line per legend, from the samples an adapter reported with
+    ``model.metrics.create``. Returns False (and writes nothing) when there are none to draw."""
+    series: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for sample in samples:
+        if _number(sample.x) and _number(sample.y):
+            series.setdefault(str(sample.figure), {}).setdefault(str(sample.legend), []).append((sample.x, sample.y))
+    if not series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.6), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], series.items(), strict=True):
+        for legend, points in lines.items():
+            points.sort()
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", markersize=3, label=legend)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
