@@ -152,6 +152,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         self._require("load", "load_from_model")
         if local_path is None:
             local_path = dataloop_path() / "models" / self.model_entity.name
+            if overwrite:  # the runner's own folder: files of an earlier artifact set must not linger
+                shutil.rmtree(local_path, ignore_errors=True)
         self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
         self.load(str(local_path), **kwargs)
 

@@ -88,6 +88,12 @@ def plan(cfg: DictConfig) -> Plan:
         raise _import_error("adapter._target_", target, cause,
                             "check the module path and class name, or install the package that provides it") from None
 
+    for step in steps:
+        for name in STEP_NEEDS[step]:
+            if not _defines(adapter_class, name):
+                raise ConfigError(f"the {step} step needs the user function {name!r}, which "
+                                  f"{adapter_class.__name__} does not define", where=f"adapter._target_ {target!r}",
+                                  fix=f"define {name} on the adapter, or choose a pipeline without {step}")
     metric_functions: dict[str, Any] = {}
     metrics = settings.get("metrics") or {}
     output_type = settings["model"].get("output_type")
@@ -120,12 +126,6 @@ def plan(cfg: DictConfig) -> Plan:
             raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {names}",
                               where=f"pipeline.{key}",
                               fix="name a subset of the chosen subsets group, or null for every item")
-    for step in steps:
-        for name in STEP_NEEDS[step]:
-            if not _defines(adapter_class, name):
-                raise ConfigError(f"the {step} step needs the user function {name!r}, which "
-                                  f"{adapter_class.__name__} does not define", where=f"adapter._target_ {target!r}",
-                                  fix=f"define {name} on the adapter, or choose a pipeline without {step}")
     return Plan(settings, steps, adapter_class, metric_functions)
 
 
@@ -213,6 +213,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
                                      subsets=subsets, description=spec.get("description"))
     version = platform.clone_model(base, _version_name(spec["name"]), status="created")
     version.configuration = configuration
+    version.input_type, version.output_type = spec["input_type"], spec["output_type"]
     version.metadata.setdefault("system", {})["subsets"] = subsets
     if labels is not None:
         version.labels = list(labels)

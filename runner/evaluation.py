@@ -232,6 +232,8 @@ def evaluate_segmentation(platform: Platform, model: dl.Model, dataset: dl.Datas
                 continue
             rows = annotations[item.id]
             truth = [a for a in rows if not model_stamp(a)]
+            # an object stored both as polygon and as mask is one instance: score against the model's own kind
+            truth = [a for a in truth if a["type"] == model.output_type] or truth
             predictions = [a for a in rows if model_stamp(a).get("name") == model.name]
             if not truth:
                 problems.add("items without ground truth (their predictions count as false positives)", item.id)

@@ -128,7 +128,6 @@ def test_cfg_job_prints_the_composed_config_and_creates_nothing(tmp_path):
 def test_help_lists_the_groups_and_their_options(tmp_path):
     result = ok(dlrun(tmp_path, "--help"))
     lines = result.stdout.splitlines()
-    assert "adapter: sklearn, sklearn_svc" in lines
     groups = {path.parent.name for path in CONF_DIR.glob("*/*.yaml")} - {"hydra"}
     for group in groups:
         options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))

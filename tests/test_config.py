@@ -79,10 +79,17 @@ def test_the_config_groups_are_all_found():
 def test_every_option_composes_resolves_and_plans(group, option):
     overrides = [f"{group}={option}", *REQUIRED.get((group, option), [])]
     cfg = compose_config(*overrides, hydra=True)
-    if group == "metrics" and cfg.metrics.get("output_type") not in (None, cfg.model.output_type):
+    family = app.OUTPUT_FAMILY.get(cfg.model.output_type, cfg.model.output_type)
+    if group == "metrics" and cfg.metrics.get("output_type") not in (None, family):
         # a metrics set for another output type plans with a model of that type
         overrides.append(f"model.output_type={cfg.metrics.output_type}")
         cfg = compose_config(*overrides, hydra=True)
+    elif group != "metrics" and cfg.metrics.get("output_type") not in (None, family):
+        # an option for another output type (an adapter, an experiment) plans with the metrics set for it
+        fitting = [o for o in options_of("metrics") if compose_config(f"metrics={o}").metrics.output_type == family]
+        if fitting:
+            overrides.append(f"metrics={fitting[0]}")
+            cfg = compose_config(*overrides, hydra=True)
 
     if group != "hydra":
         assert cfg.hydra.runtime.choices[group] == option

@@ -1,0 +1,162 @@
+"""The PCA embedder (``adapters/pca_embedder.py``): trained on the digits, its vectors stored in the
+model's feature set for every item, nearest-neighbour queries over them, a save/load round trip, and
+the two runs ``pipeline=train`` then ``pipeline=embed model.name=<version>`` through ``runner.app.run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dtlpy as dl
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from adapters.pca_embedder import PcaEmbedder, image_features
+from runner import app
+from runner.data import import_digits
+from runner.platform.local import LocalPlatform
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+DIGITS_ITEMS = 1797
+SUBSETS = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
+# measured: 0.969 of the 5 nearest neighbours (cosine, 16 components) of a digit show the same digit
+SAME_LABEL_FLOOR = 0.9
+
+
+def compose_config(*overrides: str):
+    app.register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def labels_by_item(platform: LocalPlatform, dataset: dl.Dataset) -> dict[str, str]:
+    out = {}
+    for page in platform.iter_items(dataset, None):
+        annotations = platform.annotations_of(page, {"filter": {"type": "class"}, "resource": "annotations"})
+        for item in page:
+            out[item.id] = annotations[item.id][0]["label"]
+    return out
+
+
+def nearest(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the k most similar rows to each row (cosine: the vectors are unit length), and the
+    similarity of each row to itself minus its best similarity (0 when a row is its own neighbour)."""
+    similarity = matrix @ matrix.T
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    self_gap = np.diag(similarity) - similarity.max(axis=1)
+    return order[:, :k], self_gap
+
+
+def assert_neighbours_share_labels(ids: list[str], matrix: np.ndarray, labels: dict[str, str]) -> float:
+    y = np.asarray([labels[i] for i in ids])
+    top, self_gap = nearest(matrix, 6)
+    # each item's own vector is its nearest neighbour (ties only with identical images)
+    assert np.all(self_gap > -1e-5)
+    assert (top[:, 0] == np.arange(len(ids))).mean() > 0.99
+    neighbours = np.where(top[:, :1] == np.arange(len(ids))[:, None], top[:, 1:], top[:, :5])
+    share = float((y[neighbours] == y[:, None]).mean())
+    assert share >= SAME_LABEL_FLOOR, share
+    return share
+
+
+@pytest.fixture
+def digits(platform):
+    return import_digits(platform).dataset
+
+
+def new_model(platform, dataset, name="pca", **configuration):
+    return platform.create_model(name, dataset, configuration={"batch_size": 64, **configuration},
+                                 input_type="image", output_type="embedding", subsets=SUBSETS)
+
+
+def test_train_embed_dataset_vectors_neighbours_and_round_trip(platform, digits, tmp_path):
+    model = new_model(platform, digits, n_components=16)
+    adapter = PcaEmbedder()
+    adapter.train_model(model)
+
+    stored = platform.get_model(model.id)
+    assert stored.status == "trained"
+    assert sorted(a.local_path for a in stored.artifacts.list()) == ["pca.json", "pca.npz"]
+    assert stored.configuration["embeddings_size"] == 16  # set by train, persisted
+
+    assert adapter.embed_dataset(digits) == DIGITS_ITEMS
+    ids, matrix = stored.feature_set.features.vectors()
+    assert len(ids) == len(set(ids)) == DIGITS_ITEMS
+    assert set(ids) == {item.id for page in platform.iter_items(digits, None) for item in page}
+    assert matrix.shape == (DIGITS_ITEMS, 16) and matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    assert_neighbours_share_labels(ids, matrix, labels_by_item(platform, digits))
+
+    # save → load: the artifacts give the same vectors, bit for bit, on the same batch
+    reloaded = PcaEmbedder()
+    reloaded.load_from_model(model_entity=platform.get_model(model.id), local_path=tmp_path / "reloaded")
+    for key in ("components", "mean", "explained_variance"):
+        np.testing.assert_array_equal(reloaded.model[key], adapter.model[key])
+    items = next(platform.iter_items(digits, SUBSETS["test"], page_size=50))
+    batch = [reloaded.prepare_item_func(item) for item in items]
+    again = np.stack(reloaded.embed(batch))
+    np.testing.assert_array_equal(again, np.stack(adapter.embed(batch)))
+    stored_rows = dict(zip(ids, matrix, strict=True))
+    np.testing.assert_allclose(again, np.stack([stored_rows[item.id] for item in items]), atol=1e-6)
+    with np.load(tmp_path / "reloaded" / "pca.npz", allow_pickle=False) as arrays:
+        assert arrays["components"].shape == (16, 64)
+    assert json.loads((tmp_path / "reloaded" / "pca.json").read_text())["n_components"] == 16
+
+
+def test_vectors_equal_scikit_learn_pca_transform(platform, digits, tmp_path):
+    from sklearn.decomposition import PCA
+
+    model = new_model(platform, digits, n_components=10, whiten=True, normalize=False)
+    adapter = PcaEmbedder()
+    adapter.train_model(model)
+
+    data = tmp_path / "data"
+    adapter.prepare_data(digits, root_path=tmp_path, data_path=data)
+    train = PcaEmbedder._train_features(data / "train", 8, True)
+    reference = PCA(n_components=10, whiten=True, svd_solver="full").fit(train)
+    items, vectors = adapter.embed_items(list(next(platform.iter_items(digits, SUBSETS["test"], page_size=40))),
+                                         upload_features=False)
+    features = np.stack([image_features(adapter.prepare_item_func(item), 8, True) for item in items])
+    expected = np.abs(reference.transform(features))  # a component's sign is arbitrary
+    np.testing.assert_allclose(np.abs(np.stack(vectors)), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_bad_n_components_and_embedding_before_training_are_clear_errors(platform, digits):
+    model = new_model(platform, digits, n_components=65)  # 8x8 images: at most 64
+    with pytest.raises(ValueError, match="n_components is 65"):
+        PcaEmbedder().train_model(model)
+    assert platform.get_model(model.id).status == "failed"
+
+    untrained = PcaEmbedder()
+    untrained.load_from_model(model_entity=new_model(platform, digits, name="untrained"))
+    with pytest.raises(ValueError, match="train pipeline first"):
+        untrained.embed([np.zeros((8, 8, 1), np.uint8)])
+
+
+def test_train_then_embed_pipelines(tmp_path, dataloop_home):
+    objective = app.run(compose_config("adapter=pca_embedder", "pipeline=train",
+                                       "adapter.configuration.n_components=12"), tmp_path / "train")
+    assert objective is None
+    version = json.loads((tmp_path / "train" / "model.json").read_text())
+    assert version["status"] == "trained" and version["output_type"] == "embedding"
+    assert version["artifacts"] == ["pca.json", "pca.npz"]
+    assert version["configuration"]["n_components"] == version["configuration"]["embeddings_size"] == 12
+
+    app.run(compose_config("adapter=pca_embedder", "pipeline=embed", f"model.name={version['name']}"),
+            tmp_path / "embed")
+    assert json.loads((tmp_path / "embed" / "model.json").read_text())["id"] == version["id"]
+
+    platform = LocalPlatform(dataloop_home / "local")
+    dataset = platform.get_dataset(name="digits")
+    model = platform.get_model(name=version["name"])
+    ids, matrix = model.feature_set.features.vectors()
+    assert len(set(ids)) == platform.count_items(dataset, None) == DIGITS_ITEMS
+    assert matrix.shape == (DIGITS_ITEMS, 12)
+    # a nearest-neighbour query from Python: the items most like one test digit
+    labels = labels_by_item(platform, dataset)
+    query = ids.index(next(platform.iter_items(dataset, SUBSETS["test"]))[0].id)
+    top = np.argsort(-(matrix @ matrix[query]))[:6]
+    assert matrix[top[0]] @ matrix[query] == pytest.approx(1.0, abs=1e-5)  # itself (or an identical image)
+    assert sum(labels[ids[i]] == labels[ids[query]] for i in top[1:]) >= 3
+    assert_neighbours_share_labels(ids, matrix, labels)
