@@ -16,7 +16,7 @@ from pycocotools.cocoeval import COCOeval
 from runner import BaseModelAdapter
 from runner.errors import RunnerError
 from runner.evaluation import evaluate
-from runner.metrics import COCO_SCALARS
+from runner.metrics import COCO_SCALARS, polygon_mask
 from runner.platform.local.store import new_id, now_iso
 
 LABELS = ["cat", "dog", "bird"]
@@ -212,7 +212,7 @@ class PolygonOracle(BaseModelAdapter):
         for item in batch:
             collection = dl.AnnotationCollection()
             for truth in item.annotations.list():
-                if truth.metadata.get("system", {}).get("model"):
+                if truth.metadata.get("system", {}).get("model") or truth.type != "segment":
                     continue
                 geo = np.asarray(truth.geo, dtype=float) + self.shift
                 collection.add(annotation_definition=dl.Polygon(geo=geo, label=truth.label),
@@ -243,3 +243,17 @@ def test_segmentation_evaluation_through_the_store(platform, images, shift):
         assert 0.5 < metrics["mean_iou"] < 1.0
         overlap = (41 - 6) * (31 - 6) / (2 * 41 * 31 - (41 - 6) * (31 - 6))  # PIL fills the outline: 41x31 pixels
         assert metrics["instance_mean_match_iou"] == pytest.approx(overlap, abs=1e-9)
+
+
+def test_an_object_stored_as_polygon_and_mask_is_one_instance(platform, images):
+    dataset, rows = images
+    polygon = np.array([[20.0, 20.0], [60.0, 20.0], [60.0, 50.0], [20.0, 50.0]])
+    mask = polygon_mask(polygon, 160, 200)
+    platform.store.insert_annotations([
+        _annotation(dl.Polygon(geo=polygon, label="cat"), rows[0]["id"], dataset.id),
+        _annotation(dl.Segmentation(geo=mask, label="cat"), rows[0]["id"], dataset.id)])
+    model = platform.create_model("seg-once", dataset, output_type="segment", subsets={})
+    PolygonOracle.shift = 0.0
+    filters = {"filter": {"id": rows[0]["id"]}, "resource": "items"}
+    metrics = PolygonOracle().evaluate_model(model, dataset, filters=filters)
+    assert (metrics["instance_tp"], metrics["instance_fn"], metrics["instance_recall"]) == (1, 0, 1.0)
