@@ -334,7 +334,7 @@ def main() -> None:
     adapter = build_adapter_class()()
     adapter.model_entity = model
     assert adapter.configuration.get("batch_size") == BATCH_SIZE
-    assert adapter.batch_runner.prepare_workers == PREPARE_WORKERS
+    assert adapter.batch_runner.prepare_workers == min(PREPARE_WORKERS, cores)  # the runner caps threads at the cores
 
     dim = SIDE * SIDE * 3
     wait_idle(args.wait_idle)
