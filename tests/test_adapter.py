@@ -92,7 +92,7 @@ def test_train_evaluate_round_trip_with_sklearn(platform, digits, model):
     assert [a.local_path for a in model.artifacts.list()] == ["model.skops"]
     metrics = adapter.evaluate_model(model, digits, filters=SUBSETS["test"])
     assert metrics["n_items"] == platform.count_items(digits, SUBSETS["test"])
-    assert metrics["accuracy"] >= 0.9
+    assert metrics["accuracy"] >= 0.95  # logistic regression's floor on the digits test subset
     assert platform.latest_evaluation(model)["accuracy"] == metrics["accuracy"]
     # a fresh adapter loads the stored artifacts and predicts the same
     again = SklearnImageClassifier(model_entity=platform.get_model(model.id))
