@@ -27,7 +27,6 @@ and ``shapes_model.json`` (the feature set and classes). No pickle.
 from __future__ import annotations
 
 import base64
-import importlib
 import io
 import json
 import logging
@@ -42,6 +41,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from adapters.sklearn_classifier import build_estimator, dump_skops, load_trusted_skops
 from runner import BaseModelAdapter
 
 logger = logging.getLogger(__name__)
@@ -54,23 +54,7 @@ DEFAULT_CLASSIFIER = {"_target_": "sklearn.ensemble.RandomForestClassifier", "n_
                       "random_state": 0}
 FEATURES = ("fill", "aspect", "solidity", "compactness", "circle_fill", "radial_cv", "radial_min_max",
             "hu1", "hu2", "hu3", "hu4", "log_area")
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
 _EIGHT = np.ones((3, 3), bool)
-
-
-def build_classifier(spec: dict):
-    """A classifier from ``{"_target_": "sklearn.<module>.<Class>", **params}``; only scikit-learn classes."""
-    spec = dict(spec)
-    target = spec.pop("_target_", None)
-    if not isinstance(target, str) or not target.startswith("sklearn."):
-        raise ValueError(f"classifier._target_ must name a scikit-learn class such as "
-                         f"'sklearn.ensemble.RandomForestClassifier', got {target!r}")
-    module_name, _, class_name = target.rpartition(".")
-    try:
-        classifier_class = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"classifier._target_ {target!r} cannot be imported: {err}") from None
-    return classifier_class(**spec)
 
 
 # -- components --------------------------------------------------------------------------------------
@@ -234,8 +218,6 @@ class ShapeComponentsAdapter(BaseModelAdapter):
     default_min_score = 0.05
 
     def load(self, local_path, **kwargs):
-        import skops.io as sio
-
         path, meta_path = os.path.join(local_path, MODEL_FILE), os.path.join(local_path, META_FILE)
         if not os.path.exists(path):
             self.model = None  # not trained yet
@@ -243,18 +225,12 @@ class ShapeComponentsAdapter(BaseModelAdapter):
         meta = json.loads(Path(meta_path).read_text()) if os.path.exists(meta_path) else {}
         if meta.get("format") != FORMAT or meta.get("features") != list(FEATURES):
             raise ValueError(f"{meta_path} describes another feature set ({meta.get('features')}); retrain the model")
-        untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-        if refused:
-            raise ValueError(f"{path} holds types outside scikit-learn/numpy/scipy: {refused}; refusing to load it")
-        self.model = sio.load(path, trusted=untrusted)
+        self.model = load_trusted_skops(path)
 
     def save(self, local_path, **kwargs):
-        import skops.io as sio
-
         if self.model is None:
             raise ValueError("nothing to save: the shape classifier has not been trained")
-        sio.dump(self.model, os.path.join(local_path, MODEL_FILE))
+        dump_skops(self.model, os.path.join(local_path, MODEL_FILE))
         meta = {"format": FORMAT, "features": list(FEATURES), "classes": [str(c) for c in self.model.classes_],
                 "background": BACKGROUND}
         Path(local_path, META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -293,7 +269,7 @@ class ShapeComponentsAdapter(BaseModelAdapter):
             raise ValueError(f"no component of the train subset under {data_path} matches a ground-truth shape: "
                              "check the annotations, or lower threshold / min_area")
         spec = self.configuration.get("classifier") or DEFAULT_CLASSIFIER
-        self.model = build_classifier(spec).fit(np.stack(features), labels)
+        self.model = build_estimator(spec, key="classifier").fit(np.stack(features), labels)
         counts = {str(c): labels.count(c) for c in sorted(set(labels))}
         logger.info("trained on %d components of the train subset: %s", len(labels), counts)
         validation = Path(data_path) / "validation"
@@ -357,5 +333,5 @@ class ShapesDetector(ShapeComponentsAdapter):
                        model_info=model_info)
 
 
-__all__ = ["Component", "ShapeComponentsAdapter", "ShapesDetector", "build_classifier", "find_components",
+__all__ = ["Component", "ShapeComponentsAdapter", "ShapesDetector", "find_components",
            "shape_features", "truth_boxes"]

@@ -23,19 +23,38 @@ DEFAULT_ESTIMATOR = {"_target_": "sklearn.linear_model.LogisticRegression", "max
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
 
 
-def build_estimator(spec: dict):
-    """An estimator from ``{"_target_": "sklearn.<module>.<Class>", **params}``; only scikit-learn classes."""
+def build_estimator(spec: dict, key: str = "estimator"):
+    """An estimator from ``{"_target_": "sklearn.<module>.<Class>", **params}``; only scikit-learn classes.
+    ``key`` names the configuration key in messages."""
     spec = dict(spec)
     target = spec.pop("_target_", None)
     if not isinstance(target, str) or not target.startswith("sklearn."):
-        raise ValueError(f"estimator._target_ must name a scikit-learn class such as "
+        raise ValueError(f"{key}._target_ must name a scikit-learn class such as "
                          f"'sklearn.linear_model.LogisticRegression', got {target!r}")
     module_name, _, class_name = target.rpartition(".")
     try:
         estimator_class = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"estimator._target_ {target!r} cannot be imported: {err}") from err
+        raise ValueError(f"{key}._target_ {target!r} cannot be imported: {err}") from err
     return estimator_class(**spec)
+
+
+def load_trusted_skops(path: str):
+    """The object in a skops file, refusing any type outside scikit-learn, numpy and scipy: nothing is
+    unpickled."""
+    import skops.io as sio  # slow to import (it walks every scikit-learn estimator): only when needed
+
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if refused:
+        raise ValueError(f"{path} holds types outside scikit-learn/numpy/scipy: {refused}; refusing to load it")
+    return sio.load(path, trusted=untrusted)
+
+
+def dump_skops(obj, path: str) -> None:
+    import skops.io as sio
+
+    sio.dump(obj, path)
 
 
 def class_probabilities(estimator, features: np.ndarray) -> np.ndarray:
@@ -55,24 +74,13 @@ def class_probabilities(estimator, features: np.ndarray) -> np.ndarray:
 
 class SklearnImageClassifier(BaseModelAdapter):
     def load(self, local_path, **kwargs):
-        import skops.io as sio
-
         path = os.path.join(local_path, MODEL_FILE)
-        if not os.path.exists(path):
-            self.model = None  # not trained yet
-            return
-        untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-        if refused:
-            raise ValueError(f"{path} holds types outside scikit-learn/numpy: {refused}; refusing to load it")
-        self.model = sio.load(path, trusted=untrusted)
+        self.model = load_trusted_skops(path) if os.path.exists(path) else None  # None: not trained yet
 
     def save(self, local_path, **kwargs):
-        import skops.io as sio
-
         if self.model is None:
             raise ValueError("nothing to save: the classifier has not been trained")
-        sio.dump(self.model, os.path.join(local_path, MODEL_FILE))
+        dump_skops(self.model, os.path.join(local_path, MODEL_FILE))
 
     def _features(self, image: np.ndarray) -> np.ndarray:
         size = int(self.configuration.get("image_size", 8))
@@ -118,4 +126,4 @@ class SklearnImageClassifier(BaseModelAdapter):
         return collections
 
 
-__all__ = ["SklearnImageClassifier", "build_estimator"]
+__all__ = ["SklearnImageClassifier", "build_estimator", "class_probabilities", "dump_skops", "load_trusted_skops"]

@@ -14,7 +14,7 @@ import dtlpy as dl
 import numpy as np
 
 from .errors import RunnerError
-from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics
+from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics, confidence_of
 from .platform import Platform
 
 logger = logging.getLogger(__name__)
@@ -25,16 +25,6 @@ _EXAMPLES = 5
 
 def model_stamp(annotation: dict) -> dict:
     return ((annotation.get("metadata") or {}).get("system") or {}).get("model") or {}
-
-
-def confidence_of(annotation: dict) -> float | None:
-    """``metadata.user.model.confidence``, else ``metadata.system.model.confidence``; None when neither."""
-    metadata = annotation.get("metadata") or {}
-    for scope in ("user", "system"):
-        value = ((metadata.get(scope) or {}).get("model") or {}).get("confidence")
-        if value is not None:
-            return float(value)
-    return None
 
 
 class Problems:

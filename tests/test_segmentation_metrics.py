@@ -336,7 +336,7 @@ def test_accumulator_equals_per_item_computation():
         all_pred.append(label_map(pred, index, h, w).ravel())
         masks = [[annotation_mask(a, h, w) for a in side] for side in (truth, pred)]
         one = instance_match(masks[0], [a["label"] for a in truth], masks[1], [a["label"] for a in pred],
-                             [seg._confidence(a) or 1.0 for a in pred])
+                             [seg.confidence_of(a) or 1.0 for a in pred])
         totals += (one["tp"], one["fp"], one["fn"])
     out = acc.result()
     t, p = np.concatenate(all_truth), np.concatenate(all_pred)

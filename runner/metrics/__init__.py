@@ -5,6 +5,7 @@ from .segmentation import (
     INSTANCE_SCALARS,
     SEMANTIC_SCALARS,
     SegmentationAccumulator,
+    confidence_of,
     instance_match,
     mask_iou,
     semantic_confusion,
@@ -13,5 +14,5 @@ from .segmentation import (
 
 __all__ = ["CLASSIFICATION_SCALARS", "COCO_SCALARS", "INSTANCE_SCALARS", "RECALL_THRESHOLDS", "SEMANTIC_SCALARS",
            "Boxes", "SegmentationAccumulator", "annotation_mask", "classification_metrics", "coco_box_metrics",
-           "coco_eval_arrays", "instance_match", "label_map", "mask_iou", "paint_label_map", "polygon_mask",
+           "coco_eval_arrays", "confidence_of", "instance_match", "label_map", "mask_iou", "paint_label_map", "polygon_mask",
            "semantic_confusion", "semantic_metrics"]

@@ -244,8 +244,8 @@ def instance_match(truth_masks: Sequence[np.ndarray] | np.ndarray, truth_labels:
 
 # -- dataset accumulation ------------------------------------------------------------------------------
 
-def _confidence(annotation: Mapping) -> float | None:
-    """``metadata.user.model.confidence``, else ``metadata.system.model.confidence`` (as runner.evaluation)."""
+def confidence_of(annotation: Mapping) -> float | None:
+    """``metadata.user.model.confidence``, else ``metadata.system.model.confidence``; None when neither."""
     metadata = annotation.get("metadata") or {}
     for scope in ("user", "system"):
         value = ((metadata.get(scope) or {}).get("model") or {}).get("confidence")
@@ -324,7 +324,7 @@ class SegmentationAccumulator:
         p_masks = [annotation_mask(a, height, width) for a in pred]
         t_index = [self.label_index[a["label"]] for a in truth]
         p_index = [self.label_index[a["label"]] for a in pred]
-        confidences = [_confidence(a) for a in pred]
+        confidences = [confidence_of(a) for a in pred]
         scores = np.array([1.0 if c is None else c for c in confidences], np.float64)
         if not np.isfinite(scores).all():
             raise ValueError("prediction confidences must be finite")
