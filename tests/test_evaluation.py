@@ -56,8 +56,8 @@ def images(platform):
     return dataset, rows
 
 
-class JitteredOracle(BaseModelAdapter):
-    """Predicts each ground-truth box shifted a little, misses some, adds false positives."""
+class Oracle(BaseModelAdapter):
+    """Predicts from each item's own ground truth: ``from_truth`` turns one annotation into predictions."""
 
     def load(self, local_path, **kwargs):
         self.rng = np.random.default_rng(7)
@@ -65,26 +65,41 @@ class JitteredOracle(BaseModelAdapter):
     def prepare_item_func(self, item):
         return item
 
+    def from_truth(self, truth) -> list[tuple]:
+        raise NotImplementedError
+
+    def extra(self) -> list[tuple]:
+        return []
+
     def predict(self, batch, **kwargs):
         out = []
         for item in batch:
             collection = dl.AnnotationCollection()
-            for truth in item.annotations.list():
-                if truth.metadata.get("system", {}).get("model") or self.rng.random() < 0.15:
-                    continue
-                dx, dy = self.rng.normal(0, 3, 2)
-                collection.add(annotation_definition=dl.Box(left=truth.left + dx, top=truth.top + dy,
-                                                            right=truth.right + dx, bottom=truth.bottom + dy,
-                                                            label=truth.label),
-                               model_info={"name": self.model_entity.name,
-                                           "confidence": float(np.round(self.rng.random(), 2))})  # ties on purpose
-            for _ in range(int(self.rng.integers(0, 3))):
-                x, y = self.rng.uniform(0, 150, 2)
-                collection.add(annotation_definition=dl.Box(left=x, top=y, right=x + 30, bottom=y + 25,
-                                                            label=str(self.rng.choice(LABELS))),
-                               model_info={"name": self.model_entity.name, "confidence": 0.5})
+            truths = [a for a in item.annotations.list() if not a.metadata.get("system", {}).get("model")]
+            for definition, confidence in [p for t in truths for p in self.from_truth(t)] + self.extra():
+                collection.add(annotation_definition=definition,
+                               model_info={"name": self.model_entity.name, "confidence": confidence})
             out.append(collection)
         return out
+
+
+class JitteredOracle(Oracle):
+    """Predicts each ground-truth box shifted a little, misses some, adds false positives."""
+
+    def from_truth(self, truth):
+        if self.rng.random() < 0.15:
+            return []
+        dx, dy = self.rng.normal(0, 3, 2)
+        box = dl.Box(left=truth.left + dx, top=truth.top + dy, right=truth.right + dx, bottom=truth.bottom + dy,
+                     label=truth.label)
+        return [(box, float(np.round(self.rng.random(), 2)))]  # ties on purpose
+
+    def extra(self):
+        boxes = []
+        for _ in range(int(self.rng.integers(0, 3))):
+            x, y = self.rng.uniform(0, 150, 2)
+            boxes.append((dl.Box(left=x, top=y, right=x + 30, bottom=y + 25, label=str(self.rng.choice(LABELS))), 0.5))
+        return boxes
 
 
 def _pycocotools_stats(platform, dataset, model) -> np.ndarray:
@@ -196,29 +211,15 @@ def test_predictions_with_unknown_labels_are_an_error_naming_items(platform, cla
     assert "labels the model does not have: 7 (" in message and rows[0]["id"] in message and "..." in message
 
 
-class PolygonOracle(BaseModelAdapter):
+class PolygonOracle(Oracle):
     """Predicts each ground-truth polygon shifted by ``shift`` pixels."""
 
     shift = 0.0
 
-    def load(self, local_path, **kwargs):
-        pass
-
-    def prepare_item_func(self, item):
-        return item
-
-    def predict(self, batch, **kwargs):
-        out = []
-        for item in batch:
-            collection = dl.AnnotationCollection()
-            for truth in item.annotations.list():
-                if truth.metadata.get("system", {}).get("model") or truth.type != "segment":
-                    continue
-                geo = np.asarray(truth.geo, dtype=float) + self.shift
-                collection.add(annotation_definition=dl.Polygon(geo=geo, label=truth.label),
-                               model_info={"name": self.model_entity.name, "confidence": 0.9})
-            out.append(collection)
-        return out
+    def from_truth(self, truth):
+        if truth.type != "segment":
+            return []
+        return [(dl.Polygon(geo=np.asarray(truth.geo, dtype=float) + self.shift, label=truth.label), 0.9)]
 
 
 @pytest.mark.parametrize("shift", [0.0, 6.0])
