@@ -108,13 +108,17 @@ def main() -> None:
     def ours():
         return coco_box_metrics(truth, preds, n_labels, n_images=n_images)
 
-    def pycoco():
+    def evaluate_with(eval_class, gt, dt):
+        """evaluate + accumulate + summarize of a COCOeval-like class; its twelve numbers."""
         with contextlib.redirect_stdout(sink):
-            e = COCOeval(coco_gt, coco_dt, "bbox")
+            e = eval_class(gt, dt, "bbox")
             e.evaluate()
             e.accumulate()
             e.summarize()
         return e.stats
+
+    def pycoco():
+        return evaluate_with(COCOeval, coco_gt, coco_dt)
 
     t_ours, res = C.best_of(3, ours)
     t_pyc, stats = C.best_of(3, pycoco)
@@ -142,12 +146,7 @@ def main() -> None:
             f_dt = f_gt.loadRes(f_dt_list)
 
         def faster():
-            with contextlib.redirect_stdout(sink):
-                e = COCOeval_faster(f_gt, f_dt, "bbox")
-                e.evaluate()
-                e.accumulate()
-                e.summarize()
-            return e.stats
+            return evaluate_with(COCOeval_faster, f_gt, f_dt)
 
         t_fce, f_stats = C.best_of(3, faster)
         f_diff = float(np.abs(np.asarray(f_stats[:12]) - stats).max())
