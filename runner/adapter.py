@@ -100,7 +100,12 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     @property
     def platform(self) -> Platform:
-        return platform_of(self.model_entity)
+        """The platform the wrapper functions use: the one set by the runner, else the model's own."""
+        return self._platform if self._platform is not None else platform_of(self.model_entity)
+
+    @platform.setter
+    def platform(self, platform: Platform) -> None:
+        self._platform = platform
 
     @property
     def batch_runner(self) -> BatchRunner:
@@ -320,7 +325,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         if self._feature_set is None:
             size = int(self.configuration.get("embeddings_size") or len(vectors[0]))
             self._feature_set = self.platform.feature_set_for(self.model_entity, size)
-        self.platform.store_features(self._feature_set.id, [i.id for i in items], vectors)
+        self.platform.store_features(self._feature_set, items, vectors)
         return vectors
 
     def _embed_stream(self, items: Iterable, batch_size: int | None, keep: bool, upload: bool, **kwargs):
@@ -366,6 +371,7 @@ def _init_adapter_state(adapter) -> None:
     adapter.project = None
     adapter._feature_set = None
     adapter._batch_runner = None
+    adapter._platform = None
     adapter._last_metrics = None
     adapter.metric_functions = None  # name -> f(y_true, y_pred): metrics the default evaluate adds
     adapter.item_to_batch_mapping = {}

@@ -166,13 +166,30 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def _dataset(platform, spec: dict):
-    from hydra.utils import instantiate
+def instantiate(node, *args, **kwargs):
+    """hydra's instantiate, re-raising the runner's own errors as they are, not wrapped."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
 
+    from .errors import RunnerError
+
+    try:
+        return hydra_instantiate(node, *args, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, RunnerError):
+            raise err.__cause__ from None
+        raise
+
+
+def _dataset(platform, spec: dict):
     dataset = platform.find_dataset(spec["name"])
     if dataset is not None:
         return dataset
     source = spec.get("source")
+    if source and platform.name != "local":
+        raise ConfigError(f"the {platform.name} platform has no dataset {spec['name']!r}; the importers write to "
+                          "the local platform only", where="dataset.name",
+                          fix="name a dataset that exists on the platform, or import it there first")
     if not source:
         raise ConfigError(f"the platform has no dataset {spec['name']!r} and the config gives no source to import",
                           where="dataset.source", fix="import the dataset first, or give dataset.source")
@@ -181,8 +198,6 @@ def _dataset(platform, spec: dict):
 
 
 def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
-    from hydra.utils import instantiate
-
     if "_target_" in spec:
         # entities go in as call arguments: passed to instantiate they would be merged into the config
         return instantiate(spec, _partial_=True, _convert_="all")(platform=platform, dataset=dataset)
@@ -223,8 +238,6 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
 
 
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
-    from hydra.utils import instantiate
-
     from .reporting import (
         metrics_table,
         model_summary,
@@ -253,6 +266,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)
     adapter = the_plan.adapter_class()
+    adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions
     pipeline = settings["pipeline"]
 

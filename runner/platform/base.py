@@ -66,5 +66,5 @@ class Platform(ABC):
         """The model's feature set, created on first use."""
 
     @abstractmethod
-    def store_features(self, feature_set_id: str, item_ids: Sequence[str], vectors: Sequence) -> None:
+    def store_features(self, feature_set: dl.FeatureSet, items: Sequence[dl.Item], vectors: Sequence) -> None:
         """Store one vector per item (replacing earlier vectors of those items)."""

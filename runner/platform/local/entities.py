@@ -241,6 +241,12 @@ class LocalArtifacts(repositories.Artifacts):
         _platform(self).add_artifacts(self.model, files, replace=False)
         return self.list()
 
+    def delete(self, artifact_id=None, artifact_name=None, execution_id=None, model_name=None, package_name=None):
+        name = artifact_name or artifact_id
+        kept = [row for row in _platform(self).store.list_artifacts(self.model.id) if row[0] != name]
+        _platform(self).store.set_artifacts(self.model.id, kept, replace=True)
+        return True
+
     def download(self, artifact_id=None, artifact_name=None, execution_id=None, package_name=None,
                  model_name=None, local_path=None, overwrite=False, save_locally=True):
         if local_path is None:
@@ -326,7 +332,7 @@ class LocalFeatures(repositories.Features):
             entity, value = [entity], [value]
         if len(entity) != len(value):
             raise ValueError("The number of vectors must be equal to the number of entities")
-        _platform(self).store_features(feature_set_id, [e.id for e in entity], value)
+        _platform(self).store_vectors(feature_set_id, [e.id for e in entity], value)
         return True
 
     def vectors(self, item_ids=None) -> tuple[list[str], np.ndarray]:

@@ -269,7 +269,10 @@ class LocalPlatform(Platform):
             f"{model.name}-{model.id[-6:]}"
         return self.feature_set_entity(self.store.create_feature_set(self.project.id, name, size, model.id, model.name))
 
-    def store_features(self, feature_set_id, item_ids, vectors) -> None:
+    def store_features(self, feature_set, items, vectors) -> None:
+        self.store_vectors(feature_set.id, [item.id for item in items], vectors)
+
+    def store_vectors(self, feature_set_id: str, item_ids: Sequence[str], vectors: Sequence) -> None:
         size = self.store.get_feature_set(feature_set_id)["size"]
         rows = []
         for item_id, vector in zip(item_ids, vectors, strict=True):
