@@ -54,20 +54,22 @@ class DataloopPlatform(Platform):
 
     # -- datasets and models (the runner's composition) ----------------------------------------
 
-    def find_dataset(self, name: str) -> dl.Dataset | None:
+    @staticmethod
+    def _find(get, **kwargs):
+        """``get(**kwargs)``, or None where the platform says it does not have it."""
         try:
-            return self.project.datasets.get(dataset_name=name)
+            return get(**kwargs)
         except _MISSING:
             return None
+
+    def find_dataset(self, name: str) -> dl.Dataset | None:
+        return self._find(self.project.datasets.get, dataset_name=name)
 
     def get_dataset(self, dataset_id: str | None = None, name: str | None = None) -> dl.Dataset:
         return self.project.datasets.get(dataset_id=dataset_id, dataset_name=name)
 
     def find_model(self, name: str) -> dl.Model | None:
-        try:
-            return self.project.models.get(model_name=name)
-        except _MISSING:
-            return None
+        return self._find(self.project.models.get, model_name=name)
 
     def get_model(self, model_id: str | None = None, name: str | None = None) -> dl.Model:
         model = self.project.models.get(model_id=model_id, model_name=name) if model_id or name else None
