@@ -8,7 +8,6 @@ between the platform and those functions. A class written for Dataloop (subclass
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
 import tempfile
@@ -127,14 +126,15 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         input_type = self.model_entity.input_type
         mimetype = item.mimetype or ""
         if input_type == "image" or (input_type is None and mimetype.startswith("image/")):
-            image = Image.open(item.download(save_locally=False))
-            if image.mode not in ("L", "RGB"):
-                image = image.convert("RGB")
-            array = np.asarray(image, dtype=np.uint8)
+            with self.platform.open_item(item) as source:
+                image = Image.open(source)
+                if image.mode not in ("L", "RGB"):
+                    image = image.convert("RGB")
+                array = np.asarray(image, dtype=np.uint8)
             return array[:, :, None] if array.ndim == 2 else array
         if input_type == "text" or mimetype.startswith("text/"):
-            buffer: io.BytesIO = item.download(save_locally=False)
-            return buffer.read().decode("utf-8")
+            with self.platform.open_item(item) as source:
+                return source.read().decode("utf-8")
         return item
 
     def convert_from_dtlpy(self, data_path, **kwargs):

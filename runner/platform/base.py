@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import dtlpy as dl
 
@@ -25,6 +26,10 @@ class Platform(ABC):
     def add_artifacts(self, model: dl.Model, files: Mapping[str, str | Path], replace: bool) -> None:
         """Make ``files`` (artifact name -> local file) the model's artifacts. With ``replace`` the
         previous set is dropped atomically: readers see the old complete set or the new one."""
+
+    def open_item(self, item: dl.Item) -> BinaryIO:
+        """The item's bytes as a binary file object (closed by the caller)."""
+        return item.download(save_locally=False)
 
     @abstractmethod
     def count_items(self, dataset: dl.Dataset, filters: dict | None) -> int:

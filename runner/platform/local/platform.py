@@ -181,6 +181,11 @@ class LocalPlatform(Platform):
 
     # -- items ---------------------------------------------------------------------------------
 
+    def open_item(self, item: dl.Item):
+        """The blob file itself: no copy through dtlpy's download and a BytesIO."""
+        blob = getattr(item, "local_blob", None) or self.store.item_blob(item.id)[0]
+        return open(self.blobs.path(blob), "rb")
+
     def read_item_bytes(self, item: dl.Item) -> bytes:
         blob = getattr(item, "local_blob", None) or self.store.item_blob(item.id)[0]
         return self.blobs.read(blob)
