@@ -25,6 +25,7 @@ from .configuration import ModelConfiguration
 from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
 from .paths import dataloop_path
 from .platform import Platform, platform_of
+from .platform.base import filters_json
 
 logger = logging.getLogger("runner.adapter")
 
@@ -35,14 +36,6 @@ _SIGNATURES = {"load": "load(self, local_path, **kwargs)", "save": "save(self, l
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_PREPARE_WORKERS = 4
 _PAGE_SIZE = 500
-
-
-def _filters_json(filters) -> dict | None:
-    if filters is None or isinstance(filters, dict):
-        return filters or None
-    if isinstance(filters, dl.Filters):
-        return filters.prepare()
-    raise TypeError(f"filters must be a dl.Filters or its prepared JSON dict, not {type(filters).__name__}")
 
 
 def _unique_timestamp_dir(parent: Path) -> Path:
@@ -143,7 +136,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters=None) -> dl.Model:
         """The runner's scikit-learn metrics over this model's predictions; stored with the model."""
-        metrics = evaluation.evaluate(self.platform, model, dataset, _filters_json(filters), self.metric_functions)
+        metrics = evaluation.evaluate(self.platform, model, dataset, filters_json(filters), self.metric_functions)
         self.platform.store_evaluation(model, dataset, metrics)
         self._last_metrics = metrics
         return model
@@ -263,7 +256,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     def predict_dataset(self, dataset, filters=None, batch_size=None, **kwargs) -> int:
         """Predict every file item matching ``filters``, streamed page by page; returns the count."""
         kwargs.pop("progress", None)
-        pages = self.platform.iter_items(dataset, _filters_json(filters), _PAGE_SIZE)
+        pages = self.platform.iter_items(dataset, filters_json(filters), _PAGE_SIZE)
         items = (item for page in pages for item in page if item.type == "file")
         result = self._predict_stream(items, batch_size, keep=False, **kwargs)
         if result.failed:
@@ -312,7 +305,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         self.load_from_model(model_entity=model)
         self.predict_dataset(dataset, filters=filters)
         self._last_metrics = None
-        returned = self.evaluate(model=self.model_entity, dataset=dataset, filters=_filters_json(filters))
+        returned = self.evaluate(model=self.model_entity, dataset=dataset, filters=filters_json(filters))
         if isinstance(returned, dict):  # an evaluate that returns its metrics: store them for it
             self.platform.store_evaluation(self.model_entity, dataset, returned)
             return returned
@@ -346,7 +339,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def embed_dataset(self, dataset, filters=None, upload_features=None, batch_size=None, progress=None, **kwargs):
         """Embed every file item matching ``filters``, streamed; returns the count."""
-        pages = self.platform.iter_items(dataset, _filters_json(filters), _PAGE_SIZE)
+        pages = self.platform.iter_items(dataset, filters_json(filters), _PAGE_SIZE)
         items = (item for page in pages for item in page if item.type == "file")
         result = self._embed_stream(items, batch_size, keep=False, upload=upload_features is not False, **kwargs)
         if result.failed:

@@ -14,6 +14,15 @@ from typing import BinaryIO
 import dtlpy as dl
 
 
+def filters_json(filters) -> dict | None:
+    """The DQL JSON of a ``dl.Filters`` or of its prepared dict; None for no filter."""
+    if filters is None or isinstance(filters, dict):
+        return filters or None
+    if isinstance(filters, dl.Filters):
+        return filters.prepare()
+    raise TypeError(f"filters must be a dl.Filters or its prepared JSON dict, not {type(filters).__name__}")
+
+
 class Platform(ABC):
     name: str
 

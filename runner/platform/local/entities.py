@@ -20,21 +20,12 @@ import numpy as np
 from dtlpy import entities, miscellaneous, repositories
 
 from ...errors import ArtifactError, NotFoundError, UnsupportedOperation
+from ..base import filters_json
 from .client import local_repository, unsupported_repository
 from .store import new_id, now_iso
 
 if TYPE_CHECKING:
     from .platform import LocalPlatform
-
-
-def _filters_json(filters) -> dict | None:
-    if filters is None:
-        return None
-    if isinstance(filters, entities.Filters):
-        return filters.prepare()
-    if isinstance(filters, dict):
-        return filters
-    raise TypeError(f"filters must be a dl.Filters or its prepared JSON dict, not {type(filters).__name__}")
 
 
 def _platform(repo) -> LocalPlatform:
@@ -58,7 +49,7 @@ class LocalItems(repositories.Items):
         return miscellaneous.List(_platform(self).item_entity(j, dataset=self._dataset) for j in response_items)
 
     def _list(self, filters):
-        query = _filters_json(filters)
+        query = filters_json(filters)
         page, size = int(query.get("page", 0)), int(query.get("pageSize", 1000))
         platform = _platform(self)
         dataset_id = self._dataset.id
@@ -119,7 +110,7 @@ class LocalItems(repositories.Items):
                                            fix="use annotation_options=dl.ViewAnnotationOptions.JSON")
             local_path = local_path or platform.default_download_path(self._dataset)
             with_json = entities.ViewAnnotationOptions.JSON in options or "json" in options
-            platform.export(self._dataset, _filters_json(filters), _filters_json(annotation_filters),
+            platform.export(self._dataset, filters_json(filters), filters_json(annotation_filters),
                             local_path, with_json=with_json)
             return local_path
         if isinstance(items, (list, tuple)):
@@ -151,7 +142,7 @@ class LocalAnnotations(repositories.Annotations):
         return entities.AnnotationCollection.from_json(_json=jsons, item=self._item)
 
     def list(self, filters=None, page_offset=None, page_size=None):
-        query = _filters_json(filters)
+        query = filters_json(filters)
         if query is not None and query.get("resource", "annotations") != "annotations":
             raise UnsupportedOperation("item.annotations.list with an items filter",
                                        fix="pass a dl.Filters(resource=dl.FiltersResource.ANNOTATION)")
@@ -191,7 +182,7 @@ class LocalAnnotations(repositories.Annotations):
             return store.delete_annotations(annotation_ids=[annotation_id or annotation.id]) > 0
         if filters is None:
             raise ValueError("item.annotations.delete needs an annotation, an annotation_id or filters")
-        store.delete_annotations(item_id=self._item.id, dql_json=_filters_json(filters))
+        store.delete_annotations(item_id=self._item.id, dql_json=filters_json(filters))
         return True
 
 
@@ -290,7 +281,7 @@ class LocalFeatureSets(repositories.FeatureSets):
 
     def list(self, filters=None):
         platform = _platform(self)
-        query = _filters_json(filters) or {}
+        query = filters_json(filters) or {}
         model_id = None
         for clause in query.get("filter", {}).get("$and", []):
             if "modelId" in clause:
