@@ -1,3 +1,3 @@
-from .platform import LocalPlatform, temporary_platform
+from .platform import LocalPlatform
 
-__all__ = ["LocalPlatform", "temporary_platform"]
+__all__ = ["LocalPlatform"]

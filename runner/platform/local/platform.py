@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -310,9 +309,4 @@ def _label_json(labels: Sequence[str | dict]) -> list[dict]:
     return out
 
 
-def temporary_platform() -> LocalPlatform:
-    """A platform in a fresh temp folder (examples and quick experiments)."""
-    return LocalPlatform(tempfile.mkdtemp(prefix="local-platform-"))
-
-
-__all__ = ["LocalPlatform", "temporary_platform"]
+__all__ = ["LocalPlatform"]
