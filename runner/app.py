@@ -56,6 +56,8 @@ def plan(cfg: DictConfig) -> Plan:
 
     from .adapter import bind_adapter_class
 
+    register_resolvers()  # a launcher's worker process may run many jobs, and Hydra resets resolvers per job
+
     try:
         settings = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:
@@ -238,6 +240,21 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
 
 
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
+    """Run the configured pipeline; ``run.json`` in the run folder records how it ended (a sweep
+    report reads it), whether it succeeded or raised."""
+    from .reporting import RunRecord
+
+    record = RunRecord(Path(output_dir))
+    try:
+        objective, model = _run(cfg, Path(output_dir), record)
+    except BaseException as err:
+        record.failed(err)
+        raise
+    record.completed(objective, model)
+    return objective
+
+
+def _run(cfg: DictConfig, output_dir: Path, record) -> tuple[float | None, Any]:
     from .reporting import (
         metrics_table,
         model_summary,
@@ -247,8 +264,9 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
         write_json,
     )
 
-    output_dir = Path(output_dir)
     the_plan = plan(cfg)
+    objective_spec = the_plan.settings.get("objective") or {}
+    record.objective = {"metric": objective_spec.get("metric"), "direction": objective_spec.get("direction", "maximize")}
     settings, steps = the_plan.settings, the_plan.steps
     platform = instantiate(cfg.platform)
     if "train" not in steps:  # the model version must exist before anything is imported
@@ -265,6 +283,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
 
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)
+    record.model = {"id": model.id, "name": model.name}
     adapter = the_plan.adapter_class()
     adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions
@@ -315,4 +334,4 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
             objective = float(metrics[objective_key])
     print(f"model version: {model.name} ({model.id}), status {model.status}")
     print(f"outputs: {output_dir.resolve()}")
-    return objective
+    return objective, model

@@ -3,15 +3,55 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dtlpy as dl
 
 
 def write_json(path: Path, data) -> None:
+    """Written whole or not at all: a reader (a sweep report) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(partial, path)
+
+
+class RunRecord:
+    """``run.json``: how a run ended — status, times, objective, model version, error — written
+    at the start (``running``) and again at the end, so a sweep report can tell a job that failed
+    from one that is still going or was killed."""
+
+    def __init__(self, output_dir: Path):
+        self.path = output_dir / "run.json"
+        self.started = datetime.now(UTC)
+        self.objective: dict = {}
+        self.model: dict | None = None
+        self._write("running")
+
+    def completed(self, objective_value: float | None, model) -> None:
+        self.model = {"id": model.id, "name": model.name, "status": model.status}
+        self._write("completed", objective_value=objective_value)
+
+    def failed(self, err: BaseException) -> None:
+        message = str(err) or type(err).__name__
+        if isinstance(err, SystemExit | KeyboardInterrupt):
+            message = f"interrupted ({type(err).__name__})"
+        self._write("failed", error={"type": type(err).__name__, "message": message})
+
+    def _write(self, status: str, objective_value: float | None = None, error: dict | None = None) -> None:
+        finished = datetime.now(UTC) if status != "running" else None
+        write_json(self.path, {
+            "status": status,
+            "started": self.started.isoformat(timespec="seconds"),
+            "finished": finished.isoformat(timespec="seconds") if finished else None,
+            "seconds": round((finished - self.started).total_seconds(), 3) if finished else None,
+            "objective": {**self.objective, "value": objective_value},
+            "model": self.model,
+            "error": error,
+        })
 
 
 def model_summary(model: dl.Model) -> dict:
