@@ -22,17 +22,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .errors import ConfigError, EmptySubsetError
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
-from .paths import dataloop_path
+from .resolvers import register_resolvers
 
 logger = logging.getLogger("runner")
 
 STEPS = ("train", "evaluate", "predict", "embed")
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("dataloop_path"):
-        OmegaConf.register_new_resolver("dataloop_path", lambda: str(dataloop_path()))
-
 
 register_resolvers()
 

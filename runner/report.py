@@ -1,0 +1,241 @@
+"""The sweep report: one table of every job of a multirun, best first.
+
+Built from the run folders alone (``run.json``, ``metrics.json``, ``.hydra/``), so the Hydra
+callback ``SweepReport`` makes it at the end of a multirun and ``python -m runner.report <folder>``
+rebuilds it later, with no store and no Hydra run. Writes ``sweep_report.csv`` (every scalar metric),
+``sweep_report.md`` and ``sweep_report.png`` into the sweep folder and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import csv
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from .errors import NotFoundError
+from .sweep_table import Sweep, collect
+
+logger = logging.getLogger("runner")
+
+FILES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
+# metrics shown next to the objective in the printed and Markdown tables (the CSV has them all)
+PREFERRED = ("accuracy", "balanced_accuracy", "f1_macro", "AP", "AP50", "AP75", "mean_iou", "mean_dice",
+             "pixel_accuracy", "f1", "precision", "recall")
+SHOWN_METRICS = 2
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _shown(param: str | None) -> str:
+    return "?" if param is None else param
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    """``adapter.configuration.estimator.C`` -> ``C``: the shortest dotted suffix no other key shares."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if not any(other != key and (other == suffix or other.endswith("." + suffix)) for other in keys):
+                break
+        names[key] = suffix
+    return names
+
+
+def shown_metrics(sweep: Sweep) -> list[str]:
+    others = [m for m in sweep.metric_names if m != sweep.metric and not m.startswith("n_")]
+    ranked = sorted(others, key=lambda m: PREFERRED.index(m) if m in PREFERRED else len(PREFERRED))
+    return ranked[:SHOWN_METRICS]
+
+
+def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
+    """The readable table: job, status, swept params, model version, objective, a few metrics, seconds."""
+    short = _short_names(sweep.swept)
+    metrics = shown_metrics(sweep)
+    objective = f"{sweep.metric or 'objective'} ({'max' if sweep.maximize else 'min'})"
+    header = ["", "job", "status", *(short[k] for k in sweep.swept), "model version", objective, *metrics, "seconds"]
+    rows = []
+    for job in sweep.jobs:
+        params = [_shown(job.param(key)) for key in sweep.swept]
+        rows.append(["*" if job is sweep.best else "", job.name, job.status, *params, job.model or "",
+                     _cell(job.value), *(_cell(job.metrics.get(m)) for m in metrics), _cell(job.seconds, 1)])
+    return header, rows
+
+
+def _notes(sweep: Sweep) -> list[str]:
+    lines = []
+    if sweep.fixed:
+        lines.append("fixed: " + ", ".join(f"{k}={v}" for k, v in sweep.fixed.items()))
+    short = _short_names(sweep.swept)
+    renamed = [f"{name} = {key}" for key, name in short.items() if name != key]
+    if renamed:
+        lines.append("swept: " + ", ".join(renamed))
+    if sweep.other_objectives:
+        lines.append(f"jobs {', '.join(sweep.other_objectives)} optimize another metric; shown: their "
+                     f"{sweep.metric} where they computed it")
+    return lines
+
+
+def _summary(sweep: Sweep) -> str:
+    counts: dict[str, int] = {}
+    for job in sweep.jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    states = ", ".join(f"{n} {status}" for status, n in counts.items())
+    direction = "maximize" if sweep.maximize else "minimize"
+    return f"{len(sweep.jobs)} jobs ({states}); objective {sweep.metric or '?'} ({direction})"
+
+
+def _best_line(sweep: Sweep) -> str:
+    if sweep.best is None:
+        return "best: none (no completed job has an objective value)"
+    best = sweep.best
+    params = ", ".join(f"{k}={_shown(best.param(k))}" for k in sweep.swept)
+    return f"best: job {best.name}, {sweep.metric} {_cell(best.value)}, model version {best.model or '?'}" + (
+        f" ({params})" if params else "")
+
+
+def _problems(sweep: Sweep) -> list[str]:
+    return [f"job {job.name} ({job.status}): {job.error}" for job in sweep.jobs if job.error]
+
+
+def text_table(sweep: Sweep) -> str:
+    header, rows = display_rows(sweep)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [f"sweep {sweep.folder}: {_summary(sweep)}", *_notes(sweep), ""]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    problems = _problems(sweep)
+    if problems:
+        lines += ["", *problems]
+    lines += ["", _best_line(sweep)]
+    return "\n".join(lines)
+
+
+def markdown_table(sweep: Sweep) -> str:
+    def escape(cell: str) -> str:
+        return cell.replace("|", "\\|").replace("\n", " ")
+
+    header, rows = display_rows(sweep)
+    header[0] = ""
+    lines = [f"# Sweep report: `{sweep.folder.name}`", "", _summary(sweep) + ".", ""]
+    lines += [f"- {note}" for note in _notes(sweep)]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for job, row in zip(sweep.jobs, rows, strict=True):
+        cells = [escape(cell) for cell in row]
+        if job is sweep.best:
+            cells = ["best", *(f"**{cell}**" if cell else cell for cell in cells[1:])]
+        lines.append("| " + " | ".join(cells) + " |")
+    problems = _problems(sweep)
+    if problems:
+        lines += ["", "Errors:", "", *(f"- {escape(problem)}" for problem in problems)]
+    lines += ["", _best_line(sweep) + ".", ""]
+    return "\n".join(lines)
+
+
+def csv_text(sweep: Sweep) -> str:
+    """One row per job, every swept param (full key) and every scalar metric; values as recorded."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["job", "status", "best", *sweep.swept, "model_version", "objective_metric", "objective",
+                     *sweep.metric_names, "seconds", "error"])
+    for job in sweep.jobs:
+        writer.writerow([job.name, job.status, job is sweep.best, *(job.param(k) or "" for k in sweep.swept),
+                         job.model or "", sweep.metric or "", _raw(job.value),
+                         *(_raw(job.metrics.get(m)) for m in sweep.metric_names), _raw(job.seconds), job.error or ""])
+    return out.getvalue()
+
+
+def _raw(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _replace(path: Path, write) -> None:
+    """Written whole or not at all, like ``reporting.write_json``."""
+    partial = path.with_name(f".{path.name}.partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def build(folder: str | Path, echo: bool = True) -> Sweep:
+    """Collect the sweep in ``folder``, write the three report files there and print the table."""
+    from .sweep_plot import plot_sweep
+
+    sweep = collect(Path(folder))
+    _replace(sweep.folder / FILES[0], lambda p: p.write_text(csv_text(sweep)))
+    _replace(sweep.folder / FILES[1], lambda p: p.write_text(markdown_table(sweep)))
+    _replace(sweep.folder / FILES[2], lambda p: plot_sweep(sweep, p))
+    if echo:
+        print(text_table(sweep))
+        print(f"report: {', '.join(str(sweep.folder / name) for name in FILES)}")
+    return sweep
+
+
+class SweepReport(Callback):
+    """Builds the report when a multirun ends. A failed job makes the sweeper raise and Hydra then
+    skips ``on_multirun_end``, so the report is built at exit instead: it shows that job's error."""
+
+    def __init__(self) -> None:
+        self.sweep_dir: Path | None = None
+        self.done = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        except Exception as err:  # noqa: BLE001 - a report must never stop the sweep
+            logger.warning("no sweep report: hydra.sweep.dir cannot be resolved: %s", err)
+            return
+        atexit.register(self._at_exit)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            folder = self.sweep_dir or Path(str(config.hydra.sweep.dir))
+        except Exception as err:  # noqa: BLE001
+            logger.warning("no sweep report: hydra.sweep.dir cannot be resolved: %s", err)
+            return
+        self._build(folder)
+
+    def _at_exit(self) -> None:
+        if not self.done and self.sweep_dir is not None:
+            self._build(self.sweep_dir)
+
+    def _build(self, folder: Path) -> None:
+        self.done = True
+        try:
+            sys.stdout.flush()
+            build(folder)
+            sys.stdout.flush()
+        except Exception as err:  # noqa: BLE001 - the sweep's own outcome stands; the report is extra
+            logger.warning("the sweep report of %s was not written: %s: %s", folder, type(err).__name__, err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.report",
+        description="Rebuild the report of a multirun from its folder: print the table of every job (best "
+                    f"first, marked *) and write {', '.join(FILES)} into the folder.")
+    parser.add_argument("folder", help="the sweep folder, e.g. multirun/<date>/<time> (holds the job folders 0, 1, ...)")
+    args = parser.parse_args(argv)
+    try:
+        build(args.folder)
+    except NotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

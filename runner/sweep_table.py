@@ -1,0 +1,193 @@
+"""The jobs of a sweep folder, read from what each run left behind, best first.
+
+A job folder may be partial (killed, still running, written by an older version): every file is
+optional and a file that cannot be read is noted on the job, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import NotFoundError
+
+# after the completed jobs with an objective value, in this order
+STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, "unknown": 4}
+
+
+@dataclass
+class Job:
+    name: str
+    folder: Path
+    status: str = "unknown"
+    overrides: dict[str, str] | None = None  # None: .hydra/overrides.yaml missing or unreadable
+    metric: str | None = None
+    direction: str | None = None
+    value: float | None = None  # the sweep's objective; completed jobs only
+    model: str | None = None
+    seconds: float | None = None
+    error: str | None = None  # "<type>: <first line>", or what could not be read
+    metrics: dict[str, float] = field(default_factory=dict)  # the top-level scalars of metrics.json
+
+    def param(self, key: str) -> str | None:
+        """The override's value as written; "" when the job did not set it, None when unknown."""
+        return None if self.overrides is None else self.overrides.get(key, "")
+
+
+@dataclass
+class Sweep:
+    folder: Path
+    jobs: list[Job]  # best first; failed and unknown last
+    swept: list[str]  # override keys whose values differ between jobs
+    fixed: dict[str, str]  # override keys every job sets to one value
+    metric: str | None
+    maximize: bool
+    best: Job | None
+    metric_names: list[str]  # every scalar metric any job has
+    other_objectives: list[str] = field(default_factory=list)  # jobs that optimize another metric
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _read(job: Job, relative: str, parse) -> Any:
+    path = job.folder / relative
+    if not path.is_file():
+        return None
+    try:
+        return parse(path.read_text())
+    except Exception as err:  # noqa: BLE001 - a half-written or foreign file is reported, not raised
+        note = f"{relative} cannot be read ({type(err).__name__})"
+        job.error = f"{job.error}; {note}" if job.error else note
+        return None
+
+
+def _overrides(lines: Any) -> dict[str, str]:
+    if not isinstance(lines, list):
+        raise ValueError("not a list of overrides")
+    pairs = (str(line).partition("=") for line in lines)
+    return {key.lstrip("+"): value for key, _, value in pairs}
+
+
+def _config_objective(text: str) -> dict:
+    """``objective`` of the composed config, its interpolations (``${metrics.objective}``) resolved."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create(text)
+    objective = {}
+    for key in ("metric", "direction"):
+        try:
+            objective[key] = OmegaConf.select(config, f"objective.{key}")
+        except Exception:  # noqa: BLE001 - a resolver only the run registered
+            objective[key] = None
+    return objective
+
+
+def read_job(folder: Path) -> Job:
+    job = Job(folder.name, folder)
+    overrides = _read(job, ".hydra/overrides.yaml", lambda text: _overrides(yaml.safe_load(text) or []))
+    job.overrides = overrides
+    record = _read(job, "run.json", json.loads)
+    metrics = _read(job, "metrics.json", json.loads)
+    if isinstance(metrics, dict):
+        job.metrics = {k: v for k, v in metrics.items() if _number(v)}
+    if isinstance(record, dict):
+        job.status = str(record.get("status") or "unknown")
+        objective = record.get("objective") or {}
+        job.metric, job.direction = objective.get("metric"), objective.get("direction")
+        if job.status == "completed" and _number(objective.get("value")):
+            job.value = float(objective["value"])
+        job.model = (record.get("model") or {}).get("name")
+        job.seconds = record.get("seconds") if _number(record.get("seconds")) else None
+        error = record.get("error")
+        if isinstance(error, dict):
+            first = (str(error.get("message") or "").strip().splitlines() or [""])[0]
+            job.error = f"{error.get('type') or 'Error'}: {first}" + (f"; {job.error}" if job.error else "")
+    else:  # no run.json: killed before the run started, or written by a version without it
+        job.status = "completed" if isinstance(metrics, dict) else "unknown"
+    if job.metric is None or job.direction is None:
+        config = _read(job, ".hydra/config.yaml", _config_objective) or {}
+        job.metric = job.metric or config.get("metric")
+        job.direction = job.direction or config.get("direction")
+    if job.model is None:
+        job.model = (_read(job, "model.json", json.loads) or {}).get("name")
+    if job.status == "unknown" and not job.error:
+        job.error = "no run.json or metrics.json: the job did not run, or was stopped before it started"
+    return job
+
+
+def _job_order(name: str) -> tuple:
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def job_folders(folder: Path) -> list[Path]:
+    """Hydra's numbered job folders, and any other subfolder that a run wrote into."""
+    found = [p for p in folder.iterdir() if p.is_dir() and (
+        p.name.isdigit() or (p / ".hydra").is_dir() or (p / "run.json").is_file())]
+    return sorted(found, key=lambda p: _job_order(p.name))
+
+
+def _sweeps_under(folder: Path) -> list[str]:
+    found = sorted({p.parent for pattern in ("*/multirun.yaml", "*/*/multirun.yaml", "multirun/*/*/multirun.yaml") for p in folder.glob(pattern)})
+    return [str(p) for p in found[-3:]]
+
+
+def _not_a_sweep(folder: Path, what: str) -> NotFoundError:
+    fix = "pass a sweep folder, multirun/<date>/<time>: the one holding multirun.yaml and the job folders 0, 1, ..."
+    candidates = _sweeps_under(folder) if folder.is_dir() else _sweeps_under(Path("multirun"))
+    if candidates:
+        fix += f"; e.g. {', '.join(candidates)}"
+    return NotFoundError(what, where=str(folder), fix=fix)
+
+
+def split_params(jobs: list[Job]) -> tuple[list[str], dict[str, str]]:
+    """Swept: the override keys whose values differ between jobs (every key when there is one job)."""
+    known = [job.overrides for job in jobs if job.overrides is not None]
+    keys = list(dict.fromkeys(key for overrides in known for key in overrides))
+    if len(known) <= 1:
+        return keys, {}
+    swept = [key for key in keys if len({overrides.get(key) for overrides in known}) > 1]
+    return swept, {key: known[0][key] for key in keys if key not in swept}
+
+
+def collect(folder: Path) -> Sweep:
+    """The sweep in ``folder``, sorted by its objective. Raises NotFoundError when it holds no job."""
+    if not folder.is_dir():
+        raise _not_a_sweep(folder, f"there is no folder {folder}" if not folder.exists() else f"{folder} is not a folder")
+    jobs = [read_job(path) for path in job_folders(folder)]
+    if not jobs:
+        raise _not_a_sweep(folder, f"{folder} holds no job folders")
+
+    specs = Counter((job.metric, job.direction) for job in jobs if job.metric)
+    metric, direction = specs.most_common(1)[0][0] if specs else (None, None)
+    if direction is None:
+        direction = next((job.direction for job in jobs if job.direction), "maximize")
+    others = []
+    for job in jobs:
+        if job.metric and job.metric != metric:
+            others.append(job.name)
+            job.value = float(job.metrics[metric]) if job.status == "completed" and metric in job.metrics else None
+        elif job.status == "completed" and job.value is None and metric in job.metrics:
+            job.value = float(job.metrics[metric])  # a folder without run.json
+        if job.value is not None and not math.isfinite(job.value):
+            job.value = None
+    maximize = not str(direction).lower().startswith("min")
+
+    def rank(job: Job) -> tuple:
+        if job.value is not None:
+            return (0, -job.value if maximize else job.value, _job_order(job.name))
+        return (STATUS_ORDER.get(job.status, len(STATUS_ORDER)), 0.0, _job_order(job.name))
+
+    jobs.sort(key=rank)
+    best = jobs[0] if jobs[0].value is not None else None
+    swept, fixed = split_params(jobs)
+    metric_names = list(dict.fromkeys(name for job in sorted(jobs, key=lambda j: _job_order(j.name))
+                                      for name in job.metrics))
+    return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others)
