@@ -40,7 +40,13 @@ def _cell(value: Any, digits: int = 4) -> str:
 
 
 def _shown(param: str | None) -> str:
-    return "?" if param is None else param
+    """A param as the table shows it: a sampled float (Optuna's 0.18662266976517972) to 4 digits."""
+    if param is None:
+        return "?"
+    try:
+        return f"{float(param):.4g}" if len(param) > 8 and not param.isdigit() else param
+    except ValueError:
+        return param
 
 
 def _short_names(keys: list[str]) -> dict[str, str]:
@@ -166,8 +172,11 @@ def _raw(value: Any) -> str:
 def _replace(path: Path, write) -> None:
     """Written whole or not at all, like ``reporting.write_json``."""
     partial = path.with_name(f".{path.name}.partial")
-    write(partial)
-    os.replace(partial, path)
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def build(folder: str | Path, echo: bool = True) -> Sweep:
@@ -175,8 +184,8 @@ def build(folder: str | Path, echo: bool = True) -> Sweep:
     from .sweep_plot import plot_sweep
 
     sweep = collect(Path(folder))
-    _replace(sweep.folder / FILES[0], lambda p: p.write_text(csv_text(sweep)))
-    _replace(sweep.folder / FILES[1], lambda p: p.write_text(markdown_table(sweep)))
+    _replace(sweep.folder / FILES[0], lambda p: p.write_text(csv_text(sweep), encoding="utf-8"))
+    _replace(sweep.folder / FILES[1], lambda p: p.write_text(markdown_table(sweep), encoding="utf-8"))
     _replace(sweep.folder / FILES[2], lambda p: plot_sweep(sweep, p))
     if echo:
         print(text_table(sweep))

@@ -41,6 +41,10 @@ def _panel(axes, sweep: Sweep, key: str | None, jobs: list[Job]) -> None:
     else:
         xs = [float(x) for x, _ in points]
         axes.set_xscale(scale)
+        if scale == "linear" and all(x.is_integer() for x in xs):
+            from matplotlib.ticker import MaxNLocator
+
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     ys = [job.value for _, job in points]
     by_x: dict[float, list[float]] = {}
     for x, y in zip(xs, ys, strict=True):

@@ -57,6 +57,10 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _read(job: Job, relative: str, parse) -> Any:
     path = job.folder / relative
     if not path.is_file():
@@ -100,11 +104,11 @@ def read_job(folder: Path) -> Job:
         job.metrics = {k: v for k, v in metrics.items() if _number(v)}
     if isinstance(record, dict):
         job.status = str(record.get("status") or "unknown")
-        objective = record.get("objective") or {}
+        objective = _dict(record.get("objective"))
         job.metric, job.direction = objective.get("metric"), objective.get("direction")
         if job.status == "completed" and _number(objective.get("value")):
             job.value = float(objective["value"])
-        job.model = (record.get("model") or {}).get("name")
+        job.model = _dict(record.get("model")).get("name")
         job.seconds = record.get("seconds") if _number(record.get("seconds")) else None
         error = record.get("error")
         if isinstance(error, dict):
@@ -113,11 +117,12 @@ def read_job(folder: Path) -> Job:
     else:  # no run.json: killed before the run started, or written by a version without it
         job.status = "completed" if isinstance(metrics, dict) else "unknown"
     if job.metric is None or job.direction is None:
-        config = _read(job, ".hydra/config.yaml", _config_objective) or {}
+        config = _dict(_read(job, ".hydra/config.yaml", _config_objective))
         job.metric = job.metric or config.get("metric")
         job.direction = job.direction or config.get("direction")
     if job.model is None:
-        job.model = (_read(job, "model.json", json.loads) or {}).get("name")
+        job.model = _dict(_read(job, "model.json", json.loads)).get("name")
+    job.model = None if job.model is None else str(job.model)
     if job.status == "unknown" and not job.error:
         job.error = "no run.json or metrics.json: the job did not run, or was stopped before it started"
     return job
