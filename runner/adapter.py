@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,12 +21,13 @@ import numpy as np
 from PIL import Image
 
 from . import evaluation
-from .batching import BatchRunner
+from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration
 from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
 from .paths import dataloop_path
 from .platform import Platform, platform_of
 from .platform.base import filters_json
+from .sharding import Sharding, predict_in_shards
 
 logger = logging.getLogger("runner.adapter")
 
@@ -153,6 +155,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             if overwrite:  # the runner's own folder: files of an earlier artifact set must not linger
                 shutil.rmtree(local_path, ignore_errors=True)
         self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
+        self.artifacts_path = Path(local_path)
         self.load(str(local_path), **kwargs)
 
     def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
@@ -238,7 +241,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def _predict_stream(self, items: Iterable, batch_size: int | None, keep: bool, **kwargs):
         self._require("predict", "predict_items")
-        batch_size = int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
+        batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self.predict(batch, **kwargs), self._store_predictions, keep)
 
@@ -253,15 +256,30 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         annotations = [a for _batch, stored in result.outputs for a in stored]
         return items, annotations
 
-    def predict_dataset(self, dataset, filters=None, batch_size=None, **kwargs) -> int:
-        """Predict every file item matching ``filters``, streamed page by page; returns the count."""
+    def predict_dataset(self, dataset, filters=None, batch_size=None, workers=None, **kwargs) -> int:
+        """Predict every file item matching ``filters``, streamed page by page; returns the count.
+        With more than one worker (``workers``, default ``self.sharding.workers``) the listing is cut
+        into shards of pages, each predicted by its own process or Ray task (see runner.sharding)."""
         kwargs.pop("progress", None)
-        pages = self.platform.iter_items(dataset, filters_json(filters), _PAGE_SIZE)
-        items = (item for page in pages for item in page if item.type == "file")
-        result = self._predict_stream(items, batch_size, keep=False, **kwargs)
+        sharding = self.sharding if workers is None else replace(self.sharding, workers=workers)
+        if sharding.workers > 1:
+            return predict_in_shards(self, dataset, filters_json(filters), self._batch_size(batch_size), sharding,
+                                     kwargs)
+        result = self.predict_pages(dataset, filters, batch_size, **kwargs)
         if result.failed:
             raise PredictionError("predict_dataset", result.failed, result.processed + len(result.failed))
         return result.processed
+
+    def predict_pages(self, dataset, filters=None, batch_size=None, pages: range | None = None,
+                      page_size: int = _PAGE_SIZE, **kwargs) -> BatchResult:
+        """Predict the matching file items (only ``pages`` of the listing, if given) and return what
+        was processed and what failed, without raising for failed items: a shard's work."""
+        listing = self.platform.iter_items(dataset, filters_json(filters), page_size, pages)
+        items = (item for page in listing for item in page if item.type == "file")
+        return self._predict_stream(items, batch_size, keep=False, **kwargs)
+
+    def _batch_size(self, batch_size=None) -> int:
+        return int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
 
     def train_model(self, model, cleanup=False, progress=None, context=None):
         """status ``training`` → load → prepare_data → user ``train`` → save → status ``trained``. On an
@@ -323,7 +341,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def _embed_stream(self, items: Iterable, batch_size: int | None, keep: bool, upload: bool, **kwargs):
         self._require("embed", "embed_items")
-        batch_size = int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
+        batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self.embed(batch, **kwargs),
                                      self._embed_store if upload else None, keep)
@@ -367,6 +385,8 @@ def _init_adapter_state(adapter) -> None:
     adapter._platform = None
     adapter._last_metrics = None
     adapter.metric_functions = None  # name -> f(y_true, y_pred): metrics the default evaluate adds
+    adapter.sharding = Sharding()  # how predict_dataset spreads over workers (1: this process)
+    adapter.artifacts_path = None  # where load_from_model put the artifacts
     adapter.item_to_batch_mapping = {}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from .errors import ConfigError, EmptySubsetError
+from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
 from .resolvers import register_resolvers
 
@@ -39,6 +39,7 @@ class Plan:
     steps: list[str]
     adapter_class: type
     metric_functions: dict[str, Any]
+    sharding: Any
 
 
 def _import_error(key: str, target: Any, err: Exception, fix: str) -> ConfigError:
@@ -122,7 +123,14 @@ def plan(cfg: DictConfig) -> Plan:
             raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {names}",
                               where=f"pipeline.{key}",
                               fix="name a subset of the chosen subsets group, or null for every item")
-    return Plan(settings, steps, adapter_class, metric_functions)
+    from .sharding import Sharding
+
+    try:
+        sharding = Sharding(**(settings.get("sharding") or {}))
+    except TypeError as err:
+        raise ConfigError(f"the sharding settings are not valid: {err}", where="sharding",
+                          fix="use the keys workers, backend and ray_address") from None
+    return Plan(settings, steps, adapter_class, metric_functions, sharding)
 
 
 _SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))
@@ -204,6 +212,17 @@ def _version_name(base: str) -> str:
     return f"{base}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+def _clone_version(platform, base, name: str):
+    """A new version of ``base`` under a fresh name; parallel jobs started in the same second may
+    draw the same random suffix, so a taken name is drawn again."""
+    for attempt in range(5):
+        try:
+            return platform.clone_model(base, _version_name(name), status="created")
+        except AlreadyExistsError:
+            if attempt == 4:
+                raise
+
+
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     spec = settings["model"]
     configuration = {**(settings["adapter"].get("configuration") or {}), **(spec.get("configuration") or {})}
@@ -219,10 +238,13 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     labels = spec.get("labels")
     base = platform.find_model(spec["name"])
     if base is None:
-        base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
-                                     input_type=spec["input_type"], output_type=spec["output_type"],
-                                     subsets=subsets, description=spec.get("description"))
-    version = platform.clone_model(base, _version_name(spec["name"]), status="created")
+        try:
+            base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
+                                         input_type=spec["input_type"], output_type=spec["output_type"],
+                                         subsets=subsets, description=spec.get("description"))
+        except AlreadyExistsError:  # a parallel job of the same sweep created it first
+            base = platform.get_model(name=spec["name"])
+    version = _clone_version(platform, base, spec["name"])
     version.configuration = configuration
     version.input_type, version.output_type = spec["input_type"], spec["output_type"]
     version.metadata.setdefault("system", {})["subsets"] = subsets
@@ -281,6 +303,7 @@ def _run(cfg: DictConfig, output_dir: Path, record) -> tuple[float | None, Any]:
     adapter = the_plan.adapter_class()
     adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions
+    adapter.sharding = the_plan.sharding
     pipeline = settings["pipeline"]
 
     def subset_filter(key: str):

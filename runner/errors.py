@@ -31,6 +31,10 @@ class NotFoundError(RunnerError, LookupError):
     """A record that the store does not hold."""
 
 
+class AlreadyExistsError(RunnerError):
+    """A record with that name exists already (another job may have just created it)."""
+
+
 class UnsupportedOperation(RunnerError, NotImplementedError):
     """An entity method the local platform does not serve."""
 

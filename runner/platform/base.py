@@ -45,8 +45,10 @@ class Platform(ABC):
         """How many items match the DQL filter."""
 
     @abstractmethod
-    def iter_items(self, dataset: dl.Dataset, filters: dict | None, page_size: int = 500) -> Iterator[list[dl.Item]]:
-        """The matching items a page at a time; memory holds one page."""
+    def iter_items(self, dataset: dl.Dataset, filters: dict | None, page_size: int = 500,
+                   pages: range | None = None) -> Iterator[list[dl.Item]]:
+        """The matching items a page at a time; memory holds one page. ``pages``: only those pages
+        (of ``page_size`` items, in the platform's listing order): a shard of the listing."""
 
     @abstractmethod
     def export(self, dataset: dl.Dataset, filters: dict | None, annotation_filters: dict | None,

@@ -52,6 +52,10 @@ class DataloopPlatform(Platform):
     def __repr__(self) -> str:
         return f"DataloopPlatform(project={self.project.name!r})"
 
+    def __reduce__(self):
+        # a worker process logs in with the same dtlpy token and finds the project again
+        return type(self), (self.project.name,)
+
     # -- datasets and models (the runner's composition) ----------------------------------------
 
     @staticmethod
@@ -116,9 +120,17 @@ class DataloopPlatform(Platform):
     def count_items(self, dataset, filters) -> int:
         return dataset.items.list(filters=_filters(filters, page_size=0)).items_count
 
-    def iter_items(self, dataset, filters, page_size=500) -> Iterator[list[dl.Item]]:
-        for page in dataset.items.list(filters=_filters(filters, page_size=page_size)):
-            yield list(page)
+    def iter_items(self, dataset, filters, page_size=500, pages=None) -> Iterator[list[dl.Item]]:
+        listing = dataset.items.list(filters=_filters(filters, page_size=page_size))
+        if pages is None:
+            for page in listing:
+                yield list(page)
+            return
+        for offset in pages:  # a shard: offset-based pages, as Dataloop splits a dataset into executions
+            page = list(listing.return_page(page_offset=offset, page_size=page_size))
+            if not page:
+                return
+            yield page
 
     def export(self, dataset, filters, annotation_filters, dest, with_json=True) -> int:
         options = [dl.ViewAnnotationOptions.JSON] if with_json else None

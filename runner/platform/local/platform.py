@@ -36,6 +36,10 @@ class LocalPlatform(Platform):
     def __repr__(self) -> str:
         return f"LocalPlatform(root={str(self.root)!r})"
 
+    def __reduce__(self):
+        # to a worker process (sharded predictions) as what opens it again: its own connections
+        return type(self), (str(self.root), self.project.name)
+
     # -- entities ------------------------------------------------------------------------------
 
     def item_entity(self, item_json: dict, dataset: dl.Dataset | None = None) -> dl.Item:
@@ -195,8 +199,9 @@ class LocalPlatform(Platform):
     def count_items(self, dataset, filters) -> int:
         return self.store.count_items(dataset.id, filters)
 
-    def iter_items(self, dataset, filters, page_size=500) -> Iterator[list[dl.Item]]:
-        for page in self.store.iter_items(dataset.id, filters, page_size):
+    def iter_items(self, dataset, filters, page_size=500, pages=None) -> Iterator[list[dl.Item]]:
+        start, stop = (0, None) if pages is None else (pages.start * page_size, pages.stop * page_size)
+        for page in self.store.iter_items(dataset.id, filters, page_size, start, stop):
             yield [self.item_entity(j, dataset=dataset) for j in page]
 
     def export(self, dataset, filters, annotation_filters, dest, with_json=True) -> int:

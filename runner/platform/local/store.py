@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ...errors import NotFoundError, RunnerError
+from ...errors import AlreadyExistsError, NotFoundError, RunnerError
 from . import dql
 from .schema import SCHEMA, SCHEMA_VERSION
 
@@ -138,7 +138,7 @@ class Store:
             exists = con.execute("SELECT 1 FROM datasets WHERE project_id = ? AND name = ?",
                                  (project_id, name)).fetchone()
             if exists:
-                raise RunnerError(f"dataset {name!r} already exists in the local platform",
+                raise AlreadyExistsError(f"dataset {name!r} already exists in the local platform",
                                   fix="use the existing dataset, or choose another name")
             dataset_id = new_id()
             con.execute("INSERT INTO datasets (id, project_id, name, created_at, labels) VALUES (?, ?, ?, ?, ?)",
@@ -241,17 +241,29 @@ class Store:
             (dataset_id, *f.params, limit, offset))
         return [self.item_json(r) for r in rows]
 
-    def iter_items(self, dataset_id: str, dql_json: dict | None, page_size: int = 500) -> Iterator[list[dict]]:
-        """Every matching item, a page at a time, by keyset on insertion order: memory holds one page."""
+    def iter_items(self, dataset_id: str, dql_json: dict | None, page_size: int = 500,
+                   start: int = 0, stop: int | None = None) -> Iterator[list[dict]]:
+        """The matching items ``[start, stop)`` (positions in insertion order), a page at a time, by
+        keyset on that order: memory holds one page."""
         f = dql.item_filter(dql_json)
+        where = f"items.dataset_id = ? AND items.rid > ? AND ({f.where})"
         last = 0
-        while True:
-            rows = self.query(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE items.dataset_id = ? AND items.rid > ? AND ({f.where}) "
-                "ORDER BY items.rid LIMIT ?", (dataset_id, last, *f.params, page_size))
+        if start > 0:  # the keyset starts after the item at position start - 1
+            row = self.query(f"SELECT items.rid FROM items WHERE {where} ORDER BY items.rid LIMIT 1 OFFSET ?",
+                             (dataset_id, 0, *f.params, start - 1))
+            if not row:
+                return
+            last = row[0][0]
+        left = None if stop is None else stop - start
+        while left is None or left > 0:
+            limit = page_size if left is None else min(page_size, left)
+            rows = self.query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} ORDER BY items.rid LIMIT ?",
+                              (dataset_id, last, *f.params, limit))
             if not rows:
                 return
             last = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
             yield [self.item_json(r) for r in rows]
 
     # -- annotations ---------------------------------------------------------------------------
@@ -337,7 +349,7 @@ class Store:
         project_id = model["context"]["project"]
         with self.write() as con:
             if con.execute("SELECT 1 FROM models WHERE project_id = ? AND name = ?", (project_id, model["name"])).fetchone():
-                raise RunnerError(f"a model named {model['name']!r} already exists in this project",
+                raise AlreadyExistsError(f"a model named {model['name']!r} already exists in this project",
                                   fix="choose another model name, or load the existing model")
             con.execute("INSERT INTO models (id, project_id, dataset_id, name, status, cloned_from, created_at, "
                         "updated_at, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,169 @@
+"""``predict_dataset`` over shards of a dataset on parallel workers.
+
+The filter's listing is cut into contiguous page ranges, as Dataloop splits a dataset into several
+executions. Each worker — a local process, or a Ray task when configured — opens the platform
+again, loads the model once, and predicts its pages with the same batch pipeline and the same
+store calls as a single process, so the stored results are the same. The parent sums the counts
+and merges every failed item id, from every shard, into one ``PredictionError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, PredictionError
+from .platform import Platform
+
+logger = logging.getLogger("runner.sharding")
+
+BACKENDS = ("processes", "ray")
+# pages per worker: enough that shards differ by at most a small page, few enough to list cheaply
+_PAGES_PER_WORKER = 8
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How ``predict_dataset`` spreads its items: ``workers`` shards (1: in this process) run as
+    local ``processes`` or as ``ray`` tasks (a local Ray, or the cluster at ``ray_address``)."""
+
+    workers: int = 1
+    backend: str = "processes"
+    ray_address: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"workers must be a whole number >= 1, not {self.workers!r}",
+                              where="sharding.workers", fix="use 1 (this process) or the number of workers")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown worker backend {self.backend!r}", where="sharding.backend",
+                              fix=f"use one of {list(BACKENDS)}")
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything a worker needs, picklable: the platform pickles as what reopens it."""
+
+    platform: Platform
+    adapter_class: type  # the user's class: a worker binds it again
+    model_id: str
+    dataset_id: str
+    filters: dict | None
+    pages: range
+    page_size: int
+    batch_size: int
+    prepare_workers: int
+    artifacts_path: str
+    predict_kwargs: dict
+
+
+def plan_shards(count: int, workers: int, max_page_size: int = 500) -> tuple[int, list[range]]:
+    """``(page_size, page ranges)``: ``count`` items in pages of at most ``max_page_size``, the
+    pages split into at most ``workers`` contiguous ranges whose sizes differ by one page at most."""
+    if count <= 0:
+        return max_page_size, []
+    page_size = max(1, min(max_page_size, math.ceil(count / (workers * _PAGES_PER_WORKER))))
+    n_pages = math.ceil(count / page_size)
+    shards = min(workers, n_pages)
+    bounds = [round(i * n_pages / shards) for i in range(shards + 1)]
+    return page_size, [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, sharding: Sharding,
+                      predict_kwargs: dict | None = None) -> int:
+    """Predict the matching items on ``sharding.workers`` workers; returns the count predicted."""
+    platform = adapter.platform
+    count = platform.count_items(dataset, filters)
+    page_size, shards = plan_shards(count, sharding.workers)
+    if not shards:
+        return 0
+    artifacts_path = adapter.artifacts_path or ""
+    cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
+    prepare_workers = max(1, (os.cpu_count() or 1) // len(shards))
+    tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size,
+                       batch_size, prepare_workers, str(artifacts_path), dict(predict_kwargs or {}))
+             for pages in shards]
+    logger.info("predicting %d items in %d shards (pages of %d) on %s", count, len(tasks), page_size,
+                sharding.backend)
+    outcomes = _run_ray(tasks, sharding.ray_address) if sharding.backend == "ray" else _run_processes(tasks)
+
+    processed, failed = 0, {}
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        if isinstance(outcome, BaseException):  # the whole shard failed (e.g. the model did not load)
+            cause = f"shard of pages {task.pages.start}-{task.pages.stop - 1}: {type(outcome).__name__}: {outcome}"
+            for page in platform.iter_items(dataset, filters, page_size, task.pages):
+                failed.update({item.id: cause for item in page if item.type == "file"})
+            continue
+        processed += outcome[0]
+        failed.update(outcome[1])
+    if failed:
+        raise PredictionError("predict_dataset", failed, processed + len(failed))
+    return processed
+
+
+def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
+    """In a worker: predict the task's pages; returns (items predicted, failed item id -> cause)."""
+    adapter = _loaded_adapter(task)
+    dataset = task.platform.get_dataset(task.dataset_id)
+    result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
+                                   **task.predict_kwargs)
+    return result.processed, result.failed
+
+
+# one loaded adapter per worker process and model: a process that runs several shards loads once
+_LOADED: dict[tuple, Any] = {}
+
+
+def _loaded_adapter(task: ShardTask):
+    from .adapter import bind_adapter_class
+    from .batching import BatchRunner
+
+    key = (task.adapter_class, task.model_id, repr(task.platform))
+    adapter = _LOADED.get(key)
+    if adapter is None:
+        adapter = bind_adapter_class(task.adapter_class)()
+        adapter.platform = task.platform
+        adapter._batch_runner = BatchRunner(task.prepare_workers)
+        model = task.platform.get_model(model_id=task.model_id)
+        # the parent's copy of the artifacts when this machine has it; a remote worker fetches its own
+        path = Path(task.artifacts_path) if task.artifacts_path else None
+        if path is None or not path.is_dir():
+            path = Path(tempfile.mkdtemp(prefix=f"{model.name}-"))
+        adapter.load_from_model(model_entity=model, local_path=path, overwrite=False)
+        _LOADED[key] = adapter
+    return adapter
+
+
+def _run_processes(tasks: list[ShardTask]) -> list:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the parent holds threads and SQLite connections that a fork would copy mid-use
+    with ProcessPoolExecutor(len(tasks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_shard, task) for task in tasks]
+        return [_outcome(future.result) for future in futures]
+
+
+def _run_ray(tasks: list[ShardTask], address: str | None) -> list:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("sharding.backend=ray needs Ray, which is not installed", where="sharding.backend",
+                          fix='pip install -e ".[ray]", or use sharding.backend=processes') from None
+    if not ray.is_initialized():  # inside a Ray launcher job it already is: tasks join that cluster
+        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True)
+    remote = ray.remote(num_cpus=1)(run_shard)
+    refs = [remote.remote(task) for task in tasks]
+    return [_outcome(lambda ref=ref: ray.get(ref)) for ref in refs]
+
+
+def _outcome(get):
+    try:
+        return get()
+    except Exception as err:  # noqa: BLE001 - reported per item by the caller
+        return getattr(err, "cause", None) or err

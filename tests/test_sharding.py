@@ -1,0 +1,133 @@
+"""Sharded predict_dataset: page-range shards on worker processes (and Ray tasks) store exactly what
+one process stores, never duplicate, and report every failed item id."""
+
+from __future__ import annotations
+
+import dtlpy as dl
+import pytest
+
+from adapters.sklearn_classifier import SklearnImageClassifier
+from runner.data import import_digits
+from runner.errors import ConfigError, PredictionError
+from runner.sharding import Sharding, plan_shards
+from tests.sample_adapters import ConfiguredFlakyAdapter
+
+ALL_BUT_TEST = {"filter": {"dir": {"$ne": "/test"}}}
+SUBSETS = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
+
+
+@pytest.mark.parametrize("count, workers", [(1797, 2), (1797, 3), (20000, 2), (7, 4), (1, 2), (500, 1), (4001, 8)])
+def test_shards_cover_every_page_once_and_differ_by_one_page_at_most(count, workers):
+    page_size, shards = plan_shards(count, workers)
+    assert 1 <= page_size <= 500
+    pages = [p for shard in shards for p in shard]
+    assert pages == list(range(-(-count // page_size)))  # contiguous, in order, each page once
+    assert len(shards) == min(workers, len(pages))
+    sizes = [len(shard) for shard in shards]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_no_items_no_shards():
+    assert plan_shards(0, 2)[1] == []
+
+
+def test_page_ranges_of_a_filtered_listing_partition_it(platform):
+    dataset = import_digits(platform).dataset
+    whole = [item.id for page in platform.iter_items(dataset, ALL_BUT_TEST, 100) for item in page]
+    page_size, shards = plan_shards(len(whole), 3)
+    parts = [[item.id for page in platform.iter_items(dataset, ALL_BUT_TEST, page_size, pages) for item in page]
+             for pages in shards]
+    assert [i for part in parts for i in part] == whole
+    assert all(parts)
+    beyond = range(len(whole) // page_size + 1, len(whole) // page_size + 3)
+    assert list(platform.iter_items(dataset, ALL_BUT_TEST, page_size, beyond)) == []
+
+
+def _predictions(platform, dataset, model) -> dict[str, tuple]:
+    ours = {"filter": {"metadata.system.model.name": model.name}, "resource": "annotations"}
+    found = {}
+    for page in platform.iter_items(dataset, None, 500):
+        for item_id, stored in platform.annotations_of(page, ours).items():
+            found[item_id] = sorted((a["label"], a["type"], round(a["metadata"]["system"]["model"]["confidence"], 12))
+                                    for a in stored)
+    return found
+
+
+@pytest.fixture
+def trained(platform):
+    dataset = import_digits(platform).dataset
+    model = platform.create_model("digits-lr", dataset, configuration={"batch_size": 16}, subsets=SUBSETS)
+    adapter = SklearnImageClassifier()
+    adapter.platform = platform
+    adapter.train_model(model)
+    return dataset, platform.get_model(model.id)
+
+
+def test_two_worker_processes_store_what_one_process_stores(platform, trained):
+    dataset, model = trained
+    adapter = SklearnImageClassifier()
+    adapter.platform = platform
+    adapter.load_from_model(model_entity=model)
+
+    assert adapter.predict_dataset(dataset, filters=ALL_BUT_TEST) == 1528
+    single = _predictions(platform, dataset, model)
+    assert sum(len(v) for v in single.values()) == 1528
+
+    adapter.sharding = Sharding(workers=2)
+    assert adapter.predict_dataset(dataset, filters=ALL_BUT_TEST) == 1528  # a rerun: replaces, never adds
+    sharded = _predictions(platform, dataset, model)
+    assert sharded == single
+    assert platform.store.count_annotations(dataset.id, model.name) == 1528
+    # the keyword overrides the adapter's setting; the test items were not predicted before
+    assert adapter.predict_dataset(dataset, filters=SUBSETS["test"], workers=3) == 269
+    assert platform.store.count_annotations(dataset.id, model.name) == 1528 + 269
+
+
+def test_failed_items_of_every_shard_are_reported_and_the_rest_stored(platform):
+    dataset = import_digits(platform).dataset
+    items = [item for page in platform.iter_items(dataset, SUBSETS["test"], 500) for item in page]
+    bad = [items[3], items[200]]  # one in each of two shards
+    model = platform.create_model("flaky", dataset, configuration={"batch_size": 4, "fail_names": [i.name for i in bad]},
+                                  subsets=SUBSETS)
+    adapter = ConfiguredFlakyAdapter()
+    adapter.platform = platform
+    adapter.model_entity = model  # the model needs artifacts to load from
+    adapter.save_to_model(replace=True)
+    adapter.load_from_model(model_entity=platform.get_model(model.id))
+
+    with pytest.raises(PredictionError) as err:
+        adapter.predict_dataset(dataset, filters=SUBSETS["test"], workers=2)
+    failed = set(err.value.failed)
+    # a failing item takes its batch of 4 with it; batches never straddle shards
+    first, second = items.index(bad[0]) // 4 * 4, items.index(bad[1]) // 4 * 4
+    assert len(failed) == 8
+    assert {i.id for i in items[first:first + 4]} <= failed
+    assert {i.id for i in items[second:second + 4]} <= failed
+    assert "cannot predict" in err.value.failed[bad[1].id]
+    assert "269" in str(err.value)
+    assert platform.store.count_annotations(dataset.id, "flaky") == 269 - 8
+
+
+def test_bad_sharding_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="workers"):
+        Sharding(workers=0)
+    with pytest.raises(ConfigError, match="backend"):
+        Sharding(workers=2, backend="threads")
+
+
+def test_ray_tasks_store_what_one_process_stores(platform, trained):
+    ray = pytest.importorskip("ray")
+    dataset, model = trained
+    adapter = SklearnImageClassifier()
+    adapter.platform = platform
+    adapter.load_from_model(model_entity=model)
+    assert adapter.predict_dataset(dataset, filters=SUBSETS["validation"]) == 270
+    single = _predictions(platform, dataset, model)
+
+    adapter.sharding = Sharding(workers=2, backend="ray")
+    try:
+        assert adapter.predict_dataset(dataset, filters=SUBSETS["validation"]) == 270
+    finally:
+        ray.shutdown()
+    assert _predictions(platform, dataset, model) == single
+    assert platform.store.count_annotations(dataset.id, model.name) == 270
