@@ -104,3 +104,12 @@ class FlakyAdapter(BaseModelAdapter):
 class NoPredictAdapter(BaseModelAdapter):
     def load(self, local_path, **kwargs):
         pass
+
+
+class ConfiguredFlakyAdapter(FlakyAdapter):
+    """FlakyAdapter whose failing names come from the model configuration (``fail_names``), so a
+    worker process that loads the model fails on the same items."""
+
+    def load(self, local_path, **kwargs):
+        super().load(local_path, **kwargs)
+        self.fail_names = set(self.configuration.get("fail_names", []))
