@@ -328,4 +328,7 @@ def test_a_bad_config_raises_a_helpful_error_and_writes_nothing(tmp_path, datalo
     for mention in mentions:
         assert mention in message, f"{mention!r} not in {message!r}"
     assert table_counts(platform) == before
-    assert not (tmp_path / "run").exists()
+    # the run folder holds only the record of how it ended (a sweep report reads it)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.json"]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"]["type"] == error.__name__

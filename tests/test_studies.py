@@ -1,0 +1,101 @@
+"""Optuna searches as users run them: a stored study that a second invocation continues, and a
+failure budget that lets one bad trial of a batch pass but stops a sweep whose batch fails whole."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from runner.studies import study_seed, trials_so_far
+from tests.test_cli import dlrun, job_folders, ok, read_json, run_folders
+
+
+def _study(tmp_path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
+
+
+def test_a_second_invocation_continues_the_stored_study(tmp_path):
+    ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"))
+    first = _study(tmp_path, "digits_sklearn").trials
+    assert [t.state for t in first] == [optuna.trial.TrialState.COMPLETE] * 2
+
+    ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"))
+    trials = _study(tmp_path, "digits_sklearn").trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    # the resumed sampler goes on instead of replaying the first invocation's proposals
+    assert [t.params for t in trials[2:]] != [t.params for t in trials[:2]]
+    sweeps = run_folders(tmp_path, "multirun")
+    assert len(sweeps) == 2
+    accuracies = [read_json(job / "metrics.json")["accuracy"] for sweep in sweeps for job in job_folders(sweep)]
+    assert sorted(t.value for t in trials) == pytest.approx(sorted(accuracies))
+
+
+def _search(tmp_path, name: str, intercept_scaling: str) -> None:
+    """The shipped digits_optuna preset in the user's own config folder, with a setting that
+    scikit-learn rejects when it is 0: ``${hydra:job.num}`` fails job 0 only, ``0`` every job."""
+    folder = tmp_path / "conf" / "hparams_search"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(
+        "# @package _global_\n"
+        "defaults:\n"
+        "  - digits_optuna\n"
+        "hydra:\n"
+        "  sweeper:\n"
+        f"    study_name: {name}\n"
+        "adapter:\n"
+        "  configuration:\n"
+        "    estimator:\n"
+        f"      intercept_scaling: {intercept_scaling}\n")
+
+
+@pytest.mark.parametrize("preset", ["digits_optuna", "torch_cnn_optuna"])
+def test_the_presets_store_their_study_and_allow_one_failure_per_batch(preset):
+    from hydra import compose, initialize_config_dir
+
+    from runner.resolvers import register_resolvers
+    from tests.test_cli import CONF_DIR
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.n_jobs == 2 and sweeper.max_failure_rate == 0.5
+    assert sweeper.storage.startswith("sqlite:///") and sweeper.storage.endswith("/studies/optuna.db")
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert sweeper.sampler.seed == cfg.seed  # a new study: the seed as given
+    assert sweeper.params
+
+
+def test_one_failing_trial_of_a_batch_is_recorded_and_the_search_goes_on(tmp_path):
+    _search(tmp_path, "one_bad", "${hydra:job.num}")
+    result = ok(dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hparams_search=one_bad",
+                      "hydra.sweeper.n_trials=4"))
+    states = sorted(t.state.name for t in _study(tmp_path, "one_bad").trials)
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
+    [sweep] = run_folders(tmp_path, "multirun")
+    runs = [read_json(job / "run.json") for job in job_folders(sweep)]
+    [failed] = [r for r in runs if r["status"] == "failed"]
+    assert failed == runs[0]
+    assert "intercept_scaling" in failed["error"]["message"]
+    assert "Best value" in result.stdout + result.stderr
+
+
+def test_a_batch_that_fails_whole_stops_the_search(tmp_path):
+    _search(tmp_path, "all_bad", "0")
+    result = dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hparams_search=all_bad",
+                   "hydra.sweeper.n_trials=4")
+    assert result.returncode != 0
+    assert "Failed" in result.stdout + result.stderr and "max_failure_rate=0.5" in result.stdout + result.stderr
+    assert [t.state.name for t in _study(tmp_path, "all_bad").trials] == ["FAIL", "FAIL"]  # no second batch
+
+
+def test_the_sampler_seed_counts_the_trials_a_study_holds(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    assert trials_so_far(storage, "x") == 0
+    assert trials_so_far(None, "x") == 0
+    study = optuna.create_study(study_name="x", storage=storage)
+    study.optimize(lambda trial: trial.suggest_float("v", 0, 1), n_trials=3)
+    assert trials_so_far(storage, "x") == 3
+    assert study_seed(7, storage, "x") == 10
+    assert study_seed(None, storage, "x") is None
