@@ -1,0 +1,98 @@
+"""Sharded ``predict_dataset`` on 2 worker processes against the same call in one process.
+
+    python benchmarks/sharded_predict_bench.py            # 20,000 items
+    python benchmarks/sharded_predict_bench.py --quick    # 6,000 items
+
+The dataset is scikit-learn's digits (1,797 real 8x8 PNGs) listed again and again under new names
+until it holds N items (the bytes are shared: the store is content-addressed). The model is the
+shipped scikit-learn adapter trained on the digits' train subset. Both ways run the same wrapper
+function over every item — prepare (decode + resize), predict, stamp and store the annotations,
+replacing the model's earlier ones — and the stored results are compared. The 2-worker time
+includes starting the worker processes and loading the model in each. Best of ``--repeats`` runs
+each, alternating. Figures only: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402  (sets DATALOOP_PATH to a temp folder before runner / dtlpy load)
+
+NAME = "sharded_predict_bench"
+TARGET = 1.7
+
+
+def build(n_items: int):
+    import dtlpy as dl
+
+    from adapters.sklearn_classifier import SklearnImageClassifier
+    from runner.data import import_digits
+    from runner.platform.local import LocalPlatform
+    from runner.platform.local.store import new_id
+
+    platform = LocalPlatform(C.temp_dir("bench-sharded-"))
+    dataset = import_digits(platform).dataset
+    originals = [item for page in platform.iter_items(dataset, None) for item in page]
+    blobs = {row[0]: row[1] for row in platform.store.query("SELECT id, blob FROM items")}
+    rows, i = [], 0
+    while len(originals) + len(rows) < n_items:
+        item = originals[i % len(originals)]
+        rows.append({"id": new_id(), "dataset_id": dataset.id, "filename": f"/copies/{i:06d}-{item.name}",
+                     "dir": "/copies", "name": f"{i:06d}-{item.name}", "mimetype": item.mimetype,
+                     "blob": blobs[item.id], "size": item.metadata["system"].get("size"),
+                     "metadata": {"system": dict(item.metadata["system"])}})
+        i += 1
+    platform.store.insert_items(rows)
+    subsets = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
+    model = platform.create_model("bench-digits", dataset, configuration={"batch_size": 32}, subsets=subsets)
+    adapter = SklearnImageClassifier()
+    adapter.platform = platform
+    adapter.train_model(model)
+    adapter.load_from_model(model_entity=platform.get_model(model.id))
+    return platform, dataset, adapter
+
+
+def stored(platform, adapter) -> list[tuple]:
+    rows = platform.store.query("SELECT item_id, label, json FROM annotations WHERE model_name = ? ORDER BY item_id",
+                                (adapter.model_entity.name,))
+    return [(item_id, label) for item_id, label, _json in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--quick", action="store_true", help="6,000 items")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    n_items = 6000 if args.quick else args.items
+
+    print(C.machine_line())
+    platform, dataset, adapter = build(n_items)
+    print(f"{n_items} items, model {adapter.model_entity.name}")
+
+    best = {1: float("inf"), 2: float("inf")}
+    results = {}
+    for attempt in range(args.repeats):
+        for workers in (1, 2):
+            with C.CpuMeter() as meter:
+                count = adapter.predict_dataset(dataset, workers=workers)
+            assert count == n_items, count
+            results[workers] = stored(platform, adapter)
+            best[workers] = min(best[workers], meter.wall)
+            print(f"  run {attempt + 1}, {workers} worker{'s' if workers > 1 else ''}: {meter.describe()}")
+    same = results[1] == results[2] and len(results[1]) == n_items
+    print(f"stored results identical between 1 and 2 workers: {same} ({len(results[2])} annotations)")
+    speedup = best[1] / best[2]
+    C.print_results([C.result(NAME, f"predict_dataset over {n_items} items, 2 workers vs 1:",
+                              f"x{speedup:.2f} ({best[1]:.2f}s vs {best[2]:.2f}s)", f">= x{TARGET}",
+                              speedup >= TARGET and same)])
+
+
+if __name__ == "__main__":
+    main()
