@@ -28,10 +28,21 @@ NAME = "sharded_predict_bench"
 TARGET = 1.7
 
 
-def build(n_items: int):
-    import dtlpy as dl
+ADAPTERS = {
+    # logistic regression over 8x8 pixels: a light model, the pipeline's own work dominates
+    "sklearn": ("adapters.sklearn_classifier.SklearnImageClassifier", {"batch_size": 32}),
+    # the CNN at 64x64 (two conv blocks of 32 and 64 channels) on one torch thread: the model
+    # dominates, as it does with any real network
+    "torch": ("adapters.torch_classifier.TorchImageClassifier",
+              {"batch_size": 32, "epochs": 1, "input_size": 64, "conv_channels": [32, 64], "hidden_size": 128,
+               "num_threads": 1}),
+}
 
-    from adapters.sklearn_classifier import SklearnImageClassifier
+
+def build(n_items: int, adapter_name: str):
+    import dtlpy as dl
+    from hydra.utils import get_class
+
     from runner.data import import_digits
     from runner.platform.local import LocalPlatform
     from runner.platform.local.store import new_id
@@ -50,8 +61,9 @@ def build(n_items: int):
         i += 1
     platform.store.insert_items(rows)
     subsets = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
-    model = platform.create_model("bench-digits", dataset, configuration={"batch_size": 32}, subsets=subsets)
-    adapter = SklearnImageClassifier()
+    target, configuration = ADAPTERS[adapter_name]
+    model = platform.create_model("bench-digits", dataset, configuration=configuration, subsets=subsets)
+    adapter = get_class(target)()
     adapter.platform = platform
     adapter.train_model(model)
     adapter.load_from_model(model_entity=platform.get_model(model.id))
@@ -69,12 +81,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--quick", action="store_true", help="6,000 items")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--adapter", choices=sorted(ADAPTERS), default="torch")
     args = parser.parse_args()
     n_items = 6000 if args.quick else args.items
 
     print(C.machine_line())
-    platform, dataset, adapter = build(n_items)
-    print(f"{n_items} items, model {adapter.model_entity.name}")
+    if args.adapter == "torch":
+        import torch
+
+        torch.set_num_threads(1)  # prediction on one thread per process, as training: one core per worker
+    platform, dataset, adapter = build(n_items, args.adapter)
+    print(f"{n_items} items, adapter {args.adapter} ({ADAPTERS[args.adapter][0]})")
 
     best = {1: float("inf"), 2: float("inf")}
     results = {}

@@ -1,6 +1,6 @@
 """A sweep of 8 short jobs on the joblib launcher (2 processes) against Hydra's basic launcher.
 
-    python benchmarks/sweep_launcher_bench.py                      # 8 torch_cnn jobs of 3 epochs
+    python benchmarks/sweep_launcher_bench.py                      # 8 torch_cnn jobs of 12 epochs
     python benchmarks/sweep_launcher_bench.py --job adapter=sklearn_svc
 
 Both sweeps run ``python -m runner -m seed=0,...,7 <job>`` as the user would, in the same working
@@ -25,8 +25,8 @@ import _common as C  # noqa: E402  (sets DATALOOP_PATH to a temp folder)
 NAME = "sweep_launcher_bench"
 TARGET = 1.7
 JOBS = 8
-# a short job that keeps one core busy: a small CNN for a few epochs on one torch thread
-DEFAULT_JOB = ["adapter=torch_cnn", "adapter.configuration.epochs=3", "adapter.configuration.num_threads=1"]
+# a short job (about 4 s of work) that keeps one core busy: a small CNN on one torch thread
+DEFAULT_JOB = ["adapter=torch_cnn", "adapter.configuration.epochs=12", "adapter.configuration.num_threads=1"]
 
 
 def dlrun(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,10 +1,12 @@
 """``predict_dataset`` over shards of a dataset on parallel workers.
 
 The filter's listing is cut into contiguous page ranges, as Dataloop splits a dataset into several
-executions. Each worker — a local process, or a Ray task when configured — opens the platform
-again, loads the model once, and predicts its pages with the same batch pipeline and the same
-store calls as a single process, so the stored results are the same. The parent sums the counts
-and merges every failed item id, from every shard, into one ``PredictionError``.
+executions, a few per worker. This process is one of the workers; the others are local processes,
+or Ray tasks when configured. Each takes the next shard when it is free, so a worker that started
+late (a new process imports its libraries first) or runs slower simply takes fewer shards. A worker
+process opens the platform again, loads the model once, and predicts its pages with the same batch
+pipeline and the same store calls as a single process, so the stored results are the same. The
+counts are summed and every failed item id, from every shard, goes into one ``PredictionError``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import logging
 import math
 import os
 import tempfile
+import threading
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,10 @@ from .platform import Platform
 logger = logging.getLogger("runner.sharding")
 
 BACKENDS = ("processes", "ray")
-# pages per worker: enough that shards differ by at most a small page, few enough to list cheaply
-_PAGES_PER_WORKER = 8
+# pages per worker, and shards per worker: small enough that workers finish together, big enough
+# that a shard's overhead (a task sent, the platform opened again) stays small
+_PAGES_PER_WORKER = 16
+_SHARDS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -63,34 +70,40 @@ class ShardTask:
 
 
 def plan_shards(count: int, workers: int, max_page_size: int = 500) -> tuple[int, list[range]]:
-    """``(page_size, page ranges)``: ``count`` items in pages of at most ``max_page_size``, the
-    pages split into at most ``workers`` contiguous ranges whose sizes differ by one page at most."""
+    """``(page_size, page ranges)``: ``count`` items in pages of at most ``max_page_size``, cut into
+    about ``_SHARDS_PER_WORKER`` contiguous ranges per worker whose sizes differ by one page at most."""
     if count <= 0:
         return max_page_size, []
     page_size = max(1, min(max_page_size, math.ceil(count / (workers * _PAGES_PER_WORKER))))
     n_pages = math.ceil(count / page_size)
-    shards = min(workers, n_pages)
+    shards = min(workers * _SHARDS_PER_WORKER, n_pages)
     bounds = [round(i * n_pages / shards) for i in range(shards + 1)]
     return page_size, [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, sharding: Sharding,
                       predict_kwargs: dict | None = None) -> int:
-    """Predict the matching items on ``sharding.workers`` workers; returns the count predicted."""
+    """Predict the matching items on ``sharding.workers`` workers (this process and
+    ``workers - 1`` others); returns the count predicted."""
     platform = adapter.platform
     count = platform.count_items(dataset, filters)
     page_size, shards = plan_shards(count, sharding.workers)
     if not shards:
         return 0
-    artifacts_path = adapter.artifacts_path or ""
+    predict_kwargs = dict(predict_kwargs or {})
     cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
-    prepare_workers = max(1, (os.cpu_count() or 1) // len(shards))
-    tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size,
-                       batch_size, prepare_workers, str(artifacts_path), dict(predict_kwargs or {}))
-             for pages in shards]
-    logger.info("predicting %d items in %d shards (pages of %d) on %s", count, len(tasks), page_size,
-                sharding.backend)
-    outcomes = _run_ray(tasks, sharding.ray_address) if sharding.backend == "ray" else _run_processes(tasks)
+    prepare_workers = max(1, (os.cpu_count() or 1) // sharding.workers)
+    tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size, batch_size,
+                       prepare_workers, str(adapter.artifacts_path or ""), predict_kwargs) for pages in shards]
+    logger.info("predicting %d items: %d shards (pages of %d) on this process and %d %s worker(s)", count,
+                len(tasks), page_size, sharding.workers - 1, sharding.backend)
+
+    def here(task: ShardTask) -> tuple[int, dict[str, str]]:
+        result = adapter.predict_pages(dataset, filters, batch_size, task.pages, page_size, **predict_kwargs)
+        return result.processed, result.failed
+
+    with _remote_workers(sharding) as submit:
+        outcomes = _dispatch(tasks, here, submit, sharding.workers - 1)
 
     processed, failed = 0, {}
     for task, outcome in zip(tasks, outcomes, strict=True):
@@ -106,10 +119,55 @@ def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, s
     return processed
 
 
+def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
+    """Run ``tasks`` on this process (``here(task)``) and on ``remote_slots`` remote workers
+    (``submit(task)`` -> a concurrent Future), each taking the next task when it is free.
+    Returns one outcome per task: its result, or the exception that failed it."""
+    queue = deque(enumerate(tasks))
+    outcomes: list = [None] * len(tasks)
+    idle = threading.Condition()
+    remote = [0]  # tasks taken by remote workers and not finished
+
+    def feed() -> None:
+        with idle:
+            if not queue:
+                return
+            index, task = queue.popleft()
+            remote[0] += 1
+        try:
+            future = submit(task)
+        except Exception as err:  # noqa: BLE001 - e.g. a broken pool: this process takes the task back
+            logger.warning("a worker could not take a shard (%s: %s); this process runs it", type(err).__name__, err)
+            with idle:
+                queue.appendleft((index, task))
+                remote[0] -= 1
+                idle.notify_all()
+            return
+        future.add_done_callback(lambda f: finish(index, _outcome(f.result)))
+
+    def finish(index: int, outcome) -> None:
+        outcomes[index] = outcome
+        feed()  # the worker's next task is taken before this one counts as done
+        with idle:
+            remote[0] -= 1
+            idle.notify_all()
+
+    for _ in range(remote_slots):
+        feed()
+    while True:
+        with idle:
+            idle.wait_for(lambda: queue or remote[0] == 0)
+            if not queue:
+                break
+            index, task = queue.popleft()
+        outcomes[index] = _outcome(lambda task=task: here(task))
+    return outcomes
+
+
 def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
     """In a worker: predict the task's pages; returns (items predicted, failed item id -> cause)."""
     adapter = _loaded_adapter(task)
-    dataset = task.platform.get_dataset(task.dataset_id)
+    dataset = adapter.platform.get_dataset(task.dataset_id)
     result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
                                    **task.predict_kwargs)
     return result.processed, result.failed
@@ -139,27 +197,29 @@ def _loaded_adapter(task: ShardTask):
     return adapter
 
 
-def _run_processes(tasks: list[ShardTask]) -> list:
+@contextmanager
+def _remote_workers(sharding: Sharding):
+    """``submit(task) -> Future`` on the configured backend, torn down on exit."""
+    if sharding.workers < 2:
+        yield None
+        return
+    if sharding.backend == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("sharding.backend=ray needs Ray, which is not installed", where="sharding.backend",
+                              fix='pip install -e ".[ray]", or use sharding.backend=processes') from None
+        if not ray.is_initialized():  # inside a Ray launcher job it already is: tasks join that cluster
+            ray.init(address=sharding.ray_address, include_dashboard=False, ignore_reinit_error=True)
+        remote = ray.remote(num_cpus=1)(run_shard)
+        yield lambda task: remote.remote(task).future()
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: the parent holds threads and SQLite connections that a fork would copy mid-use
-    with ProcessPoolExecutor(len(tasks), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_shard, task) for task in tasks]
-        return [_outcome(future.result) for future in futures]
-
-
-def _run_ray(tasks: list[ShardTask], address: str | None) -> list:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("sharding.backend=ray needs Ray, which is not installed", where="sharding.backend",
-                          fix='pip install -e ".[ray]", or use sharding.backend=processes') from None
-    if not ray.is_initialized():  # inside a Ray launcher job it already is: tasks join that cluster
-        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True)
-    remote = ray.remote(num_cpus=1)(run_shard)
-    refs = [remote.remote(task) for task in tasks]
-    return [_outcome(lambda ref=ref: ray.get(ref)) for ref in refs]
+    # spawn: this process holds threads and SQLite connections that a fork would copy mid-use
+    with ProcessPoolExecutor(sharding.workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda task: pool.submit(run_shard, task)
 
 
 def _outcome(get):

@@ -22,7 +22,7 @@ def test_shards_cover_every_page_once_and_differ_by_one_page_at_most(count, work
     assert 1 <= page_size <= 500
     pages = [p for shard in shards for p in shard]
     assert pages == list(range(-(-count // page_size)))  # contiguous, in order, each page once
-    assert len(shards) == min(workers, len(pages))
+    assert len(shards) == min(workers * 4, len(pages))  # a few shards per worker: who is free takes the next
     sizes = [len(shard) for shard in shards]
     assert max(sizes) - min(sizes) <= 1
 
@@ -98,11 +98,14 @@ def test_failed_items_of_every_shard_are_reported_and_the_rest_stored(platform):
     with pytest.raises(PredictionError) as err:
         adapter.predict_dataset(dataset, filters=SUBSETS["test"], workers=2)
     failed = set(err.value.failed)
-    # a failing item takes its batch of 4 with it; batches never straddle shards
-    first, second = items.index(bad[0]) // 4 * 4, items.index(bad[1]) // 4 * 4
+    # a failing item takes its batch of 4 with it; a shard's batches start at the shard's first item
+    page_size, shards = plan_shards(len(items), 2)
+    for item in bad:
+        index = items.index(item)
+        [shard] = [s for s in shards if s.start * page_size <= index < s.stop * page_size]
+        start = shard.start * page_size + (index - shard.start * page_size) // 4 * 4
+        assert {i.id for i in items[start:start + 4]} <= failed
     assert len(failed) == 8
-    assert {i.id for i in items[first:first + 4]} <= failed
-    assert {i.id for i in items[second:second + 4]} <= failed
     assert "cannot predict" in err.value.failed[bad[1].id]
     assert "269" in str(err.value)
     assert platform.store.count_annotations(dataset.id, "flaky") == 269 - 8
@@ -131,3 +134,41 @@ def test_ray_tasks_store_what_one_process_stores(platform, trained):
         ray.shutdown()
     assert _predictions(platform, dataset, model) == single
     assert platform.store.count_annotations(dataset.id, model.name) == 270
+
+
+def test_this_process_and_the_remote_workers_share_the_shards():
+    """The dispatcher over a real thread pool as the remote side: every task runs once, on one
+    side or the other, outcomes keep the tasks' order, and a failure stays with its task."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runner.sharding import _dispatch
+
+    ran: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def work(side: str):
+        def run(task: int):
+            time.sleep(0.01)
+            with lock:
+                assert task not in ran
+                ran[task] = side
+            if task == 7:
+                raise RuntimeError("task 7 fails")
+            return task * 10
+        return run
+
+    with ThreadPoolExecutor(2) as pool:
+        remote = work("remote")
+        outcomes = _dispatch(list(range(30)), work("here"), lambda task: pool.submit(remote, task), 2)
+    assert sorted(ran) == list(range(30))
+    assert set(ran.values()) == {"here", "remote"}
+    assert [o for i, o in enumerate(outcomes) if i != 7] == [i * 10 for i in range(30) if i != 7]
+    assert isinstance(outcomes[7], RuntimeError)
+
+    def refuse(task):
+        raise RuntimeError("the pool is broken")
+
+    # a remote side that cannot take work: this process runs every task itself
+    assert _dispatch([1, 2, 3], lambda task: task * 2, refuse, 1) == [2, 4, 6]
