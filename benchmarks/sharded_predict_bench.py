@@ -70,6 +70,38 @@ def build(n_items: int, adapter_name: str):
     return platform, dataset, adapter
 
 
+def _model_loop(seconds: float) -> float:
+    """Batches per second of the benchmark's CNN forward pass alone, on one torch thread."""
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(64 * 16 * 16, 128)).eval()
+    x = torch.randn(32, 1, 64, 64)
+    n, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            net(x)
+            n += 1
+    return n / (time.perf_counter() - start)
+
+
+def two_process_capacity(seconds: float = 4.0) -> float:
+    """How much two processes of pure model work get done at once against one alone: what the
+    machine allows any two workers (close to 2 on two idle physical cores)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_model_loop, 0.5).result()  # start-up and imports out of the way
+        alone = pool.submit(_model_loop, seconds).result()
+        together = sum(f.result() for f in [pool.submit(_model_loop, seconds) for _ in range(2)])
+    return together / alone
+
+
 def stored(platform, adapter) -> list[tuple]:
     rows = platform.store.query("SELECT item_id, label, json FROM annotations WHERE model_name = ? ORDER BY item_id",
                                 (adapter.model_entity.name,))
@@ -105,6 +137,9 @@ def main() -> None:
             print(f"  run {attempt + 1}, {workers} worker{'s' if workers > 1 else ''}: {meter.describe()}")
     same = results[1] == results[2] and len(results[1]) == n_items
     print(f"stored results identical between 1 and 2 workers: {same} ({len(results[2])} annotations)")
+    if args.adapter == "torch":
+        print(f"two processes of the CNN forward pass alone do x{two_process_capacity():.2f} the work of one "
+              "(what this machine allows two workers)")
     speedup = best[1] / best[2]
     C.print_results([C.result(NAME, f"predict_dataset over {n_items} items, 2 workers vs 1:",
                               f"x{speedup:.2f} ({best[1]:.2f}s vs {best[2]:.2f}s)", f">= x{TARGET}",

@@ -1,8 +1,8 @@
 """SQLite records of the local platform. All SQL lives here; it speaks Dataloop JSON in and out.
 
 One connection per thread (sqlite3 connections are not shared across threads); WAL so readers
-never block the writer; ``BEGIN IMMEDIATE`` plus a busy timeout and retries so concurrent jobs
-queue for the write lock instead of failing.
+never block the writer; ``BEGIN IMMEDIATE`` polled every few milliseconds (and a busy timeout for
+everything else) so concurrent jobs queue for the write lock instead of failing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from ...errors import AlreadyExistsError, NotFoundError, RunnerError
 from . import dql
 from .schema import SCHEMA, SCHEMA_VERSION
 
-_BUSY_RETRIES = 50
+_BUSY_TIMEOUT_MS = 60000  # reads and commits wait this long for a checkpoint or another writer
+_LOCK_WAIT = 300.0  # seconds a write waits for the write lock before it gives up
 _ITEM_COLUMNS = "items.rid, items.id, items.dataset_id, items.filename, items.dir, items.name, items.type, " \
     "items.hidden, items.mimetype, items.blob, items.size, items.created_at, items.metadata"
 _SQL_VARS = 500  # ids per IN (...) chunk, well under SQLite's variable limit
@@ -69,7 +70,7 @@ class Store:
             con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA busy_timeout=60000")
+            con.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             con.execute("PRAGMA foreign_keys=ON")
             self._local.con = con
         return con
@@ -81,23 +82,38 @@ class Store:
         if con.in_transaction:  # nested: join the outer transaction
             yield con
             return
-        for attempt in range(_BUSY_RETRIES):
-            try:
-                con.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) and "busy" not in str(err):
-                    raise
-                time.sleep(min(0.05 * (attempt + 1), 1.0))
-        else:
-            raise RunnerError(f"the local platform at {self.path} stayed locked by another process",
-                              fix="wait for the other job to finish, or raise the number of retries")
+        self._begin_immediate(con)
         try:
             yield con
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _begin_immediate(self, con: sqlite3.Connection) -> None:
+        """Take the write lock, polling every few milliseconds while another process holds it.
+
+        SQLite's own busy handler backs off to 25-100 ms sleeps, so a process waiting for a writer
+        that needs a few milliseconds would idle for most of that time; jobs that share the store
+        (parallel sweeps, prediction shards) write small transactions at a high rate."""
+        con.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + _LOCK_WAIT
+            delay = 0.0005
+            while True:
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) and "busy" not in str(err):
+                        raise
+                if time.monotonic() > deadline:
+                    raise RunnerError(f"the local platform at {self.path} stayed locked by another process for "
+                                      f"{_LOCK_WAIT:.0f} s", fix="wait for the other job to finish, then run again")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        finally:
+            con.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         return self.connection().execute(sql, params).fetchall()
@@ -294,10 +310,14 @@ class Store:
 
     def insert_annotations(self, annotations: Sequence[dict]) -> None:
         """Insert annotation JSON (each with id, itemId, datasetId, type, createdAt)."""
+        rows = [self._annotation_row(a) for a in annotations]  # serialised before taking the write lock
         with self.write() as con:
-            con.executemany(
-                "INSERT INTO annotations (id, item_id, dataset_id, type, label, model_name, created_at, json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [self._annotation_row(a) for a in annotations])
+            self._insert_annotation_rows(con, rows)
+
+    @staticmethod
+    def _insert_annotation_rows(con: sqlite3.Connection, rows: list[tuple]) -> None:
+        con.executemany("INSERT INTO annotations (id, item_id, dataset_id, type, label, model_name, created_at, json) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def update_annotations(self, annotations: Sequence[dict]) -> None:
         with self.write() as con:
@@ -324,11 +344,12 @@ class Store:
     def replace_model_annotations(self, model_name: str, item_ids: Sequence[str], annotations: Sequence[dict]) -> None:
         """Delete the model's earlier annotations on these items and store the new ones, in one transaction:
         a rerun never duplicates, and a crash leaves the earlier ones."""
+        rows = [self._annotation_row(a) for a in annotations]  # serialised before taking the write lock
         with self.write() as con:
             for chunk in _chunks(list(item_ids)):
                 con.execute(f"DELETE FROM annotations WHERE model_name = ? AND item_id IN ({','.join('?' * len(chunk))})",
                             (model_name, *chunk))
-            self.insert_annotations(annotations)
+            self._insert_annotation_rows(con, rows)
 
     def count_annotations(self, dataset_id: str, model_name: str | None = None) -> int:
         if model_name is None:
