@@ -17,11 +17,13 @@ import os
 import tempfile
 import threading
 from collections import deque
+from concurrent.futures import BrokenExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .batching import BatchRunner
 from .errors import ConfigError, PredictionError
 from .platform import Platform
 
@@ -102,8 +104,15 @@ def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, s
         result = adapter.predict_pages(dataset, filters, batch_size, task.pages, page_size, **predict_kwargs)
         return result.processed, result.failed
 
-    with _remote_workers(sharding) as submit:
-        outcomes = _dispatch(tasks, here, submit, sharding.workers - 1)
+    # this process's share of the cores, like each worker's: more prepare threads would only take
+    # turns at the interpreter lock with the model and the writer
+    own_runner, adapter._batch_runner = adapter._batch_runner, BatchRunner(prepare_workers)
+    try:
+        with _remote_workers(sharding) as submit:
+            outcomes = _dispatch(tasks, here, submit, sharding.workers - 1)
+    finally:
+        adapter._batch_runner.close()
+        adapter._batch_runner = own_runner
 
     processed, failed = 0, {}
     for task, outcome in zip(tasks, outcomes, strict=True):
@@ -143,16 +152,23 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
                 remote[0] -= 1
                 idle.notify_all()
             return
-        future.add_done_callback(lambda f: finish(index, _outcome(f.result)))
+        future.add_done_callback(lambda f: finish(index, task, _outcome(f.result)))
 
-    def finish(index: int, outcome) -> None:
+    def finish(index: int, task, outcome) -> None:
+        if isinstance(outcome, BrokenExecutor):  # the worker died: this process takes its task back
+            logger.warning("a worker stopped (%s); this process runs its shards", outcome)
+            with idle:
+                queue.appendleft((index, task))
+                remote[0] -= 1
+                idle.notify_all()
+            return
         outcomes[index] = outcome
         feed()  # the worker's next task is taken before this one counts as done
         with idle:
             remote[0] -= 1
             idle.notify_all()
 
-    for _ in range(remote_slots):
+    for _ in range(remote_slots if submit is not None else 0):
         feed()
     while True:
         with idle:
@@ -179,7 +195,6 @@ _LOADED: dict[tuple, Any] = {}
 
 def _loaded_adapter(task: ShardTask):
     from .adapter import bind_adapter_class
-    from .batching import BatchRunner
 
     key = (task.adapter_class, task.model_id, repr(task.platform))
     adapter = _LOADED.get(key)
@@ -217,6 +232,14 @@ def _remote_workers(sharding: Sharding):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    if multiprocessing.parent_process() is not None:
+        # a job of a process launcher (joblib): the sweep already runs jobs side by side, and a pool
+        # started from a pool worker cannot set up its own children; this process takes every shard
+        logger.warning("sharding.workers=%d in a launcher's worker process: predicting in this process "
+                       "(the launcher already runs jobs in parallel; use sharding.backend=ray to nest)",
+                       sharding.workers)
+        yield None
+        return
     # spawn: this process holds threads and SQLite connections that a fork would copy mid-use
     with ProcessPoolExecutor(sharding.workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield lambda task: pool.submit(run_shard, task)

@@ -131,3 +131,11 @@ def test_a_sweep_on_submitit_local(tmp_path):
     _completed_jobs(tmp_path, 2)
     [sweep] = run_folders(tmp_path, "multirun")
     assert (sweep / ".submitit").is_dir()  # submitit's own logs, per job
+
+
+def test_sharding_inside_a_joblib_job_predicts_in_the_job_process(tmp_path):
+    result = ok(dlrun(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+                      "sharding.workers=2"))
+    assert "predicting in this process" in result.stdout + result.stderr
+    runs = _completed_jobs(tmp_path, 2)
+    assert all(r["objective"]["value"] > 0.9 for r in runs)
