@@ -172,3 +172,17 @@ def test_this_process_and_the_remote_workers_share_the_shards():
 
     # a remote side that cannot take work: this process runs every task itself
     assert _dispatch([1, 2, 3], lambda task: task * 2, refuse, 1) == [2, 4, 6]
+
+
+def test_the_shards_of_a_worker_that_died_come_back_to_this_process():
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from runner.sharding import _dispatch
+
+    def dies(task):
+        raise BrokenProcessPool("a process in the pool was terminated abruptly")
+
+    with ThreadPoolExecutor(1) as pool:
+        assert _dispatch(list(range(6)), lambda task: task + 100, lambda task: pool.submit(dies, task), 1) == \
+            [100, 101, 102, 103, 104, 105]
