@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 __version__ = "0.1.0"
+
+# conf/hydra/launcher/<name>.yaml sets a few keys of the launcher plugin's schema of the same name;
+# Hydra merges the file over that schema (so typos are caught) and warns that it does. Here, not in
+# the CLI alone: a launcher's worker processes compose each job's config again, and they import
+# this package (for the run's callbacks) but not the CLI module.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema",
+                        category=UserWarning)
 
 
 def __getattr__(name: str):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -13,11 +12,6 @@ from omegaconf import DictConfig
 from .resolvers import register_resolvers
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-# conf/hydra/launcher/<name>.yaml sets a few keys of the launcher plugin's schema of the same name;
-# Hydra merges the file over that schema (so typos are caught) and warns that it does
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema",
-                        category=UserWarning)
 
 
 register_resolvers()
