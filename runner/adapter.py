@@ -20,7 +20,6 @@ import dtlpy as dl
 import numpy as np
 from PIL import Image
 
-from . import evaluation
 from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration
 from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
@@ -138,6 +137,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters=None) -> dl.Model:
         """The runner's scikit-learn metrics over this model's predictions; stored with the model."""
+        from . import evaluation  # scikit-learn's import (1.5 s) only where metrics are computed
+
         metrics = evaluation.evaluate(self.platform, model, dataset, filters_json(filters), self.metric_functions)
         self.platform.store_evaluation(model, dataset, metrics)
         self._last_metrics = metrics
