@@ -275,9 +275,13 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                       page_size: int = _PAGE_SIZE, **kwargs) -> BatchResult:
         """Predict the matching file items (only ``pages`` of the listing, if given) and return what
         was processed and what failed, without raising for failed items: a shard's work."""
+        return self._predict_stream(self._file_items(dataset, filters, page_size, pages), batch_size, keep=False,
+                                    **kwargs)
+
+    def _file_items(self, dataset, filters, page_size: int = _PAGE_SIZE, pages: range | None = None):
+        """The matching file items (not folders), streamed page by page."""
         listing = self.platform.iter_items(dataset, filters_json(filters), page_size, pages)
-        items = (item for page in listing for item in page if item.type == "file")
-        return self._predict_stream(items, batch_size, keep=False, **kwargs)
+        return (item for page in listing for item in page if item.type == "file")
 
     def _batch_size(self, batch_size=None) -> int:
         return int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
@@ -358,9 +362,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def embed_dataset(self, dataset, filters=None, upload_features=None, batch_size=None, progress=None, **kwargs):
         """Embed every file item matching ``filters``, streamed; returns the count."""
-        pages = self.platform.iter_items(dataset, filters_json(filters), _PAGE_SIZE)
-        items = (item for page in pages for item in page if item.type == "file")
-        result = self._embed_stream(items, batch_size, keep=False, upload=upload_features is not False, **kwargs)
+        result = self._embed_stream(self._file_items(dataset, filters), batch_size, keep=False,
+                                    upload=upload_features is not False, **kwargs)
         if result.failed:
             raise PredictionError("embed_dataset", result.failed, result.processed + len(result.failed))
         return result.processed

@@ -13,7 +13,6 @@ import atexit
 import csv
 import io
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .errors import NotFoundError
+from .files import write_whole
 from .sweep_table import Sweep, collect
 
 logger = logging.getLogger("runner")
@@ -169,24 +169,14 @@ def _raw(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _replace(path: Path, write) -> None:
-    """Written whole or not at all, like ``reporting.write_json``."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def build(folder: str | Path, echo: bool = True) -> Sweep:
     """Collect the sweep in ``folder``, write the three report files there and print the table."""
     from .sweep_plot import plot_sweep
 
     sweep = collect(Path(folder))
-    _replace(sweep.folder / FILES[0], lambda p: p.write_text(csv_text(sweep), encoding="utf-8"))
-    _replace(sweep.folder / FILES[1], lambda p: p.write_text(markdown_table(sweep), encoding="utf-8"))
-    _replace(sweep.folder / FILES[2], lambda p: plot_sweep(sweep, p))
+    write_whole(sweep.folder / FILES[0], lambda p: p.write_text(csv_text(sweep), encoding="utf-8"))
+    write_whole(sweep.folder / FILES[1], lambda p: p.write_text(markdown_table(sweep), encoding="utf-8"))
+    write_whole(sweep.folder / FILES[2], lambda p: plot_sweep(sweep, p))
     if echo:
         print(text_table(sweep))
         print(f"report: {', '.join(str(sweep.folder / name) for name in FILES)}")

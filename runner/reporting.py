@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dtlpy as dl
 
-
-def write_json(path: Path, data) -> None:
-    """Written whole or not at all: a reader (a sweep report) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(partial, path)
+from .files import write_json
 
 
 class RunRecord:
