@@ -19,6 +19,7 @@ import dtlpy as dl
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataImportError, RunnerError
+from ..platform.annotation_json import annotation_to_json
 from ..platform.local.platform import LocalPlatform, _label_json
 from ..platform.local.store import new_id, now_iso
 
@@ -98,7 +99,7 @@ def annotation_json(definition, metadata: dict | None = None, palette: dl.Datase
                                    metadata={} if metadata is None else dict(metadata))
     if palette is not None:
         annotation._dataset = palette
-    data = annotation.to_json()
+    data = annotation_to_json(annotation)
     for key in _REFERENCE_KEYS:
         data.pop(key, None)
     return data

@@ -20,6 +20,7 @@ import numpy as np
 from dtlpy import entities, miscellaneous, repositories
 
 from ...errors import ArtifactError, NotFoundError, UnsupportedOperation
+from ..annotation_json import annotation_to_json
 from ..base import filters_json
 from .client import local_repository, unsupported_repository
 from .store import new_id, now_iso
@@ -464,7 +465,7 @@ def new_annotation_json(annotation, item) -> dict:
     if isinstance(annotation, entities.Annotation):
         if annotation._item is None:  # without it dtlpy looks colours up through its global client
             annotation._item = item
-        data = annotation.to_json()
+        data = annotation_to_json(annotation)
     else:
         data = dict(annotation)
     data["id"] = data.get("id") or new_id()

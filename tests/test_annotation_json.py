@@ -1,0 +1,75 @@
+"""The runner's annotation JSON is dtlpy's ``Annotation.to_json()``, key order included."""
+
+from __future__ import annotations
+
+import json
+
+import dtlpy as dl
+import numpy as np
+import pytest
+
+from runner.platform.annotation_json import annotation_to_json
+
+MASK = np.zeros((6, 8), bool)
+MASK[1:4, 2:6] = True
+
+DEFINITIONS = {
+    "class": lambda: dl.Classification(label="cat"),
+    "box": lambda: dl.Box(left=1.5, top=2, right=10, bottom=12.25, label="dog", attributes={"pose": "side"}),
+    "polygon": lambda: dl.Polygon(geo=[[1, 1], [5, 1], [5, 4]], label="cat"),
+    "polyline": lambda: dl.Polyline(geo=[[0, 0], [3, 3]], label="dog"),
+    "point": lambda: dl.Point(x=3, y=4, label="cat"),
+    "ellipse": lambda: dl.Ellipse(x=4, y=4, rx=2, ry=1, angle=30, label="dog"),
+    "segment": lambda: dl.Segmentation(geo=MASK, label="cat"),
+    "text": lambda: dl.Text(text_type="block", start=0, end=5, label="cat"),
+    "description": lambda: dl.Description(text="a cat on a mat"),
+}
+
+
+@pytest.fixture
+def item(platform):
+    dataset = platform.create_dataset("json", labels=["cat", "dog"])
+    platform.store.insert_items([{"dataset_id": dataset.id, "filename": "/a.png", "dir": "/", "name": "a.png",
+                                  "mimetype": "image/png", "blob": platform.blobs.put_bytes(b"x"),
+                                  "metadata": {"system": {"mimetype": "image/png", "width": 8, "height": 6}}}])
+    return next(iter(dataset.items.list().all()))
+
+
+def same_as_dtlpy(annotation) -> dict:
+    ours, theirs = annotation_to_json(annotation), annotation.to_json()
+    assert json.dumps(ours) == json.dumps(theirs)  # equal, and in the same key order
+    return ours
+
+
+@pytest.mark.parametrize("kind", sorted(DEFINITIONS))
+def test_every_definition_matches_dtlpy(kind, item):
+    collection = dl.AnnotationCollection(item=item)
+    collection.add(annotation_definition=DEFINITIONS[kind](), model_info={"name": "m", "confidence": 0.75})
+    annotation = collection.annotations[0]
+    annotation.metadata.setdefault("system", {})["model"] = {"model_id": "abc", "name": "m", "confidence": 0.75}
+    data = same_as_dtlpy(annotation)
+    assert data["type"] == annotation.type and data["itemId"] == item.id
+
+
+def test_optional_fields_and_metadata_copies_match_dtlpy(item):
+    annotation = dl.Annotation.new(item=item, annotation_definition=dl.Box(left=0, top=0, right=2, bottom=2,
+                                                                           label="cat", description="boxed"),
+                                   object_id="7", automated=False,
+                                   metadata={"user": {"tags": ("a", "b"), "nested": {"k": [1, (2, 3)]}}})
+    annotation.status = dl.AnnotationStatus.CLEAR
+    annotation.label_suggestions = {"cat": 0.9}
+    data = same_as_dtlpy(annotation)
+    assert data["metadata"]["system"]["status"] is None and data["metadata"]["system"]["objectId"] == "7"
+    # a copy, as dtlpy's: editing the JSON leaves the annotation as it was
+    data["metadata"]["user"]["nested"]["k"].append(4)
+    assert annotation.metadata["user"]["nested"]["k"] == [1, (2, 3)]
+    annotation.status = "approved"
+    assert same_as_dtlpy(annotation)["metadata"]["system"]["status"] == "approved"
+
+
+def test_video_annotations_take_dtlpy_path(item):
+    annotation = dl.Annotation.new(item=item, annotation_definition=dl.Box(left=0, top=0, right=2, bottom=2,
+                                                                           label="cat"), frame_num=0, end_time=2.0)
+    annotation.add_frame(annotation_definition=dl.Box(left=1, top=1, right=3, bottom=3, label="cat"), frame_num=5)
+    data = same_as_dtlpy(annotation)
+    assert data["metadata"]["system"]["snapshots_"] and "frame" in data["metadata"]["system"]
