@@ -10,7 +10,12 @@ Three variants, each measured side by side in this process:
   trivial-predict real prepare, predict only builds the annotations
   trivial-prepare prepare returns a ready array, real predict
 
-For each: ours = wall time of ``adapter.predict_items(items)`` (batch_size 16, prepare_workers 4, from the
+Each variant runs twice: with prepare_workers = cores - 1 (the model's thread keeps a core of its own) and
+with prepare_workers 4, the runner's default (capped at the cores). On 2 cores the second limit divides
+prepare by 2 while the model also needs a core: it asks for a third core, so it shows what threads cost
+rather than a reachable bound.
+
+For each: ours = wall time of ``adapter.predict_items(items)`` (batch_size 16, prepare_workers from the
 model configuration; annotations stored); (a) the seed's way = per batch a ThreadPoolExecutor(16).map of
 prepare, then predict, then stamp + store, one after the other; (b) the limit = max(prepare_total /
 workers_effective, predict_total), where prepare_total is every item prepared serially and predict_total
@@ -145,8 +150,8 @@ def seed_way(adapter, items, batch_size):
     return stored
 
 
-def measure_variant(label, adapter, platform, dataset, items, repeats, max_attempts, results, cores):
-    workers_eff = min(PREPARE_WORKERS, cores)
+def measure_variant(label, adapter, platform, dataset, items, repeats, max_attempts, results, cores, workers):
+    workers_eff = min(workers, cores)
     n = len(items)
     n_batches = len(batches(items, BATCH_SIZE))
 
@@ -169,7 +174,7 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
             adapter._store_predictions(batch_items, collections)
 
     def prepare_threads():
-        with ThreadPoolExecutor(PREPARE_WORKERS) as pool:
+        with ThreadPoolExecutor(workers) as pool:
             for _ in pool.map(adapter.prepare_item_func, items):
                 pass
 
@@ -205,13 +210,13 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
     ours, seed = ours_m.wall, seed_m.wall
     n_quiet = {k: sum(quiet(m) for m, _ in r) for k, r in runs.items()}
 
-    print(f"\n## {label}: {n} items, batch {BATCH_SIZE}, prepare_workers {PREPARE_WORKERS} "
+    print(f"\n## {label}: {n} items, batch {BATCH_SIZE}, prepare_workers {workers} "
           f"(effective {workers_eff} on {cores} cores)")
     print(f"  stage totals alone:  prepare {prep.wall:6.2f}s ({prep.wall / n * 1e3:.2f} ms/item)   predict {pred.wall:6.2f}s "
           f"({pred.wall / n_batches * 1e3:.2f} ms/batch)   store {sto.wall:5.2f}s ({sto.wall / n * 1e3:.2f} ms/item; "
           f"not in the limit)")
     print(f"  (b) limit = max(prepare/{workers_eff}, predict) = {limit:6.2f}s")
-    print(f"      info: prepare alone on {PREPARE_WORKERS} threads {prep_threads.wall:.2f}s = x{prep.wall / prep_threads.wall:.2f} "
+    print(f"      info: prepare alone on {workers} threads {prep_threads.wall:.2f}s = x{prep.wall / prep_threads.wall:.2f} "
           f"over serial -> max(that, predict) = {thread_limit:.2f}s;  all cpu seconds (prepare+predict+store) / "
           f"{cores} cores = {(prep.cpu + pred.cpu + sto.cpu) / cores:.2f}s")
     print(f"  ours  predict_items        {ours:6.2f}s  {n / ours:7.0f} items/s   (best of {len(runs['ours'])} runs, "
@@ -269,9 +274,9 @@ def wait_idle(max_seconds: float) -> None:
     print(f"# machine still busy after waiting {max_seconds:.0f}s; measuring anyway")
 
 
-def calibrate(adapter, items, cores, dim):
+def calibrate(adapter, items, cores, dim, workers):
     """Pick K (columns of the weight matrix) so predict per batch ~ prepare per batch / effective workers."""
-    workers_eff = min(PREPARE_WORKERS, cores)
+    workers_eff = min(workers, cores)
     sample = items[:64]
     seconds, prepared = C.best_of(3, lambda: [adapter.prepare_item_func(i) for i in sample])
     per_item = seconds / len(sample)
@@ -329,27 +334,36 @@ def main() -> None:
     print(f"# dataset of {len(items)} PNGs (64x64 RGB noise, {os.path.getsize(platform.blobs.path(blobs[0]))} bytes "
           f"each) built in {time.perf_counter() - t:.1f}s")
 
-    model = platform.create_model("bench-pipeline", dataset, configuration={
-        "batch_size": BATCH_SIZE, "prepare_workers": PREPARE_WORKERS})
+    model = platform.create_model("bench-pipeline", dataset, configuration={"batch_size": BATCH_SIZE})
     adapter = build_adapter_class()()
     adapter.model_entity = model
     assert adapter.configuration.get("batch_size") == BATCH_SIZE
-    assert adapter.batch_runner.prepare_workers == min(PREPARE_WORKERS, cores)  # the runner caps threads at the cores
-
     dim = SIDE * SIDE * 3
-    wait_idle(args.wait_idle)
-    k = calibrate(adapter, items, cores, dim)
-    adapter.weights = np.random.default_rng(2).standard_normal((dim, k), dtype=np.float32) * 0.01
-    adapter.predict_items(items[:64])  # warm the pools, the per-thread connections, dtlpy's lazy imports
 
     results: list[str] = []
     figures = {}
-    for label, prepare_mode, predict_mode in (("balanced", "real", "real"), ("trivial-predict", "real", "trivial"),
-                                              ("trivial-prepare", "trivial", "real")):
-        adapter.prepare_mode, adapter.predict_mode = prepare_mode, predict_mode
+    # the model's thread takes a core of its own, so a limit that divides prepare by every core asks for
+    # one core more than the machine has; both are measured: prepare threads = cores - 1, and the runner's
+    # default (capped at the cores)
+    for workers in sorted({max(1, cores - 1), PREPARE_WORKERS}):
+        adapter.configuration["prepare_workers"] = workers
+        adapter.batch_runner.close()
+        adapter._batch_runner = None
+        assert adapter.batch_runner.prepare_workers == min(workers, cores)  # the runner caps threads at the cores
+        print(f"\n# prepare_workers {workers} ({min(workers, cores)} threads on {cores} cores)")
+        adapter.prepare_mode = "real"
         wait_idle(args.wait_idle)
-        figures[label] = measure_variant(label, adapter, platform, dataset, items, args.repeats, args.max_attempts,
-                                         results, cores)
+        k = calibrate(adapter, items, cores, dim, workers)
+        adapter.weights = np.random.default_rng(2).standard_normal((dim, k), dtype=np.float32) * 0.01
+        adapter.predict_items(items[:64])  # warm the pools, the per-thread connections, dtlpy's lazy imports
+        for label, prepare_mode, predict_mode in (("balanced", "real", "real"),
+                                                  ("trivial-predict", "real", "trivial"),
+                                                  ("trivial-prepare", "trivial", "real")):
+            adapter.prepare_mode, adapter.predict_mode = prepare_mode, predict_mode
+            wait_idle(args.wait_idle)
+            label = f"{label}, {min(workers, cores)} prepare thread{'s' if min(workers, cores) > 1 else ''}"
+            figures[label] = measure_variant(label, adapter, platform, dataset, items, args.repeats,
+                                             args.max_attempts, results, cores, workers)
     adapter.batch_runner.close()
     foreign = max(f["foreign"] for f in figures.values())
     print(f"\n# after: {C.machine_line()}")

@@ -1,7 +1,8 @@
 """Runs items through prepare → infer → store in batches, overlapping the three stages.
 
 While batch *k* is in ``infer`` (the caller's thread), the items of batch *k+1* are being prepared
-on a thread pool and batch *k-1* is being stored on a single writer thread. A batch that fails at
+on a thread pool (one chunk of the batch per thread) and batch *k-1* is being stored on a single
+writer thread. A batch that fails at
 any stage is recorded (item id → cause) and the run goes on; memory holds a bounded number of
 batches whatever the number of items.
 """
@@ -34,6 +35,24 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
+
+
+def _split(batch: list, parts: int) -> list[list]:
+    """``batch`` cut into at most ``parts`` contiguous chunks whose sizes differ by one at most."""
+    parts = max(1, min(parts, len(batch)))
+    bounds = [round(i * len(batch) / parts) for i in range(parts + 1)]
+    return [batch[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def _prepare_chunk(prepare: Callable[[Any], Any], chunk: list) -> list[tuple[Any, Exception | None]]:
+    """``(input, None)`` or ``(None, error)`` per item: one item's failure leaves the others prepared."""
+    out = []
+    for item in chunk:
+        try:
+            out.append((prepare(item), None))
+        except Exception as err:  # noqa: BLE001 - reported per item by the caller
+            out.append((None, err))
+    return out
 
 
 def _cause(err: BaseException) -> str:
@@ -74,7 +93,10 @@ class BatchRunner:
         pending_stores: deque[tuple[list, Future]] = deque()
 
         def submit(batch: list) -> tuple[list, list[Future]]:
-            return batch, [prepare_pool.submit(prepare, item) for item in batch]
+            # one task per thread, not per item: each hand-off between threads costs a trip through
+            # the interpreter lock, which the model thread is waiting for
+            return batch, [prepare_pool.submit(_prepare_chunk, prepare, chunk)
+                           for chunk in _split(batch, self.prepare_workers)]
 
         def finish_store(batch: list, future: Future) -> None:
             try:
@@ -96,11 +118,12 @@ class BatchRunner:
             upcoming = submit(following) if following is not None else None  # prepared while this one infers
 
             ready_items, inputs = [], []
-            for item, future in zip(batch, futures, strict=True):
-                try:
-                    inputs.append(future.result())
+            prepared = (outcome for future in futures for outcome in future.result())
+            for item, (value, err) in zip(batch, prepared, strict=True):
+                if err is None:
+                    inputs.append(value)
                     ready_items.append(item)
-                except Exception as err:  # noqa: BLE001
+                else:
                     result.failed[item.id] = f"prepare_item_func: {_cause(err)}"
             if not ready_items:
                 continue
