@@ -2,9 +2,8 @@
 
 While batch *k* is in ``infer`` (the caller's thread), the items of batch *k+1* are being prepared
 on a thread pool (one chunk of the batch per thread) and batch *k-1* is being stored on a single
-writer thread. A batch that fails at
-any stage is recorded (item id → cause) and the run goes on; memory holds a bounded number of
-batches whatever the number of items.
+writer thread. A batch that fails at any stage is recorded (item id → cause) and the run goes on;
+memory holds a bounded number of batches whatever the number of items.
 """
 
 from __future__ import annotations
@@ -12,16 +11,44 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 _STORE_BACKLOG = 2  # batches waiting for the writer before the pipeline waits for it
+# While a pipeline runs, a thread that wants the interpreter lock back (the model's, returning from a
+# numpy or torch call) waits at most this long for a Python-bound thread (prepare, store) to hand it
+# over, instead of CPython's 5 ms: the model thread re-takes the lock many times per batch.
+_SWITCH_INTERVAL = 0.0005
+_switching_lock = threading.Lock()
+_switching_users = 0
+_switching_saved = 0.0
+
+
+@contextmanager
+def responsive_switching():
+    """Lower ``sys.setswitchinterval`` to ``_SWITCH_INTERVAL`` while at least one pipeline runs in this
+    process; the previous value comes back when the last one ends."""
+    global _switching_users, _switching_saved
+    with _switching_lock:
+        if _switching_users == 0:
+            _switching_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switching_saved, _SWITCH_INTERVAL))
+        _switching_users += 1
+    try:
+        yield
+    finally:
+        with _switching_lock:
+            _switching_users -= 1
+            if _switching_users == 0:
+                sys.setswitchinterval(_switching_saved)
 
 
 @dataclass
@@ -88,6 +115,10 @@ class BatchRunner:
             keep_outputs: bool) -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
         ``store(items, outputs)`` runs on the writer thread and its return replaces the outputs kept."""
+        with responsive_switching():
+            return self._run(items, batch_size, prepare, infer, store, keep_outputs)
+
+    def _run(self, items, batch_size, prepare, infer, store, keep_outputs) -> BatchResult:
         prepare_pool, store_pool = self._pools()
         result = BatchResult()
         pending_stores: deque[tuple[list, Future]] = deque()

@@ -142,6 +142,30 @@ def test_a_failing_batch_leaves_the_others_stored(platform, digits):
     assert {i for i, a in stored.items() if a} == {i.id for i in items} - failed
 
 
+def test_an_item_that_fails_to_prepare_fails_alone(platform, digits):
+    """Items are prepared in chunks, one per thread: a failure stays with its item, and the rest of
+    the chunk and of the batch are predicted and stored."""
+    model = platform.create_model("unpreparable", digits, configuration={"batch_size": 8, "prepare_workers": 2},
+                                  subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:24]
+    bad = {items[1].name, items[2].name, items[13].name}
+
+    class UnpreparableAdapter(FlakyAdapter):
+        def prepare_item_func(self, item):
+            if item.name in bad:
+                raise OSError(f"cannot read {item.name}")
+            return item.name
+
+    UnpreparableAdapter.fail_names = set()
+    adapter = UnpreparableAdapter(model_entity=model)
+    assert adapter.batch_runner.prepare_workers == min(2, os.cpu_count() or 1)
+    with pytest.raises(PredictionError) as err:
+        adapter.predict_items(items)
+    assert {i.name for i in items if i.id in err.value.failed} == bad
+    assert all(cause.startswith("prepare_item_func: OSError: cannot read") for cause in err.value.failed.values())
+    assert platform.store.count_annotations(digits.id, "unpreparable") == len(items) - len(bad)
+
+
 def test_missing_user_function_names_class_and_function(platform, digits, model):
     adapter = NoPredictAdapter(model_entity=model)
     with pytest.raises(MissingUserFunction) as err:

@@ -1,0 +1,61 @@
+"""The batch pipeline on its own: chunked prepare, per-item failures, the switch interval it sets."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+
+from runner.batching import _SWITCH_INTERVAL, BatchRunner, _split
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+
+
+def test_split_keeps_order_and_balances_chunks():
+    batch = list(range(10))
+    for parts in (1, 2, 3, 4, 10, 16):
+        chunks = _split(batch, parts)
+        assert [x for chunk in chunks for x in chunk] == batch
+        assert len(chunks) == min(parts, 10) and max(map(len, chunks)) - min(map(len, chunks)) <= 1
+
+
+def test_run_prepares_in_chunks_and_reports_each_failed_item():
+    runner = BatchRunner(prepare_workers=2)
+    prepared_on = {}
+
+    def prepare(item):
+        prepared_on[item.id] = threading.get_ident()
+        if item.id in {"3", "4"}:
+            raise ValueError(f"bad {item.id}")
+        return int(item.id) * 10
+
+    items = [Item(str(i)) for i in range(12)]
+    result = runner.run(items, 6, prepare, lambda inputs: [x + 1 for x in inputs], None, keep_outputs=True)
+    runner.close()
+    assert result.failed == {"3": "prepare_item_func: ValueError: bad 3", "4": "prepare_item_func: ValueError: bad 4"}
+    assert [(i.id, out) for batch, outs in result.outputs for i, out in zip(batch, outs, strict=True)] == [
+        (str(i), i * 10 + 1) for i in range(12) if i not in (3, 4)]
+    # consecutive items of a batch share a thread: one hand-off per chunk, not per item
+    assert prepared_on["0"] == prepared_on["1"] == prepared_on["2"]
+
+
+def test_switch_interval_is_lowered_while_pipelines_run_and_restored_after():
+    before = sys.getswitchinterval()
+    seen = []
+    outer, inner = BatchRunner(1), BatchRunner(1)
+
+    def infer(inputs):
+        seen.append(sys.getswitchinterval())
+        if len(seen) == 1:  # a pipeline started while another runs: the last one to end restores
+            inner.run([Item("x")], 1, lambda item: 0, lambda xs: xs, None, keep_outputs=False)
+            seen.append(sys.getswitchinterval())
+        return inputs
+
+    outer.run([Item("a"), Item("b")], 1, lambda item: 0, infer, None, keep_outputs=False)
+    outer.close()
+    inner.close()
+    assert seen == [min(before, _SWITCH_INTERVAL)] * 3
+    assert sys.getswitchinterval() == before
