@@ -94,13 +94,14 @@ class CpuMeter:
     over a block. The machine is shared: a figure taken while another job keeps a core busy says so."""
 
     def __enter__(self):
-        self._start = (self._busy(), time.process_time(), time.perf_counter())
+        self._start = (self._busy(), time.process_time(), time.perf_counter(), os.times().system)
         return self
 
     def __exit__(self, *exc):
-        busy, cpu, wall = self._busy(), time.process_time(), time.perf_counter()
+        busy, cpu, wall, system = self._busy(), time.process_time(), time.perf_counter(), os.times().system
         self.wall = wall - self._start[2]
         self.cpu = cpu - self._start[1]
+        self.system = system - self._start[3]  # the kernel's share of self.cpu (thread wake-ups, page faults)
         self.foreign_cores = None if busy is None or self._start[0] is None else \
             max(0.0, (busy - self._start[0]) - self.cpu) / max(self.wall, 1e-9)
         return False
@@ -116,7 +117,8 @@ class CpuMeter:
 
     def describe(self) -> str:
         other = "n/a" if self.foreign_cores is None else f"{self.foreign_cores:.2f}"
-        return f"wall {self.wall:.2f}s, this process cpu {self.cpu:.2f}s, other processes {other} cores"
+        return (f"wall {self.wall:.2f}s, this process cpu {self.cpu:.2f}s (kernel {self.system:.2f}s), "
+                f"other processes {other} cores")
 
 
 def parallel_capacity(seconds: float = 0.3) -> float:

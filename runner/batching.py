@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from .allocator import keep_freed_memory
+
 logger = logging.getLogger(__name__)
 
 _STORE_BACKLOG = 2  # batches waiting for the writer before the pipeline waits for it
@@ -115,6 +117,7 @@ class BatchRunner:
             keep_outputs: bool) -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
         ``store(items, outputs)`` runs on the writer thread and its return replaces the outputs kept."""
+        keep_freed_memory()
         with responsive_switching():
             return self._run(items, batch_size, prepare, infer, store, keep_outputs)
 
