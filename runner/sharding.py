@@ -1,12 +1,14 @@
 """``predict_dataset`` over shards of a dataset on parallel workers.
 
 The filter's listing is cut into contiguous page ranges, as Dataloop splits a dataset into several
-executions, a few per worker. This process is one of the workers; the others are local processes,
-or Ray tasks when configured. Each takes the next shard when it is free, so a worker that started
-late (a new process imports its libraries first) or runs slower simply takes fewer shards. A worker
-process opens the platform again, loads the model once, and predicts its pages with the same batch
-pipeline and the same store calls as a single process, so the stored results are the same. The
-counts are summed and every failed item id, from every shard, goes into one ``PredictionError``.
+executions: big ones first, then smaller and smaller. This process is one of the workers; the
+others are local processes, or Ray tasks when configured. Each takes the next shard when it is
+free, so a worker that started late (a new process imports its libraries first) or runs slower
+simply takes fewer shards, and the small shards at the end keep the workers finishing together. A
+worker process opens the platform again, loads the model once, and predicts its pages with the
+same batch pipeline and the same store calls as a single process, so the stored results are the
+same. The counts are summed and every failed item id, from every shard, goes into one
+``PredictionError``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from .platform import Platform
 logger = logging.getLogger("runner.sharding")
 
 BACKENDS = ("processes", "ray")
-# pages per worker, and shards per worker: small enough that workers finish together, big enough
-# that a shard's overhead (a task sent, the platform opened again) stays small
-_PAGES_PER_WORKER = 16
-_SHARDS_PER_WORKER = 4
+# pages per worker: small enough that the last shards are short, big enough that a page query
+# (and a shard's set-up) stays a small part of its work
+_PAGES_PER_WORKER = 32
+# each shard takes this share, divided by the workers, of the pages not yet given out
+_GUIDED_DIVISOR = 2
 
 
 @dataclass(frozen=True)
@@ -73,14 +76,19 @@ class ShardTask:
 
 def plan_shards(count: int, workers: int, max_page_size: int = 500) -> tuple[int, list[range]]:
     """``(page_size, page ranges)``: ``count`` items in pages of at most ``max_page_size``, cut into
-    about ``_SHARDS_PER_WORKER`` contiguous ranges per worker whose sizes differ by one page at most."""
+    contiguous ranges that shrink as they go (guided self-scheduling). Each takes about
+    1 / (``_GUIDED_DIVISOR`` x workers) of the pages left, down to one page: the workers start on
+    big shards and end on small ones, so the last one to finish keeps the others waiting little."""
     if count <= 0:
         return max_page_size, []
     page_size = max(1, min(max_page_size, math.ceil(count / (workers * _PAGES_PER_WORKER))))
     n_pages = math.ceil(count / page_size)
-    shards = min(workers * _SHARDS_PER_WORKER, n_pages)
-    bounds = [round(i * n_pages / shards) for i in range(shards + 1)]
-    return page_size, [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    shards, start = [], 0
+    while start < n_pages:
+        size = math.ceil((n_pages - start) / (_GUIDED_DIVISOR * workers))
+        shards.append(range(start, start + size))
+        start += size
+    return page_size, shards
 
 
 def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, sharding: Sharding,

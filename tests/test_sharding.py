@@ -17,14 +17,18 @@ SUBSETS = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name i
 
 
 @pytest.mark.parametrize("count, workers", [(1797, 2), (1797, 3), (20000, 2), (7, 4), (1, 2), (500, 1), (4001, 8)])
-def test_shards_cover_every_page_once_and_differ_by_one_page_at_most(count, workers):
+def test_shards_cover_every_page_once_and_shrink_to_one_page(count, workers):
     page_size, shards = plan_shards(count, workers)
     assert 1 <= page_size <= 500
     pages = [p for shard in shards for p in shard]
     assert pages == list(range(-(-count // page_size)))  # contiguous, in order, each page once
-    assert len(shards) == min(workers * 4, len(pages))  # a few shards per worker: who is free takes the next
     sizes = [len(shard) for shard in shards]
-    assert max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1  # big shards first, one page last
+    assert len(shards) >= min(workers, len(pages))  # every worker gets work
+    left = len(pages)
+    for size in sizes:  # each shard is a share of what is left: a quarter of it for two workers
+        assert size == -(-left // (2 * workers))
+        left -= size
 
 
 def test_no_items_no_shards():
