@@ -23,8 +23,10 @@ every batch predicted on pre-prepared inputs, workers_effective = min(prepare_wo
 Info lines add what bounds the pipeline on this machine: prepare alone on the pipeline's number of threads
 (how far threads scale it under the GIL), all CPU seconds over the cores, and each stage's time inside ours.
 
-The machine may be shared: every timed run records the CPU other processes used meanwhile (/proc/stat);
-runs taken while they used >= 0.15 of a core are retried (--max-attempts) and the quietest best is kept.
+The machine may be shared, and its speed drifts: each round measures every quantity (the stages alone,
+ours, (a)) one after the other, and the fastest of each over the rounds is kept (--repeats quiet rounds,
+at most --max-attempts). Every timed run records the CPU other processes used meanwhile (/proc/stat);
+runs taken while they used >= 0.15 of a core count as not quiet, and are kept only when no quiet run is.
 BLAS runs on one thread unless OPENBLAS_NUM_THREADS is set. Figures only: nothing is asserted.
 """
 
@@ -156,7 +158,7 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
     n_batches = len(batches(items, BATCH_SIZE))
 
     # (b) stage totals, each stage alone on this thread; (info) prepare alone on the pipeline's own number of
-    # threads -- how far threads scale it here. Each retried while other processes use the CPUs.
+    # threads -- how far threads scale it here.
     item_batches, input_batches = batches(items, BATCH_SIZE), None
 
     def prepare_serial():
@@ -178,17 +180,18 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
             for _ in pool.map(adapter.prepare_item_func, items):
                 pass
 
-    prep = quietest(prepare_serial, max_attempts)
-    pred = quietest(predict_serial, max_attempts)
-    sto = quietest(store_serial, max_attempts)
-    prep_threads = quietest(prepare_threads, max_attempts)
-    input_batches = outputs = None  # free the prepared inputs and the outputs
-    limit = max(prep.wall / workers_eff, pred.wall)
-    thread_limit = max(prep_threads.wall, pred.wall)
-
-    # ours and (a), alternating; runs during which other processes used the CPUs are retried
+    # every quantity measured in each round, side by side, so a drift of the machine's speed touches the
+    # limit and the pipelines alike; runs during which other processes used the CPUs are retried, and the
+    # fastest quiet run of each quantity is kept
     runs = {"ours": [], "seed": []}
+    stage_runs = {"prepare": [], "predict": [], "store": [], "prepare-threads": []}
     for _attempt in range(max_attempts):
+        for key, fn in (("prepare", prepare_serial), ("predict", predict_serial), ("store", store_serial),
+                        ("prepare-threads", prepare_threads)):
+            with C.CpuMeter() as meter:
+                fn()
+            stage_runs[key].append(meter)
+        input_batches = outputs = None  # free the prepared inputs and the outputs
         adapter.timings = []
         with C.CpuMeter() as meter:
             _items, annotations = adapter.predict_items(items)
@@ -200,8 +203,14 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
             stored = seed_way(adapter, items, BATCH_SIZE)
         runs["seed"].append((meter, None))
         assert len(stored) == n
-        if all(sum(quiet(m) for m, _ in r) >= repeats for r in runs.values()):
+        measured = [[m for m, _ in r] for r in runs.values()] + list(stage_runs.values())
+        if all(sum(map(quiet, meters)) >= repeats for meters in measured):
             break
+    prep, pred, sto, prep_threads = (min([m for m in meters if quiet(m)] or meters, key=lambda m: m.wall)
+                                     for meters in stage_runs.values())
+    limit = max(prep.wall / workers_eff, pred.wall)
+    thread_limit = max(prep_threads.wall, pred.wall)
+
     best = {}
     for key, r in runs.items():
         pool_ = [x for x in r if quiet(x[0])] or r
@@ -250,19 +259,6 @@ QUIET = 0.15  # other processes' cores below which a run counts as taken on a qu
 
 def quiet(meter) -> bool:
     return (meter.foreign_cores or 0.0) < QUIET
-
-
-def quietest(fn, max_attempts: int, wanted: int = 1):
-    """Run ``fn`` until ``wanted`` runs were taken on a quiet machine (at most ``max_attempts`` runs); the
-    CpuMeter of the fastest quiet run, else of the fastest run."""
-    meters = []
-    for _ in range(max_attempts):
-        with C.CpuMeter() as meter:
-            fn()
-        meters.append(meter)
-        if sum(map(quiet, meters)) >= wanted:
-            break
-    return min([m for m in meters if quiet(m)] or meters, key=lambda m: m.wall)
 
 
 def wait_idle(max_seconds: float) -> None:
