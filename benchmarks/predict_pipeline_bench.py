@@ -92,9 +92,16 @@ def build_adapter_class():
                 self.timings.append(("prepare", time.perf_counter() - t))
             return x
 
-        def _store_predictions(self, items, collections):
+        def _encode_predictions(self, items, collections):  # stamp + annotation rows, on the predicting thread
             t = time.perf_counter()
-            out = super()._store_predictions(items, collections)
+            out = super()._encode_predictions(items, collections)
+            if self.timings is not None:
+                self.timings.append(("store", time.perf_counter() - t))
+            return out
+
+        def _write_predictions(self, items, encoded):  # the SQLite transaction, on the writer thread
+            t = time.perf_counter()
+            out = super()._write_predictions(items, encoded)
             if self.timings is not None:
                 self.timings.append(("store", time.perf_counter() - t))
             return out

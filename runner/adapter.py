@@ -232,19 +232,28 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             metadata.setdefault("system", {})["model"] = {"model_id": model.id, "name": model.name,
                                                           "confidence": confidence}
 
-    def _store_predictions(self, items: list, collections: Sequence) -> list:
+    def _encode_predictions(self, items: list, collections: Sequence):
+        """Stamp and encode a batch's annotations: on the thread that predicted, so the writer thread,
+        which shares the interpreter lock with the model, mostly waits on I/O."""
         for item, collection in zip(items, collections, strict=True):
             if not isinstance(collection, (dl.AnnotationCollection, list)):
                 raise TypeError(f"predict must return one dl.AnnotationCollection per item, got "
                                 f"{type(collection).__name__}")
             self._stamp(item, collection)
-        return self.platform.store_predictions(self.model_entity, items, collections)
+        return self.platform.encode_predictions(self.model_entity, items, collections)
+
+    def _write_predictions(self, items: list, encoded) -> list:
+        return self.platform.write_predictions(self.model_entity, encoded)
+
+    def _store_predictions(self, items: list, collections: Sequence) -> list:
+        return self._write_predictions(items, self._encode_predictions(items, collections))
 
     def _predict_stream(self, items: Iterable, batch_size: int | None, keep: bool, **kwargs):
         self._require("predict", "predict_items")
         batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
-                                     lambda batch: self.predict(batch, **kwargs), self._store_predictions, keep)
+                                     lambda batch: self.predict(batch, **kwargs), self._write_predictions, keep,
+                                     encode=self._encode_predictions)
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
         """Predict in batches, store each item's annotations (replacing this model's earlier ones) and

@@ -2,7 +2,8 @@
 
 While batch *k* is in ``infer`` (the caller's thread), the items of batch *k+1* are being prepared
 on a thread pool (one chunk of the batch per thread) and batch *k-1* is being stored on a single
-writer thread. A batch that fails at any stage is recorded (item id → cause) and the run goes on;
+writer thread; encoding a batch for storage (Python work, under the interpreter lock) happens on
+the caller's thread right after ``infer``, so the writer mostly waits on I/O. A batch that fails at any stage is recorded (item id → cause) and the run goes on;
 memory holds a bounded number of batches whatever the number of items.
 """
 
@@ -113,15 +114,17 @@ class BatchRunner:
             self._prepare_pool = self._store_pool = None
 
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
-            infer: Callable[[list], Sequence[Any]], store: Callable[[list, Sequence[Any]], Any] | None,
-            keep_outputs: bool) -> BatchResult:
+            infer: Callable[[list], Sequence[Any]], store: Callable[[list, Any], Any] | None,
+            keep_outputs: bool, encode: Callable[[list, Sequence[Any]], Any] | None = None) -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
-        ``store(items, outputs)`` runs on the writer thread and its return replaces the outputs kept."""
+        ``encode(items, outputs)``, when given, runs right after it on the caller's thread (the
+        CPU-bound part of storing); ``store(items, encoded or outputs)`` runs on the writer thread and
+        its return replaces the outputs kept."""
         keep_freed_memory()
         with responsive_switching():
-            return self._run(items, batch_size, prepare, infer, store, keep_outputs)
+            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode)
 
-    def _run(self, items, batch_size, prepare, infer, store, keep_outputs) -> BatchResult:
+    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode) -> BatchResult:
         prepare_pool, store_pool = self._pools()
         result = BatchResult()
         pending_stores: deque[tuple[list, Future]] = deque()
@@ -165,6 +168,8 @@ class BatchRunner:
                 outputs = list(infer(inputs))
                 if len(outputs) != len(ready_items):
                     raise ValueError(f"returned {len(outputs)} results for a batch of {len(ready_items)} items")
+                if encode is not None and store is not None:
+                    outputs = encode(ready_items, outputs)
             except Exception as err:  # noqa: BLE001
                 logger.error("a batch of %d items failed: %s", len(ready_items), _cause(err))
                 result.failed.update({item.id: _cause(err) for item in ready_items})

@@ -69,6 +69,16 @@ class Platform(ABC):
                           collections: Sequence[dl.AnnotationCollection]) -> list[dl.Annotation]:
         """Replace the model's earlier annotations on ``items`` by ``collections`` (one per item)."""
 
+    def encode_predictions(self, model: dl.Model, items: Sequence[dl.Item],
+                           collections: Sequence[dl.AnnotationCollection]):
+        """The CPU-bound part of ``store_predictions``, run on the thread that predicted; returns what
+        ``write_predictions`` takes. By default there is nothing to do ahead."""
+        return items, collections
+
+    def write_predictions(self, model: dl.Model, encoded) -> list[dl.Annotation]:
+        """The rest of ``store_predictions``, on the writer thread."""
+        return self.store_predictions(model, *encoded)
+
     @abstractmethod
     def store_evaluation(self, model: dl.Model, dataset: dl.Dataset, metrics: dict) -> None:
         """Keep the metrics of an evaluation with the model."""

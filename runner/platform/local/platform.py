@@ -250,15 +250,22 @@ class LocalPlatform(Platform):
         return self.store.annotations_of([i.id for i in items], annotation_filters)
 
     def store_predictions(self, model, items, collections) -> list[dl.Annotation]:
-        jsons, out = [], []
+        return self.write_predictions(model, self.encode_predictions(model, items, collections))
+
+    def encode_predictions(self, model, items, collections) -> tuple[list[str], list[tuple], list[dl.Annotation]]:
+        rows, out = [], []
         for item, collection in zip(items, collections, strict=True):
             for annotation in collection:
                 data = new_annotation_json(annotation, item)
                 annotation.id = data["id"]
-                jsons.append(data)
+                rows.append(self.store.annotation_row(data))
                 out.append(annotation)
-        self.store.replace_model_annotations(model.name, [i.id for i in items], jsons)
-        return out
+        return [i.id for i in items], rows, out
+
+    def write_predictions(self, model, encoded) -> list[dl.Annotation]:
+        item_ids, rows, annotations = encoded
+        self.store.replace_model_annotation_rows(model.name, item_ids, rows)
+        return annotations
 
     # -- evaluations ---------------------------------------------------------------------------
 

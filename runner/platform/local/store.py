@@ -303,14 +303,14 @@ class Store:
         return json.loads(row[0])
 
     @staticmethod
-    def _annotation_row(ann: dict) -> tuple:
+    def annotation_row(ann: dict) -> tuple:
         model = ((ann.get("metadata") or {}).get("system") or {}).get("model") or {}
         return (ann["id"], ann["itemId"], ann["datasetId"], ann["type"], ann.get("label"), model.get("name"),
                 ann["createdAt"], json.dumps(ann))
 
     def insert_annotations(self, annotations: Sequence[dict]) -> None:
         """Insert annotation JSON (each with id, itemId, datasetId, type, createdAt)."""
-        rows = [self._annotation_row(a) for a in annotations]  # serialised before taking the write lock
+        rows = [self.annotation_row(a) for a in annotations]  # serialised before taking the write lock
         with self.write() as con:
             self._insert_annotation_rows(con, rows)
 
@@ -322,7 +322,7 @@ class Store:
     def update_annotations(self, annotations: Sequence[dict]) -> None:
         with self.write() as con:
             for a in annotations:
-                row = self._annotation_row(a)
+                row = self.annotation_row(a)
                 cur = con.execute("UPDATE annotations SET item_id=?, dataset_id=?, type=?, label=?, model_name=?, "
                                   "created_at=?, json=? WHERE id = ?", (*row[1:], row[0]))
                 if cur.rowcount == 0:
@@ -344,7 +344,11 @@ class Store:
     def replace_model_annotations(self, model_name: str, item_ids: Sequence[str], annotations: Sequence[dict]) -> None:
         """Delete the model's earlier annotations on these items and store the new ones, in one transaction:
         a rerun never duplicates, and a crash leaves the earlier ones."""
-        rows = [self._annotation_row(a) for a in annotations]  # serialised before taking the write lock
+        self.replace_model_annotation_rows(model_name, item_ids, [self.annotation_row(a) for a in annotations])
+
+    def replace_model_annotation_rows(self, model_name: str, item_ids: Sequence[str], rows: Sequence[tuple]) -> None:
+        """``replace_model_annotations`` with the rows already serialised (``annotation_row``), so the
+        write lock is held for the writes alone."""
         with self.write() as con:
             for chunk in _chunks(list(item_ids)):
                 con.execute(f"DELETE FROM annotations WHERE model_name = ? AND item_id IN ({','.join('?' * len(chunk))})",
