@@ -3,8 +3,9 @@
 While batch *k* is in ``infer`` (the caller's thread), the items of batch *k+1* are being prepared
 on a thread pool (one chunk of the batch per thread) and batch *k-1* is being stored on a single
 writer thread; encoding a batch for storage (Python work, under the interpreter lock) happens on
-the caller's thread right after ``infer``, so the writer mostly waits on I/O. A batch that fails at any stage is recorded (item id → cause) and the run goes on;
-memory holds a bounded number of batches whatever the number of items.
+the caller's thread right after ``infer``, so the writer mostly waits on I/O. A batch that fails at
+any stage is recorded (item id → cause) and the run goes on; memory holds a bounded number of
+batches whatever the number of items.
 """
 
 from __future__ import annotations
