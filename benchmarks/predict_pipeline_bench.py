@@ -213,15 +213,11 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
         measured = [[m for m, _ in r] for r in runs.values()] + list(stage_runs.values())
         if all(sum(map(quiet, meters)) >= repeats for meters in measured):
             break
-    prep, pred, sto, prep_threads = (min([m for m in meters if quiet(m)] or meters, key=lambda m: m.wall)
-                                     for meters in stage_runs.values())
+    prep, pred, sto, prep_threads = (fastest(meters) for meters in stage_runs.values())
     limit = max(prep.wall / workers_eff, pred.wall)
     thread_limit = max(prep_threads.wall, pred.wall)
 
-    best = {}
-    for key, r in runs.items():
-        pool_ = [x for x in r if quiet(x[0])] or r
-        best[key] = min(pool_, key=lambda x: x[0].wall)
+    best = {key: fastest(r, meter=lambda run: run[0]) for key, r in runs.items()}
     (ours_m, inside), (seed_m, _) = best["ours"], best["seed"]
     ours, seed = ours_m.wall, seed_m.wall
     n_quiet = {k: sum(quiet(m) for m, _ in r) for k, r in runs.items()}
@@ -262,6 +258,11 @@ def measure_variant(label, adapter, platform, dataset, items, repeats, max_attem
 
 
 QUIET = 0.15  # other processes' cores below which a run counts as taken on a quiet machine
+
+
+def fastest(runs: list, meter=lambda run: run):
+    """The fastest run taken on a quiet machine, else the fastest of all."""
+    return min([r for r in runs if quiet(meter(r))] or runs, key=lambda r: meter(r).wall)
 
 
 def quiet(meter) -> bool:
