@@ -3,9 +3,10 @@
 A model allocates the same large buffers for every batch. With glibc's adaptive defaults, freeing
 them can hand the pages back to the kernel (the heap top is trimmed past twice the adaptive mmap
 threshold), and the next batch faults them in again. On the benchmark machine that churn cost up to
-a third of a prediction run's CPU time, all of it in the kernel (benchmarks/README.md). Fixed
-thresholds, as PyTorch's CPU performance guide advises, keep the buffers for reuse: memory then
-stays at the run's peak instead of being returned between batches.
+a third of a prediction run's CPU time, all of it in the kernel (benchmarks/README.md). PyTorch's
+CPU tuning guide suggests preloading jemalloc or TCMalloc for this; fixed glibc thresholds give
+the same reuse with no library to install. Memory then stays at the run's peak instead of being
+returned between batches.
 """
 
 from __future__ import annotations
