@@ -192,20 +192,14 @@ class SweepReport(Callback):
         self.done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        except Exception as err:  # noqa: BLE001 - a report must never stop the sweep
-            logger.warning("no sweep report: hydra.sweep.dir cannot be resolved: %s", err)
-            return
-        atexit.register(self._at_exit)
+        self.sweep_dir = _sweep_dir(config)
+        if self.sweep_dir is not None:
+            atexit.register(self._at_exit)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            folder = self.sweep_dir or Path(str(config.hydra.sweep.dir))
-        except Exception as err:  # noqa: BLE001
-            logger.warning("no sweep report: hydra.sweep.dir cannot be resolved: %s", err)
-            return
-        self._build(folder)
+        folder = self.sweep_dir or _sweep_dir(config)
+        if folder is not None:
+            self._build(folder)
 
     def _at_exit(self) -> None:
         if not self.done and self.sweep_dir is not None:
@@ -219,6 +213,14 @@ class SweepReport(Callback):
             sys.stdout.flush()
         except Exception as err:  # noqa: BLE001 - the sweep's own outcome stands; the report is extra
             logger.warning("the sweep report of %s was not written: %s: %s", folder, type(err).__name__, err)
+
+
+def _sweep_dir(config: DictConfig) -> Path | None:
+    try:
+        return Path(str(config.hydra.sweep.dir))
+    except Exception as err:  # noqa: BLE001 - a report must never stop the sweep
+        logger.warning("no sweep report: hydra.sweep.dir cannot be resolved: %s", err)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
