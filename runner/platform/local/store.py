@@ -155,7 +155,7 @@ class Store:
                                  (project_id, name)).fetchone()
             if exists:
                 raise AlreadyExistsError(f"dataset {name!r} already exists in the local platform",
-                                  fix="use the existing dataset, or choose another name")
+                                         fix="use the existing dataset, or choose another name")
             dataset_id = new_id()
             con.execute("INSERT INTO datasets (id, project_id, name, created_at, labels) VALUES (?, ?, ?, ?, ?)",
                         (dataset_id, project_id, name, now_iso(), json.dumps(labels or [])))
@@ -375,7 +375,7 @@ class Store:
         with self.write() as con:
             if con.execute("SELECT 1 FROM models WHERE project_id = ? AND name = ?", (project_id, model["name"])).fetchone():
                 raise AlreadyExistsError(f"a model named {model['name']!r} already exists in this project",
-                                  fix="choose another model name, or load the existing model")
+                                         fix="choose another model name, or load the existing model")
             con.execute("INSERT INTO models (id, project_id, dataset_id, name, status, cloned_from, created_at, "
                         "updated_at, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (model["id"], project_id, model.get("datasetId"), model["name"], model["status"],
