@@ -39,6 +39,8 @@ if _ROOT not in sys.path:
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import runner  # noqa: E402,F401  (before dtlpy: claims its logger, see runner/dtlpy_logger.py)
+
 
 def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import warnings
 
+from .dtlpy_logger import claim_dtlpy_logger
+
 __version__ = "0.1.0"
+
+claim_dtlpy_logger()  # before anything imports dtlpy: see runner/dtlpy_logger.py
 
 # conf/hydra/launcher/<name>.yaml sets a few keys of the launcher plugin's schema of the same name;
 # Hydra merges the file over that schema (so typos are caught) and warns that it does. Here, not in
