@@ -21,7 +21,17 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
+from .gc_control import collection_paused
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
+from .reporting import (
+    RunRecord,
+    metrics_table,
+    model_summary,
+    plot_confusion_matrix,
+    plot_pr_curves,
+    plot_training_curves,
+    write_json,
+)
 from .resolvers import register_resolvers
 
 logger = logging.getLogger("runner")
@@ -258,11 +268,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     """Run the configured pipeline; ``run.json`` in the run folder records how it ended (a sweep
     report reads it), whether it succeeded or raised."""
-    from .reporting import RunRecord
-
     record = RunRecord(Path(output_dir))
     try:
-        objective, model = _run(cfg, Path(output_dir), record)
+        with collection_paused():  # the adapter's module loads its libraries here: see runner/gc_control.py
+            the_plan = plan(cfg)
+        objective, model = _run(cfg, the_plan, Path(output_dir), record)
     except BaseException as err:
         record.failed(err)
         raise
@@ -270,17 +280,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     return objective
 
 
-def _run(cfg: DictConfig, output_dir: Path, record) -> tuple[float | None, Any]:
-    from .reporting import (
-        metrics_table,
-        model_summary,
-        plot_confusion_matrix,
-        plot_pr_curves,
-        plot_training_curves,
-        write_json,
-    )
-
-    the_plan = plan(cfg)
+def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -> tuple[float | None, Any]:
     objective_spec = the_plan.settings.get("objective") or {}
     record.objective = {"metric": objective_spec.get("metric"), "direction": objective_spec.get("direction", "maximize")}
     settings, steps = the_plan.settings, the_plan.steps

@@ -9,6 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from .gc_control import collection_paused, freeze_heap, thaw_heap
 from .resolvers import register_resolvers
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -51,13 +52,13 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .app import run
     from .errors import RunnerError
 
-    # dtlpy logs at DEBUG to its own handlers; keep that out of the run log
-    logging.getLogger("dtlpy").propagate = False
     hydra_config = HydraConfig.get()
+    thaw_heap()  # what the last job in this process left is collectable again
     try:
+        with collection_paused():  # dtlpy and scikit-learn load here
+            from .app import run
         return run(cfg, hydra_config.runtime.output_dir)
     except RunnerError as err:
         logging.getLogger("runner").error("%s", err)
@@ -66,6 +67,8 @@ def main(cfg: DictConfig) -> float | None:
             # the launcher marks this job failed and the sweep goes on (its sweeper decides when to stop)
             raise
         raise SystemExit(2) from None
+    finally:
+        freeze_heap()  # the process may end after this job: its exit then skips a pass over the whole heap
 
 
 def entry() -> None:
