@@ -27,6 +27,7 @@ from typing import Any
 
 from .batching import BatchRunner
 from .errors import ConfigError, PredictionError
+from .gc_control import collection_paused, freeze_heap, thaw_heap
 from .platform import Platform
 
 logger = logging.getLogger("runner.sharding")
@@ -189,12 +190,21 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
 
 
 def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
-    """In a worker: predict the task's pages; returns (items predicted, failed item id -> cause)."""
-    adapter = _loaded_adapter(task)
-    dataset = adapter.platform.get_dataset(task.dataset_id)
-    result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
-                                   **task.predict_kwargs)
-    return result.processed, result.failed
+    """In a worker: predict the task's pages; returns (items predicted, failed item id -> cause).
+
+    As a CLI job does (runner/gc_control.py): the collector paused while the adapter's libraries
+    load, and the heap frozen between shards, so the pool's shutdown does not wait for the worker's
+    exit to scan it."""
+    thaw_heap()
+    try:
+        with collection_paused():
+            adapter = _loaded_adapter(task)
+        dataset = adapter.platform.get_dataset(task.dataset_id)
+        result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
+                                       **task.predict_kwargs)
+        return result.processed, result.failed
+    finally:
+        freeze_heap()
 
 
 # one loaded adapter per worker process and model: a process that runs several shards loads once

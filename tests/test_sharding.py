@@ -3,13 +3,15 @@ one process stores, never duplicate, and report every failed item id."""
 
 from __future__ import annotations
 
+import gc
+
 import dtlpy as dl
 import pytest
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner.data import import_digits
 from runner.errors import ConfigError, PredictionError
-from runner.sharding import Sharding, plan_shards
+from runner.sharding import Sharding, ShardTask, plan_shards, run_shard
 from tests.sample_adapters import ConfiguredFlakyAdapter
 
 ALL_BUT_TEST = {"filter": {"dir": {"$ne": "/test"}}}
@@ -85,6 +87,25 @@ def test_two_worker_processes_store_what_one_process_stores(platform, trained):
     # the keyword overrides the adapter's setting; the test items were not predicted before
     assert adapter.predict_dataset(dataset, filters=SUBSETS["test"], workers=3) == 269
     assert platform.store.count_annotations(dataset.id, model.name) == 1528 + 269
+
+
+def test_a_worker_shard_leaves_the_heap_frozen_and_the_next_shard_still_runs(platform, trained):
+    dataset, model = trained
+    page_size, shards = plan_shards(platform.count_items(dataset, SUBSETS["test"]), 2)
+    tasks = [ShardTask(platform, SklearnImageClassifier, model.id, dataset.id, SUBSETS["test"], pages, page_size, 16,
+                       1, "", {}) for pages in shards[:2]]
+    try:
+        assert run_shard(tasks[0])[0] == page_size * len(tasks[0].pages)
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # a worker that exits now skips the collector's pass over them
+        assert gc.isenabled()
+        gc.collect()
+        assert gc.get_freeze_count() == frozen  # out of the collector's reach until the next shard
+        processed, failed = run_shard(tasks[1])
+        assert (processed, failed) == (page_size * len(tasks[1].pages), {})
+        assert platform.store.count_annotations(dataset.id, model.name) == page_size * (len(tasks[0].pages) + len(tasks[1].pages))
+    finally:
+        gc.unfreeze()
 
 
 def test_failed_items_of_every_shard_are_reported_and_the_rest_stored(platform):
