@@ -133,6 +133,9 @@ def plan(cfg: DictConfig) -> Plan:
             raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {names}",
                               where=f"pipeline.{key}",
                               fix="name a subset of the chosen subsets group, or null for every item")
+    if not isinstance(settings["pipeline"].get("cleanup", False), bool):
+        raise ConfigError(f"pipeline.cleanup is {settings['pipeline']['cleanup']!r}, not true or false",
+                          where="pipeline.cleanup", fix="pipeline.cleanup=true or pipeline.cleanup=false")
     from .sharding import Sharding
 
     try:
@@ -314,7 +317,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     for step in steps:
         logger.info("step %s: model %s (%s)", step, model.name, model.id)
         if step == "train":
-            adapter.train_model(model)
+            adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
         elif step == "evaluate":
             metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))
         elif step == "predict":

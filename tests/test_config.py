@@ -296,6 +296,19 @@ def test_each_training_run_creates_its_own_model_version(tmp_path, dataloop_home
         assert [a.local_path for a in stored.artifacts.list()] == ["model.skops"]
 
 
+def test_pipeline_cleanup_deletes_the_training_data_copy_and_keeps_the_artifacts(tmp_path, dataloop_home):
+    _, kept = run(tmp_path, "kept", "pipeline=train")
+    _, cleaned = run(tmp_path, "cleaned", "pipeline=train", "pipeline.cleanup=true")
+    platform = platform_at(dataloop_home)
+    for out, copies in ((kept, 1), (cleaned, 0)):
+        version = read_json(out / "model.json")
+        folder = dataloop_home / "model_data" / f"{version['id']}_{version['name']}"
+        assert len(list(folder.glob("*/datasets/*/train/json"))) == copies
+        stored = platform.get_model(model_id=version["id"])
+        assert stored.status == "trained"
+        assert [a.local_path for a in stored.artifacts.list()] == ["model.skops"]
+
+
 # -- bad configs ---------------------------------------------------------------------------------
 
 BAD_CONFIGS = {
@@ -308,6 +321,7 @@ BAD_CONFIGS = {
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
                      ["empty", "/nowhere"]),
     "unknown-objective": (["objective.metric=nope_score"], ConfigError, ["nope_score", "objective.metric"]),
+    "cleanup-not-a-bool": (["pipeline.cleanup=sometimes"], ConfigError, ["sometimes", "pipeline.cleanup", "true"]),
     "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
                                   ["no-such-model"]),
 }
