@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from .gc_control import collection_paused, freeze_heap, thaw_heap
+from .gc_control import collection_paused, job_heap
 from .resolvers import register_resolvers
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -55,20 +55,18 @@ def main(cfg: DictConfig) -> float | None:
     from .errors import RunnerError
 
     hydra_config = HydraConfig.get()
-    thaw_heap()  # what the last job in this process left is collectable again
-    try:
-        with collection_paused():  # dtlpy and scikit-learn load here
-            from .app import run
-        return run(cfg, hydra_config.runtime.output_dir)
-    except RunnerError as err:
-        logging.getLogger("runner").error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        if hydra_config.mode == RunMode.MULTIRUN:
-            # the launcher marks this job failed and the sweep goes on (its sweeper decides when to stop)
-            raise
-        raise SystemExit(2) from None
-    finally:
-        freeze_heap()  # the process may end after this job: its exit then skips a pass over the whole heap
+    with job_heap():  # the process may end after this job: its exit then skips a pass over the heap
+        try:
+            with collection_paused():  # dtlpy and scikit-learn load here
+                from .app import run
+            return run(cfg, hydra_config.runtime.output_dir)
+        except RunnerError as err:
+            logging.getLogger("runner").error("%s", err)
+            print(f"error: {err}", file=sys.stderr)
+            if hydra_config.mode == RunMode.MULTIRUN:
+                # the launcher marks this job failed and the sweep goes on (its sweeper decides when to stop)
+                raise
+            raise SystemExit(2) from None
 
 
 def entry() -> None:

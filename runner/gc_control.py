@@ -30,9 +30,12 @@ def collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-def thaw_heap() -> None:
+@contextmanager
+def job_heap() -> Iterator[None]:
+    """Around one job of a process that may run more jobs, or exit right after this one: the heap
+    the last job froze is thawed first, and frozen again when this one ends."""
     gc.unfreeze()
-
-
-def freeze_heap() -> None:
-    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.freeze()

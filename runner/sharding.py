@@ -27,7 +27,7 @@ from typing import Any
 
 from .batching import BatchRunner
 from .errors import ConfigError, PredictionError
-from .gc_control import collection_paused, freeze_heap, thaw_heap
+from .gc_control import collection_paused, job_heap
 from .platform import Platform
 
 logger = logging.getLogger("runner.sharding")
@@ -195,16 +195,13 @@ def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
     As a CLI job does (runner/gc_control.py): the collector paused while the adapter's libraries
     load, and the heap frozen between shards, so the pool's shutdown does not wait for the worker's
     exit to scan it."""
-    thaw_heap()
-    try:
+    with job_heap():
         with collection_paused():
             adapter = _loaded_adapter(task)
         dataset = adapter.platform.get_dataset(task.dataset_id)
         result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
                                        **task.predict_kwargs)
         return result.processed, result.failed
-    finally:
-        freeze_heap()
 
 
 # one loaded adapter per worker process and model: a process that runs several shards loads once

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from runner.gc_control import collection_paused
+from runner.gc_control import collection_paused, job_heap
 
 PROBE = '''
 import gc, json, os
@@ -50,6 +50,21 @@ def test_collection_paused_restores_the_collectors_state():
         assert not gc.isenabled()  # it was off before: left off
     finally:
         gc.enable()
+
+
+def test_job_heap_thaws_first_and_freezes_at_the_end_even_when_the_job_raises():
+    kept = [[] for _ in range(1000)]  # noqa: F841 - objects the collector tracks, alive across both jobs
+    try:
+        for _ in range(2):
+            try:
+                with job_heap():
+                    assert gc.get_freeze_count() == 0
+                    raise RuntimeError("a job that fails")
+            except RuntimeError:
+                pass
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
 
 
 def test_cli_jobs_pause_freeze_and_thaw_the_collector(tmp_path):
