@@ -62,6 +62,19 @@ PREPARE_WORKERS = 4
 SIDE = 128  # prepare resizes to SIDE x SIDE; the predict input is SIDE*SIDE*3 floats per item
 
 
+def resized_and_blurred(array: np.ndarray) -> np.ndarray:
+    """The balanced prepare after decoding: few, long GIL-free C calls (short ones, small numpy ops or PIL on
+    tiny images, hand the GIL back and forth between the threads and get slower, not faster, on more threads)."""
+    return np.asarray(Image.fromarray(array).resize((SIDE, SIDE), Image.BICUBIC).filter(ImageFilter.GaussianBlur(3)))
+
+
+def scores_of(inputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The balanced predict's arithmetic on a (batch, D) float32 array, normalised in place."""
+    inputs -= 127.5
+    inputs *= 1 / 64.0
+    return inputs @ weights
+
+
 def build_adapter_class():
     import dtlpy as dl
 
@@ -90,11 +103,8 @@ def build_adapter_class():
             if self.prepare_mode == "trivial":
                 x = self._ready
             else:
-                # few, long GIL-free C calls: short ones (small numpy ops, PIL on tiny images) hand the GIL
-                # back and forth between the threads and get slower, not faster, on more threads
-                array = super().prepare_item_func(item)  # the runner's default: item bytes -> PIL decode -> HWC uint8
-                image = Image.fromarray(array).resize((SIDE, SIDE), Image.BICUBIC).filter(ImageFilter.GaussianBlur(3))
-                x = np.asarray(image)
+                # the runner's default (item bytes -> PIL decode -> HWC uint8), then the real work
+                x = resized_and_blurred(super().prepare_item_func(item))
             if self.timings is not None:
                 self.timings.append(("prepare", time.perf_counter() - t))
             return x
@@ -123,10 +133,7 @@ def build_adapter_class():
         def _predict(self, batch):
             n = len(batch)
             if self.predict_mode == "real":
-                inputs = np.stack(batch).reshape(n, -1).astype(np.float32)
-                inputs -= 127.5
-                inputs *= 1 / 64.0
-                scores = inputs @ self.weights
+                scores = scores_of(np.stack(batch).reshape(n, -1).astype(np.float32), self.weights)
                 classes = np.argmax(scores[:, :len(self.labels)], axis=1)
                 confidences = 1 / (1 + np.exp(-scores[:, 0] * 1e-3))
             else:
@@ -282,8 +289,7 @@ def _prepare_rate(png: bytes, seconds: float) -> float:
     """Items per second of the balanced prepare (decode, resize, blur), alone in its process."""
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        array = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-        np.asarray(Image.fromarray(array).resize((SIDE, SIDE), Image.BICUBIC).filter(ImageFilter.GaussianBlur(3)))
+        resized_and_blurred(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
         n += 1
     return n / seconds
 
@@ -295,9 +301,7 @@ def _predict_rate(k: int, seconds: float) -> float:
     batch = np.random.default_rng(3).integers(0, 256, (BATCH_SIZE, dim)).astype(np.float32)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        inputs = batch - 127.5
-        inputs *= 1 / 64.0
-        inputs @ weights
+        scores_of(batch.copy(), weights)
         n += 1
     return n / seconds
 
