@@ -1,5 +1,5 @@
-"""The garbage collector around CLI jobs: paused while the adapter's module loads, on while the job
-runs, the heap frozen when a job ends and thawed when the next job in the process starts."""
+"""The garbage collector around CLI jobs: paused while the adapter's module loads, then on with the
+libraries' objects frozen, a job's garbage collected when it ends and what it keeps frozen."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import weakref
 
 from runner.gc_control import collection_paused, job_heap
 
 PROBE = '''
-import gc, json, os
+import gc, json, os, weakref
 from adapters.sklearn_classifier import SklearnImageClassifier
 
 def _note(**fields):
@@ -21,10 +22,17 @@ def _note(**fields):
         f.write(json.dumps(fields) + "\\n")
 
 _note(at="import", enabled=gc.isenabled())
+_cycles = []  # a weak reference to a reference cycle each job leaves as garbage
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
 
 class Probe(SklearnImageClassifier):
     def train(self, data_path, output_path, **kwargs):
-        _note(at="train", enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+        _note(at="train", enabled=gc.isenabled(), frozen=gc.get_freeze_count() > 100_000,
+              earlier_garbage_alive=[ref() is not None for ref in _cycles])
+        _cycles.append(weakref.ref(_Cycle()))
         return super().train(data_path, output_path, **kwargs)
 '''
 
@@ -52,22 +60,44 @@ def test_collection_paused_restores_the_collectors_state():
         gc.enable()
 
 
-def test_job_heap_thaws_first_and_freezes_at_the_end_even_when_the_job_raises():
-    kept = [[] for _ in range(1000)]  # noqa: F841 - objects the collector tracks, alive across both jobs
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+def _frozen(obj) -> bool:
+    """Out of the collector's reach: gc.get_objects() lists every tracked object except the frozen."""
+    return not any(tracked is obj for tracked in gc.get_objects())
+
+
+def test_job_heap_freezes_what_is_alive_and_collects_the_jobs_garbage_even_when_it_raises():
+    before_job = [[]]
     try:
-        for _ in range(2):
-            try:
-                with job_heap():
-                    assert gc.get_freeze_count() == 0
-                    raise RuntimeError("a job that fails")
-            except RuntimeError:
-                pass
-            assert gc.get_freeze_count() > 1000
+        gc.unfreeze()
+        try:
+            with job_heap():
+                assert _frozen(before_job)  # out of reach of the job's passes
+                with collection_paused():  # a library loading inside the job: frozen once loaded
+                    library = [[]]
+                assert _frozen(library) and gc.isenabled()
+                kept = [[]]
+                cycle = _Cycle()
+                garbage = weakref.ref(cycle)
+                del cycle
+                assert not _frozen(kept)
+                raise RuntimeError("a job that fails")
+        except RuntimeError:
+            pass
+        assert garbage() is None  # collected when the job ended, not frozen with what it kept
+        assert _frozen(kept) and gc.isenabled()
+        with collection_paused():  # outside a job: the pause alone
+            outside = [[]]
+        assert not _frozen(outside) and gc.isenabled()
     finally:
         gc.unfreeze()
 
 
-def test_cli_jobs_pause_freeze_and_thaw_the_collector(tmp_path):
+def test_cli_jobs_run_with_their_libraries_frozen_and_collect_their_garbage(tmp_path):
     (tmp_path / "gc_probe.py").write_text(PROBE)
     notes = tmp_path / "notes.jsonl"
     env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl"), "GC_PROBE": str(notes),
@@ -77,10 +107,10 @@ def test_cli_jobs_pause_freeze_and_thaw_the_collector(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     seen = [json.loads(line) for line in notes.read_text().splitlines()]
     # the module loads once, in the first job's plan, with the collector paused; each job trains
-    # with it on and nothing frozen: the second job thawed what the first froze
+    # with it on and the libraries frozen; the first job's garbage was collected when it ended
     assert seen == [{"at": "import", "enabled": False},
-                    {"at": "train", "enabled": True, "frozen": 0},
-                    {"at": "train", "enabled": True, "frozen": 0}]
+                    {"at": "train", "enabled": True, "frozen": True, "earlier_garbage_alive": []},
+                    {"at": "train", "enabled": True, "frozen": True, "earlier_garbage_alive": [False]}]
     [after] = [line for line in result.stdout.splitlines() if line.startswith("after ")]
     _, enabled, frozen = after.split()
     assert enabled == "True"
