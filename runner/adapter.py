@@ -23,7 +23,7 @@ from PIL import Image
 from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration
 from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
-from .paths import dataloop_path
+from .paths import checked_model_name, dataloop_path, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
 from .sharding import Sharding, predict_in_shards
@@ -152,7 +152,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             self.model_entity = model_entity
         self._require("load", "load_from_model")
         if local_path is None:
-            local_path = dataloop_path() / "models" / self.model_entity.name
+            local_path = model_folder(self.model_entity.name)
             if overwrite:  # the runner's own folder: files of an earlier artifact set must not linger
                 shutil.rmtree(local_path, ignore_errors=True)
         self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
@@ -180,7 +180,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         """Write every model subset to ``data_path/<subset>/{items,json}``, then ``convert_from_dtlpy``."""
         model = self.model_entity
         if root_path is None:
-            root_path = _unique_timestamp_dir(dataloop_path() / "model_data" / f"{model.id}_{model.name}")
+            root_path = _unique_timestamp_dir(dataloop_path() / "model_data" / f"{model.id}_{checked_model_name(model.name)}")
         root_path = Path(root_path)
         data_path = Path(data_path) if data_path is not None else root_path / "datasets" / dataset.id
         output_path = Path(output_path) if output_path is not None else root_path / "output"

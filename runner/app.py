@@ -23,6 +23,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
 from .gc_control import collection_paused
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
+from .paths import is_folder_name
 from .reporting import (
     RunRecord,
     metrics_table,
@@ -77,6 +78,8 @@ def plan(cfg: DictConfig) -> Plan:
     for key in ("platform", "dataset", "adapter", "model", "subsets", "pipeline"):
         if not isinstance(settings.get(key), dict):
             raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
+
+    _check_scalars(settings)
 
     steps = list(settings["pipeline"].get("steps") or [])
     unknown = [s for s in steps if s not in STEPS]
@@ -144,6 +147,30 @@ def plan(cfg: DictConfig) -> Plan:
         raise ConfigError(f"the sharding settings are not valid: {err}", where="sharding",
                           fix="use the keys workers, backend and ray_address") from None
     return Plan(settings, steps, adapter_class, metric_functions, sharding)
+
+
+def _check_scalars(settings: dict) -> None:
+    """The top-level values every step uses: a bad one would otherwise fail, or score wrong, only
+    after a model version was trained."""
+    def whole(key: str, minimum: int | None, example: str) -> None:
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+            bound = f" of at least {minimum}" if minimum is not None else ""
+            raise ConfigError(f"{key} is {value!r}, not a whole number{bound}", where=key, fix=f"e.g. {example}")
+
+    if "batch_size" in settings:
+        whole("batch_size", 1, "batch_size=32")
+    if "seed" in settings:
+        whole("seed", None, "seed=0")
+    direction = (settings.get("objective") or {}).get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"objective.direction is {direction!r}, not maximize or minimize", where="objective.direction",
+                          fix="objective.direction=maximize or objective.direction=minimize")
+    name = settings["model"].get("name")
+    if not is_folder_name(name):
+        raise ConfigError(f"model.name is {name!r}: a model's name names its folders, so it must be a non-empty "
+                          "name without '/', '\\' or a NUL", where="model.name",
+                          fix="model.name=<name>, e.g. model.name=digits-cnn")
 
 
 _SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))

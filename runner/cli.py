@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -55,18 +58,53 @@ def main(cfg: DictConfig) -> float | None:
     from .errors import RunnerError
 
     hydra_config = HydraConfig.get()
+    multirun = hydra_config.mode == RunMode.MULTIRUN
     with job_heap():  # the process may end after this job: its exit then skips a pass over the heap
         try:
             with collection_paused():  # dtlpy and scikit-learn load here
                 from .app import run
             return run(cfg, hydra_config.runtime.output_dir)
         except RunnerError as err:
-            logging.getLogger("runner").error("%s", err)
+            _to_log_file(logging.ERROR, "%s", err)
             print(f"error: {err}", file=sys.stderr)
-            if hydra_config.mode == RunMode.MULTIRUN:
+            if multirun:
                 # the launcher marks this job failed and the sweep goes on (its sweeper decides when to stop)
                 raise
             raise SystemExit(2) from None
+        except Exception as err:
+            if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            # raised by an adapter or a library: the message and where it was raised here, the whole
+            # traceback in the run's log
+            log = _to_log_file(logging.ERROR, "the run failed", exc_info=err)
+            frame = traceback.extract_tb(err.__traceback__)[-1]
+            print(f"error: {type(err).__name__}: {err}\n  where: {frame.filename}:{frame.lineno} in {frame.name}"
+                  f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def _to_log_file(level: int, message: str, *args, exc_info: BaseException | None = None) -> str | None:
+    """Log to the job's log file only (the console gets one message on stderr instead); returns its path."""
+    logger = logging.getLogger("runner")
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, args,
+                               (type(exc_info), exc_info, exc_info.__traceback__) if exc_info else None)
+    path = None
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+            path = handler.baseFilename
+    return path
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit) turned into an exception, so a run ends as an
+    interrupted one does: the run and the model version are marked failed, a checkpoint is saved."""
+
+    signal = signal.SIGTERM
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def entry() -> None:
@@ -75,8 +113,10 @@ def entry() -> None:
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
-    main()
-
-
-if __name__ == "__main__":
-    entry()
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        main()
+    except KeyboardInterrupt as err:
+        stopped_by = getattr(err, "signal", signal.SIGINT)
+        print(f"interrupted ({stopped_by.name}): the run stopped; run.json records it as failed", file=sys.stderr)
+        raise SystemExit(128 + stopped_by) from None

@@ -13,3 +13,25 @@ def dataloop_path() -> Path:
 
 def default_local_root() -> Path:
     return dataloop_path() / "local"
+
+
+def is_folder_name(name) -> bool:
+    """A name that is one folder of a path: not empty, no separator, not ``.`` or ``..``."""
+    return (isinstance(name, str) and bool(name.strip()) and name not in (".", "..")
+            and not any(c in name for c in "/\\\0"))
+
+
+def checked_model_name(name: str) -> str:
+    """``name``, if it can name a model's folders (artifacts, exported data); else an ArtifactError."""
+    if not is_folder_name(name):
+        from .errors import ArtifactError
+
+        raise ArtifactError(f"model name {name!r} cannot name a folder: the model's artifacts and data would be "
+                            f"written outside {dataloop_path()}", where=f"model {name!r}",
+                            fix="give the model a name without '/', '\\' or a NUL")
+    return name
+
+
+def model_folder(name: str) -> Path:
+    """``DATALOOP_PATH/models/<name>``, where a model's artifacts are loaded (the folder emptied first)."""
+    return dataloop_path() / "models" / checked_model_name(name)

@@ -110,6 +110,21 @@ def test_load_from_model_places_artifacts_under_dataloop_path(model, digits):
     assert adapter.model is not None
 
 
+@pytest.mark.parametrize("name", ["../../elsewhere", "a/b", "..", ""])
+def test_a_model_name_that_is_not_one_folder_is_refused_before_any_file_is_touched(platform, digits, name):
+    outside = dataloop_path().parent / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept")
+    model = platform.create_model(name, digits, configuration={"batch_size": 32}, subsets=SUBSETS)
+    adapter = SklearnImageClassifier()
+    with pytest.raises(ArtifactError, match="cannot name a folder"):
+        adapter.train_model(model)  # load_from_model empties the artifacts folder first
+    with pytest.raises(ArtifactError, match="cannot name a folder"):
+        adapter.prepare_data(digits)
+    assert (outside / "keep.txt").read_text() == "kept"
+    assert not (dataloop_path() / "model_data").exists()
+
+
 def test_predict_rerun_replaces_this_models_annotations(platform, digits, model):
     adapter = SklearnImageClassifier()
     adapter.train_model(model)

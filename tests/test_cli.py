@@ -226,3 +226,41 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     assert "Traceback" not in result.stderr
     # found before anything is written to the platform
     assert not (tmp_path / "dl" / "local").exists()
+
+
+def test_an_adapters_error_is_one_message_with_the_traceback_in_the_runs_log(tmp_path):
+    result = dlrun(tmp_path, "adapter=torch_cnn", "adapter.configuration.optimizer=adamw", "hydra.run.dir=run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ValueError: model configuration 'optimizer' must be one of"), result.stderr
+    assert "where: " in result.stderr and "torch_classifier.py" in result.stderr
+    log = tmp_path / "run" / "dlrun.log"
+    assert f"traceback: {log}" in result.stderr
+    assert "Traceback (most recent call last)" in log.read_text()
+    assert read_json(tmp_path / "run" / "run.json")["status"] == "failed"
+
+
+def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    process = subprocess.Popen([sys.executable, "-m", "runner", "adapter=torch_cnn",
+                                "adapter.configuration.epochs=500", "hydra.run.dir=run"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run" / "dlrun.log"
+    try:
+        for line in iter(process.stdout.readline, ""):  # training has started: a checkpoint exists
+            if "epoch 2/500 done" in line:
+                break
+        process.terminate()
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + 15, stderr
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    record = read_json(tmp_path / "run" / "run.json")
+    assert record["status"] == "failed" and record["error"]["type"] == "Terminated"
+    assert "epoch 2/500 done" in log.read_text()
+    from runner.platform.local import LocalPlatform
+
+    model = LocalPlatform(tmp_path / "dl" / "local").get_model(record["model"]["id"])
+    assert model.status == "failed"
+    assert "last.pt" in [a.local_path for a in model.artifacts.list()]  # the checkpoint to resume from

@@ -324,6 +324,14 @@ BAD_CONFIGS = {
     "cleanup-not-a-bool": (["pipeline.cleanup=sometimes"], ConfigError, ["sometimes", "pipeline.cleanup", "true"]),
     "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
                                   ["no-such-model"]),
+    # a batch size of 0 predicted nothing and scored 0.0; the others failed after training
+    "batch-size-zero": (["batch_size=0"], ConfigError, ["batch_size is 0", "where: batch_size"]),
+    "batch-size-not-a-number": (["batch_size=abc"], ConfigError, ["'abc'", "batch_size=32"]),
+    "batch-size-null": (["batch_size=null"], ConfigError, ["None", "batch_size"]),
+    "seed-not-whole": (["seed=1.5"], ConfigError, ["seed is 1.5", "seed=0"]),
+    "direction-unknown": (["objective.direction=up"], ConfigError, ["'up'", "objective.direction=minimize"]),
+    "model-name-escapes": (["model.name=../../elsewhere"], ConfigError, ["'../../elsewhere'", "model.name"]),
+    "model-name-empty": (["model.name="], ConfigError, ["model.name is ''"]),
 }
 
 

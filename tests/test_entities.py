@@ -146,6 +146,17 @@ def test_missing_records_give_clear_errors(platform):
         platform.get_model(name="nope")
 
 
+def test_a_missing_model_suggests_the_closest_names_not_all_of_them(platform, dataset):
+    for i in range(20):
+        platform.create_model(f"cnn-v{i:02d}", dataset)
+    platform.create_model("svc-digits", dataset)
+    with pytest.raises(NotFoundError) as raised:
+        platform.get_model(name="svc-digit")
+    fix = str(raised.value).split("fix: ", 1)[1]
+    assert fix.startswith("create it first, or use one of: svc-digits, ")
+    assert fix.endswith("(and 13 more)") and fix.count("cnn-v") == 7
+
+
 def test_store_survives_reopening(tmp_path):
     first = LocalPlatform(tmp_path / "p")
     dataset = first.create_dataset("d", labels=["x"])

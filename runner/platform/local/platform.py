@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ import dtlpy as dl
 import numpy as np
 
 from ...errors import ArtifactError, NotFoundError, RunnerError
-from ...paths import dataloop_path, default_local_root
+from ...paths import dataloop_path, default_local_root, model_folder
 from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient
@@ -79,7 +80,7 @@ class LocalPlatform(Platform):
         if dataset is None:
             names = [d["name"] for d in self.store.list_datasets(self.project.id)]
             raise NotFoundError(f"no dataset named {name!r} in the local platform at {self.root}",
-                                fix=f"import it first; datasets here: {names or 'none'}")
+                                fix=f"import it first; datasets here: {_some_names(name, names)}")
         return dataset
 
     def list_datasets(self) -> list[dl.Dataset]:
@@ -113,7 +114,7 @@ class LocalPlatform(Platform):
         if found is None:
             names = [m["name"] for m in self.store.list_models(self.project.id)]
             raise NotFoundError(f"no model named {name!r} in the local platform at {self.root}",
-                                fix=f"create it first, or use one of: {names or 'none'}")
+                                fix=f"create it first, or use one of: {_some_names(name, names)}")
         return self.model_entity(found)
 
     def find_model(self, name: str) -> dl.Model | None:
@@ -154,7 +155,7 @@ class LocalPlatform(Platform):
     # -- artifacts -----------------------------------------------------------------------------
 
     def model_folder(self, model: dl.Model) -> str:
-        return str(dataloop_path() / "models" / model.name)
+        return str(model_folder(model.name))
 
     def download_artifacts(self, model, local_path, overwrite=True, names=None) -> str:
         local_path = Path(local_path)
@@ -322,3 +323,12 @@ def _label_json(labels: Sequence[str | dict]) -> list[dict]:
 
 
 __all__ = ["LocalPlatform"]
+
+
+def _some_names(wanted: str | None, names: list[str], shown: int = 8) -> str:
+    """The names closest to ``wanted`` first, at most ``shown`` of them, and how many more there are."""
+    if not names:
+        return "none"
+    close = difflib.get_close_matches(wanted or "", names, n=shown, cutoff=0.0)
+    rest = len(names) - len(close)
+    return ", ".join(close) + (f" (and {rest} more)" if rest else "")
