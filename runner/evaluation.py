@@ -63,6 +63,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
     problems = Problems()
     truth, predicted, score_rows = [], [], []
     has_scores = True
+    unknown: set[str] = set()  # labels predicted that the model does not have
     for page in platform.iter_items(dataset, filters):
         annotations = platform.annotations_of(page, {"filter": {"type": annotation_type}, "resource": "annotations"})
         for item in page:
@@ -77,6 +78,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
             for p in preds:
                 if p["label"] not in index:
                     problems.add("predictions with labels the model does not have", item.id)
+                    unknown.add(str(p["label"]))
             preds = [p for p in preds if p["label"] in index]
             row = np.zeros(len(labels))
             for p in preds:
@@ -101,7 +103,8 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
             score_rows.append(row)
     bad = "predictions with labels the model does not have"
     if bad in problems.counts:
-        raise RunnerError(f"{bad}: {problems.describe(bad)}", where=f"model {model.name!r}, labels {labels}",
+        raise RunnerError(f"{bad} ({', '.join(sorted(unknown)[:_EXAMPLES])}): {problems.describe(bad)}",
+                          where=f"model {model.name!r}, labels {labels}",
                           fix="add those labels to the model (model.labels) or fix the adapter's predict")
     if not truth:
         raise RunnerError(f"nothing to evaluate: no item matching the filter has a ground-truth {annotation_type} annotation "

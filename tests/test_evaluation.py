@@ -208,7 +208,7 @@ def test_predictions_with_unknown_labels_are_an_error_naming_items(platform, cla
     with pytest.raises(RunnerError) as err:
         evaluate(platform, model, dataset, None)
     message = str(err.value)
-    assert "labels the model does not have: 7 (" in message and rows[0]["id"] in message and "..." in message
+    assert "labels the model does not have (zebra): 7 (" in message and rows[0]["id"] in message and "..." in message
 
 
 class PolygonOracle(Oracle):
