@@ -7,6 +7,7 @@ outputs and returns the objective metric (for sweepers).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import secrets
@@ -226,10 +227,11 @@ def instantiate(node, *args, **kwargs):
 
 
 def _dataset(platform, spec: dict):
+    source = spec.get("source")
     dataset = platform.find_dataset(spec["name"])
     if dataset is not None:
+        _check_import_source(platform, dataset, source)
         return dataset
-    source = spec.get("source")
     if source and platform.name != "local":
         raise ConfigError(f"the {platform.name} platform has no dataset {spec['name']!r}; the importers write to "
                           "the local platform only", where="dataset.name",
@@ -238,7 +240,27 @@ def _dataset(platform, spec: dict):
         raise ConfigError(f"the platform has no dataset {spec['name']!r} and the config gives no source to import",
                           where="dataset.source", fix="import the dataset first, or give dataset.source")
     logger.info("importing dataset %r", spec["name"])
-    return instantiate(source, platform=platform).dataset
+    dataset = instantiate(source, platform=platform).dataset
+    platform.record_import_source(dataset, json.loads(json.dumps(source)))
+    return dataset
+
+
+def _check_import_source(platform, dataset, source: dict | None) -> None:
+    """A dataset in the store is used as it is: a ``dataset.source`` that differs from the one it was
+    imported with (another size, seed or folder) would otherwise be ignored without a word."""
+    if not source or platform.name != "local":
+        return
+    recorded = platform.import_source(dataset)
+    wanted = json.loads(json.dumps(source))
+    if recorded is None or recorded == wanted:
+        return
+    changed = sorted(key for key in recorded.keys() | wanted.keys() if recorded.get(key) != wanted.get(key))
+    was = ", ".join(f"{key}={recorded.get(key)!r}" for key in changed)
+    now = ", ".join(f"{key}={wanted.get(key)!r}" for key in changed)
+    raise ConfigError(f"dataset {dataset.name!r} is already in the store, imported with {was}; this run's "
+                      f"dataset.source asks for {now}, which would be ignored",
+                      where="dataset.source", fix=f"import the new data under another name (dataset.name=<new name>), "
+                      f"or set dataset.source back to {was}")
 
 
 def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
@@ -325,7 +347,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         if counts[name] == 0:
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
-                                   fix="correct the filter (see conf/subsets/) or choose another subsets option")
+                                   fix="correct the filter (see conf/subsets/) or choose another subsets option; a dataset "
+                                       "imported from a folder that has changed since needs a new dataset.name")
 
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)

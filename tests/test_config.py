@@ -267,6 +267,21 @@ def test_random_split_is_seeded(tmp_path):
     assert len(ids) == 1 and len(ids[0]) == first_data["items_per_subset"]["train"]
 
 
+def test_a_dataset_in_the_store_with_another_source_is_refused_not_silently_reused(tmp_path, dataloop_home):
+    run(tmp_path, "first", "pipeline=train")
+    run(tmp_path, "same-source", "pipeline=train")  # the same source: the dataset is reused as it is
+    platform = platform_at(dataloop_home)
+    before = table_counts(platform)
+    with pytest.raises(ConfigError) as raised:
+        run(tmp_path, "other-seed", "dataset.source.seed=1")
+    message = str(raised.value)
+    for mention in ("'digits' is already in the store", "seed=0", "seed=1", "dataset.name=<new name>"):
+        assert mention in message, message
+    assert table_counts(platform) == before
+    run(tmp_path, "new-name", "dataset.name=digits-seed1", "dataset.source.seed=1", "pipeline=train")
+    assert len(platform.store.list_datasets(platform.project.id)) == 2
+
+
 def test_the_same_config_twice_gives_identical_metrics(tmp_path):
     _, a = run(tmp_path, "a", f"platform.root={tmp_path / 'platform-a'}")
     _, b = run(tmp_path, "b", f"platform.root={tmp_path / 'platform-b'}")

@@ -69,6 +69,13 @@ class LocalPlatform(Platform):
     def create_dataset(self, name: str, labels: Sequence[str | dict] = ()) -> dl.Dataset:
         return self.dataset_entity(self.store.create_dataset(self.project.id, name, _label_json(labels)))
 
+    def record_import_source(self, dataset: dl.Dataset, source: dict) -> None:
+        """Remember the importer config ``dataset`` was made from."""
+        self.store.set_import_source(dataset.id, source)
+
+    def import_source(self, dataset: dl.Dataset) -> dict | None:
+        return self.store.import_source(dataset.id)
+
     def find_dataset(self, name: str) -> dl.Dataset | None:
         found = self.store.find_dataset(self.project.id, name)
         return None if found is None else self.dataset_entity(found)

@@ -161,6 +161,17 @@ class Store:
                         (dataset_id, project_id, name, now_iso(), json.dumps(labels or [])))
         return self.get_dataset(dataset_id)
 
+    def set_import_source(self, dataset_id: str, source: dict) -> None:
+        """The importer config a dataset was made from (kept in ``meta``: no schema change)."""
+        with self.write() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                        (f"import_source:{dataset_id}", json.dumps(source, sort_keys=True)))
+
+    def import_source(self, dataset_id: str) -> dict | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?",
+                                        (f"import_source:{dataset_id}",)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def find_dataset(self, project_id: str, name: str) -> dict | None:
         row = self.connection().execute(
             "SELECT id, project_id, name, created_at, labels, attributes FROM datasets WHERE project_id = ? AND name = ?",
