@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runner.errors import NotFoundError, UnsupportedOperation
+from runner.errors import NotFoundError, RunnerError, UnsupportedOperation
 from runner.platform.local import LocalPlatform
 from runner.platform.local.store import new_id, now_iso
 
@@ -155,6 +155,21 @@ def test_a_missing_model_suggests_the_closest_names_not_all_of_them(platform, da
     fix = str(raised.value).split("fix: ", 1)[1]
     assert fix.startswith("create it first, or use one of: svc-digits, ")
     assert fix.endswith("(and 13 more)") and fix.count("cnn-v") == 7
+
+
+def test_a_platform_root_that_cannot_hold_a_store_is_one_clear_error(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    not_sqlite = tmp_path / "not-sqlite"
+    not_sqlite.mkdir()
+    (not_sqlite / "platform.db").write_text("not a database")
+    for root, cause in ((a_file, "FileExistsError"), (not_sqlite, "file is not a database")):
+        with pytest.raises(RunnerError) as raised:
+            LocalPlatform(root)
+        message = str(raised.value)
+        assert f"the local platform at {root} cannot be opened" in message and cause in message
+        assert "where: platform.root" in message
+    assert (not_sqlite / "platform.db").read_text() == "not a database"  # left as it was
 
 
 def test_store_survives_reopening(tmp_path):

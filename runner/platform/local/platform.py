@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -28,9 +29,15 @@ class LocalPlatform(Platform):
 
     def __init__(self, root: str | os.PathLike | None = None, project: str = DEFAULT_PROJECT):
         self.root = Path(root) if root is not None else default_local_root()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.root / "platform.db")
-        self.blobs = BlobStore(self.root / "blobs")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.store = Store(self.root / "platform.db")
+            self.blobs = BlobStore(self.root / "blobs")
+        except (OSError, sqlite3.DatabaseError) as err:
+            raise RunnerError(f"the local platform at {self.root} cannot be opened: {type(err).__name__}: {err}",
+                              where="platform.root",
+                              fix="point platform.root at a folder you can write (a missing one is created), "
+                                  "or at a local platform folder (platform.db + blobs/)") from None
         self.client = LocalApiClient(self)
         self.project = LocalProject(_dict=self.store.get_or_create_project(project), _client_api=self.client)
 
