@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from .errors import NotFoundError
 from .files import write_whole
-from .sweep_table import Sweep, collect
+from .sweep_table import Sweep, collect, job_folders
 
 logger = logging.getLogger("runner")
 
@@ -82,6 +82,10 @@ def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _notes(sweep: Sweep) -> list[str]:
     lines = []
     if sweep.fixed:
@@ -91,8 +95,17 @@ def _notes(sweep: Sweep) -> list[str]:
     if renamed:
         lines.append("swept: " + ", ".join(renamed))
     if sweep.other_objectives:
-        lines.append(f"jobs {', '.join(sweep.other_objectives)} optimize another metric; shown: their "
-                     f"{sweep.metric} where they computed it")
+        jobs = {job.name: job for job in sweep.jobs}
+        own = ", ".join(f"{name}: {jobs[name].metric} {_cell(jobs[name].objective)}".rstrip()
+                        for name in sweep.other_objectives)
+        if len(sweep.other_objectives) == 1:
+            lines.append(f"job {sweep.other_objectives[0]} optimizes another metric ({own}); shown: its "
+                         f"{sweep.metric} where it computed it")
+        else:
+            lines.append(f"jobs {', '.join(sweep.other_objectives)} optimize other metrics ({own}); shown: "
+                         f"their {sweep.metric} where they computed it")
+    if sweep.unlisted:
+        lines.append(f"jobs that never started are not listed: {sweep.unlisted}")
     return lines
 
 
@@ -102,7 +115,7 @@ def _summary(sweep: Sweep) -> str:
         counts[job.status] = counts.get(job.status, 0) + 1
     states = ", ".join(f"{n} {status}" for status, n in counts.items())
     direction = "maximize" if sweep.maximize else "minimize"
-    return f"{len(sweep.jobs)} jobs ({states}); objective {sweep.metric or '?'} ({direction})"
+    return f"{_count(len(sweep.jobs), 'job')} ({states}); objective {sweep.metric or '?'} ({direction})"
 
 
 def _best_line(sweep: Sweep) -> str:
@@ -153,14 +166,15 @@ def markdown_table(sweep: Sweep) -> str:
 
 
 def csv_text(sweep: Sweep) -> str:
-    """One row per job, every swept param (full key) and every scalar metric; values as recorded."""
+    """One row per job, every swept param (full key), the job's own objective and every scalar metric;
+    values as recorded."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["job", "status", "best", *sweep.swept, "model_version", "objective_metric", "objective",
                      *sweep.metric_names, "seconds", "error"])
     for job in sweep.jobs:
         writer.writerow([job.name, job.status, job is sweep.best, *(job.param(k) or "" for k in sweep.swept),
-                         job.model or "", sweep.metric or "", _raw(job.value),
+                         job.model or "", job.metric or "", _raw(job.objective),
                          *(_raw(job.metrics.get(m)) for m in sweep.metric_names), _raw(job.seconds), job.error or ""])
     return out.getvalue()
 
@@ -208,6 +222,9 @@ class SweepReport(Callback):
     def _build(self, folder: Path) -> None:
         self.done = True
         try:
+            if not folder.is_dir() or not job_folders(folder):  # the sweep failed, or stopped, before its first job
+                logger.warning("no job of this sweep ran: no sweep report written")
+                return
             sys.stdout.flush()
             build(folder)
             sys.stdout.flush()

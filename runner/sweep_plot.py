@@ -76,7 +76,8 @@ def plot_sweep(sweep: Sweep, path: Path) -> None:
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     direction = "maximize" if sweep.maximize else "minimize"
-    figure.suptitle(f"{sweep.metric or 'objective'} ({direction}): {len(jobs)} of {len(sweep.jobs)} jobs plotted",
+    total = f"{len(sweep.jobs)} job" + ("" if len(sweep.jobs) == 1 else "s")
+    figure.suptitle(f"{sweep.metric or 'objective'} ({direction}): {len(jobs)} of {total} plotted",
                     fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100, format="png")

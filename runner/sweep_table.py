@@ -1,7 +1,9 @@
 """The jobs of a sweep folder, read from what each run left behind, best first.
 
 A job folder may be partial (killed, still running, written by an older version): every file is
-optional and a file that cannot be read is noted on the job, never raised.
+optional and a file that cannot be read is noted on the job, never raised. The jobs of a grid sweep
+that have no folder yet (never started: the sweep was stopped, or still runs) are listed from the
+sweep's ``multirun.yaml``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import yaml
 
 from .errors import NotFoundError
 
-# after the completed jobs with an objective value, in this order
-STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, "unknown": 4}
+NOT_STARTED = "not started"
+# after the completed jobs with an objective value, in this order (a status not listed here: 5)
+STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, "unknown": 4, NOT_STARTED: 6}
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 @dataclass
@@ -29,7 +33,8 @@ class Job:
     overrides: dict[str, str] | None = None  # None: .hydra/overrides.yaml missing or unreadable
     metric: str | None = None
     direction: str | None = None
-    value: float | None = None  # the sweep's objective; completed jobs only
+    value: float | None = None  # the sweep's objective metric, which ranks the jobs; completed jobs only
+    objective: float | None = None  # the job's own objective (of ``metric``, from run.json); completed jobs only
     model: str | None = None
     seconds: float | None = None
     error: str | None = None  # "<type>: <first line>", or what could not be read
@@ -43,7 +48,7 @@ class Job:
 @dataclass
 class Sweep:
     folder: Path
-    jobs: list[Job]  # best first; failed and unknown last
+    jobs: list[Job]  # best first; failed, unknown and not started last
     swept: list[str]  # override keys whose values differ between jobs
     fixed: dict[str, str]  # override keys every job sets to one value
     metric: str | None
@@ -51,6 +56,7 @@ class Sweep:
     best: Job | None
     metric_names: list[str]  # every scalar metric any job has
     other_objectives: list[str] = field(default_factory=list)  # jobs that optimize another metric
+    unlisted: str | None = None  # why the jobs that never started cannot be listed
 
 
 def _number(value: Any) -> bool:
@@ -107,7 +113,7 @@ def read_job(folder: Path) -> Job:
         objective = _dict(record.get("objective"))
         job.metric, job.direction = objective.get("metric"), objective.get("direction")
         if job.status == "completed" and _number(objective.get("value")):
-            job.value = float(objective["value"])
+            job.objective = float(objective["value"])
         job.model = _dict(record.get("model")).get("name")
         job.seconds = record.get("seconds") if _number(record.get("seconds")) else None
         error = record.get("error")
@@ -152,6 +158,53 @@ def _not_a_sweep(folder: Path, what: str) -> NotFoundError:
     return NotFoundError(what, where=str(folder), fix=fix)
 
 
+def planned_overrides(folder: Path) -> list[list[str]] | None:
+    """The overrides of every job of a grid sweep, in job order, expanded as Hydra's basic sweeper
+    expands them from the ``multirun.yaml`` it writes before the first job starts. None when that
+    file is missing or another sweeper ran (Optuna asks for its trials as it goes)."""
+    path = folder / "multirun.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    hydra = OmegaConf.load(path).hydra
+    if OmegaConf.select(hydra, "sweeper._target_") != BASIC_SWEEPER:
+        return None
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the config sources (file://, pkg://) that glob() lists the options of
+    search_path = ConfigSearchPathImpl()
+    for source in hydra.runtime.config_sources:
+        search_path.append(source.provider, f"{source.schema}://{source.path}")
+    params = OmegaConf.select(hydra, "sweeper.params")
+    params = {} if params is None else OmegaConf.to_container(params, resolve=True)
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search_path))
+    [jobs] = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+    return jobs
+
+
+def not_started(folder: Path, jobs: list[Job], planned: list[list[str]]) -> list[Job]:
+    """The planned jobs that no folder holds. Job ``n`` is folder ``n`` (``hydra.sweep.subdir`` by
+    default), or else the folder of a job with the same overrides."""
+    names = {job.name for job in jobs}
+    elsewhere = [job.overrides for job in jobs if not job.name.isdigit()]
+    missing = []
+    for number, lines in enumerate(planned):
+        overrides = _overrides(lines)
+        if str(number) in names:
+            continue
+        if overrides in elsewhere:
+            elsewhere.remove(overrides)
+            continue
+        missing.append(Job(str(number), folder / str(number), status=NOT_STARTED, overrides=overrides))
+    return missing
+
+
 def split_params(jobs: list[Job]) -> tuple[list[str], dict[str, str]]:
     """Swept: the override keys whose values differ between jobs (every key when there is one job)."""
     known = [job.overrides for job in jobs if job.overrides is not None]
@@ -169,6 +222,11 @@ def collect(folder: Path) -> Sweep:
     jobs = [read_job(path) for path in job_folders(folder)]
     if not jobs:
         raise _not_a_sweep(folder, f"{folder} holds no job folders")
+    unlisted = None
+    try:
+        jobs += not_started(folder, jobs, planned_overrides(folder) or [])
+    except Exception as err:  # noqa: BLE001 - the jobs that ran are reported all the same
+        unlisted = f"multirun.yaml cannot be expanded ({type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]})"
 
     specs = Counter((job.metric, job.direction) for job in jobs if job.metric)
     metric, direction = specs.most_common(1)[0][0] if specs else (None, None)
@@ -176,11 +234,15 @@ def collect(folder: Path) -> Sweep:
         direction = next((job.direction for job in jobs if job.direction), "maximize")
     others = []
     for job in jobs:
+        if job.status == "completed" and job.objective is None and job.metric in job.metrics:
+            job.objective = float(job.metrics[job.metric])  # a folder without run.json
         if job.metric and job.metric != metric:
             others.append(job.name)
             job.value = float(job.metrics[metric]) if job.status == "completed" and metric in job.metrics else None
-        elif job.status == "completed" and job.value is None and metric in job.metrics:
-            job.value = float(job.metrics[metric])  # a folder without run.json
+        elif job.objective is not None:
+            job.value = job.objective
+        elif job.status == "completed" and metric in job.metrics:
+            job.value = float(job.metrics[metric])  # a job that does not say its objective
         if job.value is not None and not math.isfinite(job.value):
             job.value = None
     maximize = not str(direction).lower().startswith("min")
@@ -188,11 +250,11 @@ def collect(folder: Path) -> Sweep:
     def rank(job: Job) -> tuple:
         if job.value is not None:
             return (0, -job.value if maximize else job.value, _job_order(job.name))
-        return (STATUS_ORDER.get(job.status, len(STATUS_ORDER)), 0.0, _job_order(job.name))
+        return (STATUS_ORDER.get(job.status, 5), 0.0, _job_order(job.name))
 
     jobs.sort(key=rank)
     best = jobs[0] if jobs[0].value is not None else None
     swept, fixed = split_params(jobs)
     metric_names = list(dict.fromkeys(name for job in sorted(jobs, key=lambda j: _job_order(j.name))
                                       for name in job.metrics))
-    return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others)
+    return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others, unlisted)
