@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import secrets
 import sys
 from dataclasses import dataclass
@@ -270,8 +271,13 @@ def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
     return spec
 
 
+_VERSION_SUFFIX = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
+
+
 def _version_name(base: str) -> str:
-    return f"{base}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    """``<base>-<date>-<time>-<4 hex>``; a version trained again (a resumed failed one) gets a fresh
+    suffix instead of a second one."""
+    return f"{_VERSION_SUFFIX.sub('', base)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def _clone_version(platform, base, name: str):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import json
 from pathlib import Path
 
@@ -369,3 +370,11 @@ def test_a_bad_config_raises_a_helpful_error_and_writes_nothing(tmp_path, datalo
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.json"]
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "failed" and record["error"]["type"] == error.__name__
+
+
+def test_a_version_of_a_version_gets_a_fresh_suffix_not_a_second_one():
+    first = app._version_name("torch-cnn-digits")
+    again = app._version_name(first)
+    pattern = r"torch-cnn-digits-\d{8}-\d{6}-[0-9a-f]{4}"
+    assert re.fullmatch(pattern, first) and re.fullmatch(pattern, again)
+    assert app._version_name("my-model-v2").startswith("my-model-v2-")
