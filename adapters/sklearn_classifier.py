@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,10 @@ import numpy as np
 from PIL import Image
 
 from runner import BaseModelAdapter
+
+from .artifacts import check_own_artifacts
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.skops"
 DEFAULT_ESTIMATOR = {"_target_": "sklearn.linear_model.LogisticRegression", "max_iter": 1000}
@@ -75,7 +80,12 @@ def class_probabilities(estimator, features: np.ndarray) -> np.ndarray:
 class SklearnImageClassifier(BaseModelAdapter):
     def load(self, local_path, **kwargs):
         path = os.path.join(local_path, MODEL_FILE)
-        self.model = load_trusted_skops(path) if os.path.exists(path) else None  # None: not trained yet
+        if os.path.exists(path):
+            self.model = load_trusted_skops(path)
+            return
+        self.model = None  # not trained yet, or the artifacts are another adapter's
+        check_own_artifacts(local_path, [MODEL_FILE], getattr(getattr(self, "_model_entity", None), "status", None),
+                            logger)
 
     def save(self, local_path, **kwargs):
         if self.model is None:

@@ -60,6 +60,8 @@ from PIL import Image
 
 from runner import BaseModelAdapter
 
+from .artifacts import check_own_artifacts
+
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.pt"
@@ -236,6 +238,8 @@ class TorchImageClassifier(BaseModelAdapter):
         root = Path(local_path)
         description_path, weights_path, checkpoint_path = (root / DESCRIPTION_FILE, root / WEIGHTS_FILE,
                                                            root / CHECKPOINT_FILE)
+        if not any(path.exists() for path in (description_path, weights_path, checkpoint_path)):
+            check_own_artifacts(root, [WEIGHTS_FILE, DESCRIPTION_FILE, CHECKPOINT_FILE], self._status(), logger)
         description = json.loads(description_path.read_text()) if description_path.exists() else None
         self._resume = None
         self._training = None
