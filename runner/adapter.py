@@ -23,6 +23,7 @@ from PIL import Image
 from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration
 from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
+from .gc_control import libraries_loading_in_job
 from .paths import checked_model_name, dataloop_path, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
@@ -157,7 +158,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 shutil.rmtree(local_path, ignore_errors=True)
         self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
         self.artifacts_path = Path(local_path)
-        self.load(str(local_path), **kwargs)
+        with libraries_loading_in_job():  # see runner/gc_control.py
+            self.load(str(local_path), **kwargs)
 
     def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
         """The user ``save`` into ``local_path``, then every file there becomes the model's artifacts.

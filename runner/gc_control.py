@@ -1,6 +1,6 @@
-"""The cyclic garbage collector around a run: paused while the run's libraries load, and everything
-alive before the run's own work starts frozen (out of its reach), so its passes scan only the objects
-the run itself makes.
+"""The cyclic garbage collector around a run: paused while the run's libraries load (the runner's
+modules, the adapter's module, the adapter's ``load``), and what they left frozen (out of its
+reach), so the collector's passes scan only the objects the run itself makes.
 
 - Importing torch, dtlpy and scikit-learn leaves about half a million long-lived objects. While they
   load, the collector's full passes rescan all of them every time the heap grows by a quarter: a
@@ -55,3 +55,14 @@ def job_heap() -> Iterator[None]:
         _jobs_open -= 1
         gc.collect()
         gc.freeze()
+
+
+@contextmanager
+def libraries_loading_in_job() -> Iterator[None]:
+    """Around a user function that may import the adapter's libraries (``load``: torch is often
+    imported there): inside a ``job_heap``, as ``collection_paused``; outside a job, nothing."""
+    if not _jobs_open:
+        yield
+        return
+    with collection_paused():
+        yield

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import weakref
 
-from runner.gc_control import collection_paused, job_heap
+from runner.gc_control import collection_paused, job_heap, libraries_loading_in_job
 
 PROBE = '''
 import gc, json, os, weakref
@@ -29,6 +29,10 @@ class _Cycle:
         self.me = self
 
 class Probe(SklearnImageClassifier):
+    def load(self, local_path, **kwargs):
+        _note(at="load", enabled=gc.isenabled())
+        return super().load(local_path, **kwargs)
+
     def train(self, data_path, output_path, **kwargs):
         _note(at="train", enabled=gc.isenabled(), frozen=gc.get_freeze_count() > 100_000,
               earlier_garbage_alive=[ref() is not None for ref in _cycles])
@@ -80,6 +84,10 @@ def test_job_heap_freezes_what_is_alive_and_collects_the_jobs_garbage_even_when_
                 with collection_paused():  # a library loading inside the job: frozen once loaded
                     library = [[]]
                 assert _frozen(library) and gc.isenabled()
+                with libraries_loading_in_job():  # a user function that may import libraries
+                    assert not gc.isenabled()
+                    loaded = [[]]
+                assert _frozen(loaded) and gc.isenabled()
                 kept = [[]]
                 cycle = _Cycle()
                 garbage = weakref.ref(cycle)
@@ -93,6 +101,10 @@ def test_job_heap_freezes_what_is_alive_and_collects_the_jobs_garbage_even_when_
         with collection_paused():  # outside a job: the pause alone
             outside = [[]]
         assert not _frozen(outside) and gc.isenabled()
+        with libraries_loading_in_job():  # outside a job: nothing at all
+            assert gc.isenabled()
+            also_outside = [[]]
+        assert not _frozen(also_outside)
     finally:
         gc.unfreeze()
 
@@ -106,10 +118,13 @@ def test_cli_jobs_run_with_their_libraries_frozen_and_collect_their_garbage(tmp_
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = [json.loads(line) for line in notes.read_text().splitlines()]
-    # the module loads once, in the first job's plan, with the collector paused; each job trains
-    # with it on and the libraries frozen; the first job's garbage was collected when it ended
+    # the module loads once, in the first job's plan, with the collector paused, and so does each
+    # job's load (where adapters often import their libraries); each job trains with it on and the
+    # libraries frozen; the first job's garbage was collected when it ended
     assert seen == [{"at": "import", "enabled": False},
+                    {"at": "load", "enabled": False},
                     {"at": "train", "enabled": True, "frozen": True, "earlier_garbage_alive": []},
+                    {"at": "load", "enabled": False},
                     {"at": "train", "enabled": True, "frozen": True, "earlier_garbage_alive": [False]}]
     [after] = [line for line in result.stdout.splitlines() if line.startswith("after ")]
     _, enabled, frozen = after.split()
