@@ -1,9 +1,11 @@
-"""Shared fixtures: every test gets its own DATALOOP_PATH and a local platform in a temp dir."""
+"""Shared fixtures: every test gets its own DATALOOP_PATH and a local platform in a temp dir; the
+digits dataset on it."""
 
 from __future__ import annotations
 
 import pytest
 
+from runner.data import import_digits
 from runner.platform.local import LocalPlatform
 
 
@@ -17,3 +19,9 @@ def dataloop_home(tmp_path, monkeypatch):
 @pytest.fixture
 def platform(tmp_path):
     return LocalPlatform(tmp_path / "platform")
+
+
+@pytest.fixture
+def digits(platform):
+    """scikit-learn's digits imported into ``platform``: its dataset."""
+    return import_digits(platform).dataset

@@ -7,27 +7,14 @@ import os
 import sqlite3
 from pathlib import Path
 
-import dtlpy as dl
 import numpy as np
 import pytest
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import BaseModelAdapter, bind_adapter_class
-from runner.data import import_digits
 from runner.errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError
+from tests.digits_subsets import SUBSETS, by_dir
 from tests.sample_adapters import CentroidAdapter, FlakyAdapter, NoPredictAdapter
-
-
-def by_dir(name: str) -> dict:
-    return dl.Filters(field="dir", values=f"/{name}").prepare()
-
-
-SUBSETS = {"train": by_dir("train"), "validation": by_dir("validation"), "test": by_dir("test")}
-
-
-@pytest.fixture
-def digits(platform):
-    return import_digits(platform).dataset
 
 
 @pytest.fixture

@@ -9,26 +9,15 @@ import os
 import re
 from pathlib import Path
 
-import dtlpy as dl
 import pytest
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from adapters.torch_classifier import TorchImageClassifier
-from runner.data import import_digits
+from tests.digits_subsets import SUBSETS
 
 torch = pytest.importorskip("torch")
 
 
-def by_dir(name: str) -> dict:
-    return dl.Filters(field="dir", values=f"/{name}").prepare()
-
-
-SUBSETS = {"train": by_dir("train"), "validation": by_dir("validation"), "test": by_dir("test")}
-
-
-@pytest.fixture
-def digits(platform):
-    return import_digits(platform).dataset
 
 
 def make_model(platform, digits, name: str, **configuration):

@@ -9,17 +9,10 @@ import pytest
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import bind_adapter_class
-from runner.data import import_digits
 from runner.errors import ConfigError
 from runner.platform.dataloop import DataloopPlatform
+from tests.digits_subsets import SUBSETS
 from tests.sample_adapters import CentroidAdapter
-
-SUBSETS = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
-
-
-@pytest.fixture
-def digits(platform):
-    return import_digits(platform).dataset
 
 
 def _version(platform, dataset, over: DataloopPlatform, name: str):

@@ -14,12 +14,11 @@ from hydra import compose, initialize_config_dir
 
 from adapters.pca_embedder import PcaEmbedder, image_features
 from runner import app
-from runner.data import import_digits
 from runner.platform.local import LocalPlatform
+from tests.digits_subsets import SUBSETS
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DIGITS_ITEMS = 1797
-SUBSETS = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
 # measured: 0.969 of the 5 nearest neighbours (cosine, 16 components) of a digit show the same digit
 SAME_LABEL_FLOOR = 0.9
 
@@ -58,11 +57,6 @@ def assert_neighbours_share_labels(ids: list[str], matrix: np.ndarray, labels: d
     share = float((y[neighbours] == y[:, None]).mean())
     assert share >= SAME_LABEL_FLOOR, share
     return share
-
-
-@pytest.fixture
-def digits(platform):
-    return import_digits(platform).dataset
 
 
 def new_model(platform, dataset, name="pca", **configuration):

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import gc
 
-import dtlpy as dl
 import pytest
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner.data import import_digits
 from runner.errors import ConfigError, PredictionError
 from runner.sharding import Sharding, ShardTask, plan_shards, run_shard
+from tests.digits_subsets import SUBSETS
 from tests.sample_adapters import ConfiguredFlakyAdapter
 
 ALL_BUT_TEST = {"filter": {"dir": {"$ne": "/test"}}}
-SUBSETS = {name: dl.Filters(field="dir", values=f"/{name}").prepare() for name in ("train", "validation", "test")}
 
 
 @pytest.mark.parametrize("count, workers", [(1797, 2), (1797, 3), (20000, 2), (7, 4), (1, 2), (500, 1), (4001, 8)])

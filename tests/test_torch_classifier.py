@@ -7,21 +7,15 @@ import json
 import re
 from pathlib import Path
 
-import dtlpy as dl
 import numpy as np
 import pytest
 
 from adapters.torch_classifier import CHECKPOINT_FILE, TorchImageClassifier  # imports torch only when used
-from runner.data import import_digits
+from tests.digits_subsets import SUBSETS
 
 torch = pytest.importorskip("torch")
 
 
-def by_dir(name: str) -> dict:
-    return dl.Filters(field="dir", values=f"/{name}").prepare()
-
-
-SUBSETS = {"train": by_dir("train"), "validation": by_dir("validation"), "test": by_dir("test")}
 EPOCHS = 6  # enough for >= 0.97 test accuracy on the digits; the shipped default is 15
 
 
@@ -34,11 +28,6 @@ class EpochRecorder:
     def update(self, progress=None, message=None):
         done, total = map(int, re.fullmatch(r"finished epoch (\d+)/(\d+)", message).groups())
         self.epochs.append((done - 1, total))  # the callback's (i_epoch, n_epoch)
-
-
-@pytest.fixture
-def digits(platform):
-    return import_digits(platform).dataset
 
 
 def make_model(platform, digits, name: str, **configuration):
