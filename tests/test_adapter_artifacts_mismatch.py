@@ -43,33 +43,25 @@ def artifacts_folder(model) -> Path:
     return Path(os.environ["DATALOOP_PATH"]) / "models" / model.name
 
 
-def test_sklearn_adapter_on_torch_artifacts_fails_in_load(platform, digits, torch_version):
-    folder = artifacts_folder(torch_version)
-    expected = (f"model artifacts in {folder} have no model.skops (found: last.pt, model.json, weights.pt): "
+@pytest.mark.parametrize(("adapter_class", "trained_by", "wanted", "found"), [
+    (SklearnImageClassifier, "torch_version", "model.skops", "last.pt, model.json, weights.pt"),
+    (TorchImageClassifier, "sklearn_version", "weights.pt, model.json or last.pt", "model.skops"),
+], ids=["sklearn-on-torch", "torch-on-sklearn"])
+def test_an_adapter_on_another_adapters_artifacts_fails_in_load(request, platform, digits, adapter_class,
+                                                                trained_by, wanted, found):
+    version = request.getfixturevalue(trained_by)
+    expected = (f"model artifacts in {artifacts_folder(version)} have no {wanted} (found: {found}): "
                 "the version was made by another adapter? choose the adapter that trained it (adapter=...)")
     with pytest.raises(ValueError) as raised:
-        SklearnImageClassifier(model_entity=torch_version)
+        adapter_class(model_entity=version)
     assert str(raised.value) == expected
 
-    predictions_before = platform.store.count_annotations(digits.id, torch_version.name)
+    predictions_before = platform.store.count_annotations(digits.id, version.name)
     with pytest.raises(ValueError, match=re.escape(expected)):  # before any batch is predicted
-        SklearnImageClassifier().evaluate_model(torch_version, digits, filters=SUBSETS["test"])
-    assert platform.store.count_annotations(digits.id, torch_version.name) == predictions_before
-    assert platform.latest_evaluation(torch_version) is None
-    assert platform.get_model(torch_version.id).status == "trained"
-
-
-def test_torch_adapter_on_sklearn_artifacts_fails_in_load(platform, digits, sklearn_version):
-    folder = artifacts_folder(sklearn_version)
-    expected = (f"model artifacts in {folder} have no weights.pt, model.json or last.pt (found: model.skops): "
-                "the version was made by another adapter? choose the adapter that trained it (adapter=...)")
-    with pytest.raises(ValueError) as raised:
-        TorchImageClassifier(model_entity=sklearn_version)
-    assert str(raised.value) == expected
-
-    with pytest.raises(ValueError, match=re.escape(expected)):
-        TorchImageClassifier().evaluate_model(sklearn_version, digits, filters=SUBSETS["test"])
-    assert platform.latest_evaluation(sklearn_version) is None
+        adapter_class().evaluate_model(version, digits, filters=SUBSETS["test"])
+    assert platform.store.count_annotations(digits.id, version.name) == predictions_before
+    assert platform.latest_evaluation(version) is None
+    assert platform.get_model(version.id).status == "trained"
 
 
 def test_the_right_adapter_still_loads_each_version(torch_version, sklearn_version):
