@@ -120,3 +120,7 @@ def entry() -> None:
         stopped_by = getattr(err, "signal", signal.SIGINT)
         print(f"interrupted ({stopped_by.name}): the run stopped; run.json records it as failed", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
+
+
+if __name__ == "__main__":
+    entry()
