@@ -336,9 +336,6 @@ def _label_json(labels: Sequence[str | dict]) -> list[dict]:
     return out
 
 
-__all__ = ["LocalPlatform"]
-
-
 def _some_names(wanted: str | None, names: list[str], shown: int = 8) -> str:
     """The names closest to ``wanted`` first, at most ``shown`` of them, and how many more there are."""
     if not names:
@@ -346,3 +343,7 @@ def _some_names(wanted: str | None, names: list[str], shown: int = 8) -> str:
     close = difflib.get_close_matches(wanted or "", names, n=shown, cutoff=0.0)
     rest = len(names) - len(close)
     return ", ".join(close) + (f" (and {rest} more)" if rest else "")
+
+
+__all__ = ["LocalPlatform"]
+
