@@ -168,11 +168,12 @@ def _check_scalars(settings: dict) -> None:
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"objective.direction is {direction!r}, not maximize or minimize", where="objective.direction",
                           fix="objective.direction=maximize or objective.direction=minimize")
-    name = settings["model"].get("name")
-    if not is_folder_name(name):
-        raise ConfigError(f"model.name is {name!r}: a model's name names its folders, so it must be a non-empty "
-                          "name without '/', '\\' or a NUL", where="model.name",
-                          fix="model.name=<name>, e.g. model.name=digits-cnn")
+    for group, example in (("dataset", "my-photos"), ("model", "digits-cnn")):  # model.name derives from dataset.name
+        name = settings[group].get("name")
+        if not is_folder_name(name):
+            raise ConfigError(f"{group}.name is {name!r}: a {group}'s name names its folders, so it must be a "
+                              "non-empty name without '/', '\\' or a NUL", where=f"{group}.name",
+                              fix=f"{group}.name=<name>, e.g. {group}.name={example}")
 
 
 _SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))

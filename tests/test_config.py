@@ -348,6 +348,7 @@ BAD_CONFIGS = {
     "direction-unknown": (["objective.direction=up"], ConfigError, ["'up'", "objective.direction=minimize"]),
     "model-name-escapes": (["model.name=../../elsewhere"], ConfigError, ["'../../elsewhere'", "model.name"]),
     "model-name-empty": (["model.name="], ConfigError, ["model.name is ''"]),
+    "dataset-name-escapes": (["dataset.name=../digits"], ConfigError, ["dataset.name is '../digits'"]),
 }
 
 
