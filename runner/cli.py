@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -47,6 +48,23 @@ def missing_launcher(argv: list[str]) -> str | None:
         if not found:
             return (f"hydra/launcher={name} needs the {module.split('.')[-1].replace('_', '-')} plugin, which is "
                     f"not installed\n  where: {arg}\n  fix: pip install -e \".[{extra}]\" (or choose another launcher)")
+    return None
+
+
+_NOT_A_NAME = re.compile(r"(?i)(true|false|null|[-+]?\d[\d_]*(\.\d*)?(e[-+]?\d+)?)")
+
+
+def group_value_problem(argv: list[str]) -> str | None:
+    """The message for ``group=<value>`` where the value is not an option's name (``debug=true``,
+    ``adapter=3``), else None. Hydra would fail with a traceback about a bool or an int."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        group = Path(CONFIG_DIR) / key.split("@")[0]
+        if not sep or key.startswith("hydra") or not group.is_dir() or not _NOT_A_NAME.fullmatch(value.strip()):
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        return (f"{key} is a config group: its value names one of its options, not {value!r}\n  where: {arg}\n"
+                f"  fix: {key}=<option>, one of {options} (or ~{key} to leave the group out)")
     return None
 
 
@@ -109,7 +127,7 @@ def _terminate(signum, frame) -> None:
 
 def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
-    message = missing_launcher(sys.argv[1:])
+    message = missing_launcher(sys.argv[1:]) or group_value_problem(sys.argv[1:])
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)

@@ -204,6 +204,17 @@ def test_every_experiment_in_one_multirun(tmp_path):
 # -- bad configs ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("override", ["debug=true", "adapter=3", "experiment=null"])
+def test_a_group_given_a_value_that_is_not_an_option_name_lists_the_options(tmp_path, override):
+    result = dlrun(tmp_path, override)
+    assert result.returncode == 2, result.stdout + result.stderr
+    group = override.split("=")[0]
+    assert result.stderr.startswith(f"error: {group} is a config group"), result.stderr
+    assert f"where: {override}" in result.stderr and "Traceback" not in result.stderr
+    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    assert f"one of {options}" in result.stderr
+
+
 def test_an_unknown_option_lists_the_available_ones(tmp_path):
     result = dlrun(tmp_path, "adapter=foo")
     assert result.returncode != 0
