@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 import hydra
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from .gc_control import collection_paused, job_heap
@@ -86,8 +87,9 @@ def main(cfg: DictConfig) -> float | None:
             _to_log_file(logging.ERROR, "%s", err)
             print(f"error: {err}", file=sys.stderr)
             if multirun:
-                # the launcher marks this job failed and the sweep goes on (its sweeper decides when to stop)
-                raise
+                # the launcher marks this job failed and the sweep goes on (its sweeper decides when to
+                # stop); when the sweep ends on it, Hydra prints this message, not a traceback
+                raise JobFailed(f"job {hydra_config.job.num} failed: {err}") from None
             raise SystemExit(2) from None
         except Exception as err:
             if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -99,6 +101,11 @@ def main(cfg: DictConfig) -> float | None:
             print(f"error: {type(err).__name__}: {err}\n  where: {frame.filename}:{frame.lineno} in {frame.name}"
                   f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}", file=sys.stderr)
             raise SystemExit(1) from None
+
+
+class JobFailed(CompactHydraException):
+    """A sweep's job stopped by a runner error (its message already printed): Hydra shows compact
+    exceptions as their message alone."""
 
 
 def _to_log_file(level: int, message: str, *args, exc_info: BaseException | None = None) -> str | None:

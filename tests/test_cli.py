@@ -215,6 +215,15 @@ def test_a_group_given_a_value_that_is_not_an_option_name_lists_the_options(tmp_
     assert f"one of {options}" in result.stderr
 
 
+def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceback(tmp_path):
+    result = dlrun(tmp_path, "-m", "objective.metric=accuracy,nope_score", "hydra.sweep.dir=sweep")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "job 1 failed: objective.metric 'nope_score' is not a metric" in result.stderr
+    assert read_json(tmp_path / "sweep" / "0" / "run.json")["status"] == "completed"
+    assert read_json(tmp_path / "sweep" / "1" / "run.json")["error"]["type"] == "ConfigError"
+
+
 def test_an_unknown_option_lists_the_available_ones(tmp_path):
     result = dlrun(tmp_path, "adapter=foo")
     assert result.returncode != 0
