@@ -22,7 +22,14 @@ from PIL import Image
 
 from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration
-from .errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError, RunnerError
+from .errors import (
+    ArtifactError,
+    ConfigError,
+    EmptySubsetError,
+    MissingUserFunction,
+    PredictionError,
+    RunnerError,
+)
 from .gc_control import libraries_loading_in_job
 from .paths import checked_model_name, dataloop_path, model_folder
 from .platform import Platform, platform_of
@@ -295,7 +302,16 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return (item for page in listing for item in page if item.type == "file")
 
     def _batch_size(self, batch_size=None) -> int:
-        return int(batch_size or self.configuration.get("batch_size", DEFAULT_BATCH_SIZE))
+        value = batch_size if batch_size is not None else self.configuration.get("batch_size", DEFAULT_BATCH_SIZE)
+        if isinstance(value, str) and value.strip().isdigit() or isinstance(value, float) and value.is_integer():
+            value = int(value)  # as a configuration edited by hand may hold it
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            # 0 would predict nothing and score every item wrong
+            raise ConfigError(f"batch size {value!r} is not a whole number of at least 1",
+                              where="the batch_size argument" if batch_size is not None
+                              else f"model {self.model_entity.name!r} configuration.batch_size",
+                              fix="a batch size >= 1 (on the command line: batch_size=32)")
+        return value
 
     def train_model(self, model, cleanup=False, progress=None, context=None):
         """status ``training`` → load → prepare_data → user ``train`` → save → status ``trained``. On an

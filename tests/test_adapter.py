@@ -12,7 +12,7 @@ import pytest
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import BaseModelAdapter, bind_adapter_class
-from runner.errors import ArtifactError, EmptySubsetError, MissingUserFunction, PredictionError
+from runner.errors import ArtifactError, ConfigError, EmptySubsetError, MissingUserFunction, PredictionError
 from tests.digits_subsets import SUBSETS, by_dir
 from tests.sample_adapters import CentroidAdapter, FlakyAdapter, NoPredictAdapter
 
@@ -110,6 +110,22 @@ def test_a_model_name_that_is_not_one_folder_is_refused_before_any_file_is_touch
         adapter.prepare_data(digits)
     assert (outside / "keep.txt").read_text() == "kept"
     assert not (dataloop_path() / "model_data").exists()
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, "many"])
+def test_a_batch_size_below_1_is_refused_not_a_prediction_of_nothing(platform, digits, model, batch_size):
+    adapter = SklearnImageClassifier()
+    adapter.train_model(model)
+    items = list(digits.items.list().all())[:5]
+    with pytest.raises(ConfigError, match="batch size"):
+        adapter.predict_items(items, batch_size=batch_size)
+    model.configuration = {**model.configuration, "batch_size": batch_size}
+    model.update()
+    with pytest.raises(ConfigError, match="configuration.batch_size"):
+        adapter.predict_items(items)
+    model.configuration = {**model.configuration, "batch_size": "4"}  # a number kept as text still works
+    model.update()
+    assert len(adapter.predict_items(items)[1]) == 5
 
 
 def test_predict_rerun_replaces_this_models_annotations(platform, digits, model):
