@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .batching import BatchResult, BatchRunner
-from .configuration import ModelConfiguration
+from .configuration import ModelConfiguration, is_whole_number
 from .errors import (
     ArtifactError,
     ConfigError,
@@ -305,7 +305,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         value = batch_size if batch_size is not None else self.configuration.get("batch_size", DEFAULT_BATCH_SIZE)
         if isinstance(value, str) and value.strip().isdigit() or isinstance(value, float) and value.is_integer():
             value = int(value)  # as a configuration edited by hand may hold it
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole_number(value, 1):
             # 0 would predict nothing and score every item wrong
             raise ConfigError(f"batch size {value!r} is not a whole number of at least 1",
                               where="the batch_size argument" if batch_size is not None

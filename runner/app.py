@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from .configuration import is_whole_number
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
 from .gc_control import collection_paused
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
@@ -154,16 +155,11 @@ def plan(cfg: DictConfig) -> Plan:
 def _check_scalars(settings: dict) -> None:
     """The top-level values every step uses: a bad one would otherwise fail, or score wrong, only
     after a model version was trained."""
-    def whole(key: str, minimum: int | None, example: str) -> None:
-        value = settings[key]
-        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+    for key, minimum, example in (("batch_size", 1, "batch_size=32"), ("seed", None, "seed=0")):
+        if key in settings and not is_whole_number(settings[key], minimum):
             bound = f" of at least {minimum}" if minimum is not None else ""
-            raise ConfigError(f"{key} is {value!r}, not a whole number{bound}", where=key, fix=f"e.g. {example}")
-
-    if "batch_size" in settings:
-        whole("batch_size", 1, "batch_size=32")
-    if "seed" in settings:
-        whole("seed", None, "seed=0")
+            raise ConfigError(f"{key} is {settings[key]!r}, not a whole number{bound}", where=key,
+                              fix=f"e.g. {example}")
     direction = (settings.get("objective") or {}).get("direction", "maximize")
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"objective.direction is {direction!r}, not maximize or minimize", where="objective.direction",
@@ -232,7 +228,7 @@ def _dataset(platform, spec: dict):
     source = spec.get("source")
     dataset = platform.find_dataset(spec["name"])
     if dataset is not None:
-        _check_import_source(platform, dataset, source)
+        _check_import_source(platform, dataset, _as_json(source))
         return dataset
     if source and platform.name != "local":
         raise ConfigError(f"the {platform.name} platform has no dataset {spec['name']!r}; the importers write to "
@@ -243,17 +239,21 @@ def _dataset(platform, spec: dict):
                           where="dataset.source", fix="import the dataset first, or give dataset.source")
     logger.info("importing dataset %r", spec["name"])
     dataset = instantiate(source, platform=platform).dataset
-    platform.record_import_source(dataset, json.loads(json.dumps(source)))
+    platform.record_import_source(dataset, _as_json(source))
     return dataset
 
 
-def _check_import_source(platform, dataset, source: dict | None) -> None:
+def _as_json(source: dict | None) -> dict | None:
+    """``source`` as the store keeps it (JSON types: tuples become lists), so the two compare."""
+    return json.loads(json.dumps(source)) if source else None
+
+
+def _check_import_source(platform, dataset, wanted: dict | None) -> None:
     """A dataset in the store is used as it is: a ``dataset.source`` that differs from the one it was
     imported with (another size, seed or folder) would otherwise be ignored without a word."""
-    if not source or platform.name != "local":
+    if not wanted or platform.name != "local":
         return
     recorded = platform.import_source(dataset)
-    wanted = json.loads(json.dumps(source))
     if recorded is None or recorded == wanted:
         return
     changed = sorted(key for key in recorded.keys() | wanted.keys() if recorded.get(key) != wanted.get(key))

@@ -6,6 +6,11 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 
+def is_whole_number(value: Any, minimum: int | None = None) -> bool:
+    """An int (not a bool, which Python counts as one) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum)
+
+
 class ModelConfiguration(MutableMapping):
     """Backed by the model entity's own ``configuration`` dict, so the adapter, the model and the
     store agree. Unlike dtlpy's, ``get(key, default)`` does not store the default."""

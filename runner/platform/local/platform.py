@@ -346,4 +346,3 @@ def _some_names(wanted: str | None, names: list[str], shown: int = 8) -> str:
 
 
 __all__ = ["LocalPlatform"]
-
