@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from .errors import NotFoundError
 from .files import write_whole
-from .sweep_table import Sweep, collect, job_folders
+from .sweep_table import Sweep, collect, count_of, job_folders
 
 logger = logging.getLogger("runner")
 
@@ -82,10 +82,6 @@ def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _notes(sweep: Sweep) -> list[str]:
     lines = []
     if sweep.fixed:
@@ -115,7 +111,7 @@ def _summary(sweep: Sweep) -> str:
         counts[job.status] = counts.get(job.status, 0) + 1
     states = ", ".join(f"{n} {status}" for status, n in counts.items())
     direction = "maximize" if sweep.maximize else "minimize"
-    return f"{_count(len(sweep.jobs), 'job')} ({states}); objective {sweep.metric or '?'} ({direction})"
+    return f"{count_of(len(sweep.jobs), 'job')} ({states}); objective {sweep.metric or '?'} ({direction})"
 
 
 def _best_line(sweep: Sweep) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .sweep_table import Job, Sweep
+from .sweep_table import Job, Sweep, count_of
 
 
 def numeric_axis(values: list[str]) -> str | None:
@@ -76,8 +76,7 @@ def plot_sweep(sweep: Sweep, path: Path) -> None:
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     direction = "maximize" if sweep.maximize else "minimize"
-    total = f"{len(sweep.jobs)} job" + ("" if len(sweep.jobs) == 1 else "s")
-    figure.suptitle(f"{sweep.metric or 'objective'} ({direction}): {len(jobs)} of {total} plotted",
+    figure.suptitle(f"{sweep.metric or 'objective'} ({direction}): {len(jobs)} of {count_of(len(sweep.jobs), 'job')} plotted",
                     fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100, format="png")

@@ -59,6 +59,11 @@ class Sweep:
     unlisted: str | None = None  # why the jobs that never started cannot be listed
 
 
+def count_of(n: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
