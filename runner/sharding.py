@@ -27,7 +27,7 @@ from typing import Any
 
 from .batching import BatchRunner
 from .errors import ConfigError, PredictionError
-from .gc_control import collection_paused, job_heap
+from .gc_control import job_heap
 from .platform import Platform
 
 logger = logging.getLogger("runner.sharding")
@@ -192,12 +192,11 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
 def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
     """In a worker: predict the task's pages; returns (items predicted, failed item id -> cause).
 
-    As a CLI job does (runner/gc_control.py): the collector paused while the adapter's libraries
-    load, and the heap frozen between shards, so the pool's shutdown does not wait for the worker's
-    exit to scan it."""
+    As a CLI job does (runner/gc_control.py): the collector paused while the adapter's ``load``
+    imports its libraries (``load_from_model`` does that inside a job), and the heap frozen between
+    shards, so the pool's shutdown does not wait for the worker's exit to scan it."""
     with job_heap():
-        with collection_paused():
-            adapter = _loaded_adapter(task)
+        adapter = _loaded_adapter(task)
         dataset = adapter.platform.get_dataset(task.dataset_id)
         result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
                                        **task.predict_kwargs)
