@@ -31,7 +31,7 @@ from .errors import (
     RunnerError,
 )
 from .gc_control import libraries_loading_in_job
-from .paths import checked_model_name, dataloop_path, model_folder
+from .paths import model_data_folder, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
 from .sharding import Sharding, predict_in_shards
@@ -189,7 +189,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         """Write every model subset to ``data_path/<subset>/{items,json}``, then ``convert_from_dtlpy``."""
         model = self.model_entity
         if root_path is None:
-            root_path = _unique_timestamp_dir(dataloop_path() / "model_data" / f"{model.id}_{checked_model_name(model.name)}")
+            root_path = _unique_timestamp_dir(model_data_folder(model.id, model.name))
         root_path = Path(root_path)
         data_path = Path(data_path) if data_path is not None else root_path / "datasets" / dataset.id
         output_path = Path(output_path) if output_path is not None else root_path / "output"

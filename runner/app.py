@@ -262,6 +262,7 @@ def _check_import_source(platform, dataset, wanted: dict | None) -> None:
     raise ConfigError(f"dataset {dataset.name!r} is already in the store, imported with {was}; this run's "
                       f"dataset.source asks for {now}, which would be ignored",
                       where="dataset.source", fix=f"import the new data under another name (dataset.name=<new name>), "
+                      f"delete the stored one (python -m runner.store delete-dataset {dataset.name} --with-models), "
                       f"or set dataset.source back to {was}")
 
 
@@ -355,7 +356,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
                                    fix="correct the filter (see conf/subsets/) or choose another subsets option; a dataset "
-                                       "imported from a folder that has changed since needs a new dataset.name")
+                                       "imported from a folder that has changed since needs a new dataset.name, or "
+                                       f"deleting first (python -m runner.store delete-dataset {dataset.name})")
 
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)

@@ -35,3 +35,8 @@ def checked_model_name(name: str) -> str:
 def model_folder(name: str) -> Path:
     """``DATALOOP_PATH/models/<name>``, where a model's artifacts are loaded (the folder emptied first)."""
     return dataloop_path() / "models" / checked_model_name(name)
+
+
+def model_data_folder(model_id: str, name: str) -> Path:
+    """``DATALOOP_PATH/model_data/<id>_<name>``, where ``prepare_data`` exports a model's data by default."""
+    return dataloop_path() / "model_data" / f"{model_id}_{checked_model_name(name)}"

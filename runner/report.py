@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from .errors import NotFoundError
 from .files import write_whole
 from .sweep_table import Sweep, collect, count_of, job_folders
+from .text_table import aligned
 
 logger = logging.getLogger("runner")
 
@@ -128,11 +129,7 @@ def _problems(sweep: Sweep) -> list[str]:
 
 
 def text_table(sweep: Sweep) -> str:
-    header, rows = display_rows(sweep)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [f"sweep {sweep.folder}: {_summary(sweep)}", *_notes(sweep), ""]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    lines = [f"sweep {sweep.folder}: {_summary(sweep)}", *_notes(sweep), "", *aligned(*display_rows(sweep))]
     problems = _problems(sweep)
     if problems:
         lines += ["", *problems]

@@ -276,7 +276,8 @@ def test_a_dataset_in_the_store_with_another_source_is_refused_not_silently_reus
     with pytest.raises(ConfigError) as raised:
         run(tmp_path, "other-seed", "dataset.source.seed=1")
     message = str(raised.value)
-    for mention in ("'digits' is already in the store", "seed=0", "seed=1", "dataset.name=<new name>"):
+    for mention in ("'digits' is already in the store", "seed=0", "seed=1", "dataset.name=<new name>",
+                    "python -m runner.store delete-dataset digits --with-models"):
         assert mention in message, message
     assert table_counts(platform) == before
     run(tmp_path, "new-name", "dataset.name=digits-seed1", "dataset.source.seed=1", "pipeline=train")

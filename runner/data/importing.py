@@ -157,18 +157,16 @@ def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[s
     found = platform.find_dataset(dataset_name)
     already = store.existing_filenames(found.id, [r.filename for r in records]) if found is not None else set()
     # blobs before the transaction: content-addressed, an unused one is harmless
-    blobs: dict[str, tuple[str, int]] = {}
-    for record in records:
-        if record.filename not in already:
-            if record.data is not None:
-                blobs[record.filename] = platform.blobs.put_bytes(record.data), len(record.data)
-            else:
-                blobs[record.filename] = platform.blobs.put_file(record.source), os.path.getsize(record.source)
+    blobs = {record.filename: _put_blob(platform, record) for record in records if record.filename not in already}
 
     with store.write():
-        # read again under the write lock: another import may have run since
+        # read again under the write lock: another import or a delete may have run since
         dataset = platform.find_dataset(dataset_name) or platform.create_dataset(dataset_name)
         already = store.existing_filenames(dataset.id, [r.filename for r in records])
+        for record in records:  # blobs a delete removed since, or of items it removed (see BlobStore)
+            put = blobs.get(record.filename)
+            if record.filename not in already and (put is None or not platform.blobs.exists(put[0])):
+                blobs[record.filename] = _put_blob(platform, record)
         created = now_iso()
         items, annotations = [], []
         for record in records:
@@ -195,6 +193,13 @@ def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[s
         store.insert_annotations(annotations)
         dataset = platform.set_labels(dataset, merged_labels(store.get_dataset(dataset.id)["labels"], labels))
     return ImportResult(dataset, added=len(items), skipped=len(records) - len(items))
+
+
+def _put_blob(platform, record) -> tuple[str, int]:
+    """The record's bytes into the blob folder: (sha, size)."""
+    if record.data is not None:
+        return platform.blobs.put_bytes(record.data), len(record.data)
+    return platform.blobs.put_file(record.source), os.path.getsize(record.source)
 
 
 def log_summary(logger: logging.Logger, what: str, result: ImportResult) -> None:

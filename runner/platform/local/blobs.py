@@ -1,5 +1,10 @@
 """Content-addressed file bytes: ``<root>/<sha[:2]>/<sha>``. Writes go to a temp file then rename,
-so a crash never leaves a half-written blob under its final name."""
+so a crash never leaves a half-written blob under its final name.
+
+Blobs are written before the records that reference them (outside the store's write lock) and
+removed only under that lock (``move_out``). So a writer checks its blobs again once it holds the
+lock (``exists``) and puts back any that a delete removed in between.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -40,6 +46,23 @@ class BlobStore:
             with open(src, "rb") as source:
                 self._write(target, lambda f: shutil.copyfileobj(source, f, _CHUNK))
         return sha
+
+    def exists(self, sha: str) -> bool:
+        return os.path.exists(self.path(sha))
+
+    def move_out(self, shas: Iterable[str], trash: str | os.PathLike, moved: list[str]) -> None:
+        """Move these blobs into ``trash``, one rename each, appending each moved one to ``moved``
+        (so ``move_back`` can undo it, even after a failure half-way)."""
+        trash = Path(trash)
+        for sha in shas:
+            if os.path.exists(self.path(sha)):
+                trash.mkdir(parents=True, exist_ok=True)
+                os.replace(self.path(sha), trash / sha)
+                moved.append(sha)
+
+    def move_back(self, shas: Iterable[str], trash: str | os.PathLike) -> None:
+        for sha in shas:
+            os.replace(Path(trash) / sha, self.path(sha))
 
     def read(self, sha: str) -> bytes:
         with open(self.path(sha), "rb") as f:

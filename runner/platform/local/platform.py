@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -14,7 +15,7 @@ import dtlpy as dl
 import numpy as np
 
 from ...errors import ArtifactError, NotFoundError, RunnerError
-from ...paths import dataloop_path, default_local_root, model_folder
+from ...paths import dataloop_path, default_local_root, is_folder_name, model_data_folder, model_folder
 from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient
@@ -195,7 +196,11 @@ class LocalPlatform(Platform):
                 raise ArtifactError(f"artifact name {name!r} must be a relative path inside the model folder")
             rows.append((str(PurePosixPath(name)), self.blobs.put_file(path), os.path.getsize(path)))
         # blobs first (content-addressed, harmless if unused), then one transaction for the records
-        self.store.set_artifacts(model.id, rows, replace=replace)
+        with self.store.write():
+            for (_name, blob, _size), path in zip(rows, files.values(), strict=True):
+                if not self.blobs.exists(blob):  # removed by a delete since (see BlobStore)
+                    self.blobs.put_file(path)
+            self.store.set_artifacts(model.id, rows, replace=replace)
 
     # -- items ---------------------------------------------------------------------------------
 
@@ -319,6 +324,58 @@ class LocalPlatform(Platform):
         size = self.store.get_feature_set(feature_set_id)["size"]
         matrix = np.frombuffer(b"".join(v for _i, v in rows), dtype="<f4").reshape(len(rows), size)
         return [i for i, _v in rows], matrix
+
+    # -- deletion ------------------------------------------------------------------------------
+
+    def models_of(self, dataset: dl.Dataset) -> list[dl.Model]:
+        """The models whose dataset is ``dataset``."""
+        return [m for m in self.list_models() if m.dataset_id == dataset.id]
+
+    def delete_models(self, models: Sequence[dl.Model], predictions: bool = True) -> None:
+        """Delete model versions with their artifacts, metrics, evaluations and feature sets, and (with
+        ``predictions``) the annotations they made. Their local folders go too: the artifacts loaded
+        under ``DATALOOP_PATH/models/`` and the data exported under ``DATALOOP_PATH/model_data/``."""
+        ids = [model.id for model in models]
+        self._delete_records(lambda: self.store.delete_models(self.project.id, ids, predictions))
+        for model in models:
+            _remove_local_folders(model)
+
+    def delete_dataset(self, dataset: dl.Dataset, with_models: bool = False) -> list[dl.Model]:
+        """Delete a dataset with its items, annotations and feature vectors; returns the models deleted
+        with it. Its models (``models_of``) go too with ``with_models``; else they keep it: an error."""
+        models = self.models_of(dataset)
+        if models and not with_models:
+            raise RunnerError(f"dataset {dataset.name!r} is the dataset of {len(models)} model(s): "
+                              f"{_some_names(None, [m.name for m in models])}",
+                              where=f"the local platform at {self.root}",
+                              fix="delete those models with it (with_models=True; on the command line: --with-models)")
+        ids = [model.id for model in models]
+        self._delete_records(lambda: self.store.delete_models(self.project.id, ids) | self.store.delete_dataset(dataset.id))
+        for model in models:
+            _remove_local_folders(model)
+        return models
+
+    def _delete_records(self, delete) -> None:
+        """Run ``delete`` (which returns the blobs its records used) in one transaction, and move the
+        blobs no record uses any more out of the blob folder inside it: blobs are removed only under
+        the write lock, where writers check theirs (see ``BlobStore``). The moved blobs come back if
+        the transaction fails, and are deleted once it has committed."""
+        trash = self.blobs.root / f".trash-{os.getpid()}-{id(delete):x}"
+        moved: list[str] = []
+        try:
+            with self.store.write():
+                self.blobs.move_out(self.store.unreferenced(delete()), trash, moved)
+        except BaseException:
+            self.blobs.move_back(moved, trash)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _remove_local_folders(model: dl.Model) -> None:
+    """A deleted model's folders under ``DATALOOP_PATH``: copies, so nothing stored is lost."""
+    if is_folder_name(model.name):
+        for folder in (model_folder(model.name), model_data_folder(model.id, model.name)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _label_json(labels: Sequence[str | dict]) -> list[dict]:

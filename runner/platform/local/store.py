@@ -394,11 +394,13 @@ class Store:
         return self.get_model(model["id"])
 
     def get_model(self, model_id: str) -> dict:
-        row = self.connection().execute("SELECT json FROM models WHERE id = ?", (model_id,)).fetchone()
+        row = self.connection().execute("SELECT json, cloned_from FROM models WHERE id = ?", (model_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no model with id {model_id!r} in the local platform at {self.path}",
                                 fix="list the models with LocalPlatform.list_models()")
         model = json.loads(row[0])
+        if row[1] is not None:  # kept in its column: an entity's update() writes JSON without it
+            model["clonedFrom"] = row[1]
         model["artifacts"] = [{"type": "local", "name": name, "size": size}
                               for name, size in self.query("SELECT name, size FROM artifacts WHERE model_id = ? "
                                                            "ORDER BY name", (model_id,))]
@@ -504,3 +506,59 @@ class Store:
                 f"SELECT item_id, vector FROM features WHERE feature_set_id = ? AND item_id IN "
                 f"({','.join('?' * len(chunk))})", (feature_set_id, *chunk))]
         return out
+
+    # -- deletion ------------------------------------------------------------------------------
+
+    def delete_models(self, project_id: str, model_ids: Sequence[str], predictions: bool = True) -> set[str]:
+        """Delete these models with what is theirs: artifacts, metric samples, evaluations, feature sets
+        and their vectors, and (with ``predictions``) the annotations they made on this project's
+        datasets. Returns the blobs their artifacts used."""
+        blobs: set[str] = set()
+        with self.write() as con:
+            for chunk in _chunks(list(model_ids)):
+                marks = ",".join("?" * len(chunk))
+                blobs |= {r[0] for r in con.execute(f"SELECT blob FROM artifacts WHERE model_id IN ({marks})", chunk)}
+                names = [r[0] for r in con.execute(f"SELECT name FROM models WHERE id IN ({marks})", chunk)]
+                if predictions and names:
+                    con.execute(f"DELETE FROM annotations WHERE model_name IN ({','.join('?' * len(names))}) AND "
+                                f"dataset_id IN (SELECT id FROM datasets WHERE project_id = ?)", (*names, project_id))
+                con.execute(f"DELETE FROM features WHERE feature_set_id IN "
+                            f"(SELECT id FROM feature_sets WHERE model_id IN ({marks}))", chunk)
+                for table in ("feature_sets", "artifacts", "metric_samples", "evaluations"):
+                    con.execute(f"DELETE FROM {table} WHERE model_id IN ({marks})", chunk)
+                con.execute(f"DELETE FROM models WHERE id IN ({marks})", chunk)
+        return blobs
+
+    def delete_dataset(self, dataset_id: str) -> set[str]:
+        """Delete a dataset with its items, their annotations and feature vectors, and its recorded
+        import source. Returns the blobs its items used."""
+        with self.write() as con:
+            blobs = {r[0] for r in con.execute(
+                "SELECT DISTINCT blob FROM items WHERE dataset_id = ? AND blob IS NOT NULL", (dataset_id,))}
+            con.execute("DELETE FROM features WHERE item_id IN (SELECT id FROM items WHERE dataset_id = ?)", (dataset_id,))
+            con.execute("DELETE FROM annotations WHERE dataset_id = ?", (dataset_id,))
+            con.execute("DELETE FROM items WHERE dataset_id = ?", (dataset_id,))
+            con.execute("DELETE FROM meta WHERE key = ?", (f"import_source:{dataset_id}",))
+            con.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+        return blobs
+
+    def unreferenced(self, blobs: Iterable[str]) -> set[str]:
+        """Those of ``blobs`` that no item and no artifact uses (one pass over each table)."""
+        used = {r[0] for r in self.query("SELECT blob FROM items WHERE blob IS NOT NULL UNION SELECT blob FROM artifacts")}
+        return set(blobs) - used
+
+    def dataset_counts(self, project_id: str) -> dict[str, dict[str, int]]:
+        """Per dataset id: items, ground-truth annotations, predictions (annotations a model made), models."""
+        counts = {r[0]: {"items": 0, "annotations": 0, "predictions": 0, "models": 0}
+                  for r in self.query("SELECT id FROM datasets WHERE project_id = ?", (project_id,))}
+        for sql, key in (("SELECT dataset_id, COUNT(*) FROM items GROUP BY dataset_id", "items"),
+                         ("SELECT dataset_id, COUNT(*) FROM annotations WHERE model_name IS NULL GROUP BY dataset_id",
+                          "annotations"),
+                         ("SELECT dataset_id, COUNT(*) FROM annotations WHERE model_name IS NOT NULL GROUP BY dataset_id",
+                          "predictions"),
+                         ("SELECT dataset_id, COUNT(*) FROM models WHERE dataset_id IS NOT NULL GROUP BY dataset_id",
+                          "models")):
+            for dataset_id, n in self.query(sql):
+                if dataset_id in counts:
+                    counts[dataset_id][key] = n
+        return counts

@@ -1,0 +1,204 @@
+"""``python -m runner.store``: what the local platform holds, and deleting what is no longer needed.
+
+    python -m runner.store datasets                         # items, annotations, predictions, models
+    python -m runner.store models --dataset digits          # versions, status, their latest metrics
+    python -m runner.store delete-model 'sklearn-digits-2026*' --status failed
+    python -m runner.store delete-dataset shapes --with-models
+
+A delete is one transaction: the records go, and file bytes no other record uses are removed with
+them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import NotFoundError, RunnerError
+from .report import PREFERRED, SHOWN_METRICS
+from .text_table import aligned
+
+# a version a job may be using right now: deleting it would fail that job
+IN_USE = ("training",)
+
+
+def _platform(args):
+    from .platform.local import LocalPlatform
+
+    return LocalPlatform(args.root, project=args.project)
+
+
+def _day(stamp: str | None) -> str:
+    """``2026-11-24T06:04:35.123Z`` -> ``2026-11-24 06:04``."""
+    return (stamp or "")[:16].replace("T", " ")
+
+
+def _source(source: dict | None) -> str:
+    if not source:
+        return ""
+    target = str(source.get("_target_", "")).rsplit(".", 1)[-1]
+    return " ".join([target, *(f"{k}={v}" for k, v in sorted(source.items()) if k != "_target_")]).strip()
+
+
+def _metrics(evaluation: dict | None) -> dict[str, float]:
+    if not evaluation:
+        return {}
+    shown = [name for name in PREFERRED if isinstance(evaluation.get(name), (int, float))][:SHOWN_METRICS]
+    return {name: evaluation[name] for name in shown}
+
+
+def datasets(platform) -> list[dict]:
+    counts = platform.store.dataset_counts(platform.project.id)
+    return [{"name": d.name, "id": d.id, **counts.get(d.id, {}), "source": platform.import_source(d),
+             "created": d.created_at} for d in platform.list_datasets()]
+
+
+def models(platform, dataset: str | None = None, status: str | None = None, pattern: str = "*") -> list[dict]:
+    """The models (store JSON) whose name matches ``pattern``, optionally of one dataset and status,
+    oldest first."""
+    dataset_id = platform.get_dataset(name=dataset).id if dataset else None
+    return [m for m in platform.store.list_models(platform.project.id) if fnmatch.fnmatchcase(m["name"], pattern)
+            and (dataset_id is None or m.get("datasetId") == dataset_id) and (status is None or m["status"] == status)]
+
+
+def model_rows(platform, found: list[dict]) -> list[dict]:
+    datasets_by_id = {d.id: d.name for d in platform.list_datasets()}
+    names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
+    return [{"name": m["name"], "id": m["id"], "status": m["status"],
+             "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
+             "cloned_from": names.get(m.get("clonedFrom"), m.get("clonedFrom")), "created": m.get("createdAt"),
+             "metrics": _metrics(platform.store.latest_evaluation(m["id"]))} for m in found]
+
+
+def _print_datasets(rows: list[dict], root) -> None:
+    print(f"local platform: {root}")
+    if not rows:
+        print("no datasets (a run imports its dataset.source, or see README: Importers)")
+        return
+    header = ["dataset", "items", "annotations", "predictions", "models", "created", "imported with"]
+    print("\n".join(aligned(header, [[r["name"], str(r["items"]), str(r["annotations"]), str(r["predictions"]),
+                                      str(r["models"]), _day(r["created"]), _source(r["source"])] for r in rows])))
+
+
+def _print_models(rows: list[dict], root) -> None:
+    print(f"local platform: {root}")
+    if not rows:
+        print("no models match")
+        return
+    header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation"]
+    print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
+                                      _day(r["created"]), " ".join(f"{k}={v:.4f}" for k, v in r["metrics"].items())]
+                                     for r in rows])))
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise RunnerError("a delete needs confirmation, and there is no terminal to ask on", fix="add --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _names(items: Sequence, shown: int = 10) -> str:
+    names = [item.name for item in items]
+    return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+def delete_models(platform, args) -> int:
+    found = [m for pattern in args.names for m in models(platform, status=args.status, pattern=pattern)]
+    found = [platform.model_entity(m) for m in {m["id"]: m for m in found}.values()]
+    if not found:
+        known = platform.store.list_models(platform.project.id)
+        raise NotFoundError(f"no model matches {' '.join(args.names)}"
+                            + (f" with status {args.status!r}" if args.status else ""),
+                            where=f"the local platform at {platform.root}",
+                            fix=f"python -m runner.store models lists them ({len(known)} here)")
+    busy = [m for m in found if m.status in IN_USE]
+    if busy and not args.force:
+        raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
+                          fix="wait for the job to end; if it is gone (killed), add --force")
+    what = "with their artifacts, metrics" + ("" if args.keep_predictions else " and predictions")
+    if not _confirm(f"delete {len(found)} model(s) {what}: {_names(found)}?", args.yes):
+        print("nothing deleted")
+        return 1
+    platform.delete_models(found, predictions=not args.keep_predictions)
+    print(f"deleted {len(found)} model(s): {_names(found)}")
+    return 0
+
+
+def delete_dataset(platform, args) -> int:
+    dataset = platform.get_dataset(name=args.name)
+    counts = platform.store.dataset_counts(platform.project.id)[dataset.id]
+    owned = platform.models_of(dataset)
+    busy = [m for m in owned if m.status in IN_USE]
+    if owned and args.with_models and busy and not args.force:
+        raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
+                          fix="wait for the job to end; if it is gone (killed), add --force")
+    extra = f" and its {len(owned)} model(s)" if owned and args.with_models else ""
+    if not _confirm(f"delete dataset {dataset.name!r} ({counts['items']} items){extra}?", args.yes):
+        print("nothing deleted")
+        return 1
+    deleted = platform.delete_dataset(dataset, with_models=args.with_models)
+    print(f"deleted dataset {dataset.name!r}: {counts['items']} items"
+          + (f", {len(deleted)} model(s): {_names(deleted)}" if deleted else ""))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runner.store", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", help="the local platform's folder (default: $DATALOOP_PATH/local, as platform.root)")
+    parser.add_argument("--project", default="local", help="the project inside it (default: local)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("datasets", help="the datasets: items, annotations, predictions, models")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    listing = commands.add_parser("models", help="the models and versions, oldest first, with their latest metrics")
+    listing.add_argument("--dataset", help="only the models of this dataset")
+    listing.add_argument("--status", help="only models with this status (created, training, trained, failed)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    delete = commands.add_parser("delete-model", help="delete models: artifacts, metrics, evaluations, predictions")
+    delete.add_argument("names", nargs="+", help="model names; shell-style patterns ('sklearn-digits-2026*') match many")
+    delete.add_argument("--status", help="only those with this status (e.g. failed)")
+    delete.add_argument("--keep-predictions", action="store_true", help="keep the annotations the models made")
+    delete.add_argument("--force", action="store_true", help="also models in status 'training'")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
+
+    delete = commands.add_parser("delete-dataset", help="delete a dataset: items, annotations, feature vectors")
+    delete.add_argument("name", help="the dataset's name")
+    delete.add_argument("--with-models", action="store_true", help="also delete the models whose dataset it is")
+    delete.add_argument("--force", action="store_true", help="with --with-models: also models in status 'training'")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        platform = _platform(args)
+        commands: dict[str, Callable[[], int | None]] = {
+            "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform.root),
+            "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status)),
+                                    _print_models, platform.root),
+            "delete-model": lambda: delete_models(platform, args),
+            "delete-dataset": lambda: delete_dataset(platform, args),
+        }
+        return commands[args.command]() or 0
+    except RunnerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _show(args, rows: list[dict], printer, root) -> None:
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        printer(rows, root)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""``python -m runner.store``: what the local platform holds, and deletes that take a record with
+what is its own (and the file bytes no other record uses), and nothing else."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adapters.sklearn_classifier import SklearnImageClassifier
+from runner.data import import_image_folder
+from runner.paths import model_data_folder, model_folder
+from runner.platform.local import LocalPlatform
+from runner.store import main
+from tests.digits_subsets import SUBSETS
+
+
+def store(platform, capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["--root", str(platform.root), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def listed(platform, capsys, *args: str) -> list[dict]:
+    code, out, err = store(platform, capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def versions(platform, digits):
+    """A base model and two trained, evaluated versions of it (predictions stored on the test subset)."""
+    base = platform.create_model("digits-lr", digits, configuration={"batch_size": 64}, subsets=SUBSETS)
+    out = []
+    for name, c in (("digits-lr-v1", 1.0), ("digits-lr-v2", 0.05)):
+        version = platform.clone_model(base, name, configuration={
+            "estimator": {"_target_": "sklearn.linear_model.LogisticRegression", "C": c, "max_iter": 300}})
+        adapter = SklearnImageClassifier(model_entity=version)
+        adapter.train_model(version)
+        adapter.evaluate_model(version, digits, filters=SUBSETS["test"])
+        out.append(platform.get_model(version.id))
+    return base, *out
+
+
+def blobs_on_disk(platform) -> set[str]:
+    return {p.name for p in (platform.root / "blobs").rglob("*") if p.is_file()}
+
+
+def artifact_blobs(platform, model) -> set[str]:
+    return {blob for _name, blob, _size in platform.store.list_artifacts(model.id)}
+
+
+def test_lists_datasets_and_models_with_their_latest_metrics(platform, digits, versions, capsys):
+    base, v1, v2 = versions
+    n_test = platform.count_items(digits, SUBSETS["test"])
+    [row] = listed(platform, capsys, "datasets")
+    assert (row["name"], row["items"], row["annotations"], row["predictions"], row["models"]) == \
+        ("digits", 1797, 1797, 2 * n_test, 3)
+    assert row["source"] is None  # imported from Python, not from a run's dataset.source
+
+    rows = {r["name"]: r for r in listed(platform, capsys, "models")}
+    assert list(rows) == ["digits-lr", "digits-lr-v1", "digits-lr-v2"]  # oldest first
+    assert rows["digits-lr-v1"]["cloned_from"] == "digits-lr" and rows["digits-lr"]["cloned_from"] is None
+    assert rows["digits-lr-v2"]["status"] == "trained" and rows["digits-lr-v2"]["dataset"] == "digits"
+    assert rows["digits-lr-v1"]["metrics"]["accuracy"] == platform.latest_evaluation(v1)["accuracy"]
+    assert rows["digits-lr"]["metrics"] == {}
+    assert [r["name"] for r in listed(platform, capsys, "models", "--status", "created")] == ["digits-lr"]
+
+    code, out, _ = store(platform, capsys, "models")
+    assert code == 0 and f"accuracy={platform.latest_evaluation(v2)['accuracy']:.4f}" in out
+    code, _, err = store(platform, capsys, "models", "--dataset", "digitz")
+    assert code == 2 and "no dataset named 'digitz'" in err and "digits" in err
+
+
+def test_delete_model_takes_its_records_blobs_and_folders_and_nothing_else(platform, digits, versions, capsys):
+    base, v1, v2 = versions
+    for folder in (model_folder(v1.name), model_data_folder(v1.id, v1.name)):
+        assert folder.is_dir()  # loaded artifacts, exported data
+    only_v1 = artifact_blobs(platform, v1) - artifact_blobs(platform, v2)
+    assert only_v1 and only_v1 <= blobs_on_disk(platform)
+    v2_predictions = platform.store.count_annotations(digits.id, v2.name)
+
+    code, out, err = store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
+    assert code == 0, err
+    assert "deleted 1 model(s): digits-lr-v1" in out
+    assert platform.find_model("digits-lr-v1") is None
+    assert platform.store.count_annotations(digits.id, "digits-lr-v1") == 0
+    assert not only_v1 & blobs_on_disk(platform)
+    assert not model_folder(v1.name).exists() and not model_data_folder(v1.id, v1.name).exists()
+    for table in ("artifacts", "metric_samples", "evaluations", "feature_sets"):
+        assert platform.store.query(f"SELECT COUNT(*) FROM {table} WHERE model_id = ?", (v1.id,))[0][0] == 0
+    # the other version is whole: its predictions, its evaluation, its artifacts' bytes
+    assert platform.store.count_annotations(digits.id, v2.name) == v2_predictions > 0
+    assert platform.latest_evaluation(v2)["accuracy"] > 0
+    assert artifact_blobs(platform, v2) <= blobs_on_disk(platform)
+    assert len(platform.list_datasets()[0].items.list().items) > 0
+
+
+def test_a_clone_keeps_the_artifacts_it_shares_with_a_deleted_model(platform, digits, versions, capsys, tmp_path):
+    _base, v1, _v2 = versions
+    copy = platform.clone_model(v1, "digits-lr-copy")  # artifacts shared by content
+    assert artifact_blobs(platform, copy) == artifact_blobs(platform, v1)
+    assert store(platform, capsys, "delete-model", "digits-lr-v1", "-y")[0] == 0
+    adapter = SklearnImageClassifier(model_entity=platform.get_model(copy.id))
+    adapter.load_from_model()
+    assert adapter.predict_items(digits.items.list(filters=None).items[:8])[1]
+
+
+def test_delete_model_patterns_status_and_predictions(platform, digits, versions, capsys):
+    _base, v1, v2 = versions
+    code, _, err = store(platform, capsys, "delete-model", "digits-lr-*", "--status", "failed", "--yes")
+    assert code == 2 and "no model matches digits-lr-* with status 'failed'" in err
+    assert len(platform.list_models()) == 3
+
+    v2.status = "training"
+    platform.update_model(v2)
+    code, _, err = store(platform, capsys, "delete-model", "digits-lr-v*", "--yes")
+    assert code == 2 and "digits-lr-v2: status 'training'" in err and "--force" in err
+    assert len(platform.list_models()) == 3  # refused whole: v1 is still there too
+
+    predictions = platform.store.count_annotations(digits.id, "digits-lr-v1")
+    code, out, err = store(platform, capsys, "delete-model", "digits-lr-v*", "--force", "--keep-predictions", "--yes")
+    assert code == 0, err
+    assert [m.name for m in platform.list_models()] == ["digits-lr"]
+    assert platform.store.count_annotations(digits.id, "digits-lr-v1") == predictions > 0
+
+
+def test_delete_asks_first(platform, digits, versions, capsys, monkeypatch):
+    code, _, err = store(platform, capsys, "delete-model", "digits-lr-v1")
+    assert code == 2 and "add --yes" in err  # no terminal to ask on
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, _ = store(platform, capsys, "delete-model", "digits-lr-v1")
+    assert code == 1 and "nothing deleted" in out and platform.find_model("digits-lr-v1") is not None
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, out, _ = store(platform, capsys, "delete-model", "digits-lr-v1")
+    assert code == 0 and platform.find_model("digits-lr-v1") is None
+
+
+def write_images(folder: Path, n: int = 6) -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    written = {}
+    for i in range(n):
+        path = folder / ("cat" if i % 2 else "dog") / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path)
+        written[path.name] = path.read_bytes()
+    return written
+
+
+def test_delete_dataset_keeps_bytes_another_dataset_uses(platform, tmp_path, capsys):
+    written = write_images(tmp_path / "photos")
+    a = import_image_folder(platform, tmp_path / "photos", "a").dataset
+    b = import_image_folder(platform, tmp_path / "photos", "b").dataset  # the same bytes: the same blobs
+    platform.create_model("a-model", a, labels=["cat", "dog"])
+
+    code, _, err = store(platform, capsys, "delete-dataset", "a", "--yes")
+    assert code == 2 and "dataset 'a' is the dataset of 1 model(s): a-model" in err and "--with-models" in err
+    assert platform.count_items(a, None) == len(written)  # refused: nothing deleted
+
+    code, out, err = store(platform, capsys, "delete-dataset", "a", "--with-models", "--yes")
+    assert code == 0, err
+    assert f"deleted dataset 'a': {len(written)} items, 1 model(s): a-model" in out
+    assert platform.find_dataset("a") is None and platform.find_model("a-model") is None
+    assert platform.store.query("SELECT COUNT(*) FROM annotations WHERE dataset_id = ?", (a.id,))[0][0] == 0
+    assert {i.name: platform.read_item_bytes(i) for i in b.items.list().items} == written
+
+    assert store(platform, capsys, "delete-dataset", "b", "--yes")[0] == 0
+    assert blobs_on_disk(platform) == set()  # the last user of those bytes is gone
+    assert listed(platform, capsys, "datasets") == []
+
+
+def test_an_import_puts_back_bytes_a_delete_removed_while_it_waited(platform, tmp_path):
+    """Blobs are written before the import takes the write lock; a delete (under the lock) may remove
+    the same bytes in between. The import checks again under the lock and writes them back."""
+    written = write_images(tmp_path / "photos")
+    a = import_image_folder(platform, tmp_path / "photos", "a").dataset
+    importer = LocalPlatform(platform.root)  # another job on the same store
+    done = {}
+    with platform.store.write():  # hold the write lock
+        thread = threading.Thread(target=lambda: done.update(
+            b=import_image_folder(importer, tmp_path / "photos", "b").dataset))
+        thread.start()
+        time.sleep(1.0)  # the import has found its blobs there already, and waits for the lock
+        platform.delete_dataset(a)  # joins this transaction: b holds no row yet, so the bytes go
+        assert blobs_on_disk(platform) == set()
+    thread.join(timeout=60)
+    b = done["b"]
+    assert {i.name: platform.read_item_bytes(i) for i in platform.get_dataset(b.id).items.list().items} == written
+
+
+def test_the_command_line_after_runs(tmp_path):
+    """The real commands: a run, its version deleted, the dataset deleted, and a run again."""
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+
+    def run(*args: str, module: str = "runner.store") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    first = run(module="runner")
+    assert first.returncode == 0, first.stderr
+    listing = run("models")
+    assert listing.returncode == 0, listing.stderr
+    versions = [line.split()[0] for line in listing.stdout.splitlines()[3:] if " trained " in line]
+    assert len(versions) == 1 and "accuracy=" in listing.stdout
+
+    deleted = run("delete-model", versions[0], "--yes")
+    assert deleted.returncode == 0 and f"deleted 1 model(s): {versions[0]}" in deleted.stdout
+    refused = run("delete-dataset", "digits", "--yes")
+    assert refused.returncode == 2 and "--with-models" in refused.stderr
+    gone = run("delete-dataset", "digits", "--with-models", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert "no datasets" in run("datasets").stdout
+
+    again = run(module="runner")  # imports digits and creates the base model again
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"^digits +1797 +1797 ", run("datasets").stdout, re.MULTILINE)
