@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .batching import BatchRunner
+from .configuration import is_whole_number
 from .errors import ConfigError, PredictionError
 from .gc_control import job_heap
 from .platform import Platform
@@ -50,7 +51,7 @@ class Sharding:
     ray_address: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.workers, int) or self.workers < 1:
+        if not is_whole_number(self.workers, 1):  # true would count as 1
             raise ConfigError(f"workers must be a whole number >= 1, not {self.workers!r}",
                               where="sharding.workers", fix="use 1 (this process) or the number of workers")
         if self.backend not in BACKENDS:

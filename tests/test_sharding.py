@@ -135,9 +135,10 @@ def test_failed_items_of_every_shard_are_reported_and_the_rest_stored(platform):
     assert platform.store.count_annotations(dataset.id, "flaky") == 269 - 8
 
 
-def test_bad_sharding_settings_are_config_errors():
+@pytest.mark.parametrize("workers", [0, -2, True, 1.5, "2"])
+def test_bad_sharding_settings_are_config_errors(workers):
     with pytest.raises(ConfigError, match="workers"):
-        Sharding(workers=0)
+        Sharding(workers=workers)
     with pytest.raises(ConfigError, match="backend"):
         Sharding(workers=2, backend="threads")
 

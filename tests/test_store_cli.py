@@ -229,3 +229,17 @@ def test_the_command_line_after_runs(tmp_path):
     again = run(module="runner")  # imports digits and creates the base model again
     assert again.returncode == 0, again.stderr
     assert re.search(r"^digits +1797 +1797 ", run("datasets").stdout, re.MULTILINE)
+
+
+def test_a_killed_delete_leaves_no_blob_missing(platform, tmp_path):
+    """A delete killed after moving blobs out, before its transaction committed, leaves them in its
+    trash folder with their records still there: the next opening of the store puts them back."""
+    written = write_images(tmp_path / "photos")
+    a = import_image_folder(platform, tmp_path / "photos", "a").dataset
+    shas = sorted(blobs_on_disk(platform))
+    trash = platform.root / "blobs" / ".trash-killed"
+    platform.blobs.move_out(shas, trash, [])
+    (trash / ("0" * 64)).write_bytes(b"bytes no record uses")
+    reopened = LocalPlatform(platform.root)
+    assert not trash.exists() and blobs_on_disk(reopened) == set(shas)
+    assert {i.name: reopened.read_item_bytes(i) for i in reopened.get_dataset(a.id).items.list().items} == written

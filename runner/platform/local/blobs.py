@@ -8,6 +8,7 @@ lock (``exists``) and puts back any that a delete removed in between.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -62,7 +63,8 @@ class BlobStore:
 
     def move_back(self, shas: Iterable[str], trash: str | os.PathLike) -> None:
         for sha in shas:
-            os.replace(Path(trash) / sha, self.path(sha))
+            with contextlib.suppress(FileNotFoundError):  # already back
+                os.replace(Path(trash) / sha, self.path(sha))
 
     def read(self, sha: str) -> bytes:
         with open(self.path(sha), "rb") as f:

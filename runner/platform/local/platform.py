@@ -39,6 +39,9 @@ class LocalPlatform(Platform):
                               where="platform.root",
                               fix="point platform.root at a folder you can write (a missing one is created), "
                                   "or at a local platform folder (platform.db + blobs/)") from None
+        if any(self.blobs.root.glob(".trash-*")):
+            with self.store.write():
+                self._recover_trash()
         self.client = LocalApiClient(self)
         self.project = LocalProject(_dict=self.store.get_or_create_project(project), _client_api=self.client)
 
@@ -364,11 +367,23 @@ class LocalPlatform(Platform):
         moved: list[str] = []
         try:
             with self.store.write():
+                self._recover_trash()
                 self.blobs.move_out(self.store.unreferenced(delete()), trash, moved)
         except BaseException:
             self.blobs.move_back(moved, trash)
             raise
         shutil.rmtree(trash, ignore_errors=True)
+
+    def _recover_trash(self) -> None:
+        """Under the write lock: the trash a delete left when it stopped (killed) before its clean-up.
+        Blobs that records still use (its transaction rolled back) go back; the rest are deleted."""
+        for stale in self.blobs.root.glob(".trash-*"):
+            try:
+                shas = [path.name for path in stale.iterdir()]
+            except FileNotFoundError:  # its delete has just cleaned it up
+                continue
+            self.blobs.move_back(set(shas) - self.store.unreferenced(shas), stale)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _remove_local_folders(model: dl.Model) -> None:
