@@ -16,6 +16,7 @@ import fnmatch
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .errors import NotFoundError, RunnerError
 from .report import PREFERRED, SHOWN_METRICS
@@ -26,9 +27,21 @@ IN_USE = ("training",)
 
 
 def _platform(args):
+    """The platform at ``--root``; one that is not there is an error (opening it would create it)."""
+    from .paths import default_local_root
     from .platform.local import LocalPlatform
+    from .platform.local.store import Store
 
-    return LocalPlatform(args.root, project=args.project)
+    root = Path(args.root) if args.root else default_local_root()
+    if not (root / "platform.db").is_file():
+        raise NotFoundError(f"no local platform at {root} (no platform.db there)", where="--root" if args.root else
+                            "$DATALOOP_PATH/local", fix="pass --root <the folder a run's platform.root names>, or make "
+                            "one with a first run (python -m runner)")
+    projects = [row[0] for row in Store(root / "platform.db").query("SELECT name FROM projects ORDER BY name")]
+    if args.project not in projects:
+        raise NotFoundError(f"no project {args.project!r} in the local platform at {root}", where="--project",
+                            fix=f"use one of: {', '.join(projects) or 'none (a first run makes one)'}")
+    return LocalPlatform(root, project=args.project)
 
 
 def _day(stamp: str | None) -> str:

@@ -80,6 +80,11 @@ def test_lists_datasets_and_models_with_their_latest_metrics(platform, digits, v
     assert code == 0 and f"accuracy={platform.latest_evaluation(v2)['accuracy']:.4f}" in out
     code, _, err = store(platform, capsys, "models", "--dataset", "digitz")
     assert code == 2 and "no dataset named 'digitz'" in err and "digits" in err
+    assert main(["--root", str(platform.root / "typo"), "datasets"]) == 2
+    assert "no local platform at" in capsys.readouterr().err and not (platform.root / "typo").exists()
+    assert main(["--root", str(platform.root), "--project", "lcoal", "models"]) == 2
+    assert "no project 'lcoal'" in capsys.readouterr().err
+    assert [row[0] for row in platform.store.query("SELECT name FROM projects")] == ["local"]
 
 
 def test_delete_model_takes_its_records_blobs_and_folders_and_nothing_else(platform, digits, versions, capsys):
@@ -211,6 +216,9 @@ def test_the_command_line_after_runs(tmp_path):
         return subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
 
+    usage = run("--help")
+    assert usage.returncode == 0 and all(c in usage.stdout for c in ("datasets", "models", "delete-model",
+                                                                      "delete-dataset"))
     first = run(module="runner")
     assert first.returncode == 0, first.stderr
     listing = run("models")
