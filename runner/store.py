@@ -86,8 +86,8 @@ def model_rows(platform, found: list[dict]) -> list[dict]:
              "metrics": _metrics(platform.store.latest_evaluation(m["id"]))} for m in found]
 
 
-def _print_datasets(rows: list[dict], root) -> None:
-    print(f"local platform: {root}")
+def _print_datasets(rows: list[dict], platform) -> None:
+    print(f"local platform: {platform.root}")
     if not rows:
         print("no datasets (a run imports its dataset.source, or see README: Importers)")
         return
@@ -96,10 +96,10 @@ def _print_datasets(rows: list[dict], root) -> None:
                                       str(r["models"]), _day(r["created"]), _source(r["source"])] for r in rows])))
 
 
-def _print_models(rows: list[dict], root) -> None:
-    print(f"local platform: {root}")
+def _print_models(rows: list[dict], platform) -> None:
+    print(f"local platform: {platform.root}")
     if not rows:
-        print("no models match")
+        print(f"no models match ({_statuses(platform)})")
         return
     header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation"]
     print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
@@ -120,19 +120,27 @@ def _names(items: Sequence, shown: int = 10) -> str:
     return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
 
 
+def _refuse_in_use(models: Sequence, force: bool) -> None:
+    busy = [m for m in models if m.status in IN_USE]
+    if busy and not force:
+        raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
+                          fix="wait for the job to end; if it is gone (killed), add --force")
+
+
+def _statuses(platform) -> str:
+    found = sorted({m["status"] for m in platform.store.list_models(platform.project.id)})
+    return f"statuses here: {', '.join(found) or 'none (no models)'}"
+
+
 def delete_models(platform, args) -> int:
     found = [m for pattern in args.names for m in models(platform, status=args.status, pattern=pattern)]
     found = [platform.model_entity(m) for m in {m["id"]: m for m in found}.values()]
     if not found:
-        known = platform.store.list_models(platform.project.id)
         raise NotFoundError(f"no model matches {' '.join(args.names)}"
                             + (f" with status {args.status!r}" if args.status else ""),
                             where=f"the local platform at {platform.root}",
-                            fix=f"python -m runner.store models lists them ({len(known)} here)")
-    busy = [m for m in found if m.status in IN_USE]
-    if busy and not args.force:
-        raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
-                          fix="wait for the job to end; if it is gone (killed), add --force")
+                            fix=f"python -m runner.store models lists them ({_statuses(platform)})")
+    _refuse_in_use(found, args.force)
     what = "with their artifacts, metrics" + ("" if args.keep_predictions else " and predictions")
     if not _confirm(f"delete {len(found)} model(s) {what}: {_names(found)}?", args.yes):
         print("nothing deleted")
@@ -146,10 +154,8 @@ def delete_dataset(platform, args) -> int:
     dataset = platform.get_dataset(name=args.name)
     counts = platform.store.dataset_counts(platform.project.id)[dataset.id]
     owned = platform.models_of(dataset)
-    busy = [m for m in owned if m.status in IN_USE]
-    if owned and args.with_models and busy and not args.force:
-        raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
-                          fix="wait for the job to end; if it is gone (killed), add --force")
+    if args.with_models:
+        _refuse_in_use(owned, args.force)
     extra = f" and its {len(owned)} model(s)" if owned and args.with_models else ""
     if not _confirm(f"delete dataset {dataset.name!r} ({counts['items']} items){extra}?", args.yes):
         print("nothing deleted")
@@ -194,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         platform = _platform(args)
         commands: dict[str, Callable[[], int | None]] = {
-            "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform.root),
+            "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
             "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status)),
-                                    _print_models, platform.root),
+                                    _print_models, platform),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
         }
@@ -206,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _show(args, rows: list[dict], printer, root) -> None:
+def _show(args, rows: list[dict], printer, platform) -> None:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        printer(rows, root)
+        printer(rows, platform)
 
 
 if __name__ == "__main__":

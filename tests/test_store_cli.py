@@ -125,6 +125,7 @@ def test_delete_model_patterns_status_and_predictions(platform, digits, versions
     _base, v1, v2 = versions
     code, _, err = store(platform, capsys, "delete-model", "digits-lr-*", "--status", "failed", "--yes")
     assert code == 2 and "no model matches digits-lr-* with status 'failed'" in err
+    assert "statuses here: created, trained" in err
     assert len(platform.list_models()) == 3
 
     v2.status = "training"
