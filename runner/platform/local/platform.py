@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -362,9 +363,11 @@ class LocalPlatform(Platform):
         """Run ``delete`` (which returns the blobs its records used) in one transaction, and move the
         blobs no record uses any more out of the blob folder inside it: blobs are removed only under
         the write lock, where writers check theirs (see ``BlobStore``). The moved blobs come back if
-        the transaction fails, and are deleted once it has committed."""
-        trash = self.blobs.root / f".trash-{os.getpid()}-{id(delete):x}"
+        the transaction fails, and are deleted once it has committed; inside a caller's transaction,
+        which may still roll back, the next delete or opening of the store settles them instead."""
+        trash = self.blobs.root / f".trash-{secrets.token_hex(6)}"
         moved: list[str] = []
+        nested = self.store.connection().in_transaction
         try:
             with self.store.write():
                 self._recover_trash()
@@ -372,7 +375,8 @@ class LocalPlatform(Platform):
         except BaseException:
             self.blobs.move_back(moved, trash)
             raise
-        shutil.rmtree(trash, ignore_errors=True)
+        if not nested:
+            shutil.rmtree(trash, ignore_errors=True)
 
     def _recover_trash(self) -> None:
         """Under the write lock: the trash a delete left when it stopped (killed) before its clean-up.
