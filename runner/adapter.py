@@ -34,7 +34,7 @@ from .gc_control import libraries_loading_in_job
 from .paths import model_data_folder, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
-from .sharding import Sharding, predict_in_shards
+from .sharding import Sharding, run_in_shards
 
 logger = logging.getLogger("runner.adapter")
 
@@ -282,8 +282,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         kwargs.pop("progress", None)
         sharding = self.sharding if workers is None else replace(self.sharding, workers=workers)
         if sharding.workers > 1:
-            return predict_in_shards(self, dataset, filters_json(filters), self._batch_size(batch_size), sharding,
-                                     kwargs)
+            return run_in_shards(self, "predict", dataset, filters_json(filters), self._batch_size(batch_size),
+                                 sharding, kwargs)
         result = self.predict_pages(dataset, filters, batch_size, **kwargs)
         if result.failed:
             raise PredictionError("predict_dataset", result.failed, result.processed + len(result.failed))
@@ -387,13 +387,28 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return ([i for batch, _v in result.outputs for i in batch],
                 [v for _batch, vectors in result.outputs for v in vectors])
 
-    def embed_dataset(self, dataset, filters=None, upload_features=None, batch_size=None, progress=None, **kwargs):
-        """Embed every file item matching ``filters``, streamed; returns the count."""
+    def embed_dataset(self, dataset, filters=None, upload_features=None, batch_size=None, progress=None,
+                      workers=None, **kwargs):
+        """Embed every file item matching ``filters``, streamed; returns the count. With more than one
+        worker (as ``predict_dataset``) the shards store their vectors in the model's feature set."""
+        sharding = self.sharding if workers is None else replace(self.sharding, workers=workers)
+        if sharding.workers > 1 and upload_features is not False:
+            self._require("embed", "embed_dataset")
+            _ = self.feature_set  # made once here, not by each worker at the same time
+            return run_in_shards(self, "embed", dataset, filters_json(filters), self._batch_size(batch_size),
+                                 sharding, kwargs)
         result = self._embed_stream(self._file_items(dataset, filters), batch_size, keep=False,
                                     upload=upload_features is not False, **kwargs)
         if result.failed:
             raise PredictionError("embed_dataset", result.failed, result.processed + len(result.failed))
         return result.processed
+
+    def embed_pages(self, dataset, filters=None, batch_size=None, pages: range | None = None,
+                    page_size: int = _PAGE_SIZE, **kwargs) -> BatchResult:
+        """Embed the matching file items (only ``pages`` of the listing, if given) and store their
+        vectors; failed items are returned, not raised: a shard's work."""
+        return self._embed_stream(self._file_items(dataset, filters, page_size, pages), batch_size, keep=False,
+                                  upload=True, **kwargs)
 
     @property
     def feature_set(self) -> dl.FeatureSet:

@@ -1,13 +1,13 @@
-"""``predict_dataset`` over shards of a dataset on parallel workers.
+"""``predict_dataset`` and ``embed_dataset`` over shards of a dataset on parallel workers.
 
 The filter's listing is cut into contiguous page ranges, as Dataloop splits a dataset into several
 executions: big ones first, then smaller and smaller. This process is one of the workers; the
 others are local processes, or Ray tasks when configured. Each takes the next shard when it is
 free, so a worker that started late (a new process imports its libraries first) or runs slower
 simply takes fewer shards, and the small shards at the end keep the workers finishing together. A
-worker process opens the platform again, loads the model once, and predicts its pages with the
-same batch pipeline and the same store calls as a single process, so the stored results are the
-same. The counts are summed and every failed item id, from every shard, goes into one
+worker process opens the platform again, loads the model once, and predicts (or embeds) its pages
+with the same batch pipeline and the same store calls as a single process, so the stored results
+are the same. The counts are summed and every failed item id, from every shard, goes into one
 ``PredictionError``.
 """
 
@@ -43,7 +43,7 @@ _GUIDED_DIVISOR = 2
 
 @dataclass(frozen=True)
 class Sharding:
-    """How ``predict_dataset`` spreads its items: ``workers`` shards (1: in this process) run as
+    """How ``predict_dataset`` and ``embed_dataset`` spread their items: ``workers`` shards (1: in this process) run as
     local ``processes`` or as ``ray`` tasks (a local Ray, or the cluster at ``ray_address``)."""
 
     workers: int = 1
@@ -73,7 +73,8 @@ class ShardTask:
     batch_size: int
     prepare_workers: int
     artifacts_path: str
-    predict_kwargs: dict
+    kwargs: dict  # of the user function (predict or embed)
+    operation: str = "predict"  # or "embed"
 
 
 def plan_shards(count: int, workers: int, max_page_size: int = 500) -> tuple[int, list[range]]:
@@ -93,25 +94,31 @@ def plan_shards(count: int, workers: int, max_page_size: int = 500) -> tuple[int
     return page_size, shards
 
 
-def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, sharding: Sharding,
-                      predict_kwargs: dict | None = None) -> int:
-    """Predict the matching items on ``sharding.workers`` workers (this process and
-    ``workers - 1`` others); returns the count predicted."""
+# operation -> (the adapter method that runs a shard's pages, the wrapper function errors name, verb)
+OPERATIONS = {"predict": ("predict_pages", "predict_dataset", "predicting"),
+              "embed": ("embed_pages", "embed_dataset", "embedding")}
+
+
+def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_size: int, sharding: Sharding,
+                  kwargs: dict | None = None) -> int:
+    """Predict (or embed: ``operation``) the matching items on ``sharding.workers`` workers (this
+    process and ``workers - 1`` others); returns the count processed."""
+    run_pages, wrapper, verb = OPERATIONS[operation]
     platform = adapter.platform
     count = platform.count_items(dataset, filters)
     page_size, shards = plan_shards(count, sharding.workers)
     if not shards:
         return 0
-    predict_kwargs = dict(predict_kwargs or {})
+    kwargs = dict(kwargs or {})
     cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
     prepare_workers = max(1, (os.cpu_count() or 1) // sharding.workers)
     tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size, batch_size,
-                       prepare_workers, str(adapter.artifacts_path or ""), predict_kwargs) for pages in shards]
-    logger.info("predicting %d items: %d shards (pages of %d) on this process and %d %s worker(s)", count,
+                       prepare_workers, str(adapter.artifacts_path or ""), kwargs, operation) for pages in shards]
+    logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s worker(s)", verb, count,
                 len(tasks), page_size, sharding.workers - 1, sharding.backend)
 
     def here(task: ShardTask) -> tuple[int, dict[str, str]]:
-        result = adapter.predict_pages(dataset, filters, batch_size, task.pages, page_size, **predict_kwargs)
+        result = getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
         return result.processed, result.failed
 
     # this process's share of the cores, like each worker's: more prepare threads would only take
@@ -134,7 +141,7 @@ def predict_in_shards(adapter, dataset, filters: dict | None, batch_size: int, s
         processed += outcome[0]
         failed.update(outcome[1])
     if failed:
-        raise PredictionError("predict_dataset", failed, processed + len(failed))
+        raise PredictionError(wrapper, failed, processed + len(failed))
     return processed
 
 
@@ -191,7 +198,7 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
 
 
 def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
-    """In a worker: predict the task's pages; returns (items predicted, failed item id -> cause).
+    """In a worker: predict (or embed) the task's pages; returns (items done, failed item id -> cause).
 
     As a CLI job does (runner/gc_control.py): the collector paused while the adapter's ``load``
     imports its libraries (``load_from_model`` does that inside a job), and the heap frozen between
@@ -199,8 +206,8 @@ def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
     with job_heap():
         adapter = _loaded_adapter(task)
         dataset = adapter.platform.get_dataset(task.dataset_id)
-        result = adapter.predict_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size,
-                                       **task.predict_kwargs)
+        run_pages = getattr(adapter, OPERATIONS[task.operation][0])
+        result = run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
         return result.processed, result.failed
 
 
@@ -250,7 +257,7 @@ def _remote_workers(sharding: Sharding):
     if multiprocessing.parent_process() is not None:
         # a job of a process launcher (joblib): the sweep already runs jobs side by side, and a pool
         # started from a pool worker cannot set up its own children; this process takes every shard
-        logger.warning("sharding.workers=%d in a launcher's worker process: predicting in this process "
+        logger.warning("sharding.workers=%d in a launcher's worker process: running every shard in this process "
                        "(the launcher already runs jobs in parallel; use sharding.backend=ray to nest)",
                        sharding.workers)
         yield None

@@ -98,6 +98,22 @@ def test_train_embed_dataset_vectors_neighbours_and_round_trip(platform, digits,
     assert json.loads((tmp_path / "reloaded" / "pca.json").read_text())["n_components"] == 16
 
 
+def test_two_worker_processes_store_the_vectors_one_process_computes(platform, digits, caplog):
+    model = new_model(platform, digits, n_components=8)
+    adapter = PcaEmbedder()
+    adapter.train_model(model)
+    with caplog.at_level("INFO", logger="runner.sharding"):
+        assert adapter.embed_dataset(digits, workers=2) == DIGITS_ITEMS  # this process and one spawned worker
+    assert f"embedding {DIGITS_ITEMS} items" in caplog.text and "1 processes worker(s)" in caplog.text
+    ids, matrix = platform.get_model(model.id).feature_set.features.vectors()
+    assert len(ids) == len(set(ids)) == DIGITS_ITEMS
+    items, vectors = adapter.embed_items([i for page in platform.iter_items(digits, None) for i in page],
+                                         upload_features=False)
+    expected = dict(zip([item.id for item in items], vectors, strict=True))
+    np.testing.assert_allclose(matrix, np.stack([expected[i] for i in ids]), atol=1e-6)
+    assert len(platform.store.find_feature_sets(platform.project.id, model_id=model.id)) == 1
+
+
 def test_vectors_equal_scikit_learn_pca_transform(platform, digits, tmp_path):
     from sklearn.decomposition import PCA
 
