@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,18 +31,29 @@ def _platform(args):
     """The platform at ``--root``; one that is not there is an error (opening it would create it)."""
     from .paths import default_local_root
     from .platform.local import LocalPlatform
+    from .platform.local.platform import DEFAULT_PROJECT
     from .platform.local.store import Store
 
-    root = Path(args.root) if args.root else default_local_root()
+    given = getattr(args, "root", None)
+    if given is not None and not given.strip():
+        raise RunnerError("--root is empty", where="--root ''", fix="name the platform's folder, or leave --root out "
+                          f"for the default ({default_local_root()})")
+    root = Path(given) if given else default_local_root()
     if not (root / "platform.db").is_file():
-        raise NotFoundError(f"no local platform at {root} (no platform.db there)", where="--root" if args.root else
+        raise NotFoundError(f"no local platform at {root} (no platform.db there)", where="--root" if given else
                             "$DATALOOP_PATH/local", fix="pass --root <the folder a run's platform.root names>, or make "
                             "one with a first run (python -m runner)")
-    projects = [row[0] for row in Store(root / "platform.db").query("SELECT name FROM projects ORDER BY name")]
-    if args.project not in projects:
-        raise NotFoundError(f"no project {args.project!r} in the local platform at {root}", where="--project",
+    project = getattr(args, "project", DEFAULT_PROJECT)
+    try:
+        projects = [row[0] for row in Store(root / "platform.db").query("SELECT name FROM projects ORDER BY name")]
+    except sqlite3.DatabaseError as err:
+        raise RunnerError(f"the local platform at {root} cannot be opened: {type(err).__name__}: {err}",
+                          where="--root" if given else "$DATALOOP_PATH/local",
+                          fix="point --root at a local platform folder (platform.db + blobs/)") from None
+    if project not in projects:
+        raise NotFoundError(f"no project {project!r} in the local platform at {root}", where="--project",
                             fix=f"use one of: {', '.join(projects) or 'none (a first run makes one)'}")
-    return LocalPlatform(root, project=args.project)
+    return LocalPlatform(root, project=project)
 
 
 def _day(stamp: str | None) -> str:
@@ -82,8 +94,14 @@ def model_rows(platform, found: list[dict]) -> list[dict]:
     names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
     return [{"name": m["name"], "id": m["id"], "status": m["status"],
              "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
-             "cloned_from": names.get(m.get("clonedFrom"), m.get("clonedFrom")), "created": m.get("createdAt"),
+             "cloned_from": _cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
              "metrics": _metrics(platform.store.latest_evaluation(m["id"]))} for m in found]
+
+
+def _cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
+    if model_id is None:
+        return None
+    return names.get(model_id, f"{model_id} (deleted)")
 
 
 def _print_datasets(rows: list[dict], platform) -> None:
@@ -112,7 +130,15 @@ def _confirm(question: str, yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         raise RunnerError("a delete needs confirmation, and there is no terminal to ask on", fix="add --yes")
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: no
+        answer = ""
+        print()
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("nothing deleted")
+    return False
 
 
 def _names(items: Sequence, shown: int = 10) -> str:
@@ -132,62 +158,87 @@ def _statuses(platform) -> str:
     return f"statuses here: {', '.join(found) or 'none (no models)'}"
 
 
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
 def delete_models(platform, args) -> int:
-    found = [m for pattern in args.names for m in models(platform, status=args.status, pattern=pattern)]
-    found = [platform.model_entity(m) for m in {m["id"]: m for m in found}.values()]
+    found: dict[str, dict] = {}
+    for name in args.names:
+        matched = models(platform, status=args.status, pattern=name)
+        if not matched and not _is_pattern(name):  # a name, not a pattern: most likely a typo
+            raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else ""),
+                                where=f"the local platform at {platform.root}", fix="nothing was deleted; python -m "
+                                f"runner.store models lists the models ({_statuses(platform)})")
+        found.update((m["id"], m) for m in matched)
     if not found:
-        raise NotFoundError(f"no model matches {' '.join(args.names)}"
-                            + (f" with status {args.status!r}" if args.status else ""),
-                            where=f"the local platform at {platform.root}",
-                            fix=f"python -m runner.store models lists them ({_statuses(platform)})")
-    _refuse_in_use(found, args.force)
+        print(f"no model matches {' '.join(args.names)}" + (f" with status {args.status!r}" if args.status else "")
+              + f" in the local platform at {platform.root}: nothing to delete")
+        return 0
+    chosen = [platform.model_entity(m) for m in found.values()]
+    _refuse_in_use(chosen, args.force)
     what = "with their artifacts, metrics" + ("" if args.keep_predictions else " and predictions")
-    if not _confirm(f"delete {len(found)} model(s) {what}: {_names(found)}?", args.yes):
-        print("nothing deleted")
+    if not _confirm(f"delete {len(chosen)} model(s) {what} from the local platform at {platform.root}: "
+                    f"{_names(chosen)}?", args.yes):
         return 1
-    platform.delete_models(found, predictions=not args.keep_predictions)
-    print(f"deleted {len(found)} model(s): {_names(found)}")
+    platform.delete_models(chosen, predictions=not args.keep_predictions)
+    print(f"deleted {len(chosen)} model(s) from the local platform at {platform.root}: {_names(chosen)}")
     return 0
 
 
 def delete_dataset(platform, args) -> int:
-    dataset = platform.get_dataset(name=args.name)
+    dataset = platform.find_dataset(args.name)
+    if dataset is None:
+        raise NotFoundError(f"no dataset named {args.name!r} in the local platform at {platform.root}",
+                            fix=f"nothing was deleted; datasets here: "
+                                f"{', '.join(d.name for d in platform.list_datasets()) or 'none'}")
     counts = platform.store.dataset_counts(platform.project.id)[dataset.id]
     owned = platform.models_of(dataset)
-    if args.with_models:
-        _refuse_in_use(owned, args.force)
-    extra = f" and its {len(owned)} model(s)" if owned and args.with_models else ""
-    if not _confirm(f"delete dataset {dataset.name!r} ({counts['items']} items){extra}?", args.yes):
-        print("nothing deleted")
+    if owned and not args.with_models:
+        raise RunnerError(f"dataset {dataset.name!r} is the dataset of {len(owned)} model(s): {_names(owned)}",
+                          where=f"the local platform at {platform.root}",
+                          fix="nothing was deleted; add --with-models to delete them with it")
+    _refuse_in_use(owned, args.force)
+    extra = f" and its {len(owned)} model(s)" if owned else ""
+    if not _confirm(f"delete dataset {dataset.name!r} ({counts['items']} items){extra} from the local platform at "
+                    f"{platform.root}?", args.yes):
         return 1
     deleted = platform.delete_dataset(dataset, with_models=args.with_models)
-    print(f"deleted dataset {dataset.name!r}: {counts['items']} items"
+    print(f"deleted dataset {dataset.name!r} from the local platform at {platform.root}: {counts['items']} items"
           + (f", {len(deleted)} model(s): {_names(deleted)}" if deleted else ""))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m runner.store", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", help="the local platform's folder (default: $DATALOOP_PATH/local, as platform.root)")
-    parser.add_argument("--project", default="local", help="the project inside it (default: local)")
+    # --root and --project before or after the command (a subcommand's default must not undo the main's)
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--root", default=argparse.SUPPRESS,
+                       help="the local platform's folder (default: $DATALOOP_PATH/local, as platform.root)")
+    where.add_argument("--project", default=argparse.SUPPRESS, help="the project inside it (default: local)")
+    parser = argparse.ArgumentParser(prog="python -m runner.store", description=__doc__.split("\n")[0],
+                                     parents=[where])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    listing = commands.add_parser("datasets", help="the datasets: items, annotations, predictions, models")
+    listing = commands.add_parser("datasets", parents=[where],
+                                  help="the datasets: items, annotations, predictions, models")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    listing = commands.add_parser("models", help="the models and versions, oldest first, with their latest metrics")
+    listing = commands.add_parser("models", parents=[where],
+                                  help="the models and versions, oldest first, with their latest metrics")
     listing.add_argument("--dataset", help="only the models of this dataset")
     listing.add_argument("--status", help="only models with this status (created, training, trained, failed)")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    delete = commands.add_parser("delete-model", help="delete models: artifacts, metrics, evaluations, predictions")
+    delete = commands.add_parser("delete-model", parents=[where],
+                                 help="delete models: artifacts, metrics, evaluations, predictions")
     delete.add_argument("names", nargs="+", help="model names; shell-style patterns ('sklearn-digits-2026*') match many")
     delete.add_argument("--status", help="only those with this status (e.g. failed)")
     delete.add_argument("--keep-predictions", action="store_true", help="keep the annotations the models made")
     delete.add_argument("--force", action="store_true", help="also models in status 'training'")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
 
-    delete = commands.add_parser("delete-dataset", help="delete a dataset: items, annotations, feature vectors")
+    delete = commands.add_parser("delete-dataset", parents=[where],
+                                 help="delete a dataset: items, annotations, feature vectors")
     delete.add_argument("name", help="the dataset's name")
     delete.add_argument("--with-models", action="store_true", help="also delete the models whose dataset it is")
     delete.add_argument("--force", action="store_true", help="with --with-models: also models in status 'training'")

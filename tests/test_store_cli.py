@@ -85,6 +85,13 @@ def test_lists_datasets_and_models_with_their_latest_metrics(platform, digits, v
     assert "no local platform at" in capsys.readouterr().err and not (platform.root / "typo").exists()
     assert main(["--root", str(platform.root), "--project", "lcoal", "models"]) == 2
     assert "no project 'lcoal'" in capsys.readouterr().err
+    assert main(["--root", "", "models"]) == 2 and "--root is empty" in capsys.readouterr().err
+    (platform.root.parent / "broken").mkdir()
+    (platform.root.parent / "broken" / "platform.db").write_text("not a database")
+    assert main(["--root", str(platform.root.parent / "broken"), "models"]) == 2
+    assert "cannot be opened" in capsys.readouterr().err
+    assert main(["models", "--root", str(platform.root), "--json"]) == 0  # --root after the command too
+    assert len(json.loads(capsys.readouterr().out)) == 3
     assert [row[0] for row in platform.store.query("SELECT name FROM projects")] == ["local"]
 
 
@@ -98,7 +105,7 @@ def test_delete_model_takes_its_records_blobs_and_folders_and_nothing_else(platf
 
     code, out, err = store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
     assert code == 0, err
-    assert "deleted 1 model(s): digits-lr-v1" in out
+    assert f"deleted 1 model(s) from the local platform at {platform.root}: digits-lr-v1" in out
     assert platform.find_model("digits-lr-v1") is None
     assert platform.store.count_annotations(digits.id, "digits-lr-v1") == 0
     assert not only_v1 & blobs_on_disk(platform)
@@ -117,6 +124,8 @@ def test_a_clone_keeps_the_artifacts_it_shares_with_a_deleted_model(platform, di
     copy = platform.clone_model(v1, "digits-lr-copy")  # artifacts shared by content
     assert artifact_blobs(platform, copy) == artifact_blobs(platform, v1)
     assert store(platform, capsys, "delete-model", "digits-lr-v1", "-y")[0] == 0
+    rows = {r["name"]: r for r in listed(platform, capsys, "models")}
+    assert rows["digits-lr-copy"]["cloned_from"] == f"{v1.id} (deleted)"
     adapter = SklearnImageClassifier(model_entity=platform.get_model(copy.id))
     adapter.load_from_model()
     assert adapter.predict_items(digits.items.list(filters=None).items[:8])[1]
@@ -124,9 +133,11 @@ def test_a_clone_keeps_the_artifacts_it_shares_with_a_deleted_model(platform, di
 
 def test_delete_model_patterns_status_and_predictions(platform, digits, versions, capsys):
     _base, v1, v2 = versions
-    code, _, err = store(platform, capsys, "delete-model", "digits-lr-*", "--status", "failed", "--yes")
-    assert code == 2 and "no model matches digits-lr-* with status 'failed'" in err
-    assert "statuses here: created, trained" in err
+    code, out, _ = store(platform, capsys, "delete-model", "digits-lr-*", "--status", "failed", "--yes")
+    assert code == 0 and "no model matches digits-lr-* with status 'failed'" in out and "nothing to delete" in out
+    # a name that is not a pattern and matches nothing is a typo: nothing is deleted, not even the rest
+    code, _, err = store(platform, capsys, "delete-model", "digits-lr-v1", "digits-lr-v3", "--yes")
+    assert code == 2 and "no model named 'digits-lr-v3'" in err and "statuses here: created, trained" in err
     assert len(platform.list_models()) == 3
 
     v2.status = "training"
@@ -150,9 +161,11 @@ def test_delete_asks_first(platform, digits, versions, capsys, monkeypatch):
         def isatty(self) -> bool:
             return True
 
-    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
-    code, out, _ = store(platform, capsys, "delete-model", "digits-lr-v1")
-    assert code == 1 and "nothing deleted" in out and platform.find_model("digits-lr-v1") is not None
+    for answer in ("n\n", ""):  # no, or Ctrl-D
+        monkeypatch.setattr(sys, "stdin", Terminal(answer))
+        code, out, _ = store(platform, capsys, "delete-model", "digits-lr-v1")
+        assert code == 1 and "nothing deleted" in out and platform.find_model("digits-lr-v1") is not None
+        assert f"from the local platform at {platform.root}" in out  # the question names the store
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     code, out, _ = store(platform, capsys, "delete-model", "digits-lr-v1")
     assert code == 0 and platform.find_model("digits-lr-v1") is None
@@ -181,7 +194,8 @@ def test_delete_dataset_keeps_bytes_another_dataset_uses(platform, tmp_path, cap
 
     code, out, err = store(platform, capsys, "delete-dataset", "a", "--with-models", "--yes")
     assert code == 0, err
-    assert f"deleted dataset 'a': {len(written)} items, 1 model(s): a-model" in out
+    assert f"deleted dataset 'a' from the local platform at {platform.root}: {len(written)} items, 1 model(s): " \
+        "a-model" in out
     assert platform.find_dataset("a") is None and platform.find_model("a-model") is None
     assert platform.store.query("SELECT COUNT(*) FROM annotations WHERE dataset_id = ?", (a.id,))[0][0] == 0
     assert {i.name: platform.read_item_bytes(i) for i in b.items.list().items} == written
@@ -235,7 +249,8 @@ def test_the_command_line_after_runs(tmp_path):
     assert len(versions) == 1 and "accuracy=" in listing.stdout
 
     deleted = run("delete-model", versions[0], "--yes")
-    assert deleted.returncode == 0 and f"deleted 1 model(s): {versions[0]}" in deleted.stdout
+    assert deleted.returncode == 0 and f"deleted 1 model(s) from the local platform at {tmp_path / 'dl' / 'local'}: " \
+        f"{versions[0]}" in deleted.stdout
     refused = run("delete-dataset", "digits", "--yes")
     assert refused.returncode == 2 and "--with-models" in refused.stderr
     gone = run("delete-dataset", "digits", "--with-models", "--yes")

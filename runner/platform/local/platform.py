@@ -352,7 +352,7 @@ class LocalPlatform(Platform):
             raise RunnerError(f"dataset {dataset.name!r} is the dataset of {len(models)} model(s): "
                               f"{_some_names(None, [m.name for m in models])}",
                               where=f"the local platform at {self.root}",
-                              fix="delete those models with it (with_models=True; on the command line: --with-models)")
+                              fix="pass with_models=True to delete them with it")
         ids = [model.id for model in models]
         self._delete_records(lambda: self.store.delete_models(self.project.id, ids) | self.store.delete_dataset(dataset.id))
         for model in models:
