@@ -19,6 +19,7 @@ from PIL import Image
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner.data import import_image_folder
+from runner.errors import NotFoundError, PredictionError
 from runner.paths import model_data_folder, model_folder
 from runner.platform.local import LocalPlatform
 from runner.store import main
@@ -274,3 +275,19 @@ def test_a_killed_delete_leaves_no_blob_missing(platform, tmp_path):
     reopened = LocalPlatform(platform.root)
     assert not trash.exists() and blobs_on_disk(reopened) == set(shas)
     assert {i.name: reopened.read_item_bytes(i) for i in reopened.get_dataset(a.id).items.list().items} == written
+
+
+def test_a_job_whose_model_is_deleted_stores_nothing_more_and_says_why(platform, digits, versions, capsys):
+    _base, v1, _v2 = versions
+    adapter = SklearnImageClassifier(model_entity=v1)
+    adapter.load_from_model()
+    assert store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")[0] == 0
+    items = digits.items.list(filters=None).items[:20]
+    with pytest.raises(PredictionError) as raised:
+        adapter.predict_items(items)
+    assert "is not in the local platform" in str(raised.value) and "delete-model" in str(raised.value)
+    assert platform.store.count_annotations(digits.id, "digits-lr-v1") == 0  # no orphan predictions
+    with pytest.raises(NotFoundError, match="deleted while this run was using it"):
+        platform.store_evaluation(v1, digits, {"accuracy": 1.0})
+    with pytest.raises(NotFoundError, match="any more: it cannot be updated"):
+        v1.update()

@@ -288,7 +288,7 @@ class LocalPlatform(Platform):
 
     def write_predictions(self, model, encoded) -> list[dl.Annotation]:
         item_ids, rows, annotations = encoded
-        self.store.replace_model_annotation_rows(model.name, item_ids, rows)
+        self.store.replace_model_annotation_rows(model.name, item_ids, rows, model_id=model.id)
         return annotations
 
     # -- evaluations ---------------------------------------------------------------------------

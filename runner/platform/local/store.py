@@ -357,10 +357,13 @@ class Store:
         a rerun never duplicates, and a crash leaves the earlier ones."""
         self.replace_model_annotation_rows(model_name, item_ids, [self.annotation_row(a) for a in annotations])
 
-    def replace_model_annotation_rows(self, model_name: str, item_ids: Sequence[str], rows: Sequence[tuple]) -> None:
+    def replace_model_annotation_rows(self, model_name: str, item_ids: Sequence[str], rows: Sequence[tuple],
+                                      model_id: str | None = None) -> None:
         """``replace_model_annotations`` with the rows already serialised (``annotation_row``), so the
-        write lock is held for the writes alone."""
+        write lock is held for the writes alone. With ``model_id``, only while that model exists."""
         with self.write() as con:
+            if model_id is not None:
+                self._require_model(con, model_id)
             for chunk in _chunks(list(item_ids)):
                 con.execute(f"DELETE FROM annotations WHERE model_name = ? AND item_id IN ({','.join('?' * len(chunk))})",
                             (model_name, *chunk))
@@ -415,6 +418,14 @@ class Store:
         return [self.get_model(r[0]) for r in self.query(
             "SELECT id FROM models WHERE project_id = ? ORDER BY created_at, rowid", (project_id,))]
 
+    def _require_model(self, con: sqlite3.Connection, model_id: str) -> None:
+        """Inside a write: the model must still be there (a delete may have run while a job used it)."""
+        if con.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is None:
+            raise NotFoundError(f"model {model_id} is not in the local platform at {self.path} any more",
+                                where="a write of its artifacts, metrics or predictions",
+                                fix="it was deleted while this run was using it (python -m runner.store "
+                                    "delete-model); run again with a model that exists")
+
     def update_model(self, model: dict) -> dict:
         model = {k: v for k, v in model.items() if k != "artifacts"}
         model["updatedAt"] = now_iso()
@@ -423,7 +434,10 @@ class Store:
                               (model["name"], model.get("status") or "created", model.get("datasetId"),
                                model["updatedAt"], json.dumps(model), model["id"]))
             if cur.rowcount == 0:
-                raise NotFoundError(f"no model with id {model['id']!r} to update in the local platform at {self.path}")
+                raise NotFoundError(f"model {model['id']} ({model['name']!r}) is not in the local platform at "
+                                    f"{self.path} any more: it cannot be updated",
+                                    fix="it was deleted while this run was using it (python -m runner.store "
+                                        "delete-model); run again with a model that exists")
         return self.get_model(model["id"])
 
     # -- artifacts -----------------------------------------------------------------------------
@@ -436,6 +450,7 @@ class Store:
         """Store (name, blob, size) rows; with ``replace`` the old set goes in the same transaction,
         so readers see the previous complete set or the new one, never a mix."""
         with self.write() as con:
+            self._require_model(con, model_id)
             if replace:
                 con.execute("DELETE FROM artifacts WHERE model_id = ?", (model_id,))
             con.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
@@ -445,6 +460,7 @@ class Store:
 
     def add_metric_samples(self, model_id: str, dataset_id: str | None, samples: Sequence[dict]) -> None:
         with self.write() as con:
+            self._require_model(con, model_id)
             con.executemany("INSERT INTO metric_samples (model_id, dataset_id, json) VALUES (?, ?, ?)",
                             [(model_id, dataset_id, json.dumps(s)) for s in samples])
 
@@ -454,6 +470,7 @@ class Store:
 
     def add_evaluation(self, model_id: str, dataset_id: str | None, metrics: dict) -> None:
         with self.write() as con:
+            self._require_model(con, model_id)
             con.execute("INSERT INTO evaluations (model_id, dataset_id, created_at, json) VALUES (?, ?, ?, ?)",
                         (model_id, dataset_id, now_iso(), json.dumps(metrics)))
 
