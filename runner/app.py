@@ -293,6 +293,26 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
+def _check_labels_meet(platform, model, dataset) -> None:
+    """Evaluating a model on a dataset whose labels it does not know would store its predictions there
+    and then find nothing to score: refused first."""
+    known = set(model.labels or [])
+    present = {label.tag for label in dataset.labels}
+    if not known or not present or known & present:
+        return
+    own = None
+    if model.dataset_id and model.dataset_id != dataset.id:
+        try:
+            own = platform.get_dataset(dataset_id=model.dataset_id).name
+        except Exception:  # noqa: BLE001 - the name only adds a hint to the error below
+            own = None
+    raise ConfigError(f"model {model.name!r} knows the labels {sorted(known)[:8]}, none of which dataset "
+                      f"{dataset.name!r} has ({sorted(present)[:8]}): there is nothing to evaluate",
+                      where="model.name, dataset.name",
+                      fix=(f"evaluate it on its own dataset (dataset.name={own}), " if own else "")
+                      + "or name a model trained on this dataset")
+
+
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     spec = settings["model"]
     configuration = {**(settings["adapter"].get("configuration") or {}), **(spec.get("configuration") or {})}
@@ -301,7 +321,10 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
         if not model.artifacts.list():
             raise ConfigError(f"model {model.name!r} has no artifacts (status {model.status!r}) to "
                               f"{'/'.join(steps)} with", where="model.name",
-                              fix="train it first (pipeline=train_evaluate), or name a trained model version")
+                              fix="name a trained version (python -m runner.store models lists them), or train one "
+                                  "first (pipeline=train)")
+        if "evaluate" in steps:
+            _check_labels_meet(platform, model, dataset)
         # run-time settings only; the version keeps the configuration it was trained with
         model.configuration["batch_size"] = configuration.get("batch_size", model.configuration.get("batch_size"))
         return model
@@ -355,7 +378,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         if counts[name] == 0:
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
-                                   fix="correct the filter (see conf/subsets/) or choose another subsets option; a dataset "
+                                   fix="correct the filter (see conf/subsets/) or choose another subsets option "
+                                       "(subsets=random_split splits any dataset); a dataset "
                                        "imported from a folder that has changed since needs a new dataset.name, or "
                                        f"deleting first (python -m runner.store delete-dataset {dataset.name})")
 

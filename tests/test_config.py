@@ -218,6 +218,14 @@ def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home)
     assert read_json(evaluated / "model.json")["id"] == version["id"]
     assert len(platform.list_models()) == models_before
 
+    # on a dataset whose labels it does not know: refused before it predicts anything there
+    with pytest.raises(ConfigError) as raised:
+        run(tmp_path, "evaluate-elsewhere", "pipeline=evaluate", f"model.name={version['name']}", "dataset=shapes",
+            "dataset.source.n_images=12")
+    assert "nothing to evaluate" in str(raised.value) and "dataset.name=digits" in str(raised.value)
+    shapes = platform.get_dataset(name="shapes")
+    assert platform.store.count_annotations(shapes.id, version["name"]) == 0
+
     _, predicted = run(tmp_path, "predict", "pipeline=predict", f"model.name={version['name']}")
     assert not (predicted / "metrics.json").exists()
     test_items = read_json(predicted / "data.json")["items_per_subset"]["test"]
