@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -244,8 +245,21 @@ def _dataset(platform, spec: dict):
 
 
 def _as_json(source: dict | None) -> dict | None:
-    """``source`` as the store keeps it (JSON types: tuples become lists), so the two compare."""
-    return json.loads(json.dumps(source)) if source else None
+    """``source`` as the store keeps it (JSON types: tuples become lists), so the two compare; file and
+    folder paths absolute, so ``photos``, ``./photos/`` and ``/abs/photos`` are one folder and
+    ``photos`` seen from another working folder is another."""
+    if not source:
+        return None
+    return {key: _absolute(value) if _is_path_key(key) and isinstance(value, str) else value
+            for key, value in json.loads(json.dumps(source)).items()}
+
+
+def _is_path_key(key: str) -> bool:
+    return key == "folder" or key.endswith(("_dir", "_file", "_folder", "_path"))
+
+
+def _absolute(path: str) -> str:
+    return os.path.realpath(os.path.expanduser(path))
 
 
 def _check_import_source(platform, dataset, wanted: dict | None) -> None:
@@ -253,7 +267,7 @@ def _check_import_source(platform, dataset, wanted: dict | None) -> None:
     imported with (another size, seed or folder) would otherwise be ignored without a word."""
     if not wanted or platform.name != "local":
         return
-    recorded = platform.import_source(dataset)
+    recorded = _as_json(platform.import_source(dataset))  # relative paths of older stores: from here
     if recorded is None or recorded == wanted:
         return
     changed = sorted(key for key in recorded.keys() | wanted.keys() if recorded.get(key) != wanted.get(key))

@@ -388,3 +388,28 @@ def test_a_version_of_a_version_gets_a_fresh_suffix_not_a_second_one():
     pattern = r"torch-cnn-digits-\d{8}-\d{6}-[0-9a-f]{4}"
     assert re.fullmatch(pattern, first) and re.fullmatch(pattern, again)
     assert app._version_name("my-model-v2").startswith("my-model-v2-")
+
+
+def test_a_folder_source_compares_as_the_folder_it_names_not_as_text(tmp_path, monkeypatch):
+    """``photos``, ``./photos/`` and the absolute path are one folder; ``photos`` seen from another
+    working folder is another one, and is refused."""
+    from PIL import Image
+
+    for where in ("a", "b"):
+        for label in ("cat", "dog"):
+            (tmp_path / where / "photos" / label).mkdir(parents=True)
+            Image.new("RGB", (4, 4), (200 if label == "cat" else 20,) * 3).save(tmp_path / where / "photos" / label / "0.png")
+    platform = LocalPlatform(tmp_path / "platform")
+
+    def spec(folder: str) -> dict:
+        return {"name": "photos", "source": {"_target_": "runner.data.import_image_folder", "folder": folder,
+                                             "dataset_name": "photos"}}
+
+    monkeypatch.chdir(tmp_path / "a")
+    first = app._dataset(platform, spec("photos"))
+    assert platform.import_source(first)["folder"] == str((tmp_path / "a" / "photos").resolve())
+    for same in ("./photos/", str(tmp_path / "a" / "photos")):
+        assert app._dataset(platform, spec(same)).id == first.id
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.raises(ConfigError, match="dataset.source asks for folder="):
+        app._dataset(platform, spec("photos"))
