@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -53,19 +54,32 @@ def missing_launcher(argv: list[str]) -> str | None:
 
 
 _NOT_A_NAME = re.compile(r"(?i)(true|false|null|[-+]?\d[\d_]*(\.\d*)?(e[-+]?\d+)?)")
+# options may come from other config folders too: then only Hydra knows them all
+_MORE_CONFIG = ("hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
 
 
 def group_value_problem(argv: list[str]) -> str | None:
     """The message for ``group=<value>`` where the value is not an option's name (``debug=true``,
-    ``adapter=3``), else None. Hydra would fail with a traceback about a bool or an int."""
+    ``adapter=3``) or names no option of the group (``adapter=nope``), else None. Hydra would fail
+    with a traceback about a bool or an int, or with exit status 1."""
+    more_config = any(arg.split("=")[0] in _MORE_CONFIG for arg in argv)
     for arg in argv:
-        key, sep, value = arg.lstrip("+~").partition("=")
+        key, sep, value = arg.lstrip("+").partition("=")
         group = Path(CONFIG_DIR) / key.split("@")[0]
-        if not sep or key.startswith("hydra") or not group.is_dir() or not _NOT_A_NAME.fullmatch(value.strip()):
+        if not sep or key.startswith(("hydra", "~")) or not group.is_dir():
             continue
-        options = sorted(p.stem for p in group.glob("*.yaml"))
-        return (f"{key} is a config group: its value names one of its options, not {value!r}\n  where: {arg}\n"
-                f"  fix: {key}=<option>, one of {options} (or ~{key} to leave the group out)")
+        options = sorted(str(p.relative_to(group).with_suffix("")) for p in group.rglob("*.yaml"))
+        fix = f"{key}=<option>, one of {options} (or ~{key} to leave the group out)"
+        if _NOT_A_NAME.fullmatch(value.strip()):
+            return (f"{key} is a config group: its value names one of its options, not {value!r}\n  where: {arg}\n"
+                    f"  fix: {fix}")
+        if more_config or any(c in value for c in "()[]${}'\""):  # a sweep function, an interpolation
+            continue
+        unknown = [name for name in value.split(",") if name.strip() and name.strip() not in options]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0].strip(), options, n=1)
+            hint = f" (did you mean {key}={close[0]}?)" if close else ""
+            return f"{key} has no option {unknown[0].strip()!r}{hint}\n  where: {arg}\n  fix: {fix}"
     return None
 
 

@@ -216,6 +216,27 @@ def test_a_group_given_a_value_that_is_not_an_option_name_lists_the_options(tmp_
     assert f"one of {options}" in result.stderr
 
 
+@pytest.mark.parametrize(("override", "says"), [
+    ("adapter=nope", "adapter has no option 'nope'"),
+    ("adapter=sklearn,skleran_svc", "adapter has no option 'skleran_svc' (did you mean adapter=sklearn_svc?)"),
+    ("+experiment=digit_logreg", "experiment has no option 'digit_logreg' (did you mean experiment=digits_logreg?)"),
+])
+def test_an_unknown_group_option_is_a_config_error_with_the_options(tmp_path, override, says):
+    result = dlrun(tmp_path, "-m" if "," in override else "--cfg=job", override)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: {says}"), result.stderr
+    assert "one of ['" in result.stderr and not (tmp_path / "dl" / "local").exists()
+
+
+def test_an_option_from_another_config_folder_is_left_to_hydra(tmp_path):
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace("name: sklearn",
+                                                                                                 "name: mine"))
+    result = ok(dlrun(tmp_path, "--cfg", "job", "adapter=mine", f"hydra.searchpath=[file://{tmp_path / 'extra'}]"))
+    assert "name: mine" in result.stdout
+
+
 def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceback(tmp_path):
     result = dlrun(tmp_path, "-m", "objective.metric=accuracy,nope_score", "hydra.sweep.dir=sweep")
     assert result.returncode == 1, result.stdout + result.stderr
