@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +30,10 @@ class RunRecord:
 
     def failed(self, err: BaseException) -> None:
         message = str(err) or type(err).__name__
-        if isinstance(err, SystemExit | KeyboardInterrupt):
-            message = f"interrupted ({type(err).__name__})"
+        if isinstance(err, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (runner.cli.Terminated names its signal)
+            message = f"interrupted by {getattr(err, 'signal', signal.SIGINT).name}"
+        elif isinstance(err, SystemExit):
+            message = f"stopped (SystemExit {err.code})"
         self._write("failed", error={"type": type(err).__name__, "message": message})
 
     def _write(self, status: str, objective_value: float | None = None, error: dict | None = None) -> None:

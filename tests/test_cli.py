@@ -300,6 +300,7 @@ def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
     assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
     record = read_json(tmp_path / "run" / "run.json")
     assert record["status"] == "failed" and record["error"]["type"] == "Terminated"
+    assert record["error"]["message"] == "interrupted by SIGTERM"
     assert "epoch 2/500 done" in log.read_text()
     from runner.platform.local import LocalPlatform
 
