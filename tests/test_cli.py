@@ -137,6 +137,7 @@ def test_help_lists_the_groups_and_their_options(tmp_path):
     assert "train_evaluate" in pipeline
     assert "python -m runner" in result.stdout  # the footer's examples
     assert "python -m runner.store models" in result.stdout and "python -m runner.report" in result.stdout
+    assert "hydra/launcher=joblib" in result.stdout
     assert not (tmp_path / "dl" / "local").exists()
 
 
