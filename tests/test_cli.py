@@ -247,14 +247,6 @@ def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceb
     assert read_json(tmp_path / "sweep" / "1" / "run.json")["error"]["type"] == "ConfigError"
 
 
-def test_an_unknown_option_lists_the_available_ones(tmp_path):
-    result = dlrun(tmp_path, "adapter=foo")
-    assert result.returncode != 0
-    assert "adapter/foo" in result.stderr
-    assert "sklearn" in result.stderr and "sklearn_svc" in result.stderr
-    assert not (tmp_path / "dl" / "local").exists()
-
-
 @pytest.mark.parametrize(("override", "mentions"), [
     ("adapter._target_=nope.Nope", ["nope", "adapter._target_"]),
     ("dataset=image_folder", ["dataset.name"]),

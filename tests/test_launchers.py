@@ -136,6 +136,6 @@ def test_a_sweep_on_submitit_local(tmp_path):
 def test_sharding_inside_a_joblib_job_predicts_in_the_job_process(tmp_path):
     result = ok(dlrun(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
                       "sharding.workers=2"))
-    assert "predicting in this process" in result.stdout + result.stderr
+    assert "running every shard in this process" in result.stdout + result.stderr
     runs = _completed_jobs(tmp_path, 2)
     assert all(r["objective"]["value"] > 0.9 for r in runs)
