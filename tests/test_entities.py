@@ -49,6 +49,10 @@ def test_items_list_pages_and_counts(dataset):
     assert sorted(names) == [f"{i:02d}.png" for i in range(7)] and len(set(names)) == 7
     everything = dataset.items.list()
     assert everything.items_count == 13
+    later = dataset.items.list(filters=dl.Filters(field="dir", values="/a"), page_offset=1, page_size=3)
+    assert later.items_count == 7 and [i.name for i in later.items] == ["03.png", "04.png", "05.png"]
+    one = pages.items[0]
+    assert dataset.items.list(filters=dl.Filters(field="id", values=one.id)).items_count == 1
     assert dataset.items.get(filepath="/b/08.png").name == "08.png"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import glob
 import io
+import json
 import os
 from collections import namedtuple
 from pathlib import Path
@@ -54,12 +55,15 @@ class LocalItems(repositories.Items):
         page, size = int(query.get("page", 0)), int(query.get("pageSize", 1000))
         platform = _platform(self)
         dataset_id = self._dataset.id
-        # the count is needed once; later pages keep the first page's figure
         result = {"items": [] if size == 0 else platform.store.list_items(dataset_id, query, page * size, size + 1)}
-        if page == 0 and not any("id" in c for c in query.get("filter", {}).get("$and", [])):
-            total = platform.store.count_items(dataset_id, query)
-            result["totalItemsCount"] = total
-            result["totalPagesCount"] = 0 if size == 0 else -(-total // size)
+        # counted on the first page a listing asks for (the pages after it keep that figure), and on
+        # page 0 always: a listing that starts later (page_offset) has its count too
+        key = json.dumps({k: v for k, v in query.items() if k not in ("page", "pageSize")}, sort_keys=True)
+        counts = self.__dict__.setdefault("_counts", {})
+        if page == 0 or key not in counts:
+            counts[key] = platform.store.count_items(dataset_id, query)
+        result["totalItemsCount"] = total = counts[key]
+        result["totalPagesCount"] = 0 if size == 0 else -(-total // size)
         result["hasNextPage"] = size > 0 and len(result["items"]) > size
         result["items"] = result["items"][:size]
         return result
