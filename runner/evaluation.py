@@ -97,7 +97,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
                 problems.add("items without a prediction (counted wrong)", item.id)
                 predicted.append(-1)
             else:
-                best = max(preds, key=lambda a: confidence_of(a) or 1.0)
+                best = max(preds, key=lambda a: 1.0 if confidence_of(a) is None else confidence_of(a))  # 0.0 is a score
                 predicted.append(index[best["label"]])
             has_scores = has_scores and np.count_nonzero(row) > 1
             score_rows.append(row)
@@ -183,12 +183,12 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
                         problems.add("predictions without confidence (taken as 1.0)", item.id)
                         confidence = 1.0
                     predicted["score"].append(confidence)
-    for kind in ("predictions", "ground truth"):
-        for what in ("with labels the model does not have", "with malformed box coordinates"):
-            if f"{kind} {what}" in problems.counts:
-                raise RunnerError(f"{kind} {what}: {problems.describe(f'{kind} {what}')}",
-                                  where=f"model {model.name!r}, labels {labels}",
-                                  fix="fix those annotations (boxes need two finite corner points) or the model labels")
+    # ground truth of labels outside the model's is left out (a warning), as for classification
+    for bad in ("predictions with labels the model does not have", "predictions with malformed box coordinates",
+                "ground truth with malformed box coordinates"):
+        if bad in problems.counts:
+            raise RunnerError(f"{bad}: {problems.describe(bad)}", where=f"model {model.name!r}, labels {labels}",
+                              fix="fix those annotations (boxes need two finite corner points) or the model labels")
     if not truth["image"]:
         raise RunnerError("nothing to evaluate: no item matching the filter has a ground-truth box",
                           where=f"dataset {dataset.name!r}, filter {filters}",

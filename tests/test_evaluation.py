@@ -190,6 +190,48 @@ def test_classification_reads_per_class_scores_for_top_k_and_roc_auc(platform, c
     assert metrics["problems"]["items without ground truth"]["count"] == 2
 
 
+def test_a_zero_confidence_is_a_score_not_a_missing_one(platform, classified):
+    dataset, rows, model = classified
+    predictions = []
+    for i, row in enumerate(rows):
+        predictions.append(_annotation(dl.Classification(label=LABELS[(i + 1) % 3]), row["id"], dataset.id, model, 0.0))
+        predictions.append(_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id, model, 0.9))
+    platform.store.insert_annotations(predictions)
+    assert evaluate(platform, model, dataset, None)["accuracy"] == 1.0
+
+
+def test_ground_truth_of_labels_outside_the_model_is_left_out_with_a_warning(platform, images, caplog):
+    dataset, rows = images
+    model = platform.create_model("two-labels", dataset, labels=LABELS[:2], output_type="class", subsets={})
+    annotations = []
+    for i, row in enumerate(rows):
+        annotations.append(_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id))
+        annotations.append(_annotation(dl.Classification(label=LABELS[i % 2]), row["id"], dataset.id, model, 0.8))
+    platform.store.insert_annotations(annotations)
+    outside = sum(1 for i in range(len(rows)) if i % 3 == 2)
+    with caplog.at_level(logging.WARNING, logger="runner.evaluation"):
+        metrics = evaluate(platform, model, dataset, None)
+    assert metrics["n_items"] == len(rows) - outside
+    assert metrics["problems"]["ground truth with labels the model does not have"]["count"] == outside
+    assert "ground truth with labels the model does not have" in caplog.text
+
+
+def test_ground_truth_boxes_of_labels_outside_the_model_are_left_out(platform, images):
+    dataset, rows = images
+    model = platform.create_model("cats", dataset, labels=["cat"], output_type="box", subsets={})
+    annotations = []
+    for row in rows:
+        for label, left in (("cat", 1), ("dog", 100)):
+            box = dl.Box(left=left, top=1, right=left + 40, bottom=40, label=label)
+            annotations.append(_annotation(box, row["id"], dataset.id))
+        cat = dl.Box(left=1, top=1, right=41, bottom=40, label="cat")
+        annotations.append(_annotation(cat, row["id"], dataset.id, model, 0.9))
+    platform.store.insert_annotations(annotations)
+    metrics = evaluate(platform, model, dataset, None)
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["n_truth"] == len(rows)
+    assert metrics["problems"]["ground truth with labels the model does not have"]["count"] == len(rows)
+
+
 def test_missing_confidence_counts_as_one_with_one_warning(platform, classified, caplog):
     dataset, rows, model = classified
     platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
