@@ -89,6 +89,16 @@ def test_item_annotations_upload_list_delete(dataset):
     assert len(item.annotations.list()) == 0
 
 
+def test_an_annotation_uploaded_as_a_plain_dict_lists_again(dataset):
+    item = dataset.items.get(filepath="/a/02.png")
+    item.annotations.upload({"type": "class", "label": "circle", "coordinates": None, "metadata": {}})
+    item.annotations.upload({"type": "class", "label": "square"})
+    assert sorted(a.label for a in item.annotations.list()) == ["circle", "square"]
+    with pytest.raises(ValueError, match="has no label"):
+        item.annotations.upload({"type": "class"})
+    assert len(item.annotations.list()) == 2
+
+
 def test_model_configuration_labels_and_update_persist(platform, dataset):
     model = platform.create_model("m", dataset, configuration={"batch_size": 2}, subsets={})
     assert model.labels == ["cat", "dog"]

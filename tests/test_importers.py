@@ -390,7 +390,19 @@ def test_dataloop_export_item_without_json(platform, tmp_path):
     assert annotations == [] and (item["metadata"]["system"]["width"], item["dir"]) == (5, "/a")
 
 
-@pytest.mark.parametrize("problem", ["no item file", "not item json", "not json", "annotation without type"])
+def test_dataloop_export_annotations_with_only_type_and_label_list_again(platform, tmp_path):
+    export = tmp_path / "export"
+    write_image(export / "items" / "x.png", value=1)
+    (export / "json").mkdir(parents=True)
+    (export / "json" / "x.json").write_text(json.dumps(
+        {"filename": "/x.png", "annotations": [{"type": "class", "label": "cat"}]}))
+    dataset = import_dataloop_export(platform, export, "minimal").dataset
+    [item] = dataset.items.list().items
+    assert [(a.type, a.label) for a in item.annotations.list()] == [("class", "cat")]
+
+
+@pytest.mark.parametrize("problem", ["no item file", "not item json", "not json", "annotation without type",
+                                     "annotation without label"])
 def test_dataloop_export_bad_folder_stores_nothing(platform, tmp_path, problem):
     export = tmp_path / "export"
     write_image(export / "items" / "ok.png", value=1)
@@ -405,7 +417,8 @@ def test_dataloop_export_bad_folder_stores_nothing(platform, tmp_path, problem):
         bad.write_text("[1, 2")
     else:
         write_image(export / "items" / "bad.png", value=2)
-        bad.write_text(json.dumps({"filename": "/bad.png", "annotations": [{"label": "cat"}]}))
+        annotation = {"label": "cat"} if problem == "annotation without type" else {"type": "class"}
+        bad.write_text(json.dumps({"filename": "/bad.png", "annotations": [annotation]}))
     with pytest.raises(DataImportError, match="bad.json"):
         import_dataloop_export(platform, export, "copy")
     assert platform.find_dataset("copy") is None

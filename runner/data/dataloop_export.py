@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 def _item_json(path: Path) -> dict:
-    """Parse and check one item JSON; annotation entries need at least a type."""
+    """Parse and check one item JSON; annotation entries need at least a type and a label."""
 
     def fail(what: str) -> NoReturn:
         raise DataImportError(f"{path}: {what}", where=str(path),
@@ -37,9 +37,9 @@ def _item_json(path: Path) -> dict:
     for i, annotation in enumerate(data.get("annotations", [])):
         if not isinstance(annotation, dict) or not isinstance(annotation.get("type"), str):
             fail(f"annotations[{i}] is not Dataloop annotation JSON (it needs a 'type')")
-        if not isinstance(annotation.get("label"), str | None) or \
+        if not isinstance(annotation.get("label"), str) or not annotation["label"] or \
                 not isinstance(annotation.get("metadata", {}), dict):
-            fail(f"annotations[{i}] has a 'label' that is not a string or 'metadata' that is not an object")
+            fail(f"annotations[{i}] needs a 'label' (a string) and a 'metadata' that is an object, if any")
     return data
 
 

@@ -19,7 +19,7 @@ import dtlpy as dl
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataImportError, RunnerError
-from ..platform.annotation_json import annotation_to_json
+from ..platform.annotation_json import annotation_to_json, completed
 from ..platform.local.platform import LocalPlatform, _label_json
 from ..platform.local.store import new_id, now_iso
 
@@ -139,8 +139,10 @@ def _check_records(records: Sequence[ImportRecord]) -> None:
                                   fix="rename one of them")
         seen[record.filename] = record.origin
         for annotation in record.annotations:
-            if not annotation.get("type"):
-                raise DataImportError(f"an annotation of {record.filename} has no type", where=record.origin)
+            for key in ("type", "label"):
+                if not isinstance(annotation.get(key), str) or not annotation[key]:
+                    raise DataImportError(f"an annotation of {record.filename} has no {key}", where=record.origin,
+                                          fix="every annotation needs a type and a label, as Dataloop writes them")
 
 
 def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[str],
@@ -187,7 +189,7 @@ def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[s
                 data = {k: v for k, v in annotation.items() if k not in _REFERENCE_KEYS}
                 data.update(id=new_id(), itemId=item_id, datasetId=dataset.id,
                             createdAt=data.get("createdAt") or created, source=data.get("source") or source)
-                annotations.append(data)
+                annotations.append(completed(data))
         if store.insert_items(items) != len(items):
             raise RunnerError(f"dataset {dataset_name!r} changed during the import", fix="run the import again")
         store.insert_annotations(annotations)

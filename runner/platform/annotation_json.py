@@ -75,3 +75,20 @@ def annotation_to_json(annotation: dl.Annotation) -> dict:
     system["attributes"] = attributes if attributes is not None else {}
     data["attributes"] = annotation._recipe_1_attributes
     return data
+
+
+def completed(data: dict) -> dict:
+    """Annotation JSON given by hand (an upload of a dict, an export's file) with the keys that
+    ``dl.Annotation.from_json`` reads without a default, so what is stored can be listed again;
+    ValueError if it has no type or label."""
+    for key in ("type", "label"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ValueError(f"annotation {data.get('id') or ''} has no {key}".replace("  ", " "))
+    metadata = data.get("metadata")
+    data["metadata"] = metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    metadata["system"] = dict(metadata.get("system") or {})
+    data.setdefault("creator", None)
+    data.setdefault("updatedBy", data["creator"])
+    data.setdefault("updatedAt", data.get("createdAt"))
+    data.setdefault("coordinates", None)
+    return data

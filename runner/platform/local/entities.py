@@ -21,7 +21,7 @@ import numpy as np
 from dtlpy import entities, miscellaneous, repositories
 
 from ...errors import ArtifactError, NotFoundError, UnsupportedOperation
-from ..annotation_json import annotation_to_json
+from ..annotation_json import annotation_to_json, completed
 from ..base import filters_json
 from .client import local_repository, unsupported_repository
 from .store import new_id, now_iso
@@ -478,9 +478,10 @@ def new_annotation_json(annotation, item) -> dict:
     data["createdAt"] = data.get("createdAt") or now_iso()
     data.pop("item", None)
     data.pop("dataset", None)
-    if not data.get("type"):
-        raise ValueError(f"annotation {data['id']} on item {item.id} has no type")
-    return data
+    try:
+        return completed(data)
+    except ValueError as err:
+        raise ValueError(f"{err} (item {item.id}): give it as a dl.Annotation, or a dict with type and label") from None
 
 
 __all__ = ["LocalDataset", "LocalFeatureSet", "LocalItem", "LocalModel", "LocalProject", "new_annotation_json"]
