@@ -9,6 +9,7 @@ from pathlib import Path
 import dtlpy as dl
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -22,6 +23,9 @@ DIGITS = load_digits()
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
 
 def write_image(path: Path, size=(12, 9), value=0, fmt=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,22 +182,26 @@ def test_image_folder_split_layout(platform, tmp_path):
     result = import_image_folder(platform, folder, "pets")
     items = stored(platform, result.dataset)
     assert {f: (i["dir"], i["metadata"]["system"]["tags"], anns[0]["label"]) for f, (i, anns) in items.items()} == {
-        "/train/a.png": ("/train", {"train": True}, "cat"),
-        "/train/b.png": ("/train", {"train": True}, "dog"),
-        "/val/c.jpeg": ("/val", {"validation": True}, "dog"),
-        "/test/d.png": ("/test", {"test": True}, "cat"),
+        "/train/cat/a.png": ("/train/cat", {"train": True}, "cat"),
+        "/train/dog/b.png": ("/train/dog", {"train": True}, "dog"),
+        "/validation/dog/c.jpeg": ("/validation/dog", {"validation": True}, "dog"),
+        "/test/cat/d.png": ("/test/cat", {"test": True}, "cat"),
     }
     assert sorted(label.tag for label in result.dataset.labels) == ["cat", "dog"]
 
 
 def test_image_folder_same_name_in_two_classes_of_a_split(platform, tmp_path):
+    """Per-class numbering (img0.png in every class folder) is common: each class keeps its folder."""
     folder = tmp_path / "split"
-    write_image(folder / "train" / "cat" / "x.png", value=1)
-    write_image(folder / "train" / "dog" / "x.png", value=2)
-    with pytest.raises(DataImportError, match="/train/x.png") as err:
-        import_image_folder(platform, folder)
-    assert "cat" in str(err.value) and "dog" in str(err.value)
-    assert platform.find_dataset("split") is None
+    for split in ("train", "val", "test"):
+        for value, label in enumerate(("cat", "dog")):
+            write_image(folder / split / label / "x.png", value=value + 1)
+    dataset = import_image_folder(platform, folder).dataset
+    assert sorted(stored(platform, dataset)) == [f"/{split}/{label}/x.png" for split in ("test", "train", "validation")
+                                                 for label in ("cat", "dog")]
+    by_dir = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "subsets" / "by_dir.yaml"))
+    for split in ("train", "validation", "test"):
+        assert platform.count_items(dataset, by_dir[split]) == 2
 
 
 def test_image_folder_labels_are_merged(platform, tmp_path):

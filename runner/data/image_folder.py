@@ -45,8 +45,9 @@ def import_image_folder(platform: LocalPlatform, folder: str | os.PathLike, data
     """One ``class`` annotation per image, its label the class folder's name.
 
     With ``split_dirs`` and top-level folders all named train/validation/val/test, those are splits:
-    items go to ``/<split>/<image>`` tagged ``metadata.system.tags.<split>``; otherwise items go to
-    ``/<label>/<image>``.
+    items go to ``/<split>/<label>/<image>`` (``val`` stored as ``validation``) tagged
+    ``metadata.system.tags.<split>``, as an upload of the folder lays them out on Dataloop; otherwise
+    items go to ``/<label>/<image>``.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -69,7 +70,8 @@ def import_image_folder(platform: LocalPlatform, folder: str | os.PathLike, data
                 info = read_image(path)  # raises naming the file; nothing is stored yet
                 metadata = {"system": {"tags": {SPLIT_TAGS[split.lower()]: True}}} if split else {}
                 records.append(ImportRecord(
-                    filename=f"/{split or label}/{path.name}", mimetype=info.mimetype, width=info.width,
+                    filename=f"/{SPLIT_TAGS[split.lower()]}/{label}/{path.name}" if split else f"/{label}/{path.name}",
+                    mimetype=info.mimetype, width=info.width,
                     height=info.height, source=path, metadata=metadata,
                     annotations=[annotation_json(dl.Classification(label=label))]))
     if not records:
