@@ -13,7 +13,14 @@ from omegaconf import OmegaConf
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from runner.data import ImportResult, import_coco, import_dataloop_export, import_digits, import_image_folder
+from runner.data import (
+    ImportResult,
+    import_coco,
+    import_dataloop_export,
+    import_digits,
+    import_image_folder,
+    import_shapes,
+)
 from runner.data.coco import rle_decode
 from runner.data.digits import split_indices
 from runner.errors import DataImportError
@@ -430,3 +437,19 @@ def test_dataloop_export_bad_folder_stores_nothing(platform, tmp_path, problem):
     with pytest.raises(DataImportError, match="bad.json"):
         import_dataloop_export(platform, export, "copy")
     assert platform.find_dataset("copy") is None
+
+
+def test_a_second_import_with_other_bytes_under_the_same_names_is_refused(platform, tmp_path):
+    first = import_shapes(platform, n_images=12, seed=0)
+    before = platform.count_items(first.dataset, None)
+    with pytest.raises(DataImportError, match="already holds have other bytes") as raised:
+        import_shapes(platform, n_images=12, seed=1)
+    assert "delete-dataset shapes" in str(raised.value)
+    assert platform.count_items(first.dataset, None) == before
+    assert import_shapes(platform, n_images=12, seed=0).added == 0  # the same import again: nothing to add
+
+    write_image(tmp_path / "photos" / "cat" / "a.png", value=1)
+    import_image_folder(platform, tmp_path / "photos", "photos")
+    write_image(tmp_path / "photos" / "cat" / "a.png", value=9)  # edited since
+    with pytest.raises(DataImportError, match="/cat/a.png"):
+        import_image_folder(platform, tmp_path / "photos", "photos")

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataImportError, RunnerError
 from ..platform.annotation_json import annotation_to_json, completed
+from ..platform.local.blobs import sha_of_bytes, sha_of_file
 from ..platform.local.platform import LocalPlatform, _label_json
 from ..platform.local.store import new_id, now_iso
 
@@ -157,7 +158,8 @@ def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[s
     labels = list(labels)
     store = platform.store
     found = platform.find_dataset(dataset_name)
-    already = store.existing_filenames(found.id, [r.filename for r in records]) if found is not None else set()
+    already = store.existing_filenames(found.id, [r.filename for r in records]) if found is not None else {}
+    _refuse_changed_files(dataset_name, records, already)
     # blobs before the transaction: content-addressed, an unused one is harmless
     blobs = {record.filename: _put_blob(platform, record) for record in records if record.filename not in already}
 
@@ -195,6 +197,21 @@ def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[s
         store.insert_annotations(annotations)
         dataset = platform.set_labels(dataset, merged_labels(store.get_dataset(dataset.id)["labels"], labels))
     return ImportResult(dataset, added=len(items), skipped=len(records) - len(items))
+
+
+def _refuse_changed_files(dataset_name: str, records: Sequence[ImportRecord], already: dict[str, str | None]) -> None:
+    """A file the dataset holds already is skipped, so it must be the same file: other bytes under
+    that name (another seed, an edited folder) would leave the dataset stale, or mixed with it."""
+    changed = [r for r in records if r.filename in already and already[r.filename] != _sha(r)]
+    if changed:
+        raise DataImportError(f"{len(changed)} file(s) that dataset {dataset_name!r} already holds have other bytes "
+                              f"in this import, e.g. {changed[0].filename}", where=changed[0].origin,
+                              fix="import into a new dataset name, or delete the dataset first (python -m "
+                                  f"runner.store delete-dataset {dataset_name} --with-models)")
+
+
+def _sha(record: ImportRecord) -> str:
+    return sha_of_bytes(record.data) if record.data is not None else sha_of_file(record.source)
 
 
 def _put_blob(platform, record) -> tuple[str, int]:

@@ -19,6 +19,19 @@ from pathlib import Path
 _CHUNK = 1 << 20
 
 
+def sha_of_bytes(data: bytes) -> str:
+    """The name bytes are stored under."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha_of_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class BlobStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -30,18 +43,14 @@ class BlobStore:
         return os.path.join(self._root, sha[:2], sha)
 
     def put_bytes(self, data: bytes) -> str:
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha_of_bytes(data)
         target = self.path(sha)
         if not os.path.exists(target):
             self._write(target, lambda f: f.write(data))
         return sha
 
     def put_file(self, src: str | os.PathLike) -> str:
-        digest = hashlib.sha256()
-        with open(src, "rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
+        sha = sha_of_file(src)
         target = self.path(sha)
         if not os.path.exists(target):
             with open(src, "rb") as source:

@@ -228,12 +228,13 @@ class Store:
                 " created_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
             return con.total_changes - before
 
-    def existing_filenames(self, dataset_id: str, filenames: Sequence[str]) -> set[str]:
-        found: set[str] = set()
+    def existing_filenames(self, dataset_id: str, filenames: Sequence[str]) -> dict[str, str | None]:
+        """Those of ``filenames`` the dataset holds, with the blob of each."""
+        found: dict[str, str | None] = {}
         for chunk in _chunks(list(filenames)):
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.query(
-                f"SELECT filename FROM items WHERE dataset_id = ? AND filename IN ({marks})", (dataset_id, *chunk)))
+            found.update((r[0], r[1]) for r in self.query(
+                f"SELECT filename, blob FROM items WHERE dataset_id = ? AND filename IN ({marks})", (dataset_id, *chunk)))
         return found
 
     def get_item(self, item_id: str) -> dict:
