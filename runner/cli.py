@@ -106,14 +106,17 @@ def main(cfg: DictConfig) -> float | None:
                 raise JobFailed(f"job {hydra_config.job.num} failed: {err}") from None
             raise SystemExit(2) from None
         except Exception as err:
-            if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             # raised by an adapter or a library: the message and where it was raised here, the whole
             # traceback in the run's log
             log = _to_log_file(logging.ERROR, "the run failed", exc_info=err)
             frame = traceback.extract_tb(err.__traceback__)[-1]
-            print(f"error: {type(err).__name__}: {err}\n  where: {frame.filename}:{frame.lineno} in {frame.name}"
-                  f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}", file=sys.stderr)
+            message = (f"{type(err).__name__}: {err}\n  where: {frame.filename}:{frame.lineno} in {frame.name}"
+                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}")
+            print(f"error: {message}", file=sys.stderr)
+            if multirun:  # as for a runner error: the sweep goes on, and ends on this message if it ends here
+                raise JobFailed(f"job {hydra_config.job.num} failed: {message}") from None
             raise SystemExit(1) from None
 
 

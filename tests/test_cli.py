@@ -247,6 +247,17 @@ def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceb
     assert read_json(tmp_path / "sweep" / "1" / "run.json")["error"]["type"] == "ConfigError"
 
 
+def test_a_sweep_whose_jobs_fail_in_the_adapter_shows_their_messages_not_a_traceback(tmp_path):
+    result = dlrun(tmp_path, "-m", "adapter.configuration.estimator.max_iter=-1,-2", "hydra.sweep.dir=sweep")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "job 0 failed: InvalidParameterError" in result.stderr
+    for job in ("0", "1"):  # the sweep went on after the first failure; each job's log holds its traceback
+        assert f"traceback: {tmp_path / 'sweep' / job / 'dlrun.log'}" in result.stderr
+        assert "Traceback" in (tmp_path / "sweep" / job / "dlrun.log").read_text()
+        assert read_json(tmp_path / "sweep" / job / "run.json")["status"] == "failed"
+
+
 @pytest.mark.parametrize(("override", "mentions"), [
     ("adapter._target_=nope.Nope", ["nope", "adapter._target_"]),
     ("dataset=image_folder", ["dataset.name"]),
