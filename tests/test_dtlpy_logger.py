@@ -65,3 +65,14 @@ def test_dtlpy_imported_first_warns_when_a_local_store_is_there(tmp_path):
     quiet = python("import dtlpy, runner", tmp_path / "empty")
     assert quiet.returncode == 0, quiet.stderr
     assert "imported before runner" not in quiet.stderr
+
+
+def test_a_shipped_adapter_imported_first_brings_runner_first(tmp_path):
+    """``adapters/__init__`` imports runner, so a script that starts with a shipped adapter (which
+    imports dtlpy) keeps the store's old files and gets no import-order warning."""
+    home = tmp_path / "dataloop"
+    paths = old_files(home)
+    result = python("import adapters.sklearn_classifier, time\ntime.sleep(0.5)\n", home)
+    assert result.returncode == 0, result.stderr
+    assert "imported before runner" not in result.stderr
+    assert [p for p in paths if not p.exists()] == []
