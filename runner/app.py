@@ -116,7 +116,9 @@ def plan(cfg: DictConfig) -> Plan:
         if OUTPUT_FAMILY.get(metrics.get("output_type"), metrics.get("output_type")) not in (None, family):
             raise ConfigError(f"the metrics set scores {metrics['output_type']!r} outputs, but model "
                               f"{settings['model']['name']!r} outputs {output_type!r}",
-                              where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: metrics=<option>")
+                              where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: "
+                              + {"class": "metrics=classification (or metrics=minimal)", "box": "metrics=detection",
+                                 "segment": "metrics=segmentation"}.get(family, "metrics=<option>"))
         for name, spec in (metrics.get("scores") or {}).items():
             spec = dict(spec)
             metric_target = spec.pop("_target_", None)

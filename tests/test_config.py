@@ -341,7 +341,7 @@ BAD_CONFIGS = {
     "adapter-not-importable": (["adapter._target_=nope.Nope"], ConfigError, ["nope", "adapter._target_", "fix:"]),
     "metric-not-importable": (["metrics.scores.accuracy._target_=nope.accuracy"], ConfigError,
                               ["nope", "metrics.scores.accuracy"]),
-    "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics"]),
+    "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics=detection"]),
     "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
                      ["empty", "/nowhere"]),
