@@ -215,8 +215,10 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--root", default=argparse.SUPPRESS,
                        help="the local platform's folder (default: $DATALOOP_PATH/local, as platform.root)")
     where.add_argument("--project", default=argparse.SUPPRESS, help="the project inside it (default: local)")
-    parser = argparse.ArgumentParser(prog="python -m runner.store", description=__doc__.split("\n")[0],
-                                     parents=[where])
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.store", parents=[where], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="What the local platform holds, and deleting what is no longer needed.",
+        epilog="examples:\n" + __doc__.split("\n\n")[1])
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("datasets", parents=[where],
