@@ -33,3 +33,8 @@ def check_own_artifacts(folder, own: Sequence[str], status: str | None, logger: 
     if status != "training":
         raise ValueError(message)
     logger.warning("%s; training starts from scratch", message)
+
+
+def model_status(adapter) -> str | None:
+    """The status of the adapter's model entity (``training`` while it trains), if it has one."""
+    return getattr(getattr(adapter, "_model_entity", None), "status", None)

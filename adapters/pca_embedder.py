@@ -25,6 +25,8 @@ from PIL import Image
 
 from runner import BaseModelAdapter
 
+from .artifacts import check_own_artifacts, model_status
+
 logger = logging.getLogger(__name__)
 
 ARRAYS_FILE = "pca.npz"
@@ -50,7 +52,8 @@ class PcaEmbedder(BaseModelAdapter):
         arrays_path = os.path.join(local_path, ARRAYS_FILE)
         settings_path = os.path.join(local_path, SETTINGS_FILE)
         if not os.path.exists(arrays_path):
-            self.model = None  # not trained yet
+            self.model = None  # not trained yet, or the artifacts are another adapter's
+            check_own_artifacts(local_path, [ARRAYS_FILE], model_status(self), logger)
             return
         with np.load(arrays_path, allow_pickle=False) as arrays:
             components = np.asarray(arrays["components"], dtype=np.float32)

@@ -44,6 +44,8 @@ from scipy.spatial import ConvexHull, QhullError
 from adapters.sklearn_classifier import build_estimator, dump_skops, load_trusted_skops
 from runner import BaseModelAdapter
 
+from .artifacts import check_own_artifacts, model_status
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "shapes_classifier.skops"
@@ -220,7 +222,8 @@ class ShapeComponentsAdapter(BaseModelAdapter):
     def load(self, local_path, **kwargs):
         path, meta_path = os.path.join(local_path, MODEL_FILE), os.path.join(local_path, META_FILE)
         if not os.path.exists(path):
-            self.model = None  # not trained yet
+            self.model = None  # not trained yet, or the artifacts are another adapter's
+            check_own_artifacts(local_path, [MODEL_FILE], model_status(self), logger)
             return
         meta = json.loads(Path(meta_path).read_text()) if os.path.exists(meta_path) else {}
         if meta.get("format") != FORMAT or meta.get("features") != list(FEATURES):

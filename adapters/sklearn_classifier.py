@@ -19,7 +19,7 @@ from PIL import Image
 
 from runner import BaseModelAdapter
 
-from .artifacts import check_own_artifacts
+from .artifacts import check_own_artifacts, model_status
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class SklearnImageClassifier(BaseModelAdapter):
             self.model = load_trusted_skops(path)
             return
         self.model = None  # not trained yet, or the artifacts are another adapter's
-        check_own_artifacts(local_path, [MODEL_FILE], getattr(getattr(self, "_model_entity", None), "status", None),
+        check_own_artifacts(local_path, [MODEL_FILE], model_status(self),
                             logger)
 
     def save(self, local_path, **kwargs):

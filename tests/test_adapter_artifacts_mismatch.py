@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.pca_embedder import PcaEmbedder
+from adapters.shapes_detector import ShapesDetector
 from adapters.sklearn_classifier import SklearnImageClassifier
 from adapters.torch_classifier import TorchImageClassifier
 from tests.digits_subsets import SUBSETS
@@ -46,7 +48,9 @@ def artifacts_folder(model) -> Path:
 @pytest.mark.parametrize(("adapter_class", "trained_by", "wanted", "found"), [
     (SklearnImageClassifier, "torch_version", "model.skops", "last.pt, model.json, weights.pt"),
     (TorchImageClassifier, "sklearn_version", "weights.pt, model.json or last.pt", "model.skops"),
-], ids=["sklearn-on-torch", "torch-on-sklearn"])
+    (PcaEmbedder, "sklearn_version", "pca.npz", "model.skops"),
+    (ShapesDetector, "sklearn_version", "shapes_classifier.skops", "model.skops"),
+], ids=["sklearn-on-torch", "torch-on-sklearn", "pca-on-sklearn", "shapes-on-sklearn"])
 def test_an_adapter_on_another_adapters_artifacts_fails_in_load(request, platform, digits, adapter_class,
                                                                 trained_by, wanted, found):
     version = request.getfixturevalue(trained_by)
