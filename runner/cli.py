@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -92,6 +93,10 @@ def main(cfg: DictConfig) -> float | None:
 
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
+    if threading.current_thread() is threading.main_thread():
+        # also in a launcher's worker process (joblib), which runs its jobs here: a SIGTERM sent to the
+        # sweep's process group then ends each running job as an interrupted one, not mid-write
+        signal.signal(signal.SIGTERM, _terminate)
     with job_heap():  # the process may end after this job: its exit then skips a pass over the heap
         try:
             with collection_paused():  # dtlpy and scikit-learn load here
