@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
@@ -9,6 +10,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -150,8 +152,36 @@ class Terminated(KeyboardInterrupt):
     signal = signal.SIGTERM
 
 
+_GRACE = 3.0  # seconds a process's children (launcher or shard workers) get to end their jobs as interrupted
+_terminating = False
+
+
 def _terminate(signum, frame) -> None:
+    """SIGTERM: once. Children (a launcher's or the shards' workers) get it too, whether or not it was
+    sent to the whole process group, and a moment to record their jobs as interrupted before this
+    process ends and takes them down with it; a second SIGTERM must not break off that clean-up."""
+    global _terminating
+    if _terminating:
+        return
+    _terminating = True
+    children = _children()
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    if children:
+        time.sleep(_GRACE)
     raise Terminated()
+
+
+def _children() -> list[int]:
+    """This process's child processes (from /proc; none where there is no /proc)."""
+    me, found = str(os.getpid()), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def entry() -> None:

@@ -139,3 +139,37 @@ def test_sharding_inside_a_joblib_job_predicts_in_the_job_process(tmp_path):
     assert "running every shard in this process" in result.stdout + result.stderr
     runs = _completed_jobs(tmp_path, 2)
     assert all(r["objective"]["value"] > 0.9 for r in runs)
+
+
+def test_sigterm_to_a_joblib_sweep_ends_its_running_jobs_as_interrupted(tmp_path):
+    """A scheduler's SIGTERM reaches the sweep's whole process group: each worker's running job is
+    recorded as interrupted and its model version as failed, none is left 'running' / 'training'."""
+    import os
+    import signal
+    import time
+
+    from runner.platform.local import LocalPlatform
+
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    ok(dlrun(tmp_path, "pipeline=train", "adapter=torch_cnn", "adapter.configuration.epochs=1"))  # import, base model
+    process = subprocess.Popen([sys.executable, "-m", "runner", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                "adapter=torch_cnn", "adapter.configuration.epochs=500", "seed=0,1",
+                                "hydra.sweep.dir=sweep"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    logs = [tmp_path / "sweep" / job / "dlrun.log" for job in ("0", "1")]
+    try:
+        deadline = time.monotonic() + 240
+        while not all(log.exists() and "epoch 2/500 done" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and process.poll() is None, "the jobs did not start training"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    for job in ("0", "1"):
+        record = read_json(tmp_path / "sweep" / job / "run.json")
+        assert (record["status"], record["error"]["message"]) == ("failed", "interrupted by SIGTERM")
+    platform = LocalPlatform(tmp_path / "dl" / "local")
+    assert sorted(m.status for m in platform.list_models()) == ["created", "failed", "failed", "trained"]
