@@ -19,7 +19,7 @@ import dtlpy as dl
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataImportError, RunnerError
-from ..platform.annotation_json import annotation_to_json, completed
+from ..platform.annotation_json import annotation_to_json, completed, missing_key
 from ..platform.local.blobs import sha_of_bytes, sha_of_file
 from ..platform.local.platform import LocalPlatform, _label_json
 from ..platform.local.store import new_id, now_iso
@@ -140,10 +140,10 @@ def _check_records(records: Sequence[ImportRecord]) -> None:
                                   fix="rename one of them")
         seen[record.filename] = record.origin
         for annotation in record.annotations:
-            for key in ("type", "label"):
-                if not isinstance(annotation.get(key), str) or not annotation[key]:
-                    raise DataImportError(f"an annotation of {record.filename} has no {key}", where=record.origin,
-                                          fix="every annotation needs a type and a label, as Dataloop writes them")
+            key = missing_key(annotation)
+            if key is not None:
+                raise DataImportError(f"an annotation of {record.filename} has no {key}", where=record.origin,
+                                      fix="every annotation needs a type and a label, as Dataloop writes them")
 
 
 def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[str],

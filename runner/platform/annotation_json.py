@@ -9,6 +9,8 @@ two outputs equal, key order included, for every annotation type the runner stor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attr
 import dtlpy as dl
 
@@ -77,13 +79,18 @@ def annotation_to_json(annotation: dl.Annotation) -> dict:
     return data
 
 
+def missing_key(data: Mapping) -> str | None:
+    """``type`` or ``label`` when annotation JSON lacks it (or holds no non-empty string there), else None."""
+    return next((key for key in ("type", "label") if not isinstance(data.get(key), str) or not data[key]), None)
+
+
 def completed(data: dict) -> dict:
     """Annotation JSON given by hand (an upload of a dict, an export's file) with the keys that
     ``dl.Annotation.from_json`` reads without a default, so what is stored can be listed again;
     ValueError if it has no type or label."""
-    for key in ("type", "label"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise ValueError(f"annotation {data.get('id') or ''} has no {key}".replace("  ", " "))
+    key = missing_key(data)
+    if key is not None:
+        raise ValueError(f"annotation {data.get('id') or ''} has no {key}".replace("  ", " "))
     metadata = data.get("metadata")
     data["metadata"] = metadata = dict(metadata) if isinstance(metadata, dict) else {}
     metadata["system"] = dict(metadata.get("system") or {})
