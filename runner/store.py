@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +31,6 @@ def _platform(args):
     from .paths import default_local_root
     from .platform.local import LocalPlatform
     from .platform.local.platform import DEFAULT_PROJECT
-    from .platform.local.store import Store
 
     given = getattr(args, "root", None)
     if given is not None and not given.strip():
@@ -43,17 +41,7 @@ def _platform(args):
         raise NotFoundError(f"no local platform at {root} (no platform.db there)", where="--root" if given else
                             "$DATALOOP_PATH/local", fix="pass --root <the folder a run's platform.root names>, or make "
                             "one with a first run (python -m runner)")
-    project = getattr(args, "project", DEFAULT_PROJECT)
-    try:
-        projects = [row[0] for row in Store(root / "platform.db").query("SELECT name FROM projects ORDER BY name")]
-    except sqlite3.DatabaseError as err:
-        raise RunnerError(f"the local platform at {root} cannot be opened: {type(err).__name__}: {err}",
-                          where="--root" if given else "$DATALOOP_PATH/local",
-                          fix="point --root at a local platform folder (platform.db + blobs/)") from None
-    if project not in projects:
-        raise NotFoundError(f"no project {project!r} in the local platform at {root}", where="--project",
-                            fix=f"use one of: {', '.join(projects) or 'none (a first run makes one)'}")
-    return LocalPlatform(root, project=project)
+    return LocalPlatform(root, project=getattr(args, "project", DEFAULT_PROJECT), create_project=False)
 
 
 def _day(stamp: str | None) -> str:

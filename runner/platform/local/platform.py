@@ -29,7 +29,8 @@ DEFAULT_PROJECT = "local"
 class LocalPlatform(Platform):
     name = "local"
 
-    def __init__(self, root: str | os.PathLike | None = None, project: str = DEFAULT_PROJECT):
+    def __init__(self, root: str | os.PathLike | None = None, project: str = DEFAULT_PROJECT,
+                 create_project: bool = True):
         self.root = Path(root) if root is not None else default_local_root()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,9 @@ class LocalPlatform(Platform):
         if any(self.blobs.root.glob(".trash-*")):
             with self.store.write():
                 self._recover_trash()
+        if not create_project and project not in self.store.project_names():
+            raise NotFoundError(f"no project {project!r} in the local platform at {self.root}", where="project",
+                                fix=f"use one of: {', '.join(self.store.project_names()) or 'none (a first run makes one)'}")
         self.client = LocalApiClient(self)
         self.project = LocalProject(_dict=self.store.get_or_create_project(project), _client_api=self.client)
 

@@ -26,6 +26,8 @@ _BUSY_TIMEOUT_MS = 60000  # reads and commits wait this long for a checkpoint or
 _LOCK_WAIT = 300.0  # seconds a write waits for the write lock before it gives up
 _ITEM_COLUMNS = "items.rid, items.id, items.dataset_id, items.filename, items.dir, items.name, items.type, " \
     "items.hidden, items.mimetype, items.blob, items.size, items.created_at, items.metadata"
+_DELETED_UNDER_RUN = ("it was deleted while this run was using it (python -m runner.store delete-model); run "
+                      "again with a model that exists")
 _SQL_VARS = 500  # ids per IN (...) chunk, well under SQLite's variable limit
 
 
@@ -133,6 +135,9 @@ class Store:
                 row = (new_id(), name, now_iso())
                 con.execute("INSERT INTO projects VALUES (?, ?, ?)", row)
         return {"id": row[0], "name": row[1], "createdAt": row[2]}
+
+    def project_names(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT name FROM projects ORDER BY name")]
 
     def get_project(self, project_id: str) -> dict:
         row = self.connection().execute("SELECT id, name, created_at FROM projects WHERE id = ?",
@@ -424,8 +429,7 @@ class Store:
         if con.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is None:
             raise NotFoundError(f"model {model_id} is not in the local platform at {self.path} any more",
                                 where="a write of its artifacts, metrics or predictions",
-                                fix="it was deleted while this run was using it (python -m runner.store "
-                                    "delete-model); run again with a model that exists")
+                                fix=_DELETED_UNDER_RUN)
 
     def update_model(self, model: dict) -> dict:
         model = {k: v for k, v in model.items() if k != "artifacts"}
@@ -437,8 +441,7 @@ class Store:
             if cur.rowcount == 0:
                 raise NotFoundError(f"model {model['id']} ({model['name']!r}) is not in the local platform at "
                                     f"{self.path} any more: it cannot be updated",
-                                    fix="it was deleted while this run was using it (python -m runner.store "
-                                        "delete-model); run again with a model that exists")
+                                    fix=_DELETED_UNDER_RUN)
         return self.get_model(model["id"])
 
     # -- artifacts -----------------------------------------------------------------------------
