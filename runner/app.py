@@ -13,6 +13,7 @@ import os
 import random
 import re
 import secrets
+import shlex
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -309,6 +310,18 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
+def _export_hint(platform, dataset, model) -> str:
+    """How to see a local run's predictions (the local platform has no web view)."""
+    if platform.name != "local":
+        return ""
+    from .paths import default_local_root
+
+    root = Path(platform.root)
+    where = "" if root.resolve() == default_local_root().resolve() else f" --root {shlex.quote(str(root))}"
+    return (f"; to see them: python -m runner.store export{where} {shlex.quote(dataset.name)} <new folder> --model "
+            f"{shlex.quote(model.name)} --no-ground-truth")
+
+
 def _check_labels_meet(platform, model, dataset) -> None:
     """Evaluating a model on a dataset whose labels it does not know would store its predictions there
     and then find nothing to score: refused first."""
@@ -422,7 +435,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         elif step == "predict":
             adapter.load_from_model(model_entity=model)
             count = adapter.predict_dataset(dataset, filters=subset_filter("predict_subset"))
-            logger.info("predicted %d items", count)
+            logger.info("predicted %d items%s", count, _export_hint(platform, dataset, model))
         elif step == "embed":
             adapter.load_from_model(model_entity=model)
             count = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))

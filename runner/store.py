@@ -4,9 +4,11 @@
     python -m runner.store models --dataset digits          # versions, status, their latest metrics
     python -m runner.store delete-model 'sklearn-digits-2026*' --status failed
     python -m runner.store delete-dataset shapes --with-models
+    python -m runner.store export digits digits-export/ --model <version> --dir /test
 
 A delete is one transaction: the records go, and file bytes no other record uses are removed with
-them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not).
+them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not). An export
+writes a Dataloop export folder (``items/`` + ``json/``), whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -197,6 +201,76 @@ def delete_dataset(platform, args) -> int:
     return 0
 
 
+def _annotation_filter(model: str | None, ground_truth: bool) -> dict | None:
+    """Annotation DQL for an export: ground truth and/or predictions (all models', or one model's)."""
+    truth = {"metadata.system.model.name": {"$exists": False}}
+    predictions = {"metadata.system.model.name": model} if model else {"metadata.system.model.name": {"$exists": True}}
+    if ground_truth and model is None:
+        return None  # everything
+    return {"resource": "annotations", "filter": {"$or": [truth, predictions]} if ground_truth else predictions}
+
+
+def _item_filter(args) -> dict | None:
+    clauses = []
+    if args.filter:
+        try:
+            given = json.loads(args.filter)
+        except json.JSONDecodeError as err:
+            raise RunnerError(f"--filter is not JSON: {err}", where=f"--filter {args.filter}",
+                              fix='pass DQL JSON, e.g. --filter \'{"metadata.user.tags": "hard"}\'') from err
+        if not isinstance(given, dict):
+            raise RunnerError("--filter must be a JSON object (DQL)", where=f"--filter {args.filter}",
+                              fix='pass DQL JSON, e.g. --filter \'{"metadata.user.tags": "hard"}\'')
+        clauses.append(given.get("filter", given) if "resource" in given or "filter" in given else given)
+    if args.dir:
+        folder = "/" + args.dir.strip("/")
+        clauses.append({"$or": [{"dir": folder}, {"dir": folder.rstrip("/") + "/*"}]} if folder != "/" else {})
+    clauses = [c for c in clauses if c]
+    if not clauses:
+        return None
+    return {"resource": "items", "filter": clauses[0] if len(clauses) == 1 else {"$and": clauses}}
+
+
+def export(platform, args) -> int:
+    """A Dataloop export folder of a dataset's items and their annotations, written to a temporary
+    folder beside ``dest`` and renamed into place: a failed export leaves nothing behind."""
+    dataset = platform.find_dataset(args.dataset)
+    if dataset is None:
+        raise NotFoundError(f"no dataset named {args.dataset!r} in the local platform at {platform.root}",
+                            fix=f"datasets here: {', '.join(d.name for d in platform.list_datasets()) or 'none'}")
+    if args.model and platform.find_model(args.model) is None:
+        raise NotFoundError(f"no model named {args.model!r} in the local platform at {platform.root}",
+                            where="--model", fix="python -m runner.store models lists the models")
+    dest = Path(args.dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise RunnerError(f"{dest} already exists and is not an empty folder", where=str(dest),
+                          fix="name a new folder: an export never writes over files")
+    items = _item_filter(args)
+    annotations = _annotation_filter(args.model, ground_truth=not args.no_ground_truth)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    try:
+        count = platform.export(dataset, items, annotations, partial)
+        if count == 0:
+            raise RunnerError(f"no item of dataset {dataset.name!r} matches", where=_where(args),
+                              fix="check --dir/--filter; python -m runner.store datasets shows the datasets")
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        partial.rename(dest)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    kept = ("ground truth and " if not args.no_ground_truth else "") + \
+        (f"the predictions of {args.model}" if args.model else "the predictions of every model")
+    print(f"exported {count} items of dataset {dataset.name!r}, with {kept}, to {dest} (items/ + json/: "
+          "Dataloop's export layout, which dataset=dataloop_export imports)")
+    return 0
+
+
+def _where(args) -> str:
+    return " ".join(f"{flag} {value}" for flag, value in (("--dir", args.dir), ("--filter", args.filter)) if value) \
+        or "the whole dataset"
+
+
 def _parser() -> argparse.ArgumentParser:
     # --root and --project before or after the command (a subcommand's default must not undo the main's)
     where = argparse.ArgumentParser(add_help=False)
@@ -233,6 +307,15 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--with-models", action="store_true", help="also delete the models whose dataset it is")
     delete.add_argument("--force", action="store_true", help="with --with-models: also models in status 'training'")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
+
+    out = commands.add_parser("export", parents=[where],
+                              help="write a dataset's items and annotations as a Dataloop export folder")
+    out.add_argument("dataset", help="the dataset's name")
+    out.add_argument("dest", help="a new (or empty) folder to write items/ and json/ into")
+    out.add_argument("--model", help="of the predictions, keep only this model version's (default: every model's)")
+    out.add_argument("--no-ground-truth", action="store_true", help="leave the ground-truth annotations out")
+    out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")
+    out.add_argument("--filter", help="only the items matching this DQL JSON (the filter of dl.Filters().prepare())")
     return parser
 
 
@@ -246,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                                     _print_models, platform),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
+            "export": lambda: export(platform, args),
         }
         return commands[args.command]() or 0
     except RunnerError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def test_train_evaluate_writes_every_output(tmp_path, dataloop_home):
     assert (dataloop_home / "local" / "platform.db").is_file()
 
 
-def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home):
+def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home, caplog):
     objective, out = run(tmp_path, "train", "pipeline=train")
     assert objective is None
     assert not (out / "metrics.json").exists()
@@ -226,10 +227,14 @@ def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home)
     shapes = platform.get_dataset(name="shapes")
     assert platform.store.count_annotations(shapes.id, version["name"]) == 0
 
-    _, predicted = run(tmp_path, "predict", "pipeline=predict", f"model.name={version['name']}")
+    with caplog.at_level(logging.INFO, logger="runner"):
+        _, predicted = run(tmp_path, "predict", "pipeline=predict", f"model.name={version['name']}")
     assert not (predicted / "metrics.json").exists()
     test_items = read_json(predicted / "data.json")["items_per_subset"]["test"]
     assert platform.store.count_annotations(dataset.id, version["name"]) == test_items
+    # how to see them: the store's export, for this store and version
+    assert f"predicted {test_items} items; to see them: python -m runner.store export digits <new folder> --model " \
+        f"{version['name']} --no-ground-truth" in caplog.text
     assert len(platform.list_models()) == models_before
     # evaluating, predicting never retrain or change the version
     stored = platform.get_model(name=version["name"])

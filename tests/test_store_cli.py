@@ -241,7 +241,7 @@ def test_the_command_line_after_runs(tmp_path):
 
     usage = run("--help")
     assert usage.returncode == 0 and all(c in usage.stdout for c in ("datasets", "models", "delete-model",
-                                                                      "delete-dataset"))
+                                                                      "delete-dataset", "export"))
     first = run(module="runner")
     assert first.returncode == 0, first.stderr
     listing = run("models")
@@ -291,3 +291,49 @@ def test_a_job_whose_model_is_deleted_stores_nothing_more_and_says_why(platform,
         platform.store_evaluation(v1, digits, {"accuracy": 1.0})
     with pytest.raises(NotFoundError, match="any more: it cannot be updated"):
         v1.update()
+
+
+def test_export_writes_the_chosen_annotations_and_imports_back(platform, digits, versions, capsys, tmp_path):
+    """``export``: the test folder with ground truth and one version's predictions, as Dataloop's export
+    layout; importing it gives the same items and annotations; bad requests write nothing."""
+    from runner.data import import_dataloop_export
+
+    _base, v1, v2 = versions
+    n_test = platform.count_items(digits, SUBSETS["test"])
+    code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / "out"), "--model", v1.name,
+                           "--dir", "test")
+    assert code == 0, err
+    assert f"exported {n_test} items of dataset 'digits', with ground truth and the predictions of {v1.name}" in out
+    files = sorted((tmp_path / "out" / "json").rglob("*.json"))
+    assert len(files) == n_test and len(list((tmp_path / "out" / "items").rglob("*.png"))) == n_test
+    exported = [json.loads(p.read_text()) for p in files]
+    assert all(item["dir"] == "/test" for item in exported)
+    sources = [[(a.get("metadata") or {}).get("system", {}).get("model", {}).get("name") for a in item["annotations"]]
+               for item in exported]
+    assert all(sorted(s, key=str) == [None, v1.name] for s in sources)  # one label, one v1 prediction; no v2
+    item = platform.get_dataset(name="digits").items.get(filepath=exported[0]["filename"])
+    truth = [a.label for a in item.annotations.list() if "model" not in (a.metadata.get("system") or {})]
+    assert [a["label"] for a in exported[0]["annotations"] if a["metadata"].get("system", {}).get("model") is None] \
+        == truth
+
+    result = import_dataloop_export(platform, tmp_path / "out", "digits-test")
+    copy = platform.get_dataset(name="digits-test")
+    assert result.added == n_test and platform.count_items(copy, None) == n_test
+    counts = platform.store.dataset_counts(platform.project.id)[copy.id]
+    assert (counts["annotations"], counts["predictions"]) == (n_test, n_test)
+
+    code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / "preds"), "--no-ground-truth")
+    assert code == 0, err
+    models_seen = {a["metadata"]["system"]["model"]["name"] for p in (tmp_path / "preds" / "json").rglob("*.json")
+                   for a in json.loads(p.read_text())["annotations"]}
+    assert models_seen == {v1.name, v2.name}
+
+    for args, message in ((["out"], "already exists and is not an empty folder"),
+                          (["new", "--dir", "/nothere"], "no item of dataset 'digits' matches"),
+                          (["new", "--filter", '{"bogus": 1}'], "unknown items field 'bogus'"),
+                          (["new", "--filter", "[1]"], "--filter must be a JSON object"),
+                          (["new", "--model", "no-such-version"], "no model named 'no-such-version'")):
+        before = sorted(p.name for p in tmp_path.iterdir())
+        code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / args[0]), *args[1:])
+        assert code == 2 and message in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no partial folder left
