@@ -120,7 +120,13 @@ def plan(cfg: DictConfig) -> Plan:
                               where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: "
                               + {"class": "metrics=classification (or metrics=minimal)", "box": "metrics=detection",
                                  "segment": "metrics=segmentation"}.get(family, "metrics=<option>"))
+        standard = set(DEFAULT_SCALARS.get(output_type, ())) if _uses_default_evaluate(adapter_class) else set()
         for name, spec in (metrics.get("scores") or {}).items():
+            if name in standard:
+                raise ConfigError(f"metrics.scores.{name}: the evaluate step computes {name!r} itself (over the "
+                                  "model's labels), and this entry would replace it", where=f"metrics.scores.{name}",
+                                  fix=f"remove it (~metrics.scores.{name}), or name it otherwise "
+                                      f"(e.g. {name}_sklearn)")
             spec = dict(spec)
             metric_target = spec.pop("_target_", None)
             try:
@@ -136,13 +142,9 @@ def plan(cfg: DictConfig) -> Plan:
             raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
                               where="objective.metric", fix=f"choose one of {sorted(known)}")
 
-    for step, key in (("evaluate", "evaluate_subset"), ("predict", "predict_subset"), ("embed", "embed_subset")):
-        subset = settings["pipeline"].get(key)
-        names = _subset_names(settings["subsets"])
-        if step in steps and subset is not None and subset not in names:
-            raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {names}",
-                              where=f"pipeline.{key}",
-                              fix="name a subset of the chosen subsets group, or null for every item")
+    names = _subset_names(settings["subsets"])
+    if names is not None:  # else known once computed (subsets=model)
+        _check_used_subsets(settings["pipeline"], steps, names)
     if not isinstance(settings["pipeline"].get("cleanup", False), bool):
         raise ConfigError(f"pipeline.cleanup is {settings['pipeline']['cleanup']!r}, not true or false",
                           where="pipeline.cleanup", fix="pipeline.cleanup=true or pipeline.cleanup=false")
@@ -191,11 +193,28 @@ def _defines(adapter_class: type, name: str) -> bool:
     return getattr(adapter_class, name) is not getattr(dl.BaseModelAdapter, name)
 
 
-def _subset_names(spec: dict) -> list[str]:
-    """The subsets a subsets option defines; a computed one (``_target_``) names them in ``fractions``."""
+def _subset_names(spec: dict) -> list[str] | None:
+    """The subsets a subsets option defines; a computed one (``_target_``) names them in ``fractions``,
+    or is known only once computed (None)."""
     if "_target_" in spec:
-        return sorted(spec.get("fractions") or {})
+        return sorted(spec["fractions"]) if "fractions" in spec else None
     return sorted(spec)
+
+
+_STEP_SUBSET = {"evaluate": "evaluate_subset", "predict": "predict_subset", "embed": "embed_subset"}
+
+
+def _used_subsets(pipeline: dict, steps: list[str]) -> dict[str, str]:
+    """pipeline key -> the subset name a non-training step reads (null: every item, left out)."""
+    return {key: pipeline[key] for step, key in _STEP_SUBSET.items() if step in steps and pipeline.get(key) is not None}
+
+
+def _check_used_subsets(pipeline: dict, steps: list[str], names) -> None:
+    for key, subset in _used_subsets(pipeline, steps).items():
+        if subset not in names:
+            raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {sorted(names)}",
+                              where=f"pipeline.{key}",
+                              fix="name a subset of the chosen subsets group, or null for every item")
 
 
 def _uses_default_evaluate(adapter_class: type) -> bool:
@@ -310,6 +329,24 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
+def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filter: dict | None) -> None:
+    """A version scored on items of its own train subset gets a score that is not a held-out one: say
+    so (subsets=model, the evaluate pipeline's default, never does this)."""
+    trained_on = (((model.metadata or {}).get("system") or {}).get("subsets") or {}).get("train")
+    if not trained_on or name == "train" or model.dataset_id != dataset.id or subset_filter == trained_on:
+        return
+    scored = subset_filter or {"filter": {}, "resource": "items"}
+    if "join" in trained_on or "join" in scored:  # DQL joins do not combine under one $and
+        return
+    both = {"filter": {"$and": [scored.get("filter") or {}, trained_on.get("filter") or {}]}, "resource": "items"}
+    overlap = platform.count_items(dataset, both)
+    if overlap:
+        logger.warning("%d of the %d items evaluated (subset %s) are in the train subset model %s was trained on: "
+                       "the score is not a held-out score; subsets=model (the evaluate pipeline's default) scores "
+                       "it on its own test subset", overlap, platform.count_items(dataset, subset_filter),
+                       name or "null: every item", model.name)
+
+
 def _export_hint(platform, dataset, model) -> str:
     """How to see a local run's predictions (the local platform has no web view)."""
     if platform.name != "local":
@@ -370,8 +407,8 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     version.configuration = configuration
     version.input_type, version.output_type = spec["input_type"], spec["output_type"]
     version.metadata.setdefault("system", {})["subsets"] = subsets
-    if labels is not None:
-        version.labels = list(labels)
+    # model.labels null: the dataset's labels now, which may have grown since the base model was made
+    version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
     version.dataset_id = dataset.id
     version.update()
     return platform.get_model(version.id)
@@ -401,10 +438,13 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         platform.get_model(name=settings["model"]["name"])
     dataset = _dataset(platform, settings["dataset"])
     subsets = _subsets(platform, dataset, settings["subsets"])
+    _check_used_subsets(settings["pipeline"], steps, subsets)
+    # a training run writes every subset; the other steps need only the ones they read
+    needed = set(subsets) if "train" in steps else set(_used_subsets(settings["pipeline"], steps).values())
     counts = {}
     for name, subset_filter in subsets.items():
         counts[name] = platform.count_items(dataset, subset_filter)
-        if counts[name] == 0:
+        if counts[name] == 0 and name in needed:
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
                                    fix="correct the filter (see conf/subsets/) or choose another subsets option "
@@ -415,6 +455,9 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)
     record.model = {"id": model.id, "name": model.name}
+    if "evaluate" in steps and "train" not in steps:
+        name = settings["pipeline"].get("evaluate_subset")
+        _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None)
     adapter = the_plan.adapter_class()
     adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions

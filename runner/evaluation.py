@@ -6,6 +6,7 @@ Ground truth = annotations with no model stamp; predictions = annotations stampe
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -128,9 +129,21 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
         names = np.asarray([*data.labels, "<none>"], dtype=object)
         y_true, y_pred = names[data.y_true], names[data.y_pred]  # -1 picks "<none>"
         for name, function in extra.items():
-            metrics[name] = float(function(y_true, y_pred))
+            metrics[name] = float(function(y_true, y_pred, **_model_labels(function, data.labels)))
     metrics["problems"] = _problems_json(data.problems)
     return metrics
+
+
+def _model_labels(function: MetricFunction, labels: list[str]) -> dict:
+    """``labels=`` the model's labels for a function that takes them and was not given any: without it,
+    scikit-learn scores the labels it sees, "<none>" (no prediction) among them, so an F1 "macro"
+    would average over other classes than the standard metrics do."""
+    bound = getattr(function, "keywords", {}) or {}
+    try:
+        takes = "labels" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        takes = False
+    return {"labels": labels} if takes and "labels" not in bound else {}
 
 
 def _box_xyxy(annotation: dict) -> tuple[float, float, float, float] | None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import dtlpy as dl
 
-from .errors import RunnerError
+from .errors import ConfigError, RunnerError
 from .platform import Platform
 
 
@@ -34,3 +34,18 @@ def random_split(platform: Platform, dataset: dl.Dataset, seed: int, fractions: 
             chosen[names[index]].append(item.id)
     return {name: {"filter": {"$and": [{"hidden": False}, {"type": "file"}, {"id": {"$in": sorted(ids)}}]},
                    "resource": "items"} for name, ids in chosen.items()}
+
+
+def of_model(platform: Platform, dataset: dl.Dataset, name: str) -> dict[str, dict]:
+    """The subsets model ``name`` was trained with (``metadata.system.subsets``), for scoring a version
+    on its own test items: a split chosen afresh could hold items it was trained on."""
+    model = platform.get_model(name=name)
+    subsets = ((model.metadata or {}).get("system") or {}).get("subsets") or {}
+    choose = "choose the subsets to use: subsets=by_dir, subsets=by_tag or subsets=random_split seed=<n>"
+    if model.dataset_id != dataset.id:
+        raise ConfigError(f"subsets=model: model {name!r} was trained on another dataset than {dataset.name!r}, so "
+                          "its subsets do not apply here", where="subsets", fix=choose)
+    if not subsets:
+        raise ConfigError(f"subsets=model: model {name!r} records no subsets (metadata.system.subsets)",
+                          where="subsets", fix=choose)
+    return dict(subsets)

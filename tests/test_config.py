@@ -220,9 +220,13 @@ def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home,
     assert len(platform.list_models()) == models_before
 
     # on a dataset whose labels it does not know: refused before it predicts anything there
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(ConfigError) as raised:  # its own subsets (the default) are of another dataset
         run(tmp_path, "evaluate-elsewhere", "pipeline=evaluate", f"model.name={version['name']}", "dataset=shapes",
             "dataset.source.n_images=12")
+    assert "trained on another dataset than 'shapes'" in str(raised.value) and "subsets=by_dir" in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        run(tmp_path, "evaluate-elsewhere", "pipeline=evaluate", f"model.name={version['name']}", "dataset=shapes",
+            "dataset.source.n_images=12", "subsets=by_dir")
     assert "nothing to evaluate" in str(raised.value) and "dataset.name=digits" in str(raised.value)
     shapes = platform.get_dataset(name="shapes")
     assert platform.store.count_annotations(shapes.id, version["name"]) == 0
@@ -279,6 +283,43 @@ def test_random_split_is_seeded(tmp_path):
     train_filter = read_json(first / "model.json")["subsets"]["train"]["filter"]
     ids = [clause["id"]["$in"] for clause in train_filter["$and"] if "id" in clause]
     assert len(ids) == 1 and len(ids[0]) == first_data["items_per_subset"]["train"]
+
+
+def test_evaluate_scores_a_version_on_the_test_subset_it_was_trained_with(tmp_path, dataloop_home, caplog):
+    """pipeline=evaluate defaults to subsets=model: a version trained on a seeded random split is scored
+    on that split's test items, not on a fresh split that would hold items it was trained on; choosing
+    other subsets is allowed and warns of the overlap; subsets the step does not read may be empty."""
+    _, trained = run(tmp_path, "train", "subsets=random_split", "seed=3")
+    version = read_json(trained / "model.json")
+    own_test = read_json(trained / "data.json")["items_per_subset"]["test"]
+
+    caplog.set_level(logging.WARNING, logger="runner")
+    _, own = run(tmp_path, "own", "pipeline=evaluate", f"model.name={version['name']}")
+    assert read_json(own / "metrics.json")["n_items"] == own_test
+    assert read_json(own / "data.json")["content_hash"] == read_json(trained / "data.json")["content_hash"]
+    assert "train subset" not in caplog.text
+
+    _, fresh = run(tmp_path, "fresh", "pipeline=evaluate", f"model.name={version['name']}", "subsets=random_split")
+    overlap = re.search(r"(\d+) of the (\d+) items evaluated \(subset test\) are in the train subset model "
+                        + re.escape(version["name"]), caplog.text)
+    assert overlap and int(overlap[2]) == read_json(fresh / "metrics.json")["n_items"] and 0 < int(overlap[1])
+
+    # an unused, empty subset: no error for an evaluate run (a training run needs every subset)
+    _, only_test = run(tmp_path, "only-test", "pipeline=evaluate", f"model.name={version['name']}",
+                       "subsets=by_dir", "+subsets.extra={filter:{dir:/nowhere},resource:items}")
+    assert read_json(only_test / "data.json")["items_per_subset"]["extra"] == 0
+
+
+def test_a_version_takes_the_labels_the_dataset_has_now(tmp_path, dataloop_home):
+    """model.labels null: each new version gets the dataset's current labels, not those the base model
+    was created with, so a class added later is trained and scored."""
+    run(tmp_path, "first", "pipeline=train")
+    platform = platform_at(dataloop_home)
+    dataset = platform.get_dataset(name="digits")
+    platform.set_labels(dataset, [*dataset.labels_flat_dict, "ten"])
+    _, second = run(tmp_path, "second", "pipeline=train")
+    assert read_json(second / "model.json")["labels"][-1] == "ten"
+    assert platform.get_model(name="sklearn-digits").labels[-1] == "9"  # the base model is left as it was
 
 
 def test_a_dataset_in_the_store_with_another_source_is_refused_not_silently_reused(tmp_path, dataloop_home):
@@ -344,8 +385,11 @@ def test_pipeline_cleanup_deletes_the_training_data_copy_and_keeps_the_artifacts
 BAD_CONFIGS = {
     "missing-required-value": (["dataset=image_folder"], ConfigError, ["dataset.name"]),
     "adapter-not-importable": (["adapter._target_=nope.Nope"], ConfigError, ["nope", "adapter._target_", "fix:"]),
-    "metric-not-importable": (["metrics.scores.accuracy._target_=nope.accuracy"], ConfigError,
-                              ["nope", "metrics.scores.accuracy"]),
+    "metric-not-importable": (["metrics.scores.matthews_corrcoef._target_=nope.mcc"], ConfigError,
+                              ["nope", "metrics.scores.matthews_corrcoef"]),
+    # under a standard metric's name it would replace the standard one, computed otherwise
+    "metric-under-a-standard-name": (["+metrics.scores.f1_macro._target_=sklearn.metrics.f1_score"], ConfigError,
+                                     ["metrics.scores.f1_macro", "computes 'f1_macro' itself", "f1_macro_sklearn"]),
     "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics=detection"]),
     "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,

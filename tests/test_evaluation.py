@@ -200,6 +200,26 @@ def test_a_zero_confidence_is_a_score_not_a_missing_one(platform, classified):
     assert evaluate(platform, model, dataset, None)["accuracy"] == 1.0
 
 
+def test_extra_metrics_are_scored_over_the_models_labels(platform, classified):
+    """An extra scikit-learn score that takes ``labels`` gets the model's: with items left unpredicted
+    ("<none>") and a label never predicted, its F1 macro equals the standard one; without the labels
+    scikit-learn would average over "<none>" too."""
+    from functools import partial
+
+    from sklearn.metrics import f1_score
+
+    dataset, rows, model = classified
+    predictions = [_annotation(dl.Classification(label="cat" if LABELS[i % 3] == "cat" else "dog"), row["id"],
+                               dataset.id, model, 0.8) for i, row in enumerate(rows) if i % 5]  # some left out
+    platform.store.insert_annotations(predictions)
+    extra = {"f1_sk": partial(f1_score, average="macro", zero_division=0), "f1_two_labels":
+             partial(f1_score, average="macro", zero_division=0, labels=["cat", "dog"])}
+    metrics = evaluate(platform, model, dataset, None, extra)
+    assert metrics["f1_sk"] == pytest.approx(metrics["f1_macro"])
+    assert metrics["f1_two_labels"] != pytest.approx(metrics["f1_macro"])  # labels given: kept as given
+    assert metrics["problems"]["items without a prediction (counted wrong)"]["count"] > 0
+
+
 def test_ground_truth_of_labels_outside_the_model_is_left_out_with_a_warning(platform, images, caplog):
     dataset, rows = images
     model = platform.create_model("two-labels", dataset, labels=LABELS[:2], output_type="class", subsets={})
