@@ -261,8 +261,15 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         self._require("predict", "predict_items")
         batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
-                                     lambda batch: self.predict(batch, **kwargs), self._write_predictions, keep,
+                                     lambda batch: self._predict_batch(batch, **kwargs), self._write_predictions, keep,
                                      encode=self._encode_predictions)
+
+    def _predict_batch(self, batch: list, **kwargs):
+        collections = self.predict(batch, **kwargs)
+        if isinstance(collections, dl.AnnotationCollection):
+            raise TypeError(f"predict returned one dl.AnnotationCollection for a batch of {len(batch)} items; it must "
+                            "return a list with one dl.AnnotationCollection per item, in order")
+        return collections
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
         """Predict in batches, store each item's annotations (replacing this model's earlier ones) and
@@ -271,7 +278,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         items = list(items)
         result = self._predict_stream(items, batch_size, keep=True, **kwargs)
         if result.failed:
-            raise PredictionError("predict_items", result.failed, len(items))
+            raise PredictionError("predict_items", result.failed, len(items), result.first)
         annotations = [a for _batch, stored in result.outputs for a in stored]
         return items, annotations
 
@@ -286,7 +293,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                                  sharding, kwargs)
         result = self.predict_pages(dataset, filters, batch_size, **kwargs)
         if result.failed:
-            raise PredictionError("predict_dataset", result.failed, result.processed + len(result.failed))
+            raise PredictionError("predict_dataset", result.failed, result.processed + len(result.failed), result.first)
         return result.processed
 
     def predict_pages(self, dataset, filters=None, batch_size=None, pages: range | None = None,
@@ -376,14 +383,14 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self.embed(batch, **kwargs),
-                                     self._embed_store if upload else None, keep)
+                                     self._embed_store if upload else None, keep, name="embed")
 
     def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
         """Embed in batches; store one vector per item in the model's feature set. Returns (items, vectors)."""
         items = list(items)
         result = self._embed_stream(items, batch_size, keep=True, upload=upload_features is not False, **kwargs)
         if result.failed:
-            raise PredictionError("embed_items", result.failed, len(items))
+            raise PredictionError("embed_items", result.failed, len(items), result.first)
         return ([i for batch, _v in result.outputs for i in batch],
                 [v for _batch, vectors in result.outputs for v in vectors])
 
@@ -400,7 +407,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         result = self._embed_stream(self._file_items(dataset, filters), batch_size, keep=False,
                                     upload=upload_features is not False, **kwargs)
         if result.failed:
-            raise PredictionError("embed_dataset", result.failed, result.processed + len(result.failed))
+            raise PredictionError("embed_dataset", result.failed, result.processed + len(result.failed), result.first)
         return result.processed
 
     def embed_pages(self, dataset, filters=None, batch_size=None, pages: range | None = None,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .allocator import keep_freed_memory
+from .errors import first_failure
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,12 @@ class BatchResult:
     processed: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     outputs: list[tuple[Sequence[Any], Sequence[Any]]] = field(default_factory=list)
+    first: tuple[str, str] | None = None  # the first failure: (where raised, traceback), see errors.first_failure
+
+    def fail(self, items: Sequence, err: BaseException, stage: str = "") -> None:
+        self.failed.update({item.id: f"{stage}{_cause(err)}" for item in items})
+        if self.first is None:
+            self.first = first_failure(err)
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -116,16 +123,17 @@ class BatchRunner:
 
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
             infer: Callable[[list], Sequence[Any]], store: Callable[[list, Any], Any] | None,
-            keep_outputs: bool, encode: Callable[[list, Sequence[Any]], Any] | None = None) -> BatchResult:
+            keep_outputs: bool, encode: Callable[[list, Sequence[Any]], Any] | None = None,
+            name: str = "predict") -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
         ``encode(items, outputs)``, when given, runs right after it on the caller's thread (the
         CPU-bound part of storing); ``store(items, encoded or outputs)`` runs on the writer thread and
         its return replaces the outputs kept."""
         keep_freed_memory()
         with responsive_switching():
-            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode)
+            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name)
 
-    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode) -> BatchResult:
+    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name) -> BatchResult:
         prepare_pool, store_pool = self._pools()
         result = BatchResult()
         pending_stores: deque[tuple[list, Future]] = deque()
@@ -141,7 +149,7 @@ class BatchRunner:
                 stored = future.result()
             except Exception as err:  # noqa: BLE001 - reported per item at the end
                 logger.error("storing a batch failed: %s", _cause(err))
-                result.failed.update({item.id: _cause(err) for item in batch})
+                result.fail(batch, err)
                 return
             result.processed += len(batch)
             if keep_outputs:
@@ -162,18 +170,23 @@ class BatchRunner:
                     inputs.append(value)
                     ready_items.append(item)
                 else:
-                    result.failed[item.id] = f"prepare_item_func: {_cause(err)}"
+                    result.fail([item], err, "prepare_item_func: ")
             if not ready_items:
                 continue
             try:
-                outputs = list(infer(inputs))
+                outputs = infer(inputs)
+                if isinstance(outputs, (str, bytes, dict)) or not isinstance(outputs, Iterable):
+                    raise TypeError(f"{name} returned {type(outputs).__name__}; it must return a list with one "
+                                    f"result per item of the batch, in order")
+                outputs = list(outputs)
                 if len(outputs) != len(ready_items):
-                    raise ValueError(f"returned {len(outputs)} results for a batch of {len(ready_items)} items")
+                    raise ValueError(f"{name} returned {len(outputs)} results for a batch of {len(ready_items)} "
+                                     f"items; it must return one per item, in order")
                 if encode is not None and store is not None:
                     outputs = encode(ready_items, outputs)
             except Exception as err:  # noqa: BLE001
                 logger.error("a batch of %d items failed: %s", len(ready_items), _cause(err))
-                result.failed.update({item.id: _cause(err) for item in ready_items})
+                result.fail(ready_items, err)
                 continue
             if store is None:
                 result.processed += len(ready_items)

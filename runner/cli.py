@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import hydra
@@ -91,7 +90,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .errors import RunnerError
+    from .errors import RunnerError, raised_at
 
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
@@ -105,21 +104,23 @@ def main(cfg: DictConfig) -> float | None:
                 from .app import run
             return run(cfg, hydra_config.runtime.output_dir)
         except RunnerError as err:
-            _to_log_file(logging.ERROR, "%s", err)
-            print(f"error: {err}", file=sys.stderr)
+            # failures of many items (PredictionError) carry the first one's traceback: to the log
+            trace = getattr(err, "traceback_text", None)
+            log = _to_log_file(logging.ERROR, "%s", f"{err}\n  first failure:\n{trace}" if trace else err)
+            message = f"{err}\n  traceback: {log or 'in the run log'}" if trace else str(err)
+            print(f"error: {message}", file=sys.stderr)
             if multirun:
                 # the launcher marks this job failed and the sweep goes on (its sweeper decides when to
                 # stop); when the sweep ends on it, Hydra prints this message, not a traceback
-                raise JobFailed(f"job {hydra_config.job.num} failed: {err}") from None
-            raise SystemExit(2) from None
+                raise JobFailed(f"job {hydra_config.job.num} failed: {message}") from None
+            raise SystemExit(getattr(err, "exit_code", 2)) from None
         except Exception as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             # raised by an adapter or a library: the message and where it was raised here, the whole
             # traceback in the run's log
             log = _to_log_file(logging.ERROR, "the run failed", exc_info=err)
-            frame = traceback.extract_tb(err.__traceback__)[-1]
-            message = (f"{type(err).__name__}: {err}\n  where: {frame.filename}:{frame.lineno} in {frame.name}"
+            message = (f"{type(err).__name__}: {err}\n  where: {raised_at(err)}"
                        f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}")
             print(f"error: {message}", file=sys.stderr)
             if multirun:  # as for a runner error: the sweep goes on, and ends on this message if it ends here

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sysconfig
+import traceback
+
 
 class RunnerError(Exception):
     """Base of every error the runner raises on purpose.
@@ -56,15 +60,44 @@ class ArtifactError(RunnerError):
 
 
 class PredictionError(RunnerError):
-    """Some batches failed; the others were stored. ``failed`` maps item id to cause."""
+    """Some batches failed; the others were stored. ``failed`` maps item id to cause; ``first`` is
+    the first failure's (where it was raised, its traceback), which the CLI writes to the run's log.
+    Raised by the adapter's code or data, not by the configuration: the CLI exits 1, as for any
+    error raised inside the adapter."""
 
-    def __init__(self, operation: str, failed: dict[str, str], total: int):
+    exit_code = 1
+
+    def __init__(self, operation: str, failed: dict[str, str], total: int,
+                 first: tuple[str, str] | None = None):
         self.failed = dict(failed)
+        self.traceback_text = first[1] if first else None
         lines = [f"  {item_id}: {cause}" for item_id, cause in list(self.failed.items())[:50]]
         if len(self.failed) > 50:
             lines.append(f"  ... and {len(self.failed) - 50} more")
+        raised = f"; the first failure was raised at {first[0]}" if first else ""
         super().__init__(
-            f"{operation} failed for {len(self.failed)} of {total} items; the results of the others were stored",
+            f"{operation} failed for {len(self.failed)} of {total} items; the results of the others were "
+            f"stored{raised}",
             where="failed item ids:\n" + "\n".join(lines),
             fix="fix the cause shown for each item and run again: a rerun replaces this model's earlier results",
         )
+
+
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def raised_at(err: BaseException) -> str:
+    """``file:line in function`` of the deepest frame of ``err`` outside the installed libraries and the
+    standard library (the adapter's line that called into scikit-learn, not scikit-learn's), else
+    the deepest frame."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return "(no traceback)"
+    own = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
+    frame = (own or frames)[-1]
+    return f"{frame.filename}:{frame.lineno} in {frame.name}"
+
+
+def first_failure(err: BaseException) -> tuple[str, str]:
+    """(where it was raised, its whole traceback as text): what a report of many failures keeps of one."""
+    return raised_at(err), "".join(traceback.format_exception(err))

@@ -27,7 +27,7 @@ from typing import Any
 
 from .batching import BatchRunner
 from .configuration import is_whole_number
-from .errors import ConfigError, PredictionError
+from .errors import ConfigError, PredictionError, first_failure
 from .gc_control import job_heap
 from .platform import Platform
 
@@ -117,9 +117,9 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s worker(s)", verb, count,
                 len(tasks), page_size, sharding.workers - 1, sharding.backend)
 
-    def here(task: ShardTask) -> tuple[int, dict[str, str]]:
+    def here(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str] | None]:
         result = getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
-        return result.processed, result.failed
+        return result.processed, result.failed, result.first
 
     # this process's share of the cores, like each worker's: more prepare threads would only take
     # turns at the interpreter lock with the model and the writer
@@ -131,17 +131,19 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
         adapter._batch_runner.close()
         adapter._batch_runner = own_runner
 
-    processed, failed = 0, {}
+    processed, failed, first = 0, {}, None
     for task, outcome in zip(tasks, outcomes, strict=True):
         if isinstance(outcome, BaseException):  # the whole shard failed (e.g. the model did not load)
             cause = f"shard of pages {task.pages.start}-{task.pages.stop - 1}: {type(outcome).__name__}: {outcome}"
             for page in platform.iter_items(dataset, filters, page_size, task.pages):
                 failed.update({item.id: cause for item in page if item.type == "file"})
+            first = first or first_failure(outcome)
             continue
         processed += outcome[0]
         failed.update(outcome[1])
+        first = first or outcome[2]
     if failed:
-        raise PredictionError(wrapper, failed, processed + len(failed))
+        raise PredictionError(wrapper, failed, processed + len(failed), first)
     return processed
 
 
@@ -197,8 +199,9 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
     return outcomes
 
 
-def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
-    """In a worker: predict (or embed) the task's pages; returns (items done, failed item id -> cause).
+def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str] | None]:
+    """In a worker: predict (or embed) the task's pages; returns (items done, failed item id -> cause,
+    the first failure's place and traceback).
 
     As a CLI job does (runner/gc_control.py): the collector paused while the adapter's ``load``
     imports its libraries (``load_from_model`` does that inside a job), and the heap frozen between
@@ -208,7 +211,7 @@ def run_shard(task: ShardTask) -> tuple[int, dict[str, str]]:
         dataset = adapter.platform.get_dataset(task.dataset_id)
         run_pages = getattr(adapter, OPERATIONS[task.operation][0])
         result = run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
-        return result.processed, result.failed
+        return result.processed, result.failed, result.first
 
 
 # one loaded adapter per worker process and model: a process that runs several shards loads once

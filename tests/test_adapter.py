@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -154,6 +155,10 @@ def test_a_failing_batch_leaves_the_others_stored(platform, digits):
     assert failed == {i.id for i in items[5:10]} | {i.id for i in items[30:35]}
     assert all(item_id in str(err.value) for item_id in failed)
     assert "cannot predict" in err.value.failed[items[7].id]
+    # the first failure's place (the adapter's line) and traceback are kept for the run's log
+    assert re.search(r"the first failure was raised at .*sample_adapters\.py:\d+ in predict", str(err.value))
+    assert "Traceback (most recent call last)" in err.value.traceback_text and "cannot predict" in \
+        err.value.traceback_text
     assert platform.store.count_annotations(digits.id, "flaky") == 30
     stored = platform.annotations_of(items, {"filter": {"metadata.system.model.name": "flaky"},
                                              "resource": "annotations"})

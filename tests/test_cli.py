@@ -258,6 +258,32 @@ def test_a_sweep_whose_jobs_fail_in_the_adapter_shows_their_messages_not_a_trace
         assert read_json(tmp_path / "sweep" / job / "run.json")["status"] == "failed"
 
 
+def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
+    """Every batch fails in the adapter's predict (through scikit-learn): one message naming the
+    adapter's own line (not the library's), the traceback in the run's log, exit 1 as for any error
+    raised inside the adapter."""
+    (tmp_path / "broken_adapter.py").write_text(
+        "import numpy as np\n"
+        "from adapters.sklearn_classifier import SklearnImageClassifier\n\n\n"
+        "class Broken(SklearnImageClassifier):\n"
+        "    def predict(self, batch, **kwargs):\n"
+        "        return self.model.predict(np.zeros((len(batch), 3)))  # wrong feature count\n")
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "broken.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
+        "adapters.sklearn_classifier.SklearnImageClassifier", "broken_adapter.Broken").replace("name: sklearn",
+                                                                                              "name: broken"))
+    result = dlrun(tmp_path, "adapter=broken", f"hydra.searchpath=[file://{tmp_path / 'extra'}]")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^error: predict_dataset failed for (\d+) of \1 items", result.stderr, re.MULTILINE), \
+        result.stderr
+    assert f"the first failure was raised at {tmp_path / 'broken_adapter.py'}:7 in predict" in result.stderr
+    [log] = tmp_path.glob("outputs/*/*/dlrun.log")
+    assert f"traceback: {log}" in result.stderr and "Traceback" not in result.stderr
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "ValueError: X has 3 features" in text
+
+
 @pytest.mark.parametrize(("override", "mentions"), [
     ("adapter._target_=nope.Nope", ["nope", "adapter._target_"]),
     ("dataset=image_folder", ["dataset.name"]),

@@ -100,8 +100,8 @@ def test_a_worker_shard_leaves_the_heap_frozen_and_the_next_shard_still_runs(pla
         assert gc.isenabled()
         gc.collect()
         assert gc.get_freeze_count() == frozen  # out of the collector's reach until the next shard
-        processed, failed = run_shard(tasks[1])
-        assert (processed, failed) == (page_size * len(tasks[1].pages), {})
+        processed, failed, first = run_shard(tasks[1])
+        assert (processed, failed, first) == (page_size * len(tasks[1].pages), {}, None)
         assert platform.store.count_annotations(dataset.id, model.name) == page_size * (len(tasks[0].pages) + len(tasks[1].pages))
     finally:
         gc.unfreeze()
