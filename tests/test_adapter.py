@@ -165,6 +165,35 @@ def test_a_failing_batch_leaves_the_others_stored(platform, digits):
     assert {i for i, a in stored.items() if a} == {i.id for i in items} - failed
 
 
+def test_one_collection_object_returned_for_every_item_is_stored_for_each(platform, digits):
+    """As on Dataloop, where each item's upload makes new annotations: one collection object (with an
+    empty polygon too) returned for every item of every batch gives each item its own records."""
+    import dtlpy as dl
+
+    model = platform.create_model("shared", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:10]
+
+    class SharedCollection(FlakyAdapter):
+        shared = None
+
+        def predict(self, batch, **kwargs):
+            if SharedCollection.shared is None:
+                SharedCollection.shared = dl.AnnotationCollection()
+                SharedCollection.shared.add(annotation_definition=dl.Classification(label="3"),
+                                            model_info={"name": self.model_entity.name, "confidence": 0.5})
+                SharedCollection.shared.add(annotation_definition=dl.Polygon(geo=np.zeros((0, 2)), label="3"),
+                                            model_info={"name": self.model_entity.name, "confidence": 0.5})
+            return [SharedCollection.shared for _ in batch]
+
+    SharedCollection.fail_names = set()
+    SharedCollection(model_entity=model).predict_items(items)
+    stored = platform.annotations_of(items, {"filter": {"metadata.system.model.name": "shared"},
+                                             "resource": "annotations"})
+    assert all(len(stored[i.id]) == 2 for i in items)
+    assert len({a["id"] for annotations in stored.values() for a in annotations}) == 2 * len(items)
+    assert [a.type for a in items[3].annotations.list() if a.metadata["system"].get("model")] == ["class", "segment"]
+
+
 def test_an_item_that_fails_to_prepare_fails_alone(platform, digits):
     """Items are prepared in chunks, one per thread: a failure stays with its item, and the rest of
     the chunk and of the batch are predicted and stored."""

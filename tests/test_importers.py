@@ -23,6 +23,7 @@ from runner.data import (
 )
 from runner.data.coco import rle_decode
 from runner.data.digits import split_indices
+from runner.data.importing import ImportRecord, store_records
 from runner.errors import DataImportError
 from runner.platform.local import LocalPlatform
 
@@ -220,6 +221,28 @@ def test_image_folder_labels_are_merged(platform, tmp_path):
     assert [label.tag for label in merged.labels] == ["cat", "bird", "dog"]
     assert merged.labels[0].color == first.labels[0].color
     assert platform.store.count_items(merged.id, None) == 3
+
+
+def test_image_folder_nested_folders_and_empty_classes_are_reported(platform, tmp_path, caplog):
+    """One level of class folders: a folder inside one is not read, and says so (not 'not an image file');
+    an empty class folder still gives its label, with a warning naming it."""
+    folder = tmp_path / "photos"
+    write_image(folder / "cat" / "a.png", value=1)
+    write_image(folder / "cat" / "more" / "x.png", value=2)
+    (folder / "bird").mkdir()
+    (folder / "cat" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    write_image(folder / ".thumbnails" / "t.png", value=3)
+    with caplog.at_level(logging.WARNING, logger="runner.data"):
+        result = import_image_folder(platform, folder)
+    assert sorted(stored(platform, result.dataset)) == ["/cat/a.png"]
+    assert [label.tag for label in result.dataset.labels] == ["bird", "cat"]
+    messages = [r.getMessage() for r in caplog.records]
+    nested = [m for m in messages if str(folder / "cat" / "more") in m]
+    assert len(nested) == 1 and "not an image file" not in nested[0]
+    assert "folder inside the class folder cat is not read" in nested[0]
+    assert any(str(folder / "bird") in m and "holds no images" in m and "'bird'" in m for m in messages)
+    assert not any("cat" in m and "holds no images" in m for m in messages)
+    assert not any(".DS_Store" in m or ".thumbnails" in m for m in messages)  # hidden: skipped silently
 
 
 @pytest.mark.parametrize("corrupt", [b"definitely not a png", "truncated"])
@@ -437,6 +460,95 @@ def test_dataloop_export_bad_folder_stores_nothing(platform, tmp_path, problem):
     with pytest.raises(DataImportError, match="bad.json"):
         import_dataloop_export(platform, export, "copy")
     assert platform.find_dataset("copy") is None
+
+
+def test_dataloop_export_skips_hidden_files_unless_a_json_names_them(platform, tmp_path):
+    export = tmp_path / "export"
+    write_image(export / "items" / "test" / "a.png", value=1)
+    (export / "items" / "test" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    write_image(export / "items" / "test" / "._a.png", value=2)  # macOS AppleDouble twin
+    (export / "items" / ".git" / "objects").mkdir(parents=True)
+    (export / "items" / ".git" / "objects" / "ab12").write_bytes(b"blob")
+    write_image(export / "items" / ".cache" / "b.png", value=3)
+    write_image(export / "items" / ".kept.png", value=4)  # hidden, but its JSON asks for it
+    (export / "json").mkdir()
+    (export / "json" / ".kept.json").write_text(json.dumps(
+        {"filename": "/.kept.png", "annotations": [{"type": "class", "label": "cat"}]}))
+    result = import_dataloop_export(platform, export, "copy")
+    items = stored(platform, result.dataset)
+    assert sorted(items) == ["/.kept.png", "/test/a.png"]
+    assert [(a["type"], a["label"]) for a in items["/.kept.png"][1]] == [("class", "cat")]
+    assert import_dataloop_export(platform, export, "copy").added == 0
+
+
+GEOMETRY_WITHOUT_USABLE_COORDINATES = {
+    "box": {"type": "box", "label": "cat"},
+    "polygon": {"type": "segment", "label": "cat"},  # dl.Polygon's type (dl.AnnotationType.POLYGON)
+    "polyline": {"type": "polyline", "label": "cat"},
+    "point": {"type": "point", "label": "cat"},
+    "binary": {"type": "binary", "label": "cat"},
+    "ellipse": {"type": "ellipse", "label": "cat"},
+    "box with null coordinates": {"type": "box", "label": "cat", "coordinates": None},
+    "box with one point": {"type": "box", "label": "cat", "coordinates": [{"x": 1, "y": 2}]},
+    "box with 'data' only": {"type": "box", "label": "cat", "data": [{"x": 1, "y": 2}, {"x": 3, "y": 4}]},
+    "point without y": {"type": "point", "label": "cat", "coordinates": {"x": 1}},
+    "binary not a png": {"type": "binary", "label": "cat", "coordinates": "not a mask"},
+}
+
+
+@pytest.mark.parametrize("problem", sorted(GEOMETRY_WITHOUT_USABLE_COORDINATES))
+def test_dataloop_export_geometry_without_coordinates_stores_nothing(platform, tmp_path, problem):
+    """dtlpy cannot read these back (Box.from_json: KeyError; a binary fails when its mask is read), so
+    they are refused before anything is stored, naming the file and the annotation."""
+    export = tmp_path / "export"
+    write_image(export / "items" / "ok.png", value=1)
+    (export / "json").mkdir(parents=True)
+    (export / "json" / "ok.json").write_text(json.dumps({"filename": "/ok.png", "annotations": [
+        {"type": "box", "label": "cat", "coordinates": [{"x": 1, "y": 2}, {"x": 5, "y": 6}]}]}))
+    import_dataloop_export(platform, export, "copy")
+    dataset = platform.get_dataset(name="copy")
+    before = (item_count(platform, "copy"), platform.store.count_annotations(dataset.id))
+    assert before == (1, 1)
+
+    write_image(export / "items" / "bad.png", value=2)
+    annotation = GEOMETRY_WITHOUT_USABLE_COORDINATES[problem]
+    (export / "json" / "bad.json").write_text(json.dumps({"filename": "/bad.png", "annotations": [
+        {"type": "class", "label": "cat"}, annotation]}))
+    with pytest.raises(DataImportError, match=r"bad\.json(.|\n)*annotations\[1\] has no usable coordinates") as err:
+        import_dataloop_export(platform, export, "copy")
+    assert f"its type {annotation['type']!r}" in str(err.value)
+    assert (item_count(platform, "copy"), platform.store.count_annotations(dataset.id)) == before
+
+
+def test_dataloop_export_geometry_with_coordinates_lists_back(platform, tmp_path, caplog):
+    export = tmp_path / "export"
+    write_image(export / "items" / "x.png", (20, 20), 1)
+    (export / "json").mkdir(parents=True)
+    (export / "json" / "x.json").write_text(json.dumps({"filename": "/x.png", "annotations": [
+        {"type": "box", "label": "cat", "coordinates": [{"x": 1, "y": 2}, {"x": 5.5, "y": 6}]},
+        {"type": "point", "label": "dog", "coordinates": {"x": 3, "y": 4}},
+        {"type": "segment", "label": "cat", "coordinates": [[{"x": 1, "y": 1}, {"x": 8, "y": 1}, {"x": 8, "y": 9}]]}]}))
+    dataset = import_dataloop_export(platform, export, "copy").dataset
+    [item] = dataset.items.list().items
+    with caplog.at_level(logging.WARNING):
+        by_type = {a.type: a for a in item.annotations.list()}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # dtlpy read every one
+    assert sorted(by_type) == ["box", "point", "segment"]
+    box, point, polygon = by_type["box"], by_type["point"], by_type["segment"]
+    assert (box.type, box.label, box.left, box.top, box.right, box.bottom) == ("box", "cat", 1, 2, 5.5, 6)
+    assert (point.type, point.x, point.y) == ("point", 3, 4)
+    assert polygon.type == "segment" and polygon.annotation_definition.geo.tolist() == [[1, 1], [8, 1], [8, 9]]
+
+
+def test_store_records_refuses_an_annotation_without_coordinates(platform, tmp_path):
+    """The record check every importer goes through, with the same rule as the export's JSON check."""
+    path = write_image(tmp_path / "x.png", value=1)
+    record = ImportRecord(filename="/x.png", mimetype="image/png", width=12, height=9, source=path,
+                          annotations=[{"type": "point", "label": "cat", "coordinates": {"y": 1}}])
+    with pytest.raises(DataImportError, match=r"an annotation of /x\.png has no usable coordinates.*'point'") as err:
+        store_records(platform, "records", ["cat"], [record])
+    assert err.value.where == str(path)
+    assert platform.find_dataset("records") is None
 
 
 def test_a_second_import_with_other_bytes_under_the_same_names_is_refused(platform, tmp_path):

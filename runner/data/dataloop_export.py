@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..errors import DataImportError
+from ..platform.annotation_json import missing_key, missing_text
 from ..platform.local.platform import LocalPlatform
 from .image_folder import IMAGE_EXTENSIONS
-from .importing import ImportRecord, ImportResult, log_summary, read_image, store_records
+from .importing import ImportRecord, ImportResult, is_hidden, log_summary, read_image, store_records
 
 logger = logging.getLogger(__name__)
 
 
 def _item_json(path: Path) -> dict:
-    """Parse and check one item JSON; annotation entries need at least a type and a label."""
+    """Parse and check one item JSON; annotation entries need at least a type and a label, and the
+    coordinates their type has (see ``missing_key``)."""
 
     def fail(what: str) -> NoReturn:
         raise DataImportError(f"{path}: {what}", where=str(path),
@@ -40,6 +42,9 @@ def _item_json(path: Path) -> dict:
         if not isinstance(annotation.get("label"), str) or not annotation["label"] or \
                 not isinstance(annotation.get("metadata", {}), dict):
             fail(f"annotations[{i}] needs a 'label' (a string) and a 'metadata' that is an object, if any")
+        key = missing_key(annotation)
+        if key is not None:  # coordinates that dtlpy cannot read back for the annotation's type
+            fail(f"annotations[{i}] has {missing_text(annotation, key)}")
     return data
 
 
@@ -61,8 +66,9 @@ def _record(path: Path, filename: str, item: dict | None) -> ImportRecord:
 def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
                            dataset_name: str | None = None) -> ImportResult:
     """Items keep their filename, metadata (``system`` keys describing the file are recomputed) and
-    annotations (ids regenerated). An item file without JSON is imported without annotations; a JSON
-    without its item file is an error."""
+    annotations (ids regenerated). An item file without JSON is imported without annotations, unless
+    it is hidden (``.DS_Store``, anything under ``.git/``: see ``is_hidden``); a JSON without its item
+    file is an error, and a hidden file a JSON names is imported."""
     folder = Path(folder)
     items_dir, json_dir = folder / "items", folder / "json"
     if not items_dir.is_dir() and not json_dir.is_dir():
@@ -81,7 +87,7 @@ def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
         records.append(_record(path, item["filename"], item))
         labels += [a["label"] for a in item.get("annotations", []) if a.get("label")]
     for path in sorted(items_dir.rglob("*")) if items_dir.is_dir() else []:
-        if path.is_file() and path not in claimed:
+        if path.is_file() and path not in claimed and not is_hidden(path, items_dir):
             records.append(_record(path, "/" + path.relative_to(items_dir).as_posix(), None))
     result = store_records(platform, dataset_name or folder.name, dict.fromkeys(labels), records)
     log_summary(logger, str(folder), result)

@@ -10,7 +10,15 @@ import dtlpy as dl
 
 from ..errors import DataImportError
 from ..platform.local.platform import LocalPlatform
-from .importing import ImportRecord, ImportResult, annotation_json, log_summary, read_image, store_records
+from .importing import (
+    ImportRecord,
+    ImportResult,
+    annotation_json,
+    is_hidden,
+    log_summary,
+    read_image,
+    store_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,21 +30,29 @@ SPLIT_TAGS = {"train": "train", "validation": "validation", "val": "validation",
 def _subdirs(folder: Path) -> list[Path]:
     """The folders in ``folder``; files there belong to no class and are reported."""
     for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
+        if path.is_file() and not is_hidden(path):
             logger.warning("skipping %s: it is not inside a class folder", path)
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p))
 
 
 def _class_images(class_dir: Path) -> list[Path]:
-    """The images directly in a class folder; anything else is reported and left out."""
+    """The images directly in a class folder; anything else is reported and left out: folders in it
+    are not read (one level of class folders), nor is a class folder without images (its label is
+    still added)."""
     images = []
     for path in sorted(class_dir.iterdir()):
-        if path.name.startswith("."):
+        if is_hidden(path):
             continue
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        if path.is_dir():
+            logger.warning("skipping %s: a folder inside the class folder %s is not read (only images directly "
+                           "in <label>/ or <split>/<label>/ are)", path, class_dir.name)
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
         else:
             logger.warning("skipping %s: not an image file (extensions: %s)", path, ", ".join(sorted(IMAGE_EXTENSIONS)))
+    if not images:
+        logger.warning("the class folder %s holds no images: its label %r is added to the dataset all the same",
+                       class_dir, class_dir.name)
     return images
 
 

@@ -19,7 +19,7 @@ import dtlpy as dl
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataImportError, RunnerError
-from ..platform.annotation_json import annotation_to_json, completed, missing_key
+from ..platform.annotation_json import annotation_to_json, completed, missing_key, missing_text
 from ..platform.local.blobs import sha_of_bytes, sha_of_file
 from ..platform.local.platform import LocalPlatform, _label_json
 from ..platform.local.store import new_id, now_iso
@@ -67,6 +67,12 @@ class ImportResult:
 
     def __str__(self) -> str:
         return f"dataset {self.dataset.name!r}: {self.added} items added, {self.skipped} already there"
+
+
+def is_hidden(path: Path, root: Path | None = None) -> bool:
+    """A hidden OS file or folder (``.DS_Store``, ``._x.png``, ``.git``): its name starts with a dot,
+    or with ``root`` the name of any folder between ``root`` and it does. Importers skip these."""
+    return any(part.startswith(".") for part in (path.relative_to(root).parts if root is not None else (path.name,)))
 
 
 def read_image(source: bytes | str | os.PathLike, name: str | None = None) -> ImageInfo:
@@ -142,8 +148,9 @@ def _check_records(records: Sequence[ImportRecord]) -> None:
         for annotation in record.annotations:
             key = missing_key(annotation)
             if key is not None:
-                raise DataImportError(f"an annotation of {record.filename} has no {key}", where=record.origin,
-                                      fix="every annotation needs a type and a label, as Dataloop writes them")
+                raise DataImportError(f"an annotation of {record.filename} has {missing_text(annotation, key)}",
+                                      where=record.origin, fix="every annotation needs a type, a label and the "
+                                                               "coordinates of its type, as Dataloop writes them")
 
 
 def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[str],

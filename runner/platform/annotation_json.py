@@ -9,6 +9,7 @@ two outputs equal, key order included, for every annotation type the runner stor
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 
 import attr
@@ -79,18 +80,103 @@ def annotation_to_json(annotation: dl.Annotation) -> dict:
     return data
 
 
+def _number(value) -> bool:
+    return type(value) in (int, float) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
+
+
+def _point(value) -> bool:
+    return isinstance(value, Mapping) and _number(value.get("x")) and _number(value.get("y"))
+
+
+def _box(value) -> bool:  # Box.from_coordinates: the first two points (a third entry is the angle)
+    return isinstance(value, list) and len(value) >= 2 and _point(value[0]) and _point(value[1])
+
+
+def _ring(value) -> bool:  # Polygon/Polyline.from_json read ring 0 only; an empty one (dl.Polygon(geo=[])) reads back
+    return isinstance(value, list) and bool(value) and isinstance(value[0], list) and all(_point(p) for p in value[0])
+
+
+def _png(value) -> bool:  # Segmentation.from_coordinates drops the 22 characters of this prefix and decodes
+    if isinstance(value, Mapping):
+        value = value.get("data")
+    return isinstance(value, str) and value.startswith("data:image/png;base64,")
+
+
+def _ellipse(value) -> bool:
+    return isinstance(value, Mapping) and _point(value.get("center")) and \
+        all(_number(value.get(k)) for k in ("rx", "ry", "angle"))
+
+
+_CUBE_CORNERS = tuple(f"{side}_{corner}" for side in ("front", "back") for corner in ("bl", "br", "tl", "tr"))
+
+
+def _cube(value) -> bool:
+    return isinstance(value, Mapping) and _number(value.get("angle")) and all(_point(value.get(k)) for k in _CUBE_CORNERS)
+
+
+def _cube_3d(value) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(value.get(k), Mapping) for k in ("position", "scale", "rotation"))
+
+
+def _keys(*keys):
+    """A check that ``coordinates`` is an object holding ``keys`` (not null)."""
+    return lambda value: isinstance(value, Mapping) and all(value.get(k) is not None for k in keys)
+
+
+# type -> (check of ``coordinates``, what it must hold): what dtlpy's Annotation.from_json needs to read
+# an annotation of that type back (entities/annotation_definitions/*.py, via
+# FrameAnnotation.json_to_annotation_definition, which passes ``coordinates`` only, never ``data``).
+# Types not here need none: class, text (free text), comparison, and the types dtlpy reads as
+# UndefinedAnnotationType (text_mark, item_description, ref_image, ...).
+_COORDINATES = {
+    "box": (_box, "a list of two points [{x, y}, {x, y}]"),
+    "segment": (_ring, "a list of rings, the first a list of points [[{x, y}, ...]]"),
+    "polyline": (_ring, "a list of lines, the first a list of points [[{x, y}, ...]]"),
+    "point": (_point, "a point {x, y}"),
+    "binary": (_png, "a PNG data URL 'data:image/png;base64,...' (or {data: that URL})"),
+    "ellipse": (_ellipse, "{center: {x, y}, rx, ry, angle}"),
+    "cube": (_cube, "{angle, " + ", ".join(f"{k}: {{x, y}}" for k in _CUBE_CORNERS) + "}"),
+    "cube_3d": (_cube_3d, "{position: {...}, scale: {...}, rotation: {...}}"),
+    "note": (lambda value: isinstance(value, Mapping) and _box(value.get("box")), "{box: [{x, y}, {x, y}], note: {...}}"),
+    "pose": (_keys("templateId", "instanceId"), "{templateId, instanceId}"),
+    "gis": (_keys("wgs84_geo_coordinates"), "{wgs84_geo_coordinates, geo_type}"),
+    "subtitle": (_keys("text"), "{text}"),
+}
+
+
 def missing_key(data: Mapping) -> str | None:
-    """``type`` or ``label`` when annotation JSON lacks it (or holds no non-empty string there), else None."""
-    return next((key for key in ("type", "label") if not isinstance(data.get(key), str) or not data[key]), None)
+    """``type`` or ``label`` when annotation JSON lacks it (or holds no non-empty string there);
+    ``coordinates`` when its type needs coordinates and they are missing or not in the shape
+    dtlpy's ``from_json`` reads (see :func:`coordinates_expected`); else None."""
+    key = next((key for key in ("type", "label") if not isinstance(data.get(key), str) or not data[key]), None)
+    if key is None:
+        check = _COORDINATES.get(data["type"])
+        if check is not None and not check[0](data.get("coordinates")):
+            return "coordinates"
+    return key
+
+
+def coordinates_expected(annotation_type: str) -> str | None:
+    """What ``coordinates`` must hold for an annotation of this type, for messages; None if it needs none."""
+    check = _COORDINATES.get(annotation_type)
+    return None if check is None else check[1]
+
+
+def missing_text(data: Mapping, key: str) -> str:
+    """``key`` (from :func:`missing_key`) as an error message says what is missing: 'no label',
+    "no usable coordinates for its type 'box' (a list of two points ...)"."""
+    if key != "coordinates":
+        return f"no {key}"
+    return f"no usable coordinates for its type {data['type']!r} ({coordinates_expected(data['type'])})"
 
 
 def completed(data: dict) -> dict:
     """Annotation JSON given by hand (an upload of a dict, an export's file) with the keys that
     ``dl.Annotation.from_json`` reads without a default, so what is stored can be listed again;
-    ValueError if it has no type or label."""
+    ValueError if it has no type or label, or no coordinates dtlpy can read for its type."""
     key = missing_key(data)
     if key is not None:
-        raise ValueError(f"annotation {data.get('id') or ''} has no {key}".replace("  ", " "))
+        raise ValueError(f"annotation {data.get('id') or ''} has {missing_text(data, key)}".replace("  ", " "))
     metadata = data.get("metadata")
     data["metadata"] = metadata = dict(metadata) if isinstance(metadata, dict) else {}
     metadata["system"] = dict(metadata.get("system") or {})

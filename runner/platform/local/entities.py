@@ -481,7 +481,7 @@ def new_annotation_json(annotation, item) -> dict:
     try:
         return completed(data)
     except ValueError as err:
-        raise ValueError(f"{err} (item {item.id}): give it as a dl.Annotation, or a dict with type and label") from None
+        raise ValueError(f"{err} (item {item.id}): give it as a dl.Annotation, or a dict with a type, a label and the coordinates its type needs") from None
 
 
 __all__ = ["LocalDataset", "LocalFeatureSet", "LocalItem", "LocalModel", "LocalProject", "new_annotation_json"]

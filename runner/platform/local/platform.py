@@ -21,7 +21,7 @@ from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient
 from .entities import LocalDataset, LocalFeatureSet, LocalItem, LocalModel, LocalProject, new_annotation_json
-from .store import BLOB_KEY, Store
+from .store import BLOB_KEY, Store, new_id
 
 DEFAULT_PROJECT = "local"
 
@@ -285,7 +285,9 @@ class LocalPlatform(Platform):
         for item, collection in zip(items, collections, strict=True):
             for annotation in collection:
                 data = new_annotation_json(annotation, item)
-                annotation.id = data["id"]
+                # always a new record: an annotation object a predict returns for several items (or in
+                # every batch) must not carry the id it got for the first one
+                data["id"] = annotation.id = new_id()
                 rows.append(self.store.annotation_row(data))
                 out.append(annotation)
         return [i.id for i in items], rows, out
