@@ -122,11 +122,11 @@ def plan(cfg: DictConfig) -> Plan:
                                  "segment": "metrics=segmentation"}.get(family, "metrics=<option>"))
         standard = set(DEFAULT_SCALARS.get(output_type, ())) if _uses_default_evaluate(adapter_class) else set()
         for name, spec in (metrics.get("scores") or {}).items():
-            if name in standard:
-                raise ConfigError(f"metrics.scores.{name}: the evaluate step computes {name!r} itself (over the "
-                                  "model's labels), and this entry would replace it", where=f"metrics.scores.{name}",
-                                  fix=f"remove it (~metrics.scores.{name}), or name it otherwise "
-                                      f"(e.g. {name}_sklearn)")
+            if name in standard:  # as older metrics sets (and saved configs) have them: the standard one stays
+                logger.warning("metrics.scores.%s is left out: the evaluate step computes %r itself, over the model's "
+                               "labels; to have this function's value too, name it otherwise (e.g. %s_sklearn)",
+                               name, name, name)
+                continue
             spec = dict(spec)
             metric_target = spec.pop("_target_", None)
             try:

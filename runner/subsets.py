@@ -14,8 +14,10 @@ from .platform import Platform
 def random_split(platform: Platform, dataset: dl.Dataset, seed: int, fractions: Mapping[str, float],
                  base: dict | None = None) -> dict[str, dict]:
     """A seeded random split of the items matching ``base`` into ``fractions`` (summing to 1), as
-    ``{"id": {"$in": [...]}}`` filters. An item's subset depends only on the seed and its id, so the
-    split is the same on every run and does not move when items are added."""
+    ``{"id": {"$in": [...]}}`` filters. An item's subset depends only on the seed and its path in the
+    dataset (``filename``), not on its id, which each store makes afresh: the split is the same on
+    every run, in every store that holds the same files (another machine, a re-import), and does not
+    move when items are added."""
     names = list(fractions)
     weights = [float(fractions[n]) for n in names]
     if not names or any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
@@ -28,7 +30,7 @@ def random_split(platform: Platform, dataset: dl.Dataset, seed: int, fractions: 
     chosen: dict[str, list[str]] = {n: [] for n in names}
     for page in platform.iter_items(dataset, base):
         for item in page:
-            digest = hashlib.sha256(f"{seed}:{item.id}".encode()).digest()
+            digest = hashlib.sha256(f"{seed}:{item.filename}".encode()).digest()
             u = int.from_bytes(digest[:8], "big") / 2**64
             index = next((i for i, b in enumerate(bounds) if u < b), len(names) - 1)
             chosen[names[index]].append(item.id)

@@ -166,6 +166,16 @@ def test_required_values_are_marked_missing_and_plan_names_the_first(option):
         app.plan(cfg)
 
 
+def test_an_extra_metric_under_a_standard_name_is_left_out_with_a_warning(caplog):
+    """It would replace the standard metric with one computed otherwise (over the labels scikit-learn
+    sees): the standard one stays, as older metrics sets and saved configs name ``accuracy`` there."""
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        the_plan = app.plan(compose_config("+metrics.scores.f1_macro._target_=sklearn.metrics.f1_score",
+                                           "+metrics.scores.accuracy._target_=sklearn.metrics.accuracy_score"))
+    assert set(the_plan.metric_functions) == {"matthews_corrcoef"}
+    assert "metrics.scores.f1_macro is left out" in caplog.text and "f1_macro_sklearn" in caplog.text
+
+
 def test_batch_size_reaches_the_model_configuration():
     cfg = compose_config("batch_size=16")
     assert cfg.model.configuration.batch_size == 16
@@ -285,6 +295,32 @@ def test_random_split_is_seeded(tmp_path):
     assert len(ids) == 1 and len(ids[0]) == first_data["items_per_subset"]["train"]
 
 
+def test_random_split_is_the_same_in_every_store(tmp_path):
+    """The split hashes each item's path, not its id (which each store makes afresh): two stores that
+    imported the same files split them alike, so a seeded run reproduces on another machine."""
+    from runner.subsets import random_split
+
+    fractions = {"train": 0.7, "validation": 0.15, "test": 0.15}
+    splits = []
+    for name in ("one", "two"):
+        platform = LocalPlatform(tmp_path / name)
+        dataset = import_digits(platform).dataset
+        split = random_split(platform, dataset, 3, fractions)
+        splits.append({subset: sorted(item.filename for page in platform.iter_items(dataset, f) for item in page)
+                       for subset, f in split.items()})
+    assert splits[0] == splits[1] and sum(len(v) for v in splits[0].values()) == DIGITS_ITEMS
+    assert splits[0]["test"] != sorted(random_split_names(tmp_path / "one", 4, fractions))
+
+
+def random_split_names(root: Path, seed: int, fractions: dict) -> list[str]:
+    from runner.subsets import random_split
+
+    platform = LocalPlatform(root)
+    dataset = platform.get_dataset(name="digits")
+    return [item.filename for page in platform.iter_items(dataset, random_split(platform, dataset, seed,
+                                                                                  fractions)["test"]) for item in page]
+
+
 def test_evaluate_scores_a_version_on_the_test_subset_it_was_trained_with(tmp_path, dataloop_home, caplog):
     """pipeline=evaluate defaults to subsets=model: a version trained on a seeded random split is scored
     on that split's test items, not on a fresh split that would hold items it was trained on; choosing
@@ -387,9 +423,6 @@ BAD_CONFIGS = {
     "adapter-not-importable": (["adapter._target_=nope.Nope"], ConfigError, ["nope", "adapter._target_", "fix:"]),
     "metric-not-importable": (["metrics.scores.matthews_corrcoef._target_=nope.mcc"], ConfigError,
                               ["nope", "metrics.scores.matthews_corrcoef"]),
-    # under a standard metric's name it would replace the standard one, computed otherwise
-    "metric-under-a-standard-name": (["+metrics.scores.f1_macro._target_=sklearn.metrics.f1_score"], ConfigError,
-                                     ["metrics.scores.f1_macro", "computes 'f1_macro' itself", "f1_macro_sklearn"]),
     "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics=detection"]),
     "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
