@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from runner import BaseModelAdapter
+from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts, model_status
 
@@ -121,7 +122,7 @@ class PcaEmbedder(BaseModelAdapter):
             if not mimetype.startswith("image/"):
                 continue
             with Image.open(subset_path / "items" / item["filename"].lstrip("/")) as image:
-                rows.append(image_features(image, image_size, grayscale))
+                rows.append(image_features(eight_bit(image), image_size, grayscale))
         if not rows:
             raise ValueError(f"no images under {subset_path}: the train subset must select image items")
         return np.stack(rows)

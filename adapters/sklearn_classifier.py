@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from runner import BaseModelAdapter
+from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts, model_status
 
@@ -114,8 +115,8 @@ class SklearnImageClassifier(BaseModelAdapter):
             classes = [a["label"] for a in item.get("annotations", []) if a.get("type") == "class"]
             if not classes:
                 continue
-            image = np.asarray(Image.open(subset_path / "items" / item["filename"].lstrip("/")))
-            features.append(self._features(image))
+            with Image.open(subset_path / "items" / item["filename"].lstrip("/")) as image:
+                features.append(self._features(np.asarray(eight_bit(image))))  # as prepare_item_func reads it
             labels.append(classes[0])
         if not features:
             raise ValueError(f"no labelled images under {subset_path}: the train subset needs class annotations")

@@ -59,6 +59,7 @@ import numpy as np
 from PIL import Image
 
 from runner import BaseModelAdapter
+from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts
 
@@ -124,7 +125,7 @@ def to_pixels(image, input_size: int, channels: int) -> np.ndarray:
 
 def _read_pixels(path: Path, input_size: int, channels: int) -> np.ndarray:
     with Image.open(path) as image:
-        return to_pixels(image, input_size, channels)
+        return to_pixels(eight_bit(image), input_size, channels)
 
 
 def to_tensor(pixels, device):

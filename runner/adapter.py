@@ -31,6 +31,7 @@ from .errors import (
     RunnerError,
 )
 from .gc_control import libraries_loading_in_job
+from .images import eight_bit
 from .paths import model_data_folder, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
@@ -39,6 +40,8 @@ from .sharding import Sharding, run_in_shards
 logger = logging.getLogger("runner.adapter")
 
 USER_FUNCTIONS = ("load", "save", "train", "predict", "prepare_item_func", "convert_from_dtlpy", "evaluate", "embed")
+WRAPPER_FUNCTIONS = ("load_from_model", "save_to_model", "prepare_data", "predict_items", "predict_dataset",
+                     "train_model", "evaluate_model", "embed_items", "embed_dataset")
 _SIGNATURES = {"load": "load(self, local_path, **kwargs)", "save": "save(self, local_path, **kwargs)",
                "train": "train(self, data_path, output_path, **kwargs)", "predict": "predict(self, batch, **kwargs)",
                "embed": "embed(self, batch, **kwargs)"}
@@ -124,15 +127,13 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     # -- user functions with defaults ------------------------------------------------------------
 
     def prepare_item_func(self, item: dl.Item):
-        """Image → HWC uint8 array (a batch is NHWC); text → str; anything else → the item."""
+        """Image → HWC uint8 array (a batch is NHWC; grayscale H×W×1, else RGB, see runner.images);
+        text → str; anything else → the item."""
         input_type = self.model_entity.input_type
         mimetype = item.mimetype or ""
         if input_type == "image" or (input_type is None and mimetype.startswith("image/")):
             with self.platform.open_item(item) as source:
-                image = Image.open(source)
-                if image.mode not in ("L", "RGB"):
-                    image = image.convert("RGB")
-                array = np.asarray(image, dtype=np.uint8)
+                array = np.asarray(eight_bit(Image.open(source)), dtype=np.uint8)
             return array[:, :, None] if array.ndim == 2 else array
         if input_type == "text" or mimetype.startswith("text/"):
             with self.platform.open_item(item) as source:
@@ -461,6 +462,12 @@ def bind_adapter_class(cls: type) -> type:
         if name in USER_FUNCTIONS and getattr(cls, name) is not getattr(dl.BaseModelAdapter, name):
             continue  # the adapter's own user function
         namespace[name] = value
+    replaced = sorted(name for name in WRAPPER_FUNCTIONS if name in namespace and getattr(cls, name, None)
+                      is not getattr(dl.BaseModelAdapter, name, None))
+    if replaced:  # the class's own versions talk to the Dataloop servers; here they would not run
+        logger.warning("%s overrides the wrapper function(s) %s; the runner runs its own instead (they call the "
+                       "user functions the same way): move that code into the user functions (%s) to have it run "
+                       "here too", cls.__qualname__, ", ".join(replaced), ", ".join(USER_FUNCTIONS))
     original_init = cls.__init__
 
     def __init__(self, *args, **kwargs):

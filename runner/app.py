@@ -347,6 +347,22 @@ def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filte
                        name or "null: every item", model.name)
 
 
+def _warn_ignored_overrides(model, steps: list[str]) -> None:
+    """Configuration keys set on the command line of a run that does not train do not reach the
+    version (it keeps what it was trained with, as on Dataloop): say so rather than ignore them."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    ignored = [key for key in given if key.startswith(("adapter.configuration.", "model.configuration."))
+               and key.split(".", 2)[2] != "batch_size"]
+    if ignored:
+        logger.warning("%s: not applied; this run (%s) uses the configuration model %s was trained with (only batch_size "
+                       "is taken from this run): train a new version with them (pipeline=train_evaluate ...)",
+                       ", ".join(ignored), "/".join(steps), model.name)
+
+
 def _export_hint(platform, dataset, model) -> str:
     """How to see a local run's predictions (the local platform has no web view)."""
     if platform.name != "local":
@@ -393,6 +409,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
             _check_labels_meet(platform, model, dataset)
         # run-time settings only; the version keeps the configuration it was trained with
         model.configuration["batch_size"] = configuration.get("batch_size", model.configuration.get("batch_size"))
+        _warn_ignored_overrides(model, steps)
         return model
     labels = spec.get("labels")
     base = platform.find_model(spec["name"])

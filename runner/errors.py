@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import sysconfig
 import traceback
 
@@ -40,7 +41,23 @@ class AlreadyExistsError(RunnerError):
 
 
 class UnsupportedOperation(RunnerError, NotImplementedError):
-    """An entity method the local platform does not serve."""
+    """A dtlpy entity method the active platform does not serve."""
+
+    def __init__(self, what: str, where: str | None = None, fix: str | None = None):
+        if _called_from_dtlpy_wrapper():  # an adapter class used unbound: dtlpy's own wrapper is running
+            fix = ("bind the adapter class first: runner.bind_adapter_class(MyAdapter)(model_entity=model) runs the "
+                   "runner's wrapper functions (train_model, evaluate_model, ...) instead of dtlpy's, which need the "
+                   "Dataloop servers" + (f"; else {fix}" if fix else ""))
+        super().__init__(what, where, fix)
+
+
+def _called_from_dtlpy_wrapper() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.replace(os.sep, "/").endswith("dtlpy/ml/base_model_adapter.py"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class DataImportError(RunnerError, ValueError):

@@ -45,6 +45,38 @@ class Problems:
         return f"{self.counts[kind]} ({', '.join(self.examples[kind])}{', ...' if self.counts[kind] > _EXAMPLES else ''})"
 
 
+def _annotation_filter(types: list[str], model: dl.Model) -> dict:
+    """The annotations of ``types``, and this model's predictions of any type: a model whose predict
+    returns another type than its output type must not score zero in silence."""
+    return {"filter": {"$or": [{"type": {"$in": list(types)}}, {"metadata.system.model.name": model.name}]},
+            "resource": "annotations"}
+
+
+def _other_type(types: list[str]) -> str:
+    return f"predictions of another type than {' / '.join(types)} (left out)"
+
+
+def _of_types(rows: list[dict], types: list[str], model: dl.Model, problems: Problems, item_id: str) -> list[dict]:
+    """``rows`` of the scored types; this model's predictions of other types are counted as a problem."""
+    kept = []
+    for annotation in rows:
+        if annotation.get("type") in types:
+            kept.append(annotation)
+        elif model_stamp(annotation).get("name") == model.name:
+            problems.add(_other_type(types), item_id)
+    return kept
+
+
+def _refuse_other_types_only(problems: Problems, types: list[str], n_predictions: int, model: dl.Model) -> None:
+    kind = _other_type(types)
+    if kind in problems.counts and n_predictions == 0:
+        raise RunnerError(f"model {model.name!r} stored predictions of another type than its output type "
+                          f"{model.output_type!r}, and none of it: {problems.describe(kind)}",
+                          where=f"model {model.name!r}, output_type {model.output_type!r}",
+                          fix="make predict return annotations of the output type, or set the adapter's "
+                              "output_type (adapter.output_type=...) to the type predict returns")
+
+
 @dataclass
 class ClassificationData:
     y_true: np.ndarray
@@ -65,21 +97,25 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
     truth, predicted, score_rows = [], [], []
     has_scores = True
     unknown: set[str] = set()  # labels predicted that the model does not have
+    types = [annotation_type]
+    n_predictions = 0
     for page in platform.iter_items(dataset, filters):
-        annotations = platform.annotations_of(page, {"filter": {"type": annotation_type}, "resource": "annotations"})
+        annotations = platform.annotations_of(page, _annotation_filter(types, model))
         for item in page:
-            gt = [a for a in annotations[item.id] if not model_stamp(a)]
-            preds = [a for a in annotations[item.id] if model_stamp(a).get("name") == model.name]
+            rows = _of_types(annotations[item.id], types, model, problems, item.id)
+            gt = [a for a in rows if not model_stamp(a)]
+            preds = [a for a in rows if model_stamp(a).get("name") == model.name]
+            n_predictions += len(preds)
+            for p in preds:  # before the item may be left out below: such a prediction is an error anyway
+                if p["label"] not in index:
+                    problems.add("predictions with labels the model does not have", item.id)
+                    unknown.add(str(p["label"]))
             if not gt:
                 problems.add("items without ground truth", item.id)
                 continue
             if gt[0]["label"] not in index:
                 problems.add("ground truth with labels the model does not have", item.id)
                 continue
-            for p in preds:
-                if p["label"] not in index:
-                    problems.add("predictions with labels the model does not have", item.id)
-                    unknown.add(str(p["label"]))
             preds = [p for p in preds if p["label"] in index]
             row = np.zeros(len(labels))
             for p in preds:
@@ -102,6 +138,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
                 predicted.append(index[best["label"]])
             has_scores = has_scores and np.count_nonzero(row) > 1
             score_rows.append(row)
+    _refuse_other_types_only(problems, types, n_predictions, model)
     bad = "predictions with labels the model does not have"
     if bad in problems.counts:
         raise RunnerError(f"{bad} ({', '.join(sorted(unknown)[:_EXAMPLES])}): {problems.describe(bad)}",
@@ -165,19 +202,20 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
     problems = Problems()
     truth: dict[str, list] = {"image": [], "label": [], "xyxy": []}
     predicted: dict[str, list] = {"image": [], "label": [], "xyxy": [], "score": []}
-    n_images = 0
+    n_images = n_predictions = 0
     for page in platform.iter_items(dataset, filters):
-        annotations = platform.annotations_of(page, {"filter": {"type": "box"}, "resource": "annotations"})
+        annotations = platform.annotations_of(page, _annotation_filter(["box"], model))
         for item in page:
             image = n_images
             n_images += 1
-            rows = annotations[item.id]
+            rows = _of_types(annotations[item.id], ["box"], model, problems, item.id)
             if not any(not model_stamp(a) for a in rows):
                 problems.add("items without ground truth (their predictions count as false positives)", item.id)
             for annotation in rows:
                 stamp = model_stamp(annotation)
                 if stamp and stamp.get("name") != model.name:
                     continue
+                n_predictions += bool(stamp)
                 kind = "predictions" if stamp else "ground truth"
                 if annotation.get("label") not in index:
                     problems.add(f"{kind} with labels the model does not have", item.id)
@@ -196,6 +234,7 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
                         problems.add("predictions without confidence (taken as 1.0)", item.id)
                         confidence = 1.0
                     predicted["score"].append(confidence)
+    _refuse_other_types_only(problems, ["box"], n_predictions, model)
     # ground truth of labels outside the model's is left out (a warning), as for classification
     for bad in ("predictions with labels the model does not have", "predictions with malformed box coordinates",
                 "ground truth with malformed box coordinates"):
@@ -224,23 +263,27 @@ def evaluate_segmentation(platform: Platform, model: dl.Model, dataset: dl.Datas
     """Semantic metrics (IoU, Dice, pixel accuracy per label and their means, from rasterized masks
     through a confusion matrix) and instance matching by mask IoU, item by item."""
     labels = [str(label) for label in (model.labels or [])]
-    accumulator = SegmentationAccumulator(labels)
+    # class 0 is the pixels no annotation covers; a model label "background" keeps its own name
+    background = next(name for name in ("background", "_background", "__background__", "(unannotated)")
+                      if name not in labels)
+    accumulator = SegmentationAccumulator(labels, background=background)
     problems = Problems()
-    types = {"filter": {"type": {"$in": ["segment", "binary"]}}, "resource": "annotations"}
-    n_items = 0
+    types = ["segment", "binary"]
+    n_items = n_predictions = 0
     for page in platform.iter_items(dataset, filters):
-        annotations = platform.annotations_of(page, types)
+        annotations = platform.annotations_of(page, _annotation_filter(types, model))
         for item in page:
             system = (item.metadata or {}).get("system") or {}
             height, width = system.get("height"), system.get("width")
             if not height or not width:
                 problems.add("items without metadata.system.height/width", item.id)
                 continue
-            rows = annotations[item.id]
+            rows = _of_types(annotations[item.id], types, model, problems, item.id)
             truth = [a for a in rows if not model_stamp(a)]
             # an object stored both as polygon and as mask is one instance: score against the model's own kind
             truth = [a for a in truth if a["type"] == model.output_type] or truth
             predictions = [a for a in rows if model_stamp(a).get("name") == model.name]
+            n_predictions += len(predictions)
             if not truth:
                 problems.add("items without ground truth (their predictions count as false positives)", item.id)
             try:
@@ -255,6 +298,7 @@ def evaluate_segmentation(platform: Platform, model: dl.Model, dataset: dl.Datas
                           fix="import the items with their image size (the importers record it)")
     if n_items == 0:
         raise RunnerError("nothing to evaluate: no item matches the filter", where=f"filter {filters}")
+    _refuse_other_types_only(problems, types, n_predictions, model)
     for kind in problems.counts:
         logger.warning("%s: %s", kind, problems.describe(kind))
     result = accumulator.result()

@@ -287,6 +287,45 @@ def test_cleanup_deletes_the_local_data_copy(digits, model):
     assert not any((dataloop_path() / "model_data" / f"{model.id}_{model.name}").iterdir())
 
 
+def test_binding_names_the_wrapper_functions_a_class_overrides(caplog):
+    """Their code would not run here (the runner's wrapper functions replace them): a warning says so."""
+
+    class WithOverrides(CentroidAdapter):
+        def prepare_data(self, dataset, *args, **kwargs):
+            return super().prepare_data(dataset, *args, **kwargs)
+
+        def predict_items(self, items, *args, **kwargs):
+            return super().predict_items(items, *args, **kwargs)
+
+    with caplog.at_level("WARNING", logger="runner.adapter"):
+        bound = bind_adapter_class(WithOverrides)
+        bind_adapter_class(CentroidAdapter)
+    assert bound.predict_items is BaseModelAdapter.predict_items
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("test_binding_names_the_wrapper_functions_a_class_overrides.<locals>.WithOverrides "
+                              "overrides the wrapper function(s) predict_items, prepare_data; the runner runs its own")
+
+
+def test_an_unbound_dataloop_adapter_is_told_to_bind(platform, digits):
+    """Instantiated as is, dtlpy's own wrapper functions run and reach for the servers: the error names
+    the fix."""
+    from runner.errors import UnsupportedOperation
+
+    model = platform.create_model("unbound", digits, subsets=SUBSETS)
+    with pytest.raises(UnsupportedOperation) as err:
+        CentroidAdapter(model_entity=model).train_model(model)
+    assert "runner.bind_adapter_class(MyAdapter)" in str(err.value)
+    with pytest.raises(UnsupportedOperation) as err:  # not from a dtlpy wrapper: the usual fix only
+        model.dataset.items.update(filters=dl_filters())
+    assert "bind_adapter_class" not in str(err.value)
+
+
+def dl_filters():
+    import dtlpy as dl
+
+    return dl.Filters()
+
+
 def test_dataloop_style_adapter_runs_unchanged_through_train_predict_evaluate(platform, digits):
     model = platform.create_model("centroids", digits, configuration={"batch_size": 16}, subsets=SUBSETS)
     adapter_class = bind_adapter_class(CentroidAdapter)

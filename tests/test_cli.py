@@ -113,6 +113,14 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     # the platform is under DATALOOP_PATH, not in the working directory
     assert (tmp_path / "dl" / "local" / "platform.db").is_file()
 
+    # evaluating that version again: a configuration key given on the command line does not reach it
+    again = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={model['name']}", "adapter.configuration.image_size=4",
+                     "batch_size=8"))
+    assert f"adapter.configuration.image_size: not applied; this run (evaluate) uses the configuration model " \
+           f"{model['name']} was trained with" in again.stderr + again.stdout
+    assert "batch_size" not in (again.stderr + again.stdout).split("not applied")[0]
+    assert read_json(output_dirs(again.stdout)[0] / "metrics.json")["accuracy"] == metrics["accuracy"]
+
 
 def test_cfg_job_prints_the_composed_config_and_creates_nothing(tmp_path):
     result = ok(dlrun(tmp_path, "--cfg", "job"))

@@ -252,6 +252,39 @@ def test_ground_truth_boxes_of_labels_outside_the_model_are_left_out(platform, i
     assert metrics["problems"]["ground truth with labels the model does not have"]["count"] == len(rows)
 
 
+def test_predictions_of_another_type_than_the_output_type_are_not_scored_in_silence(platform, classified, caplog):
+    """A class model whose predict returns boxes: an error when it stored none of its type, else the
+    others are left out with a warning and counted under problems."""
+    dataset, rows, model = classified
+    box = dl.Box(left=1, top=1, right=20, bottom=20, label="cat")
+    platform.store.insert_annotations([_annotation(box, row["id"], dataset.id, model, 0.9) for row in rows[:5]])
+    with pytest.raises(RunnerError) as err:
+        evaluate(platform, model, dataset, None)
+    assert "stored predictions of another type than its output type 'class', and none of it: 5" in str(err.value)
+    assert "adapter.output_type" in str(err.value)
+
+    platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
+                                                   model, 0.9) for i, row in enumerate(rows)])
+    with caplog.at_level(logging.WARNING, logger="runner.evaluation"):
+        metrics = evaluate(platform, model, dataset, None)
+    assert metrics["accuracy"] == 1.0
+    assert metrics["problems"]["predictions of another type than class (left out)"]["count"] == 5
+    assert "predictions of another type than class (left out): 5" in caplog.text
+
+
+def test_a_prediction_with_an_unknown_label_is_an_error_on_an_item_left_out_too(platform, images):
+    """The item's ground truth is outside the model's labels (left out with a warning), but the model
+    predicted a label it does not have: still an error, not a dropped prediction."""
+    dataset, rows = images
+    model = platform.create_model("two", dataset, labels=LABELS[:2], output_type="class", subsets={})
+    platform.store.insert_annotations(
+        [_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id) for i, row in enumerate(rows)]
+        + [_annotation(dl.Classification(label="zebra" if i % 3 == 2 else LABELS[i % 3]), row["id"], dataset.id,
+                       model, 0.9) for i, row in enumerate(rows)])
+    with pytest.raises(RunnerError, match="predictions with labels the model does not have \\(zebra\\)"):
+        evaluate(platform, model, dataset, None)
+
+
 def test_missing_confidence_counts_as_one_with_one_warning(platform, classified, caplog):
     dataset, rows, model = classified
     platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
@@ -306,6 +339,19 @@ def test_segmentation_evaluation_through_the_store(platform, images, shift):
         assert 0.5 < metrics["mean_iou"] < 1.0
         overlap = (41 - 6) * (31 - 6) / (2 * 41 * 31 - (41 - 6) * (31 - 6))  # PIL fills the outline: 41x31 pixels
         assert metrics["instance_mean_match_iou"] == pytest.approx(overlap, abs=1e-9)
+
+
+def test_a_model_label_named_background_is_scored_beside_the_unannotated_pixels(platform, images):
+    dataset, rows = images
+    truth = [_annotation(dl.Polygon(geo=np.array([[10.0, 10.0], [50.0, 10.0], [50.0, 40.0], [10.0, 40.0]]),
+                                    label="background"), row["id"], dataset.id) for row in rows[:4]]
+    platform.store.insert_annotations(truth)
+    model = platform.create_model("seg-bg", dataset, labels=["background", "cat"], output_type="segment", subsets={})
+    PolygonOracle.shift = 0
+    filters = {"filter": {"id": {"$in": [row["id"] for row in rows[:4]]}}, "resource": "items"}
+    metrics = PolygonOracle().evaluate_model(model, dataset, filters=filters)
+    assert metrics["mean_iou"] == 1.0 and metrics["instance_tp"] == 4
+    assert "background" in metrics["per_label"] and "_background" in metrics["per_label"]
 
 
 def test_an_object_stored_as_polygon_and_mask_is_one_instance(platform, images):
