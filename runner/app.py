@@ -434,6 +434,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     """Run the configured pipeline; ``run.json`` in the run folder records how it ended (a sweep
     report reads it), whether it succeeded or raised."""
+    _clear_earlier_outputs(Path(output_dir))
     record = RunRecord(Path(output_dir))
     try:
         with collection_paused():  # the adapter's module loads its libraries here: see runner/gc_control.py
@@ -444,6 +445,18 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
         raise
     record.completed(objective, model)
     return objective
+
+
+# what a run writes into its folder, besides Hydra's .hydra/ and the log
+RUN_OUTPUTS = ("run.json", "metrics.json", "model.json", "data.json", "training_curves.png", "confusion_matrix.png",
+               "pr_curves.png")
+
+
+def _clear_earlier_outputs(output_dir: Path) -> None:
+    """A run folder used again (``hydra.run.dir=fixed``, a sweep into the same ``hydra.sweep.dir``):
+    what an earlier run wrote there must not pass for this run's outputs."""
+    for name in RUN_OUTPUTS:
+        (output_dir / name).unlink(missing_ok=True)
 
 
 def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -> tuple[float | None, Any]:

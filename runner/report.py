@@ -103,6 +103,9 @@ def _notes(sweep: Sweep) -> list[str]:
                          f"their {sweep.metric} where they computed it")
     if sweep.unlisted:
         lines.append(f"jobs that never started are not listed: {sweep.unlisted}")
+    if sweep.earlier:
+        lines.append(f"left out: job folder(s) {', '.join(sweep.earlier)}, from an earlier sweep into this folder "
+                     "(they started before its multirun.yaml was written)")
     return lines
 
 

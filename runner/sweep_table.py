@@ -12,6 +12,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class Job:
     seconds: float | None = None
     error: str | None = None  # "<type>: <first line>", or what could not be read
     metrics: dict[str, float] = field(default_factory=dict)  # the top-level scalars of metrics.json
+    started: float | None = None  # run.json's start, seconds since the epoch
 
     def param(self, key: str) -> str | None:
         """The override's value as written; "" when the job did not set it, None when unknown."""
@@ -57,6 +59,7 @@ class Sweep:
     metric_names: list[str]  # every scalar metric any job has
     other_objectives: list[str] = field(default_factory=list)  # jobs that optimize another metric
     unlisted: str | None = None  # why the jobs that never started cannot be listed
+    earlier: list[str] = field(default_factory=list)  # job folders an earlier sweep into the same folder left
 
 
 def count_of(n: int, noun: str) -> str:
@@ -120,6 +123,7 @@ def read_job(folder: Path) -> Job:
         if job.status == "completed" and _number(objective.get("value")):
             job.objective = float(objective["value"])
         job.model = _dict(record.get("model")).get("name")
+        job.started = _timestamp(record.get("started"))
         job.seconds = record.get("seconds") if _number(record.get("seconds")) else None
         error = record.get("error")
         if isinstance(error, dict):
@@ -137,6 +141,26 @@ def read_job(folder: Path) -> Job:
     if job.status == "unknown" and not job.error:
         job.error = "no run.json or metrics.json: the job did not run, or was stopped before it started"
     return job
+
+
+def _timestamp(value) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _this_sweeps(folder: Path, jobs: list[Job]) -> tuple[list[Job], list[str]]:
+    """The jobs of the sweep that wrote ``multirun.yaml`` last (Hydra writes it as a sweep starts), and
+    the names of job folders an earlier sweep into the same folder left, which started before it."""
+    path = folder / "multirun.yaml"
+    if not path.is_file():
+        return jobs, []
+    began = path.stat().st_mtime - 2.0  # run.json times are whole seconds
+    earlier = [job.name for job in jobs if job.started is not None and job.started < began]
+    if len(earlier) == sum(job.started is not None for job in jobs):  # a copied folder: its file times are new
+        return jobs, []
+    return [job for job in jobs if job.name not in earlier], earlier
 
 
 def _job_order(name: str) -> tuple:
@@ -227,6 +251,7 @@ def collect(folder: Path) -> Sweep:
     jobs = [read_job(path) for path in job_folders(folder)]
     if not jobs:
         raise _not_a_sweep(folder, f"{folder} holds no job folders")
+    jobs, earlier = _this_sweeps(folder, jobs)
     unlisted = None
     try:
         jobs += not_started(folder, jobs, planned_overrides(folder) or [])
@@ -262,4 +287,4 @@ def collect(folder: Path) -> Sweep:
     swept, fixed = split_params(jobs)
     metric_names = list(dict.fromkeys(name for job in sorted(jobs, key=lambda j: _job_order(j.name))
                                       for name in job.metrics))
-    return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others, unlisted)
+    return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others, unlisted, earlier)

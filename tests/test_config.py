@@ -209,6 +209,19 @@ def test_train_evaluate_writes_every_output(tmp_path, dataloop_home):
     assert (dataloop_home / "local" / "platform.db").is_file()
 
 
+def test_a_run_folder_used_again_keeps_no_output_of_the_earlier_run(tmp_path, dataloop_home):
+    """hydra.run.dir=fixed twice: a train-only run after a train_evaluate one leaves no metrics.json or
+    plot of the first that would pass for its own."""
+    run(tmp_path, "fixed")
+    assert (tmp_path / "fixed" / "metrics.json").is_file() and (tmp_path / "fixed" / "confusion_matrix.png").is_file()
+    (tmp_path / "fixed" / "notes.txt").write_text("mine")
+    run(tmp_path, "fixed", "pipeline=train")
+    assert not (tmp_path / "fixed" / "metrics.json").exists()
+    assert not (tmp_path / "fixed" / "confusion_matrix.png").exists()
+    assert read_json(tmp_path / "fixed" / "run.json")["objective"]["value"] is None
+    assert (tmp_path / "fixed" / "notes.txt").read_text() == "mine"  # only the runner's own files go
+
+
 def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home, caplog):
     objective, out = run(tmp_path, "train", "pipeline=train")
     assert objective is None

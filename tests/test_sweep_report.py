@@ -30,7 +30,8 @@ NESTED = {"per_label": {"0": {"precision": 1.0}}, "confusion_matrix": {"labels":
 
 def write_job(sweep: Path, name: str, overrides: list[str] | None, *, status: str | None = "completed",
               value: float | None = None, metrics: dict | None = None, error: tuple[str, str] | None = None,
-              metric: str = "accuracy", direction: str = "maximize", model: str | None = None) -> Path:
+              metric: str = "accuracy", direction: str = "maximize", model: str | None = None,
+              started: str = "2026-11-23T21:37:00+00:00") -> Path:
     """A job folder as the runner leaves it; None leaves that file out."""
     job = sweep / name
     (job / ".hydra").mkdir(parents=True)
@@ -46,7 +47,7 @@ def write_job(sweep: Path, name: str, overrides: list[str] | None, *, status: st
     if status is not None:
         model = model or f"sklearn-digits-20261123-2137{int(name):02d}-abcd"
         (job / "run.json").write_text(json.dumps({
-            "status": status, "started": "2026-11-23T21:37:00+00:00",
+            "status": status, "started": started,
             "finished": None if status == "running" else "2026-11-23T21:37:05+00:00",
             "seconds": None if status == "running" else 5.0 + int(name),
             "objective": {"metric": metric, "direction": direction, "value": value if status == "completed" else None},
@@ -199,6 +200,36 @@ def test_categorical_params_and_no_completed_job_still_make_every_file(tmp_path)
     write_job(tmp_path, "2", ["adapter=sklearn_svc"], value=0.9)
     build(tmp_path, echo=False)
     assert (tmp_path / "sweep_report.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_job_folders_an_earlier_sweep_left_in_the_same_folder_are_left_out(tmp_path):
+    """A sweep into a folder an earlier sweep used (hydra.sweep.dir=fixed): Hydra rewrites multirun.yaml
+    as it starts, so job folders whose run started before that are the earlier sweep's. A folder whose
+    jobs all started before it was copied, not reused: all its jobs stay."""
+    from datetime import UTC, datetime
+
+    from runner.sweep_table import collect
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    write_job(sweep, "0", ["seed=6"], value=0.90, started=now)
+    write_job(sweep, "1", ["seed=4"], value=0.99)  # the earlier sweep's, started 2026-11-23
+    write_job(sweep, "2", ["seed=5"], status="failed", error=("ValueError", "old"))
+    found = collect(sweep)
+    assert [job.name for job in found.jobs if job.status != "not started"] == ["0"] and found.earlier == ["1", "2"]
+    assert found.best.name == "0"
+    result = report(tmp_path, str(sweep))
+    assert result.returncode == 0, result.stderr
+    assert "left out: job folder(s) 1, 2, from an earlier sweep into this folder" in result.stdout
+
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    (copied / "multirun.yaml").write_text("hydra: {}\n")
+    write_job(copied, "0", ["seed=4"], value=0.99)
+    write_job(copied, "1", ["seed=5"], value=0.98)
+    assert [job.name for job in collect(copied).jobs] == ["0", "1"] and collect(copied).earlier == []
 
 
 def test_missing_and_unreadable_files_are_tolerated(tmp_path):
