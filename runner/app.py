@@ -91,6 +91,7 @@ def plan(cfg: DictConfig) -> Plan:
     if not steps or unknown:
         raise ConfigError(f"pipeline steps {unknown or steps} are not steps this runner knows",
                           where="pipeline.steps", fix=f"use steps from {list(STEPS)}")
+    _check_search_has_an_objective(steps, settings)
 
     target = settings["adapter"].get("_target_")
     try:
@@ -191,6 +192,20 @@ def _defines(adapter_class: type, name: str) -> bool:
     import dtlpy as dl
 
     return getattr(adapter_class, name) is not getattr(dl.BaseModelAdapter, name)
+
+
+def _check_search_has_an_objective(steps: list[str], settings: dict) -> None:
+    """An Optuna trial must return its objective: without an evaluate step (or an objective metric)
+    every trial would train, then fail in the sweeper; stop each before it trains instead."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or "optuna" not in str(HydraConfig.get().sweeper.get("_target_", "")).lower():
+        return
+    if "evaluate" not in steps or not (settings.get("objective") or {}).get("metric"):
+        raise ConfigError(f"an Optuna search needs each trial's objective, and pipeline steps {steps} (objective "
+                          f"{(settings.get('objective') or {}).get('metric')!r}) give none",
+                          where="hparams_search, pipeline", fix="search with an evaluate step (pipeline=train_evaluate, "
+                          "the default) and an objective.metric; or sweep a grid (-m) to train versions only")
 
 
 def _subset_names(spec: dict) -> list[str] | None:

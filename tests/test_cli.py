@@ -196,6 +196,15 @@ def test_an_optuna_sweep(tmp_path):
     assert len(output_dirs(result.stdout)) == 3
 
 
+def test_an_optuna_search_without_an_evaluate_step_stops_each_trial_before_it_trains(tmp_path):
+    result = dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.storage=null",
+                   "pipeline=train")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: an Optuna search needs each trial's objective, and pipeline steps ['train']" in result.stderr
+    assert "Traceback" not in result.stderr and "float-castable" not in result.stderr
+    assert not (tmp_path / "dl" / "local").exists()  # nothing imported, no version trained
+
+
 def test_every_experiment_in_one_multirun(tmp_path):
     result = ok(dlrun(tmp_path, "-m", "experiment=glob(*)"))
 
