@@ -213,10 +213,38 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             annotation_filter = annotation_subsets.get(subset) or self._ground_truth_filter()
             if target.exists():
                 shutil.rmtree(target)
-            count = self.platform.export(dataset, subset_filter, annotation_filter, target)
+            count = 0
+            for selection in self._downloaded(subset_filter, annotation_filter):
+                count += self.platform.export(dataset, selection, annotation_filter, target)
+            if count == 0:
+                raise EmptySubsetError(
+                    f"no item of subset {subset!r} has an annotation of model {model.name!r}'s output type "
+                    f"{model.output_type!r}: prepare_data takes, as on Dataloop, only items with such annotations",
+                    where=f"filter: {subset_filter}; annotations: {annotation_filter}",
+                    fix="annotate the items, check the model's output_type against the dataset's annotations, or "
+                        "set configuration.include_background=true to take items without annotations too")
             logger.info("subset %r: %d items → %s", subset, count, target)
         self.convert_from_dtlpy(data_path=str(data_path), **kwargs)
         return str(root_path), str(data_path), str(output_path)
+
+    def _downloaded(self, subset_filter: dict, annotation_filter: dict) -> list[dict]:
+        """The item filters of a subset's download, as dtlpy's prepare_data makes them: items with an
+        annotation the model trains on (the annotation filter joined in), and with
+        ``configuration.include_background`` also the items with no annotation at all. An embedding
+        model takes every item of the subset."""
+        if self.model_entity.output_type == "embedding":
+            return [subset_filter]
+        subset_filter = dict(subset_filter or {"filter": {}, "resource": "items"})
+        join_filter = (annotation_filter or {}).get("filter") or {}
+        if "join" in subset_filter:  # the subset's own join: both hold for the same annotation
+            join_filter = {"$and": [subset_filter["join"].get("filter") or {}, join_filter]}
+        annotated = {**subset_filter, "join": {"on": {"resource": "annotations", "local": "itemId", "forigen": "id"},
+                                               "filter": join_filter}}
+        if not self.configuration.get("include_background", False):
+            return [annotated]
+        background = {k: v for k, v in subset_filter.items() if k != "join"}
+        background["filter"] = {"$and": [subset_filter.get("filter") or {}, {"annotated": False}]}
+        return [annotated, background]
 
     def _ground_truth_filter(self) -> dict:
         """The annotations a model trains on: its output type (polygons and masks go together), and no

@@ -60,6 +60,40 @@ def test_prepare_data_excludes_model_predictions_unless_asked(platform, digits, 
     assert len(first["annotations"]) == 2
 
 
+def test_prepare_data_takes_the_items_dataloop_downloads(platform, digits):
+    """As dtlpy's prepare_data (the annotation filter joined into the item filter): only items with an
+    annotation of the model's output type; with include_background also items with no annotation at
+    all; items annotated with other types never. None at all is an error that says why."""
+    import dtlpy as dl
+
+    items = [i for page in platform.iter_items(digits, SUBSETS["train"]) for i in page][:30]
+    unannotated, boxed = items[:4], items[4:7]
+    for item in unannotated + boxed:
+        for annotation in item.annotations.list():
+            annotation.delete()
+    for item in boxed:
+        collection = dl.AnnotationCollection()
+        collection.add(annotation_definition=dl.Box(left=0, top=0, right=4, bottom=4, label="1"))
+        item.annotations.upload(collection)
+    train = {"filter": {"id": {"$in": [i.id for i in items]}}, "resource": "items"}
+    model = platform.create_model("selection", digits, subsets={"train": train}, output_type="class")
+    adapter = SklearnImageClassifier(model_entity=model)
+
+    def written() -> set[str]:
+        _root, data, _out = adapter.prepare_data(digits)
+        return {json.loads(p.read_text())["id"] for p in (Path(data) / "train" / "json").rglob("*.json")}
+
+    assert written() == {i.id for i in items[7:]}
+    adapter.configuration["include_background"] = True
+    assert written() == {i.id for i in items[7:] + unannotated}
+
+    points = platform.create_model("points", digits, subsets={"train": train}, output_type="point")
+    with pytest.raises(EmptySubsetError) as err:
+        SklearnImageClassifier(model_entity=points).prepare_data(digits)
+    assert "no item of subset 'train' has an annotation of model 'points''s output type 'point'" in str(err.value)
+    assert "include_background=true" in str(err.value)
+
+
 def test_prepare_data_timestamps_never_collide(digits, model):
     adapter = SklearnImageClassifier(model_entity=model)
     roots = {adapter.prepare_data(digits, data_path=None)[0] for _ in range(3)}
