@@ -122,6 +122,11 @@ def test_model_metrics_and_artifacts(platform, dataset, tmp_path):
     (tmp_path / "w" / "sub" / "cfg.json").write_text("{}")
     model.artifacts.upload(filepath=str(tmp_path / "w" / "*"))
     assert sorted(a.local_path for a in model.artifacts.list()) == ["sub/cfg.json", "weights.bin"]
+    # as Dataloop's ItemArtifact entries: name and filename, which adapters read
+    assert sorted((a.name, a.filename) for a in model.artifacts.list()) == [("cfg.json", "/sub/cfg.json"),
+                                                                            ("weights.bin", "/weights.bin")]
+    assert sorted(a.local_path for a in platform.get_model(model.id).model_artifacts) == ["sub/cfg.json",
+                                                                                          "weights.bin"]
     out = model.artifacts.download(local_path=str(tmp_path / "out"))
     assert (tmp_path / "out" / "weights.bin").read_bytes() == b"\x00\x01"
     assert (tmp_path / "out" / "sub" / "cfg.json").exists() and out == str(tmp_path / "out")

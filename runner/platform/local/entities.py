@@ -210,10 +210,24 @@ class LocalModels(repositories.Models):
                                            labels=labels, description=description, tags=tags, status=status)
 
 
+class StoredArtifact(entities.LocalArtifact):
+    """An entry of ``model.artifacts.list()``: dtlpy's ``LocalArtifact`` (``local_path``: the file's path
+    among the model's artifacts) with the ``name`` and ``filename`` that the ``ItemArtifact`` entries
+    of Dataloop's listing have, which adapters read."""
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.local_path)
+
+    @property
+    def filename(self) -> str:
+        return "/" + self.local_path
+
+
 @local_repository(repositories.Artifacts)
 class LocalArtifacts(repositories.Artifacts):
     def list(self, execution_id=None, package_name=None, model_name=None):
-        return miscellaneous.List(entities.LocalArtifact(local_path=name)
+        return miscellaneous.List(StoredArtifact(local_path=name)
                                   for name, _blob, _size in _platform(self).store.list_artifacts(self.model.id))
 
     def upload(self, filepath, package_name=None, package=None, execution_id=None, execution=None,

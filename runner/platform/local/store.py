@@ -410,7 +410,7 @@ class Store:
         model = json.loads(row[0])
         if row[1] is not None:  # kept in its column: an entity's update() writes JSON without it
             model["clonedFrom"] = row[1]
-        model["artifacts"] = [{"type": "local", "name": name, "size": size}
+        model["artifacts"] = [{"type": "local", "name": name, "localPath": name, "size": size}
                               for name, size in self.query("SELECT name, size FROM artifacts WHERE model_id = ? "
                                                            "ORDER BY name", (model_id,))]
         return model
