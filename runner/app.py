@@ -194,6 +194,13 @@ def _defines(adapter_class: type, name: str) -> bool:
     return getattr(adapter_class, name) is not getattr(dl.BaseModelAdapter, name)
 
 
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _check_search_has_an_objective(steps: list[str], settings: dict) -> None:
     """An Optuna trial must return its objective: without an evaluate step (or an objective metric)
     every trial would train, then fail in the sweeper; stop each before it trains instead."""
@@ -540,18 +547,25 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     })
     objective = None
     if metrics is not None:
-        write_json(output_dir / "metrics.json", metrics)
-        if isinstance(metrics.get("confusion_matrix"), dict):
-            plot_confusion_matrix(metrics["confusion_matrix"], output_dir / "confusion_matrix.png")
-        if isinstance(metrics.get("pr_curves"), dict):
-            plot_pr_curves(metrics["pr_curves"], output_dir / "pr_curves.png")
-        print(metrics_table(metrics))
+        if metrics:
+            write_json(output_dir / "metrics.json", metrics)
+            if isinstance(metrics.get("confusion_matrix"), dict):
+                plot_confusion_matrix(metrics["confusion_matrix"], output_dir / "confusion_matrix.png")
+            if isinstance(metrics.get("pr_curves"), dict):
+                plot_pr_curves(metrics["pr_curves"], output_dir / "pr_curves.png")
+            print(metrics_table(metrics))
         objective_key = settings.get("objective", {}).get("metric")
-        if objective_key:
-            if objective_key not in metrics:
-                raise ConfigError(f"objective.metric {objective_key!r} is not among the evaluate step's metrics",
-                                  where="objective.metric", fix=f"choose one of {sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))}")
+        if objective_key and objective_key in metrics:
             objective = float(metrics[objective_key])
+        elif objective_key:
+            known = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
+            what = (f"objective.metric {objective_key!r} is not among the evaluate step's metrics" if known else
+                    "the adapter's evaluate returned no metrics (a dl.Model, as on Dataloop, or an empty dict)")
+            fix = (f"choose one of {known}" if known else "return a dict of metrics from evaluate (they are then "
+                   "stored, written to metrics.json and can be swept on)")
+            if _in_sweep():  # a sweeper ranks the jobs by it
+                raise ConfigError(what, where="objective.metric", fix=fix)
+            logger.warning("%s: this run has no objective value; %s", what, fix)
     print(f"model version: {model.name} ({model.id}), status {model.status}")
     print(f"outputs: {output_dir.resolve()}")
     return objective, model

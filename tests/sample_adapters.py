@@ -10,6 +10,7 @@ import dtlpy as dl
 import numpy as np
 from PIL import Image
 
+from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import BaseModelAdapter
 
 
@@ -113,3 +114,13 @@ class ConfiguredFlakyAdapter(FlakyAdapter):
     def load(self, local_path, **kwargs):
         super().load(local_path, **kwargs)
         self.fail_names = set(self.configuration.get("fail_names", []))
+
+
+class EvaluateReturnsModel(SklearnImageClassifier):
+    """evaluate as many Dataloop adapters write it: metrics sent with model.metrics.create, the model
+    returned (no metrics dict)."""
+
+    def evaluate(self, model, dataset, filters=None):
+        model.metrics.create(samples=[dl.PlotSample(figure="eval", legend="score", x=0, y=0.5)],
+                             dataset_id=dataset.id)
+        return model

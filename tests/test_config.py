@@ -209,6 +209,16 @@ def test_train_evaluate_writes_every_output(tmp_path, dataloop_home):
     assert (dataloop_home / "local" / "platform.db").is_file()
 
 
+def test_an_evaluate_that_returns_the_model_completes_a_single_run_with_a_warning(tmp_path, dataloop_home, caplog):
+    """The Dataloop convention (evaluate returns the model): no metrics dict, so no metrics.json and no
+    objective; a single run still completes (a sweep, which ranks by the objective, stops the job)."""
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        objective, out = run(tmp_path, "own-evaluate", "adapter._target_=tests.sample_adapters.EvaluateReturnsModel")
+    assert objective is None and not (out / "metrics.json").exists()
+    assert read_json(out / "run.json")["status"] == "completed"
+    assert "the adapter's evaluate returned no metrics" in caplog.text and "return a dict of metrics" in caplog.text
+
+
 def test_a_run_folder_used_again_keeps_no_output_of_the_earlier_run(tmp_path, dataloop_home):
     """hydra.run.dir=fixed twice: a train-only run after a train_evaluate one leaves no metrics.json or
     plot of the first that would pass for its own."""
