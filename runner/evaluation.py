@@ -194,13 +194,22 @@ def _box_xyxy(annotation: dict) -> tuple[float, float, float, float] | None:
     return box if np.all(np.isfinite(box)) else None
 
 
+def _coco_area(annotation: dict, box: tuple) -> float:
+    """The area COCOeval ranks a ground-truth box by: the COCO file's ``area`` (of the object's mask)
+    when it was imported with one, else the box's."""
+    area = (((annotation.get("metadata") or {}).get("user") or {}).get("coco") or {}).get("area")
+    if isinstance(area, (int, float)) and not isinstance(area, bool) and np.isfinite(area):
+        return float(area)
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset, filters: dict | None) -> dict:
     """COCO box metrics (the numbers of pycocotools' COCOeval, bbox) of this model's ``box``
     predictions against ground-truth boxes, one image per item."""
     labels = [str(label) for label in (model.labels or [])]
     index = {label: i for i, label in enumerate(labels)}
     problems = Problems()
-    truth: dict[str, list] = {"image": [], "label": [], "xyxy": []}
+    truth: dict[str, list] = {"image": [], "label": [], "xyxy": [], "area": []}
     predicted: dict[str, list] = {"image": [], "label": [], "xyxy": [], "score": []}
     n_images = n_predictions = 0
     for page in platform.iter_items(dataset, filters):
@@ -228,6 +237,10 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
                 target["image"].append(image)
                 target["label"].append(index[annotation["label"]])
                 target["xyxy"].append(box)
+                if not stamp:
+                    truth["area"].append(_coco_area(annotation, box))
+                    if ((annotation.get("metadata") or {}).get("user") or {}).get("iscrowd"):
+                        problems.add("ground truth marked iscrowd, scored as ordinary boxes", item.id)
                 if stamp:
                     confidence = confidence_of(annotation)
                     if confidence is None:
@@ -251,7 +264,8 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
     def boxes(rows: dict) -> Boxes:
         xyxy = np.asarray(rows["xyxy"], dtype=np.float64).reshape(-1, 4)
         return Boxes.from_xyxy(np.asarray(rows["image"], np.int64), np.asarray(rows["label"], np.int64), xyxy,
-                               score=np.asarray(rows["score"], np.float64) if "score" in rows else None)
+                               score=np.asarray(rows["score"], np.float64) if "score" in rows else None,
+                               area=np.asarray(rows["area"], np.float64) if "area" in rows else None)
 
     metrics = coco_box_metrics(boxes(truth), boxes(predicted), len(labels), n_images=n_images, label_names=labels)
     metrics.update(n_items=n_images, n_truth=len(truth["image"]), n_predictions=len(predicted["image"]))

@@ -117,8 +117,9 @@ def _pycocotools_stats(platform, dataset, model) -> np.ndarray:
                 dt.append({"image_id": image_id, "category_id": category, "bbox": box,
                            "score": stamp["confidence"]})
             else:
+                area = ((a["metadata"].get("user") or {}).get("coco") or {}).get("area", box[2] * box[3])
                 gt.append({"id": len(gt) + 1, "image_id": image_id, "category_id": category, "bbox": box,
-                           "area": box[2] * box[3], "iscrowd": 0})
+                           "area": area, "iscrowd": 0})
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = {"images": [{"id": i + 1} for i in range(len(items))], "annotations": gt,
@@ -131,7 +132,10 @@ def _pycocotools_stats(platform, dataset, model) -> np.ndarray:
     return coco_eval.stats
 
 
-def test_box_evaluation_through_the_store_equals_pycocotools(platform, images):
+@pytest.mark.parametrize("coco_area", [False, True])
+def test_box_evaluation_through_the_store_equals_pycocotools(platform, images, coco_area):
+    """With ``coco_area`` the ground truth carries a COCO file's ``area`` (an object's mask is smaller
+    than its box), which decides the small / medium / large ranges as in COCOeval."""
     dataset, rows = images
     rng = np.random.default_rng(3)
     truth = []
@@ -141,6 +145,8 @@ def test_box_evaluation_through_the_store_equals_pycocotools(platform, images):
             w, h = rng.uniform(8, 60, 2)
             truth.append(_annotation(dl.Box(left=x, top=y, right=x + w, bottom=y + h, label=str(rng.choice(LABELS))),
                                      row["id"], dataset.id))
+            if coco_area:
+                truth[-1]["metadata"]["user"] = {"coco": {"area": float(w * h * rng.uniform(0.2, 0.9))}}
     platform.store.insert_annotations(truth)
     model = platform.create_model("oracle", dataset, output_type="box", subsets={})
     metrics = JitteredOracle().evaluate_model(model, dataset)

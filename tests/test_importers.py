@@ -283,7 +283,7 @@ def coco(tmp_path):
                    {"id": 300, "file_name": "three.png"}],
         "annotations": [
             {"id": 1, "image_id": 100, "category_id": 1, "bbox": [2, 3, 10, 5], "iscrowd": 0},
-            {"id": 2, "image_id": 100, "category_id": 7, "bbox": [5.5, 5, 4, 4], "iscrowd": 0,
+            {"id": 2, "image_id": 100, "category_id": 7, "bbox": [5.5, 5, 4, 4], "iscrowd": 0, "area": 12.5,
              "segmentation": [[5, 5, 9, 5, 9, 9, 5, 9], [0, 0, 2, 0, 1, 2]]},
             {"id": 3, "image_id": 200, "category_id": 7, "iscrowd": 1,
              "segmentation": {"size": [16, 20], "counts": rle_encode(mask)}},
@@ -317,6 +317,8 @@ def test_coco_boxes_polygons_masks(platform, coco):
     assert [(p["x"], p["y"]) for p in one_annotations[2]["coordinates"][0]] == [(5, 5), (9, 5), (9, 9), (5, 9)]
     assert len(one_annotations[3]["coordinates"][0]) == 3
     assert "iscrowd" not in one_annotations[0]["metadata"]["user"]
+    # the file's area (COCOeval's size ranges read it) where it gives one
+    assert [a["metadata"]["user"]["coco"].get("area") for a in one_annotations] == [None, 12.5, 12.5, 12.5]
     assert items["/coco/three.png"][1] == []
 
     # through dtlpy: the mask decodes back to the RLE's pixels

@@ -50,7 +50,7 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
                 dataset_name: str | None = None, dir: str = "/") -> ImportResult:
     """Items ``<dir>/<file_name>``; per annotation a ``box`` from ``bbox``, a ``segment`` per polygon
     and a ``binary`` mask from an uncompressed RLE (an object with both bbox and segmentation gets
-    both). COCO ids are kept in ``metadata.user.coco``; ``iscrowd`` in ``metadata.user.iscrowd``."""
+    both). COCO ids and ``area`` are kept in ``metadata.user.coco``; ``iscrowd`` in ``metadata.user.iscrowd``."""
     annotation_file, images_dir = Path(annotation_file), Path(images_dir)
 
     def fail(what: str, where: str | None = None, fix: str | None = None) -> NoReturn:
@@ -106,6 +106,8 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
         record, width, height = images[ann["image_id"]]
         label = categories[ann["category_id"]]
         user = {"coco": {"annotation_id": ann.get("id"), "category_id": ann["category_id"]}}
+        if _number(ann.get("area")):  # COCOeval's area ranges read it (the mask's area), not the box's
+            user["coco"]["area"] = ann["area"]
         if ann.get("iscrowd"):
             user["iscrowd"] = ann["iscrowd"]
         definitions = []
