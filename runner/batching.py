@@ -94,7 +94,10 @@ def _prepare_chunk(prepare: Callable[[Any], Any], chunk: list) -> list[tuple[Any
 
 
 def _cause(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"
+    """One line per failed item: the message's first line (a runner error's where/fix lines, or a long
+    library message, would repeat under every item; the first failure's whole text goes to the log)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}" + (" ..." if len(lines) > 1 else "")
 
 
 class BatchRunner:

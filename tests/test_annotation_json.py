@@ -134,3 +134,10 @@ def test_upload_of_a_dict_without_coordinates_stores_nothing(item):
     item.annotations.upload({"type": "box", "label": "cat", "coordinates": [{"x": 1, "y": 2}, {"x": 4, "y": 5}]})
     [box] = item.annotations.list()
     assert (box.type, box.left, box.top, box.right, box.bottom) == ("box", 1, 2, 4, 5)
+
+
+def test_a_label_that_is_not_a_string_says_so():
+    with pytest.raises(ValueError, match=r"has a label that is not a string \(7; e.g. label='7'\)"):
+        completed({"type": "class", "label": 7})
+    with pytest.raises(ValueError, match="has no label"):
+        completed({"type": "class", "label": ""})

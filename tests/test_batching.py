@@ -59,3 +59,20 @@ def test_switch_interval_is_lowered_while_pipelines_run_and_restored_after():
     inner.close()
     assert seen == [min(before, _SWITCH_INTERVAL)] * 3
     assert sys.getswitchinterval() == before
+
+
+def test_an_item_cause_is_one_line_and_the_first_failure_keeps_the_whole_text():
+    from runner.batching import BatchResult
+    from runner.errors import RunnerError
+
+    result = BatchResult()
+    Item = type("Item", (), {})
+    items = [Item(), Item()]
+    items[0].id, items[1].id = "a", "b"
+    try:
+        raise RunnerError("vectors of 3 numbers, not 4", where="embed", fix="return 4 numbers per item")
+    except RunnerError as err:
+        result.fail(items, err)
+    assert result.failed == {"a": "RunnerError: vectors of 3 numbers, not 4 ...",
+                             "b": "RunnerError: vectors of 3 numbers, not 4 ..."}
+    assert "fix: return 4 numbers per item" in result.first[1]

@@ -166,6 +166,9 @@ def missing_text(data: Mapping, key: str) -> str:
     """``key`` (from :func:`missing_key`) as an error message says what is missing: 'no label',
     "no usable coordinates for its type 'box' (a list of two points ...)"."""
     if key != "coordinates":
+        given = data.get(key)
+        if given not in (None, ""):  # e.g. dl.Classification(label=7): Dataloop labels are strings
+            return f"a {key} that is not a string ({given!r}; e.g. {key}={str(given)!r})"
         return f"no {key}"
     return f"no usable coordinates for its type {data['type']!r} ({coordinates_expected(data['type'])})"
 
