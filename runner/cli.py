@@ -185,9 +185,24 @@ def _children() -> list[int]:
     return found
 
 
+def direction_problem(argv: list[str]) -> str | None:
+    """``objective.direction=<other than maximize / minimize>``: the message, else None. Each job checks
+    it too, but an Optuna sweeper reads it before any job runs, and fails with a traceback."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if key != "objective.direction" or not sep or any(c in value for c in "()[]${}'\""):
+            continue  # a sweep function or an interpolation: the jobs check what it gives
+        wrong = [v.strip() for v in value.split(",") if v.strip() not in ("maximize", "minimize")]
+        if wrong:
+            return (f"objective.direction is {wrong[0]!r}, not maximize or minimize\n  where: {arg}\n"
+                    "  fix: objective.direction=maximize or objective.direction=minimize")
+    return None
+
+
 def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
-    message = missing_launcher(sys.argv[1:]) or group_value_problem(sys.argv[1:])
+    args = sys.argv[1:]
+    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args)
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)

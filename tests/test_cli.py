@@ -304,9 +304,11 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
 @pytest.mark.parametrize(("override", "mentions"), [
     ("adapter._target_=nope.Nope", ["nope", "adapter._target_"]),
     ("dataset=image_folder", ["dataset.name"]),
-], ids=["adapter-not-importable", "missing-required-value"])
+    # an Optuna sweeper reads the direction before any job runs
+    ("hparams_search=digits_optuna objective.direction=max", ["'max'", "objective.direction=maximize"]),
+], ids=["adapter-not-importable", "missing-required-value", "search-direction"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
-    result = dlrun(tmp_path, override)
+    result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("error:"), result.stderr
     assert "fix:" in result.stderr
