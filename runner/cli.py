@@ -199,10 +199,33 @@ def direction_problem(argv: list[str]) -> str | None:
     return None
 
 
+def study_problem(argv: list[str]) -> str | None:
+    """For an Optuna search (``hparams_search=...``) that would resume a stored study: the message
+    when its fixed settings differ from those the study's trials ran with (runner.studies)."""
+    if not any(arg.startswith("hparams_search=") for arg in argv) or any(
+            arg.split("=")[0] in _MORE_CONFIG for arg in argv):
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .studies import resume_problem
+
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            storage, study_name = cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name")
+    except Exception:  # noqa: BLE001 - a config Hydra cannot compose: Hydra itself says why, next
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+    return resume_problem(storage, study_name, overrides)
+
+
 def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
     args = sys.argv[1:]
-    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args)
+    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args) or study_problem(args)
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)

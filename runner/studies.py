@@ -25,3 +25,60 @@ def trials_so_far(storage: str | None, study_name: str | None) -> int:
 def study_seed(seed: int | None, storage: str | None, study_name: str | None) -> int | None:
     """``seed`` plus the number of trials the stored study already holds (``${study_seed:...}``)."""
     return None if seed is None else int(seed) + trials_so_far(storage, study_name)
+
+
+
+# fixed overrides a resumed study may change: where things are kept and how fast, not what a trial measures
+_FREE_TO_CHANGE = ("batch_size", "sharding.", "platform.", "paths.")
+
+
+def _plain(value) -> object:
+    """An override's value as parsed (``1e-3`` and ``0.001`` alike)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(str(value))
+    except yaml.YAMLError:
+        return str(value)
+
+
+def fixed_overrides(argv: list[str]) -> dict[str, object]:
+    """The command line's fixed overrides, which the Optuna sweeper records on each trial
+    (``user_attrs``): not Hydra's own, not flags, not sweeps."""
+    fixed = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if sep and not arg.startswith("-") and not key.startswith("hydra") and not any(c in value for c in "(),[]"):
+            fixed[key] = _plain(value)
+    return fixed
+
+
+def resume_problem(storage: str | None, study_name: str | None, argv: list[str]) -> str | None:
+    """The message when a stored study would be resumed with other fixed settings than its trials ran
+    with (another objective, adapter, dataset, subsets ...): their values would not compare, and the
+    sampler would learn from both. None when there is no such study, or the settings agree."""
+    if not storage or not study_name:
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        if study_name not in {s.study_name for s in optuna.study.get_all_study_summaries(storage=storage)}:
+            return None
+        trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+    except Exception:  # noqa: BLE001 - a storage optuna cannot open is reported by the sweeper itself
+        return None
+    if not trials:
+        return None
+    ran_with = {key: _plain(value) for key, value in trials[0].user_attrs.items()}
+    now = fixed_overrides(argv)
+    changed = sorted(key for key in set(ran_with) | set(now) if ran_with.get(key, "<not set>") != now.get(
+        key, "<not set>") and not key.startswith(_FREE_TO_CHANGE))
+    if not changed:
+        return None
+    shown = ", ".join(f"{key}: {ran_with.get(key, '<not set>')} -> {now.get(key, '<not set>')}" for key in changed)
+    return (f"study {study_name!r} holds {len(trials)} trials run with other settings ({shown}): resumed, their "
+            f"objective values would not compare, and the sampler would learn from both\n  where: {storage}\n"
+            f"  fix: run with the settings its trials ran with, or start a new study: "
+            f"hydra.sweeper.study_name=<new name>")

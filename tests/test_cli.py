@@ -196,6 +196,20 @@ def test_an_optuna_sweep(tmp_path):
     assert len(output_dirs(result.stdout)) == 3
 
 
+def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
+    """Its trials' objective values would not compare with the new ones: refused before Hydra starts,
+    naming what changed; settings that do not change what a trial measures may differ."""
+    search = ["hparams_search=digits_optuna", "hydra.sweeper.n_trials=1", "hydra.sweeper.study_name=resumed"]
+    ok(dlrun(tmp_path, *search))
+    refused = dlrun(tmp_path, *search, "objective.metric=balanced_accuracy")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith("error: study 'resumed' holds 1 trials run with other settings "
+                                     "(objective.metric: <not set> -> balanced_accuracy)")
+    assert "hydra.sweeper.study_name=<new name>" in refused.stderr
+    ok(dlrun(tmp_path, *search, "batch_size=64"))  # resumed: 2 trials now
+    assert len(run_folders(tmp_path, "multirun")) == 2
+
+
 def test_an_optuna_search_without_an_evaluate_step_stops_each_trial_before_it_trains(tmp_path):
     result = dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.storage=null",
                    "pipeline=train")
