@@ -162,7 +162,7 @@ def plan(cfg: DictConfig) -> Plan:
 def _check_scalars(settings: dict) -> None:
     """The top-level values every step uses: a bad one would otherwise fail, or score wrong, only
     after a model version was trained."""
-    for key, minimum, example in (("batch_size", 1, "batch_size=32"), ("seed", None, "seed=0")):
+    for key, minimum, example in (("batch_size", 1, "batch_size=32"), ("seed", 0, "seed=0")):
         if key in settings and not is_whole_number(settings[key], minimum):
             bound = f" of at least {minimum}" if minimum is not None else ""
             raise ConfigError(f"{key} is {settings[key]!r}, not a whole number{bound}", where=key,

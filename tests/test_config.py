@@ -459,6 +459,7 @@ BAD_CONFIGS = {
     "batch-size-not-a-number": (["batch_size=abc"], ConfigError, ["'abc'", "batch_size=32"]),
     "batch-size-null": (["batch_size=null"], ConfigError, ["None", "batch_size"]),
     "seed-not-whole": (["seed=1.5"], ConfigError, ["seed is 1.5", "seed=0"]),
+    "seed-negative": (["seed=-1"], ConfigError, ["seed is -1, not a whole number of at least 0"]),
     "direction-unknown": (["objective.direction=up"], ConfigError, ["'up'", "objective.direction=minimize"]),
     "model-name-escapes": (["model.name=../../elsewhere"], ConfigError, ["'../../elsewhere'", "model.name"]),
     "model-name-empty": (["model.name="], ConfigError, ["model.name is ''"]),
