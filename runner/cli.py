@@ -199,33 +199,36 @@ def direction_problem(argv: list[str]) -> str | None:
     return None
 
 
-def study_problem(argv: list[str]) -> str | None:
-    """For an Optuna search (``hparams_search=...``) that would resume a stored study: the message
-    when its fixed settings differ from those the study's trials ran with (runner.studies)."""
+def stored_study(argv: list[str]) -> tuple[str, str] | None:
+    """(storage, study name) of an Optuna search (``hparams_search=...``) that stores its study."""
     if not any(arg.startswith("hparams_search=") for arg in argv) or any(
             arg.split("=")[0] in _MORE_CONFIG for arg in argv):
         return None
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from .studies import resume_problem
-
-    overrides = [arg for arg in argv if not arg.startswith("-")]
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=overrides, return_hydra_config=True)
-            storage, study_name = cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name")
+            sweeper = compose("config", overrides=[a for a in argv if not a.startswith("-")],
+                              return_hydra_config=True).hydra.sweeper
+            storage, study_name = sweeper.get("storage"), sweeper.get("study_name")
     except Exception:  # noqa: BLE001 - a config Hydra cannot compose: Hydra itself says why, next
         return None
     finally:
         GlobalHydra.instance().clear()
-    return resume_problem(storage, study_name, overrides)
+    return (storage, study_name) if storage and study_name else None
 
 
 def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
     args = sys.argv[1:]
-    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args) or study_problem(args)
+    started = time.time()
+    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args)
+    study = None if message else stored_study(args)
+    if study:
+        from .studies import resume_problem
+
+        message = resume_problem(*study, [a for a in args if not a.startswith("-")])
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -234,6 +237,12 @@ def entry() -> None:
         main()
     except KeyboardInterrupt as err:
         stopped_by = getattr(err, "signal", signal.SIGINT)
+        if study:  # the trials this search had asked for, and never told the study about
+            from .studies import fail_interrupted_trials
+
+            failed = fail_interrupted_trials(*study, since=started)
+            if failed:
+                print(f"study {study[1]!r}: {failed} interrupted trial(s) marked FAIL", file=sys.stderr)
         print(f"interrupted ({stopped_by.name}): the run stopped; run.json records it as failed", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
 

@@ -82,3 +82,24 @@ def resume_problem(storage: str | None, study_name: str | None, argv: list[str])
             f"objective values would not compare, and the sampler would learn from both\n  where: {storage}\n"
             f"  fix: run with the settings its trials ran with, or start a new study: "
             f"hydra.sweeper.study_name=<new name>")
+
+
+def fail_interrupted_trials(storage: str | None, study_name: str | None, since: float) -> int:
+    """Mark FAIL the trials of a stored study left RUNNING by a search stopped at or after ``since``
+    (Ctrl-C, SIGTERM): else they stay RUNNING for good, and a resumed search counts them. Returns how
+    many it marked."""
+    if not storage or not study_name:
+        return 0
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.datetime_start is not None and t.datetime_start.timestamp() >= since - 1.0]
+        for trial in running:
+            study.tell(trial.number, state=TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - best effort on the way out; the study is as optuna left it
+        return 0
+    return len(running)

@@ -210,6 +210,32 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     assert len(run_folders(tmp_path, "multirun")) == 2
 
 
+def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
+    """SIGTERM during the second batch of trials: the trials it had asked for are marked FAIL, not left
+    RUNNING for good (a resumed search would count them)."""
+    import optuna
+
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    process = subprocess.Popen([sys.executable, "-m", "runner", "hparams_search=digits_optuna",
+                                "hydra.sweeper.study_name=stopped"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        batches = 0
+        for line in iter(process.stdout.readline, ""):
+            batches += "Launching 2 jobs" in line
+            if batches == 2 and "#2 :" in line:  # the second batch's trials are asked for
+                break
+        process.terminate()
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + 15, stderr
+    assert "study 'stopped': 2 interrupted trial(s) marked FAIL" in stderr
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
+
+
 def test_an_optuna_search_without_an_evaluate_step_stops_each_trial_before_it_trains(tmp_path):
     result = dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.storage=null",
                    "pipeline=train")
