@@ -32,6 +32,23 @@ def dlrun(tmp_path: Path, *args: str, command: list[str] | None = None) -> subpr
                           timeout=TIMEOUT)
 
 
+def terminated_when(tmp_path: Path, seen, *args: str) -> tuple[int, str]:
+    """``python -m runner *args``, sent SIGTERM once ``seen(line)`` holds for a line of its output:
+    (exit status, stderr)."""
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    process = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in iter(process.stdout.readline, ""):
+            if seen(line):
+                break
+        process.terminate()
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    return process.returncode, stderr
+
+
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
@@ -215,21 +232,15 @@ def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
     RUNNING for good (a resumed search would count them)."""
     import optuna
 
-    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
-    process = subprocess.Popen([sys.executable, "-m", "runner", "hparams_search=digits_optuna",
-                                "hydra.sweeper.study_name=stopped"], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        batches = 0
-        for line in iter(process.stdout.readline, ""):
-            batches += "Launching 2 jobs" in line
-            if batches == 2 and "#2 :" in line:  # the second batch's trials are asked for
-                break
-        process.terminate()
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + 15, stderr
+    batches = []
+
+    def second_batch_asked_for(line: str) -> bool:
+        batches.append("Launching 2 jobs" in line)
+        return sum(batches) == 2 and "#2 :" in line
+
+    returncode, stderr = terminated_when(tmp_path, second_batch_asked_for, "hparams_search=digits_optuna",
+                                         "hydra.sweeper.study_name=stopped")
+    assert returncode == 128 + 15, stderr
     assert "study 'stopped': 2 interrupted trial(s) marked FAIL" in stderr
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
@@ -372,25 +383,15 @@ def test_an_adapters_error_is_one_message_with_the_traceback_in_the_runs_log(tmp
 
 
 def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
-    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
-    process = subprocess.Popen([sys.executable, "-m", "runner", "adapter=torch_cnn",
-                                "adapter.configuration.epochs=500", "hydra.run.dir=run"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "run" / "dlrun.log"
-    try:
-        for line in iter(process.stdout.readline, ""):  # training has started: a checkpoint exists
-            if "epoch 2/500 done" in line:
-                break
-        process.terminate()
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + 15, stderr
+    returncode, stderr = terminated_when(tmp_path, lambda line: "epoch 2/500 done" in line,  # a checkpoint exists
+                                         "adapter=torch_cnn", "adapter.configuration.epochs=500", "hydra.run.dir=run")
+    assert returncode == 128 + 15, stderr
     assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
     record = read_json(tmp_path / "run" / "run.json")
     assert record["status"] == "failed" and record["error"]["type"] == "Terminated"
     assert record["error"]["message"] == "interrupted by SIGTERM"
-    assert "epoch 2/500 done" in log.read_text()
+    assert "epoch 2/500" in log.read_text()  # ("done" may be cut off by the signal, between handlers)
     from runner.platform.local import LocalPlatform
 
     model = LocalPlatform(tmp_path / "dl" / "local").get_model(record["model"]["id"])
