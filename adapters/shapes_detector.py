@@ -242,8 +242,14 @@ class ShapeComponentsAdapter(BaseModelAdapter):
 
     def components(self, image: np.ndarray) -> list[Component]:
         get = self.configuration.get
-        return find_components(image, threshold=float(get("threshold", 45.0)), border=int(get("border", 2)),
-                               smooth=int(get("smooth", 1)), min_area=int(get("min_area", 20)))
+        settings = {"threshold": float(get("threshold", 45.0)), "border": int(get("border", 2)),
+                    "smooth": int(get("smooth", 1)), "min_area": int(get("min_area", 20))}
+        below = [f"{key}={value:g}" for key, value in settings.items()
+                 if value < {"threshold": 0, "border": 1, "smooth": 1, "min_area": 1}[key]]
+        if below:  # a negative threshold makes every pixel foreground: one component, the whole image
+            raise ValueError(f"configuration {', '.join(below)} is out of range: threshold >= 0, border, smooth and "
+                             "min_area >= 1 (see the adapter's docstring)")
+        return find_components(image, **settings)
 
     def _subset_samples(self, subset_path: Path) -> tuple[list[np.ndarray], list[str]]:
         """Features and labels of every component of the subset's images (``background`` when it matches

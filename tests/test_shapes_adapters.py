@@ -190,6 +190,10 @@ def test_detector_trains_evaluates_and_reloads_to_the_same_predictions(platform)
     assert rows(before) == rows(after)
     assert all(a.type == "box" and a.label in LABELS for c in after for a in c)
 
+    fresh.configuration["threshold"] = -1  # every pixel foreground: refused, not one whole-image box
+    with pytest.raises(ValueError, match="threshold=-1 is out of range"):
+        fresh.predict(images[:1])
+
 
 def test_segmenter_polygons_and_masks(platform):
     dataset = import_shapes(platform, n_images=N_IMAGES).dataset
