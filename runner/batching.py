@@ -61,7 +61,7 @@ class BatchResult:
     processed: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     outputs: list[tuple[Sequence[Any], Sequence[Any]]] = field(default_factory=list)
-    first: tuple[str, str] | None = None  # the first failure: (where raised, traceback), see errors.first_failure
+    first: tuple[str, str, str] | None = None  # the first failure: see errors.first_failure
 
     def fail(self, items: Sequence, err: BaseException, stage: str = "") -> None:
         self.failed.update({item.id: f"{stage}{_cause(err)}" for item in items})

@@ -85,12 +85,14 @@ class PredictionError(RunnerError):
     exit_code = 1
 
     def __init__(self, operation: str, failed: dict[str, str], total: int,
-                 first: tuple[str, str] | None = None):
+                 first: tuple[str, str, str] | None = None):
         self.failed = dict(failed)
         self.traceback_text = first[1] if first else None
         lines = [f"  {item_id}: {cause}" for item_id, cause in list(self.failed.items())[:50]]
         if len(self.failed) > 50:
             lines.append(f"  ... and {len(self.failed) - 50} more")
+        if first and "\n" in first[2]:  # the causes above are its first line: the rest once, here
+            lines.append("  the first failure in full: " + first[2].replace("\n", "\n    "))
         raised = f"; the first failure was raised at {first[0]}" if first else ""
         super().__init__(
             f"{operation} failed for {len(self.failed)} of {total} items; the results of the others were "
@@ -115,6 +117,7 @@ def raised_at(err: BaseException) -> str:
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
-def first_failure(err: BaseException) -> tuple[str, str]:
-    """(where it was raised, its whole traceback as text): what a report of many failures keeps of one."""
-    return raised_at(err), "".join(traceback.format_exception(err))
+def first_failure(err: BaseException) -> tuple[str, str, str]:
+    """(where it was raised, its whole traceback, its whole message): what a report of many failures
+    keeps of one."""
+    return raised_at(err), "".join(traceback.format_exception(err)), f"{type(err).__name__}: {str(err).strip()}"

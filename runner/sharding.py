@@ -117,7 +117,7 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s worker(s)", verb, count,
                 len(tasks), page_size, sharding.workers - 1, sharding.backend)
 
-    def here(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str] | None]:
+    def here(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str] | None]:
         result = getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
         return result.processed, result.failed, result.first
 
@@ -199,7 +199,7 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
     return outcomes
 
 
-def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str] | None]:
+def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str] | None]:
     """In a worker: predict (or embed) the task's pages; returns (items done, failed item id -> cause,
     the first failure's place and traceback).
 
