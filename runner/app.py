@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from . import interrupts
 from .configuration import is_whole_number
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
 from .gc_control import collection_paused
@@ -463,9 +464,11 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
             the_plan = plan(cfg)
         objective, model = _run(cfg, the_plan, Path(output_dir), record)
     except BaseException as err:
+        interrupts.release(raise_pending=False)
         record.failed(err)
         raise
     record.completed(objective, model)
+    interrupts.release()  # a SIGTERM that came while the outputs were written ends the process now
     return objective
 
 
@@ -537,6 +540,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
             logger.info("embedded %d items", count)
     adapter.batch_runner.close()
 
+    interrupts.hold()  # the steps are done: a SIGTERM now waits until run.json says so (runner/interrupts.py)
     model = platform.get_model(model.id)
     write_json(output_dir / "model.json", model_summary(model))
     plot_training_curves(model.metrics.list(), output_dir / "training_curves.png")

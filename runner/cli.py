@@ -17,7 +17,9 @@ import hydra
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
+from . import interrupts
 from .gc_control import collection_paused, job_heap
+from .interrupts import Terminated
 from .resolvers import register_resolvers
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -146,13 +148,6 @@ def _to_log_file(level: int, message: str, *args, exc_info: BaseException | None
     return path
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's time limit) turned into an exception, so a run ends as an
-    interrupted one does: the run and the model version are marked failed, a checkpoint is saved."""
-
-    signal = signal.SIGTERM
-
-
 _GRACE = 3.0  # seconds a process's children (launcher or shard workers) get to end their jobs as interrupted
 _terminating = False
 
@@ -162,7 +157,7 @@ def _terminate(signum, frame) -> None:
     sent to the whole process group, and a moment to record their jobs as interrupted before this
     process ends and takes them down with it; a second SIGTERM must not break off that clean-up."""
     global _terminating
-    if _terminating:
+    if _terminating or interrupts.held_back():  # a run writing its last outputs raises it once they are written
         return
     _terminating = True
     children = _children()

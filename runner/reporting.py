@@ -30,7 +30,7 @@ class RunRecord:
 
     def failed(self, err: BaseException) -> None:
         message = str(err) or type(err).__name__
-        if isinstance(err, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (runner.cli.Terminated names its signal)
+        if isinstance(err, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (runner.interrupts.Terminated names its signal)
             message = f"interrupted by {getattr(err, 'signal', signal.SIGINT).name}"
         elif isinstance(err, SystemExit):
             message = f"stopped (SystemExit {err.code})"
