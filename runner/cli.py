@@ -194,24 +194,64 @@ def direction_problem(argv: list[str]) -> str | None:
     return None
 
 
-def stored_study(argv: list[str]) -> tuple[str, str] | None:
-    """(storage, study name) of an Optuna search (``hparams_search=...``) that stores its study."""
-    if not any(arg.startswith("hparams_search=") for arg in argv) or any(
-            arg.split("=")[0] in _MORE_CONFIG for arg in argv):
-        return None
+def _composed(overrides: list[str]):
+    """The config these overrides compose (Hydra's own included), or None when it cannot be composed."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            sweeper = compose("config", overrides=[a for a in argv if not a.startswith("-")],
-                              return_hydra_config=True).hydra.sweeper
-            storage, study_name = sweeper.get("storage"), sweeper.get("study_name")
+            return compose("config", overrides=overrides, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - a config Hydra cannot compose: Hydra itself says why, next
         return None
     finally:
         GlobalHydra.instance().clear()
-    return (storage, study_name) if storage and study_name else None
+
+
+def stored_study(argv: list[str]) -> tuple[str, str, object] | None:
+    """(storage, study name, composed config) of an Optuna search (``hparams_search=...``) that stores
+    its study; None for a single run of a trial's overrides (``hydra.mode=RUN``), and when other config
+    folders are given (only Hydra reads those)."""
+    if not any(arg.startswith("hparams_search=") for arg in argv) or "hydra.mode=RUN" in argv or any(
+            arg.split("=")[0] in _MORE_CONFIG for arg in argv):
+        return None
+    cfg = _composed([a for a in argv if not a.startswith("-")])
+    if cfg is None:
+        return None
+    storage, study_name = cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name")
+    return (storage, study_name, cfg) if storage and study_name else None
+
+
+def _value(cfg, key: str) -> object:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    node = OmegaConf.select(cfg, key.lstrip("+~"), default=None)
+    return OmegaConf.to_container(node, resolve=False) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+def study_problem(argv: list[str], study: tuple[str, str, object]) -> str | None:
+    """The message when a stored study would be resumed with fixed settings that compose to other
+    values than those its trials ran with (``seed=0`` written out is the default, not a change)."""
+    from .studies import fixed_overrides, free_to_change, resume_message, stored_trials
+
+    storage, study_name, now_cfg = study
+    stored = stored_trials(storage, study_name)
+    if stored is None:
+        return None
+    n_trials, ran_with = stored
+    now = fixed_overrides(argv)
+    then_cfg = _composed([f"{key}={value}" for key, value in ran_with.items()])
+    changed = []
+    for key in sorted(set(ran_with) | set(now)):
+        if free_to_change(key):
+            continue
+        if then_cfg is not None:
+            before, after = _value(then_cfg, key), _value(now_cfg, key)
+        else:  # the first trial's overrides do not compose again: compare them as written
+            before, after = ran_with.get(key, "<not set>"), now.get(key, "<not set>")
+        if before != after:
+            changed.append((key, ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
+    return resume_message(study_name, storage, n_trials, changed) if changed else None
 
 
 def entry() -> None:
@@ -221,9 +261,7 @@ def entry() -> None:
     message = missing_launcher(args) or group_value_problem(args) or direction_problem(args)
     study = None if message else stored_study(args)
     if study:
-        from .studies import resume_problem
-
-        message = resume_problem(*study, [a for a in args if not a.startswith("-")])
+        message = study_problem([a for a in args if not a.startswith("-")], study)
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -235,7 +273,7 @@ def entry() -> None:
         if study:  # the trials this search had asked for, and never told the study about
             from .studies import fail_interrupted_trials
 
-            failed = fail_interrupted_trials(*study, since=started)
+            failed = fail_interrupted_trials(study[0], study[1], since=started)
             if failed:
                 print(f"study {study[1]!r}: {failed} interrupted trial(s) marked FAIL", file=sys.stderr)
         print(f"interrupted ({stopped_by.name}): the run stopped; run.json records it as failed", file=sys.stderr)

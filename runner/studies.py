@@ -54,10 +54,13 @@ def fixed_overrides(argv: list[str]) -> dict[str, object]:
     return fixed
 
 
-def resume_problem(storage: str | None, study_name: str | None, argv: list[str]) -> str | None:
-    """The message when a stored study would be resumed with other fixed settings than its trials ran
-    with (another objective, adapter, dataset, subsets ...): their values would not compare, and the
-    sampler would learn from both. None when there is no such study, or the settings agree."""
+def free_to_change(key: str) -> bool:
+    return key.startswith(_FREE_TO_CHANGE)
+
+
+def stored_trials(storage: str | None, study_name: str | None) -> tuple[int, dict] | None:
+    """(how many trials, the fixed overrides its first trial ran with) of a stored study; None when
+    there is no storage or no such study, or it holds no trial."""
     if not storage or not study_name:
         return None
     import optuna
@@ -69,16 +72,15 @@ def resume_problem(storage: str | None, study_name: str | None, argv: list[str])
         trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
     except Exception:  # noqa: BLE001 - a storage optuna cannot open is reported by the sweeper itself
         return None
-    if not trials:
-        return None
-    ran_with = {key: _plain(value) for key, value in trials[0].user_attrs.items()}
-    now = fixed_overrides(argv)
-    changed = sorted(key for key in set(ran_with) | set(now) if ran_with.get(key, "<not set>") != now.get(
-        key, "<not set>") and not key.startswith(_FREE_TO_CHANGE))
-    if not changed:
-        return None
-    shown = ", ".join(f"{key}: {ran_with.get(key, '<not set>')} -> {now.get(key, '<not set>')}" for key in changed)
-    return (f"study {study_name!r} holds {len(trials)} trials run with other settings ({shown}): resumed, their "
+    return (len(trials), {key: _plain(value) for key, value in trials[0].user_attrs.items()}) if trials else None
+
+
+def resume_message(study_name: str, storage: str, n_trials: int, changed: list[tuple[str, object, object]]) -> str:
+    """A stored study would be resumed with other fixed settings than its trials ran with (another
+    objective, adapter, dataset, subsets ...): their values would not compare, and the sampler would
+    learn from both."""
+    shown = ", ".join(f"{key}: {before} -> {after}" for key, before, after in changed)
+    return (f"study {study_name!r} holds {n_trials} trials run with other settings ({shown}): resumed, their "
             f"objective values would not compare, and the sampler would learn from both\n  where: {storage}\n"
             f"  fix: run with the settings its trials ran with, or start a new study: "
             f"hydra.sweeper.study_name=<new name>")

@@ -223,8 +223,12 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     assert refused.stderr.startswith("error: study 'resumed' holds 1 trials run with other settings "
                                      "(objective.metric: <not set> -> balanced_accuracy)")
     assert "hydra.sweeper.study_name=<new name>" in refused.stderr
-    ok(dlrun(tmp_path, *search, "batch_size=64"))  # resumed: 2 trials now
+    # the same values written out (defaults), and settings free to change: resumed, 2 trials now
+    ok(dlrun(tmp_path, *search, "batch_size=64", "seed=0", "subsets=by_dir"))
     assert len(run_folders(tmp_path, "multirun")) == 2
+    # one trial's overrides run again as a single run (README: Reproduce a run): no search, no check
+    single = ok(dlrun(tmp_path, *search, "objective.metric=balanced_accuracy", "hydra.mode=RUN"))
+    assert "balanced_accuracy" in single.stdout and len(run_folders(tmp_path, "multirun")) == 2
 
 
 def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
