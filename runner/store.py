@@ -211,7 +211,7 @@ def _annotation_filter(model: str | None, ground_truth: bool) -> dict | None:
 
 
 def _item_filter(args) -> dict | None:
-    clauses = []
+    clauses, join = [], None
     if args.filter:
         try:
             given = json.loads(args.filter)
@@ -221,14 +221,17 @@ def _item_filter(args) -> dict | None:
         if not isinstance(given, dict):
             raise RunnerError("--filter must be a JSON object (DQL)", where=f"--filter {args.filter}",
                               fix='pass DQL JSON, e.g. --filter \'{"metadata.user.tags": "hard"}\'')
-        clauses.append(given.get("filter", given) if "resource" in given or "filter" in given else given)
+        prepared = "resource" in given or "filter" in given or "join" in given  # dl.Filters().prepare()'s form
+        clauses.append(given.get("filter") or {} if prepared else given)
+        join = given.get("join") if prepared else None  # an annotation join: kept, the DQL checks it
     if args.dir:
         folder = "/" + args.dir.strip("/")
         clauses.append({"$or": [{"dir": folder}, {"dir": folder.rstrip("/") + "/*"}]} if folder != "/" else {})
     clauses = [c for c in clauses if c]
-    if not clauses:
+    if not clauses and join is None:
         return None
-    return {"resource": "items", "filter": clauses[0] if len(clauses) == 1 else {"$and": clauses}}
+    dql = {"resource": "items", "filter": {} if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}}
+    return dql if join is None else {**dql, "join": join}
 
 
 def export(platform, args) -> int:
@@ -247,8 +250,10 @@ def export(platform, args) -> int:
                           fix="name a new folder: an export never writes over files")
     items = _item_filter(args)
     annotations = _annotation_filter(args.model, ground_truth=not args.no_ground_truth)
+    made = next((d for d in reversed([dest.parent, *dest.parent.parents]) if not d.exists()), None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    done = False
     try:
         count = platform.export(dataset, items, annotations, partial)
         if count == 0:
@@ -257,8 +262,11 @@ def export(platform, args) -> int:
         if dest.exists():
             dest.rmdir()  # empty, checked above
         partial.rename(dest)
+        done = True
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        if not done and made is not None:  # the folders made for it
+            shutil.rmtree(made, ignore_errors=True)
     kept = ("ground truth and " if not args.no_ground_truth else "") + \
         (f"the predictions of {args.model}" if args.model else "the predictions of every model")
     print(f"exported {count} items of dataset {dataset.name!r}, with {kept}, to {dest} (items/ + json/: "

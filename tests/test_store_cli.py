@@ -328,7 +328,18 @@ def test_export_writes_the_chosen_annotations_and_imports_back(platform, digits,
                    for a in json.loads(p.read_text())["annotations"]}
     assert models_seen == {v1.name, v2.name}
 
-    for args, message in ((["out"], "already exists and is not an empty folder"),
+    # a dl.Filters with an annotation join: only the items that hold such an annotation
+    three = dl_filters_json(field="dir", values="/test", join_label="3")
+    code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / "threes"), "--filter", three,
+                           "--no-ground-truth", "--model", v1.name)
+    assert code == 0, err
+    labels = [[a["label"] for a in json.loads(p.read_text())["annotations"]]
+              for p in (tmp_path / "threes" / "json").rglob("*.json")]
+    truth_threes = platform.count_items(digits, json.loads(three))
+    assert len(labels) == truth_threes > 0
+
+    for args, message in ((["nested/deeper/out", "--dir", "/nothere"], "no item of dataset 'digits' matches"),
+                          (["out"], "already exists and is not an empty folder"),
                           (["new", "--dir", "/nothere"], "no item of dataset 'digits' matches"),
                           (["new", "--filter", '{"bogus": 1}'], "unknown items field 'bogus'"),
                           (["new", "--filter", "[1]"], "--filter must be a JSON object"),
@@ -337,3 +348,11 @@ def test_export_writes_the_chosen_annotations_and_imports_back(platform, digits,
         code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / args[0]), *args[1:])
         assert code == 2 and message in err, err
         assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no partial folder left
+
+
+def dl_filters_json(field: str, values: str, join_label: str) -> str:
+    import dtlpy as dl
+
+    filters = dl.Filters(field=field, values=values)
+    filters.add_join(field="label", values=join_label)
+    return json.dumps(filters.prepare())
