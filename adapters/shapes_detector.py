@@ -43,6 +43,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from adapters.sklearn_classifier import build_estimator, dump_skops, load_trusted_skops
 from runner import BaseModelAdapter
+from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts, model_status
 
@@ -205,9 +206,7 @@ def truth_boxes(annotations: list[dict]) -> list[tuple[str, tuple[float, float, 
 def read_image(path: Path) -> np.ndarray:
     """HWC uint8, as the runner's ``prepare_item_func`` gives it (L stays one channel, others → RGB)."""
     with Image.open(path) as image:
-        if image.mode not in ("L", "RGB"):
-            image = image.convert("RGB")
-        array = np.asarray(image, dtype=np.uint8)
+        array = np.asarray(eight_bit(image), dtype=np.uint8)
     return array[:, :, None] if array.ndim == 2 else array
 
 

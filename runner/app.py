@@ -140,7 +140,7 @@ def plan(cfg: DictConfig) -> Plan:
     objective = (settings.get("objective") or {}).get("metric")
     if "evaluate" in steps and objective and _uses_default_evaluate(adapter_class):
         known = set(DEFAULT_SCALARS.get(output_type, ())) | set(metric_functions)
-        if objective not in known:
+        if objective not in known and not (output_type in ("class", "text_mark") and _SCORE_METRIC.fullmatch(objective)):
             raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
                               where="objective.metric", fix=f"choose one of {sorted(known)}")
 
@@ -180,6 +180,8 @@ def _check_scalars(settings: dict) -> None:
                               fix=f"{group}.name=<name>, e.g. {group}.name={example}")
 
 
+# classification metrics computed when the adapter gives per-class scores (runner.metrics.classification)
+_SCORE_METRIC = re.compile(r"top_\d+_accuracy|roc_auc_ovr_macro")
 _SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))
 DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "text_mark": CLASSIFICATION_SCALARS, "box": COCO_SCALARS,
                    "segment": _SEGMENTATION_SCALARS, "binary": _SEGMENTATION_SCALARS}

@@ -166,6 +166,10 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
         names = np.asarray([*data.labels, "<none>"], dtype=object)
         y_true, y_pred = names[data.y_true], names[data.y_pred]  # -1 picks "<none>"
         for name, function in extra.items():
+            if name in metrics:  # confusion_matrix, per_label, top_2_accuracy ...: the standard one stays
+                logger.warning("metrics.scores.%s is left out: the evaluate step computes %r itself; name it "
+                               "otherwise (e.g. %s_sklearn)", name, name, name)
+                continue
             metrics[name] = float(function(y_true, y_pred, **_model_labels(function, data.labels)))
     metrics["problems"] = _problems_json(data.problems)
     return metrics

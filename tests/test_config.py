@@ -176,6 +176,14 @@ def test_an_extra_metric_under_a_standard_name_is_left_out_with_a_warning(caplog
     assert "metrics.scores.f1_macro is left out" in caplog.text and "f1_macro_sklearn" in caplog.text
 
 
+def test_the_metrics_of_per_class_scores_can_be_the_objective():
+    """top-k accuracy and ROC-AUC are computed when the adapter gives per-class scores (torch_cnn does)."""
+    for metric in ("roc_auc_ovr_macro", "top_2_accuracy"):
+        assert app.plan(compose_config("adapter=torch_cnn", f"objective.metric={metric}")).steps
+    with pytest.raises(ConfigError, match="top_k_accuracy"):
+        app.plan(compose_config("adapter=torch_cnn", "objective.metric=top_k_accuracy"))
+
+
 def test_batch_size_reaches_the_model_configuration():
     cfg = compose_config("batch_size=16")
     assert cfg.model.configuration.batch_size == 16

@@ -219,8 +219,10 @@ def test_extra_metrics_are_scored_over_the_models_labels(platform, classified):
                                dataset.id, model, 0.8) for i, row in enumerate(rows) if i % 5]  # some left out
     platform.store.insert_annotations(predictions)
     extra = {"f1_sk": partial(f1_score, average="macro", zero_division=0), "f1_two_labels":
-             partial(f1_score, average="macro", zero_division=0, labels=["cat", "dog"])}
+             partial(f1_score, average="macro", zero_division=0, labels=["cat", "dog"]),
+             "confusion_matrix": partial(f1_score, average="macro")}  # a standard output's name: left out
     metrics = evaluate(platform, model, dataset, None, extra)
+    assert isinstance(metrics["confusion_matrix"], dict)
     assert metrics["f1_sk"] == pytest.approx(metrics["f1_macro"])
     assert metrics["f1_two_labels"] != pytest.approx(metrics["f1_macro"])  # labels given: kept as given
     assert metrics["problems"]["items without a prediction (counted wrong)"]["count"] > 0
