@@ -217,46 +217,19 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             for selection in self._downloaded(subset_filter, annotation_filter):
                 count += self.platform.export(dataset, selection, annotation_filter, target)
             if count == 0:
-                raise EmptySubsetError(
-                    f"no item of subset {subset!r} has an annotation of model {model.name!r}'s output type "
-                    f"{model.output_type!r}: prepare_data takes, as on Dataloop, only items with such annotations",
-                    where=f"filter: {subset_filter}; annotations: {annotation_filter}",
-                    fix="annotate the items, check the model's output_type against the dataset's annotations, or "
-                        "set configuration.include_background=true to take items without annotations too")
+                raise no_annotated_items(subset, model.name, model.output_type, subset_filter, annotation_filter,
+                                         bool(self.configuration.get("include_background", False)))
             logger.info("subset %r: %d items → %s", subset, count, target)
         self.convert_from_dtlpy(data_path=str(data_path), **kwargs)
         return str(root_path), str(data_path), str(output_path)
 
     def _downloaded(self, subset_filter: dict, annotation_filter: dict) -> list[dict]:
-        """The item filters of a subset's download, as dtlpy's prepare_data makes them: items with an
-        annotation the model trains on (the annotation filter joined in), and with
-        ``configuration.include_background`` also the items with no annotation at all. An embedding
-        model takes every item of the subset."""
-        if self.model_entity.output_type == "embedding":
-            return [subset_filter]
-        subset_filter = dict(subset_filter or {"filter": {}, "resource": "items"})
-        join_filter = (annotation_filter or {}).get("filter") or {}
-        if "join" in subset_filter:  # the subset's own join: both hold for the same annotation
-            join_filter = {"$and": [subset_filter["join"].get("filter") or {}, join_filter]}
-        annotated = {**subset_filter, "join": {"on": {"resource": "annotations", "local": "itemId", "forigen": "id"},
-                                               "filter": join_filter}}
-        if not self.configuration.get("include_background", False):
-            return [annotated]
-        background = {k: v for k, v in subset_filter.items() if k != "join"}
-        background["filter"] = {"$and": [subset_filter.get("filter") or {}, {"annotated": False}]}
-        return [annotated, background]
+        return downloaded(subset_filter, annotation_filter, self.model_entity.output_type,
+                          bool(self.configuration.get("include_background", False)))
 
     def _ground_truth_filter(self) -> dict:
-        """The annotations a model trains on: its output type (polygons and masks go together), and no
-        model's predictions unless ``configuration.include_model_annotations``."""
-        clauses = []
-        output_type = self.model_entity.output_type
-        if output_type and output_type != "embedding":
-            types = ["segment", "binary"] if output_type in ("segment", "binary") else [output_type]
-            clauses.append({"type": {"$in": types}})
-        if not self.configuration.get("include_model_annotations", False):
-            clauses.append({"metadata.system.model.name": {"$exists": False}})
-        return {"filter": {"$and": clauses}, "resource": "annotations"}
+        return ground_truth_filter(self.model_entity.output_type,
+                                   bool(self.configuration.get("include_model_annotations", False)))
 
     def _stamp(self, item: dl.Item, collection) -> None:
         model = self.model_entity
@@ -473,6 +446,51 @@ def _init_adapter_state(adapter) -> None:
 
 
 _NOT_COPIED = {"__init__", "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"}
+
+
+def ground_truth_filter(output_type: str | None, include_model_annotations: bool) -> dict:
+    """The annotations a model trains on: its output type (polygons and masks go together), and no
+    model's predictions unless ``configuration.include_model_annotations``."""
+    clauses = []
+    if output_type and output_type != "embedding":
+        types = ["segment", "binary"] if output_type in ("segment", "binary") else [output_type]
+        clauses.append({"type": {"$in": types}})
+    if not include_model_annotations:
+        clauses.append({"metadata.system.model.name": {"$exists": False}})
+    return {"filter": {"$and": clauses}, "resource": "annotations"}
+
+
+def downloaded(subset_filter: dict | None, annotation_filter: dict | None, output_type: str | None,
+               include_background: bool) -> list[dict]:
+    """The item filters of a subset's download, as dtlpy's prepare_data makes them: items with an
+    annotation the model trains on (the annotation filter joined in), and with
+    ``configuration.include_background`` also the items with no annotation at all. An embedding
+    model takes every item of the subset."""
+    if output_type == "embedding":
+        return [subset_filter]
+    subset_filter = dict(subset_filter or {"filter": {}, "resource": "items"})
+    join_filter = (annotation_filter or {}).get("filter") or {}
+    if "join" in subset_filter:  # the subset's own join: both hold for the same annotation
+        join_filter = {"$and": [subset_filter["join"].get("filter") or {}, join_filter]}
+    annotated = {**subset_filter, "join": {"on": {"resource": "annotations", "local": "itemId", "forigen": "id"},
+                                           "filter": join_filter}}
+    if not include_background:
+        return [annotated]
+    background = {k: v for k, v in subset_filter.items() if k != "join"}
+    background["filter"] = {"$and": [subset_filter.get("filter") or {}, {"annotated": False}]}
+    return [annotated, background]
+
+
+def no_annotated_items(subset: str, model_name: str, output_type: str | None, subset_filter, annotation_filter,
+                       include_background: bool) -> EmptySubsetError:
+    return EmptySubsetError(
+        f"no item of subset {subset!r} has an annotation of model {model_name!r}'s output type {output_type!r}"
+        + ("" if not include_background else " or no annotation at all")
+        + ": prepare_data takes, as on Dataloop, only items with such annotations",
+        where=f"filter: {subset_filter}; annotations: {annotation_filter}",
+        fix="annotate the items, or check the model's output_type against the dataset's annotations"
+            + ("" if include_background else "; +adapter.configuration.include_background=true takes items "
+                                             "without annotations too"))
 
 
 def bind_adapter_class(cls: type) -> type:

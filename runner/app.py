@@ -354,6 +354,23 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
+def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
+    """Before a version is made: every subset holds items that prepare_data will take (with an
+    annotation of the output type, as on Dataloop), else the error comes now, not after training."""
+    from .adapter import downloaded, ground_truth_filter, no_annotated_items
+
+    configuration = {**(settings["adapter"].get("configuration") or {}),
+                     **(settings["model"].get("configuration") or {})}
+    output_type = settings["model"].get("output_type")
+    background = bool(configuration.get("include_background", False))
+    annotations = ground_truth_filter(output_type, bool(configuration.get("include_model_annotations", False)))
+    for name, subset_filter in subsets.items():
+        if not any(platform.count_items(dataset, f) for f in downloaded(subset_filter, annotations, output_type,
+                                                                       background)):
+            raise no_annotated_items(name, settings["model"]["name"], output_type, subset_filter, annotations,
+                                     background)
+
+
 def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filter: dict | None) -> None:
     """A version scored on items of its own train subset gets a score that is not a held-out one: say
     so (subsets=model, the evaluate pipeline's default, never does this)."""
@@ -509,6 +526,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                                        "imported from a folder that has changed since needs a new dataset.name, or "
                                        f"deleting first (python -m runner.store delete-dataset {dataset.name})")
 
+    if "train" in steps:
+        _check_annotated(platform, dataset, settings, subsets)
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)
     record.model = {"id": model.id, "name": model.name}

@@ -468,6 +468,10 @@ BAD_CONFIGS = {
     "batch-size-null": (["batch_size=null"], ConfigError, ["None", "batch_size"]),
     "seed-not-whole": (["seed=1.5"], ConfigError, ["seed is 1.5", "seed=0"]),
     "seed-negative": (["seed=-1"], ConfigError, ["seed is -1, not a whole number of at least 0"]),
+    # prepare_data would take nothing (no item with an annotation of that type): found before a version is made
+    "no-annotations-of-the-output-type": (["adapter.output_type=point", "pipeline=train"], EmptySubsetError,
+                                          ["no item of subset 'train' has an annotation", "'point'",
+                                           "include_background=true"]),
     "direction-unknown": (["objective.direction=up"], ConfigError, ["'up'", "objective.direction=minimize"]),
     "model-name-escapes": (["model.name=../../elsewhere"], ConfigError, ["'../../elsewhere'", "model.name"]),
     "model-name-empty": (["model.name="], ConfigError, ["model.name is ''"]),
