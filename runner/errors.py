@@ -94,9 +94,9 @@ class PredictionError(RunnerError):
         if first and "\n" in first[2]:  # the causes above are its first line: the rest once, here
             lines.append("  the first failure in full: " + first[2].replace("\n", "\n    "))
         raised = f"; the first failure was raised at {first[0]}" if first else ""
+        stored = "nothing was stored" if len(self.failed) >= total else "the results of the others were stored"
         super().__init__(
-            f"{operation} failed for {len(self.failed)} of {total} items; the results of the others were "
-            f"stored{raised}",
+            f"{operation} failed for {len(self.failed)} of {total} items; {stored}{raised}",
             where="failed item ids:\n" + "\n".join(lines),
             fix="fix the cause shown for each item and run again: a rerun replaces this model's earlier results",
         )

@@ -104,8 +104,8 @@ def _notes(sweep: Sweep) -> list[str]:
     if sweep.unlisted:
         lines.append(f"jobs that never started are not listed: {sweep.unlisted}")
     if sweep.earlier:
-        lines.append(f"left out: job folder(s) {', '.join(sweep.earlier)}, from an earlier sweep into this folder "
-                     "(they started before its multirun.yaml was written)")
+        lines.append(f"left out: job folder{'s' if len(sweep.earlier) > 1 else ''} {', '.join(sweep.earlier)} (an "
+                     "earlier sweep into this folder: started before its multirun.yaml was written)")
     return lines
 
 

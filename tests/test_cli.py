@@ -347,7 +347,8 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
                                                                                               "name: broken"))
     result = dlrun(tmp_path, "adapter=broken", f"hydra.searchpath=[file://{tmp_path / 'extra'}]")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert re.search(r"^error: predict_dataset failed for (\d+) of \1 items", result.stderr, re.MULTILINE), \
+    assert re.search(r"^error: predict_dataset failed for (\d+) of \1 items; nothing was stored", result.stderr,
+                     re.MULTILINE), \
         result.stderr
     assert f"the first failure was raised at {tmp_path / 'broken_adapter.py'}:7 in predict" in result.stderr
     [log] = tmp_path.glob("outputs/*/*/dlrun.log")

@@ -222,7 +222,7 @@ def test_job_folders_an_earlier_sweep_left_in_the_same_folder_are_left_out(tmp_p
     assert found.best.name == "0"
     result = report(tmp_path, str(sweep))
     assert result.returncode == 0, result.stderr
-    assert "left out: job folder(s) 1, 2, from an earlier sweep into this folder" in result.stdout
+    assert "left out: job folders 1, 2 (an earlier sweep into this folder" in result.stdout
 
     copied = tmp_path / "copied"
     copied.mkdir()
