@@ -8,6 +8,8 @@ between the platform and those functions. A class written for Dataloop (subclass
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import shutil
 import tempfile
@@ -264,7 +266,18 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self._predict_batch(batch, **kwargs), self._write_predictions, keep,
-                                     encode=self._encode_predictions)
+                                     encode=self._encode_predictions, own_files=self._own_files())
+
+    def _own_files(self) -> tuple[str, ...]:
+        """The source files of the adapter's own classes (not the runner's or dtlpy's): a failure is
+        reported at its line there, even when the adapter is an installed package."""
+        files = []
+        for cls in type(self).__mro__:
+            if cls.__module__.split(".")[0] in ("runner", "dtlpy", "builtins"):
+                continue
+            with contextlib.suppress(TypeError, OSError):
+                files.append(inspect.getsourcefile(cls))
+        return tuple(f for f in files if f)
 
     def _predict_batch(self, batch: list, **kwargs):
         collections = self.predict(batch, **kwargs)
@@ -385,7 +398,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self.embed(batch, **kwargs),
-                                     self._embed_store if upload else None, keep, name="embed")
+                                     self._embed_store if upload else None, keep, name="embed",
+                                     own_files=self._own_files())
 
     def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
         """Embed in batches; store one vector per item in the model's feature set. Returns (items, vectors)."""

@@ -397,8 +397,8 @@ def _warn_ignored_overrides(model, steps: list[str]) -> None:
     if not HydraConfig.initialized():
         return
     given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-    ignored = [key for key in given if key.startswith(("adapter.configuration.", "model.configuration."))
-               and key.split(".", 2)[2] != "batch_size"]
+    ignored = [key for key in given if key in ("adapter", "experiment") or (key.startswith(
+        ("adapter.configuration.", "model.configuration.")) and key.split(".", 2)[2] != "batch_size")]
     if ignored:
         logger.warning("%s: not applied; this run (%s) uses the configuration model %s was trained with (only batch_size "
                        "is taken from this run): train a new version with them (pipeline=train_evaluate ...)",

@@ -62,11 +62,12 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)
     outputs: list[tuple[Sequence[Any], Sequence[Any]]] = field(default_factory=list)
     first: tuple[str, str, str] | None = None  # the first failure: see errors.first_failure
+    own_files: tuple[str, ...] = ()  # the adapter's source files: where a failure is said to be raised
 
     def fail(self, items: Sequence, err: BaseException, stage: str = "") -> None:
         self.failed.update({item.id: f"{stage}{_cause(err)}" for item in items})
         if self.first is None:
-            self.first = first_failure(err)
+            self.first = first_failure(err, self.own_files)
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -127,18 +128,18 @@ class BatchRunner:
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
             infer: Callable[[list], Sequence[Any]], store: Callable[[list, Any], Any] | None,
             keep_outputs: bool, encode: Callable[[list, Sequence[Any]], Any] | None = None,
-            name: str = "predict") -> BatchResult:
+            name: str = "predict", own_files: tuple[str, ...] = ()) -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
         ``encode(items, outputs)``, when given, runs right after it on the caller's thread (the
         CPU-bound part of storing); ``store(items, encoded or outputs)`` runs on the writer thread and
         its return replaces the outputs kept."""
         keep_freed_memory()
         with responsive_switching():
-            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name)
+            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files)
 
-    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name) -> BatchResult:
+    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files) -> BatchResult:
         prepare_pool, store_pool = self._pools()
-        result = BatchResult()
+        result = BatchResult(own_files=own_files)
         pending_stores: deque[tuple[list, Future]] = deque()
 
         def submit(batch: list) -> tuple[list, list[Future]]:

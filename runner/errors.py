@@ -6,6 +6,7 @@ import os
 import sys
 import sysconfig
 import traceback
+from collections.abc import Collection
 
 
 class RunnerError(Exception):
@@ -105,19 +106,22 @@ class PredictionError(RunnerError):
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 
-def raised_at(err: BaseException) -> str:
-    """``file:line in function`` of the deepest frame of ``err`` outside the installed libraries and the
-    standard library (the adapter's line that called into scikit-learn, not scikit-learn's), else
+def raised_at(err: BaseException, prefer: Collection[str] = ()) -> str:
+    """``file:line in function`` of the deepest frame of ``err`` in one of the ``prefer`` files (the
+    adapter's own modules, wherever they are installed); else outside the installed libraries and the
+    standard library (the adapter's line that called into scikit-learn, not scikit-learn's); else
     the deepest frame."""
     frames = traceback.extract_tb(err.__traceback__)
     if not frames:
         return "(no traceback)"
+    preferred = [f for f in frames if f.filename in prefer]
     own = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
-    frame = (own or frames)[-1]
+    frame = (preferred or own or frames)[-1]
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
-def first_failure(err: BaseException) -> tuple[str, str, str]:
+def first_failure(err: BaseException, prefer: Collection[str] = ()) -> tuple[str, str, str]:
     """(where it was raised, its whole traceback, its whole message): what a report of many failures
     keeps of one."""
-    return raised_at(err), "".join(traceback.format_exception(err)), f"{type(err).__name__}: {str(err).strip()}"
+    return (raised_at(err, prefer), "".join(traceback.format_exception(err)),
+            f"{type(err).__name__}: {str(err).strip()}")

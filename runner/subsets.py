@@ -45,8 +45,14 @@ def of_model(platform: Platform, dataset: dl.Dataset, name: str) -> dict[str, di
     subsets = ((model.metadata or {}).get("system") or {}).get("subsets") or {}
     choose = "choose the subsets to use: subsets=by_dir, subsets=by_tag or subsets=random_split seed=<n>"
     if model.dataset_id != dataset.id:
-        raise ConfigError(f"subsets=model: model {name!r} was trained on another dataset than {dataset.name!r}, so "
-                          "its subsets do not apply here", where="subsets", fix=choose)
+        try:
+            own = platform.get_dataset(dataset_id=model.dataset_id).name
+        except Exception:  # noqa: BLE001 - the name only adds a hint
+            own = None
+        raise ConfigError(f"subsets=model: model {name!r} was trained on "
+                          f"{f'dataset {own!r}' if own else 'another dataset'}, not {dataset.name!r}, so its subsets "
+                          "do not apply here", where="subsets",
+                          fix=(f"evaluate it on its own dataset (dataset.name={own}), or " if own else "") + choose)
     if not subsets:
         raise ConfigError(f"subsets=model: model {name!r} records no subsets (metadata.system.subsets)",
                           where="subsets", fix=choose)

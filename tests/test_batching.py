@@ -6,6 +6,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
+import pytest
+
 from runner.batching import _SWITCH_INTERVAL, BatchRunner, _split
 
 
@@ -76,3 +78,24 @@ def test_an_item_cause_is_one_line_and_the_first_failure_keeps_the_whole_text():
     assert result.failed == {"a": "RunnerError: vectors of 3 numbers, not 4 ...",
                              "b": "RunnerError: vectors of 3 numbers, not 4 ..."}
     assert "fix: return 4 numbers per item" in result.first[1]
+
+
+def test_a_failure_is_placed_in_the_adapters_own_file_even_when_it_is_installed():
+    """An adapter installed as a package lives under site-packages, as its libraries do: its own files
+    (``prefer``) still name the line, not the runner's frame that called it."""
+    import sysconfig
+    from pathlib import Path
+
+    from runner.errors import raised_at
+
+    installed = str(Path(sysconfig.get_paths()["purelib"]) / "my_adapters" / "model.py")
+    namespace: dict = {}
+    exec(compile("def predict(batch):\n    return [1 / 0 for _ in batch]\n", installed, "exec"), namespace)
+
+    def runner_calls(batch):
+        return namespace["predict"](batch)
+
+    with pytest.raises(ZeroDivisionError) as raised:
+        runner_calls([1])
+    assert raised_at(raised.value, prefer=(installed,)) == f"{installed}:2 in <listcomp>"
+    assert installed not in raised_at(raised.value)  # without it: the deepest frame outside the libraries

@@ -264,7 +264,9 @@ def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home,
     with pytest.raises(ConfigError) as raised:  # its own subsets (the default) are of another dataset
         run(tmp_path, "evaluate-elsewhere", "pipeline=evaluate", f"model.name={version['name']}", "dataset=shapes",
             "dataset.source.n_images=12")
-    assert "trained on another dataset than 'shapes'" in str(raised.value) and "subsets=by_dir" in str(raised.value)
+    assert "trained on dataset 'digits', not 'shapes'" in str(raised.value)
+    assert "dataset.name=digits" in str(raised.value)
+    assert "subsets=by_dir" in str(raised.value)
     with pytest.raises(ConfigError) as raised:
         run(tmp_path, "evaluate-elsewhere", "pipeline=evaluate", f"model.name={version['name']}", "dataset=shapes",
             "dataset.source.n_images=12", "subsets=by_dir")
