@@ -479,8 +479,8 @@ def downloaded(subset_filter: dict | None, annotation_filter: dict | None, outpu
     """The item filters of a subset's download, as dtlpy's prepare_data makes them: items with an
     annotation the model trains on (the annotation filter joined in), and with
     ``configuration.include_background`` also the items with no annotation at all. An embedding
-    model takes every item of the subset."""
-    if output_type == "embedding":
+    model, or one without an output type, takes every item of the subset (dtlpy joins no filter then)."""
+    if output_type in ("embedding", None):
         return [subset_filter]
     subset_filter = dict(subset_filter or {"filter": {}, "resource": "items"})
     join_filter = (annotation_filter or {}).get("filter") or {}

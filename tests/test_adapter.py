@@ -94,6 +94,19 @@ def test_prepare_data_takes_the_items_dataloop_downloads(platform, digits):
     assert "include_background=true" in str(err.value)
 
 
+def test_the_download_filters_follow_dtlpys():
+    from runner.adapter import downloaded, ground_truth_filter
+
+    subset = {"filter": {"dir": "/train"}, "resource": "items"}
+    annotations = ground_truth_filter("box", include_model_annotations=False)
+    [annotated] = downloaded(subset, annotations, "box", include_background=False)
+    assert annotated["filter"] == {"dir": "/train"} and annotated["join"]["filter"] == annotations["filter"]
+    _annotated, background = downloaded(subset, annotations, "box", include_background=True)
+    assert background == {"filter": {"$and": [{"dir": "/train"}, {"annotated": False}]}, "resource": "items"}
+    for output_type in ("embedding", None):  # no annotation filter joined: every item of the subset
+        assert downloaded(subset, annotations, output_type, include_background=False) == [subset]
+
+
 def test_prepare_data_timestamps_never_collide(digits, model):
     adapter = SklearnImageClassifier(model_entity=model)
     roots = {adapter.prepare_data(digits, data_path=None)[0] for _ in range(3)}
