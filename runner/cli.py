@@ -271,11 +271,13 @@ def entry() -> None:
     except KeyboardInterrupt as err:
         stopped_by = getattr(err, "signal", signal.SIGINT)
         if study:  # the trials this search had asked for, and never told the study about
-            from .studies import fail_interrupted_trials
+            from .report import current_sweep_dir
+            from .studies import settle_interrupted_trials
 
-            failed = fail_interrupted_trials(study[0], study[1], since=started)
-            if failed:
-                print(f"study {study[1]!r}: {failed} interrupted trial(s) marked FAIL", file=sys.stderr)
+            told, failed = settle_interrupted_trials(study[0], study[1], since=started, sweep_dir=current_sweep_dir())
+            if told or failed:
+                print(f"study {study[1]!r}: of the interrupted trials, {told} had finished (told their value) and "
+                      f"{failed} are marked FAIL", file=sys.stderr)
         print(f"interrupted ({stopped_by.name}): the run stopped; run.json records it as failed", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
 

@@ -193,6 +193,13 @@ def build(folder: str | Path, echo: bool = True) -> Sweep:
     return sweep
 
 
+_current_sweep: Path | None = None  # the folder of the multirun this process runs (Hydra keeps no config of it)
+
+
+def current_sweep_dir() -> Path | None:
+    return _current_sweep
+
+
 class SweepReport(Callback):
     """Builds the report when a multirun ends. A failed job makes the sweeper raise and Hydra then
     skips ``on_multirun_end``, so the report is built at exit instead: it shows that job's error."""
@@ -202,7 +209,8 @@ class SweepReport(Callback):
         self.done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.sweep_dir = _sweep_dir(config)
+        global _current_sweep
+        self.sweep_dir = _current_sweep = _sweep_dir(config)
         if self.sweep_dir is not None:
             atexit.register(self._at_exit)
 

@@ -1,4 +1,4 @@
-"""Seeds for resumable Optuna studies.
+"""Seeds, resumes and interruptions of stored Optuna studies.
 
 A seeded sampler restarts its random stream in every process, so a second invocation of a stored
 study would propose the first invocation's startup trials again. Seeding it with the study's trial
@@ -7,6 +7,11 @@ reproducible without repeating it.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
 
 
 def trials_so_far(storage: str | None, study_name: str | None) -> int:
@@ -86,22 +91,50 @@ def resume_message(study_name: str, storage: str, n_trials: int, changed: list[t
             f"hydra.sweeper.study_name=<new name>")
 
 
-def fail_interrupted_trials(storage: str | None, study_name: str | None, since: float) -> int:
-    """Mark FAIL the trials of a stored study left RUNNING by a search stopped at or after ``since``
-    (Ctrl-C, SIGTERM): else they stay RUNNING for good, and a resumed search counts them. Returns how
-    many it marked."""
+def finished_jobs(sweep_dir: str | Path | None) -> list[tuple[dict, float]]:
+    """(overrides as parsed values, objective value) of each job under ``sweep_dir`` whose run.json
+    says it completed with an objective."""
+    found = []
+    for record in Path(sweep_dir).glob("*/run.json") if sweep_dir else []:
+        try:
+            run = json.loads(record.read_text())
+            lines = yaml.safe_load((record.parent / ".hydra" / "overrides.yaml").read_text()) or []
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        value = (run.get("objective") or {}).get("value") if isinstance(run, dict) else None
+        if run.get("status") == "completed" and isinstance(value, (int, float)):
+            pairs = (str(line).partition("=") for line in lines)
+            found.append(({key.lstrip("+~"): _plain(v) for key, _, v in pairs}, float(value)))
+    return found
+
+
+def settle_interrupted_trials(storage: str | None, study_name: str | None, since: float,
+                              sweep_dir: str | Path | None = None) -> tuple[int, int]:
+    """The trials of a stored study left RUNNING by a search stopped at or after ``since`` (Ctrl-C,
+    SIGTERM), else RUNNING for good (a resumed search counts them): a trial whose job had finished
+    (its run.json under ``sweep_dir`` completed, with the trial's overrides) is told its value, the
+    others FAIL. Returns (told complete, marked failed)."""
     if not storage or not study_name:
-        return 0
+        return 0, 0
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    jobs = finished_jobs(sweep_dir)
+    complete = failed = 0
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                    if t.datetime_start is not None and t.datetime_start.timestamp() >= since - 1.0]
         for trial in running:
-            study.tell(trial.number, state=TrialState.FAIL)
+            wanted = {**{k: _plain(v) for k, v in trial.user_attrs.items()}, **trial.params}
+            value = next((v for overrides, v in jobs if all(overrides.get(k) == x for k, x in wanted.items())), None)
+            if value is None:
+                study.tell(trial.number, state=TrialState.FAIL)
+                failed += 1
+            else:
+                study.tell(trial.number, value)
+                complete += 1
     except Exception:  # noqa: BLE001 - best effort on the way out; the study is as optuna left it
-        return 0
-    return len(running)
+        pass
+    return complete, failed

@@ -99,3 +99,36 @@ def test_the_sampler_seed_counts_the_trials_a_study_holds(tmp_path):
     assert trials_so_far(storage, "x") == 3
     assert study_seed(7, storage, "x") == 10
     assert study_seed(None, storage, "x") is None
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # enqueue_trial, in optuna 2
+def test_interrupted_trials_are_told_their_value_when_their_job_finished(tmp_path):
+    """A search stopped mid-batch: a trial whose job had completed (run.json, with the trial's
+    overrides) gets its value; the one still running is marked FAIL; none stays RUNNING."""
+    import json
+
+    import yaml
+    from optuna.distributions import CategoricalDistribution
+
+    from runner.studies import settle_interrupted_trials
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="cut", storage=storage, direction="maximize")
+    for size in (6, 8):  # two trials with different overrides
+        study.enqueue_trial({"adapter.configuration.image_size": size})
+    trials = [study.ask({"adapter.configuration.image_size": CategoricalDistribution([6, 8])}) for _ in range(2)]
+    assert [t.params for t in trials] == [{"adapter.configuration.image_size": 6}, {"adapter.configuration.image_size": 8}]
+    for trial in trials:
+        trial.set_user_attr("hparams_search", "digits_optuna")
+    sweep = tmp_path / "sweep"
+    for job, (trial, status) in enumerate(zip(trials, ("completed", "failed"), strict=True)):
+        (sweep / str(job) / ".hydra").mkdir(parents=True)
+        (sweep / str(job) / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
+            [f"adapter.configuration.image_size={trial.params['adapter.configuration.image_size']}",
+             "hparams_search=digits_optuna"]))
+        (sweep / str(job) / "run.json").write_text(json.dumps(
+            {"status": status, "objective": {"value": 0.9 if status == "completed" else None}}))
+
+    assert settle_interrupted_trials(storage, "cut", since=0.0, sweep_dir=sweep) == (1, 1)
+    states = [(t.state.name, t.value) for t in optuna.load_study(study_name="cut", storage=storage).trials]
+    assert states == [("COMPLETE", 0.9), ("FAIL", None)]
