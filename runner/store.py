@@ -269,9 +269,25 @@ def export(platform, args) -> int:
             shutil.rmtree(made, ignore_errors=True)
     kept = ("ground truth and " if not args.no_ground_truth else "") + \
         (f"the predictions of {args.model}" if args.model else "the predictions of every model")
-    print(f"exported {count} items of dataset {dataset.name!r}, with {kept}, to {dest} (items/ + json/: "
-          "Dataloop's export layout, which dataset=dataloop_export imports)")
+    truth, predictions = _annotation_counts(dest / "json")
+    print(f"exported {count} items of dataset {dataset.name!r}, with {kept} ({truth} ground-truth annotations, "
+          f"{predictions} predictions), to {dest} (items/ + json/: Dataloop's export layout, which "
+          "dataset=dataloop_export imports)")
+    if args.model and predictions == 0:
+        print(f"note: {args.model} has no predictions on these items (python -m runner pipeline=predict "
+              f"model.name={args.model} stores some)")
     return 0
+
+
+def _annotation_counts(json_dir: Path) -> tuple[int, int]:
+    """(ground-truth annotations, predictions) in an export's JSON files."""
+    truth = predictions = 0
+    for path in json_dir.rglob("*.json"):
+        for annotation in json.loads(path.read_text()).get("annotations") or []:
+            stamp = ((annotation.get("metadata") or {}).get("system") or {}).get("model")
+            predictions += bool(stamp)
+            truth += not stamp
+    return truth, predictions
 
 
 def _where(args) -> str:

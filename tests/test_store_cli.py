@@ -303,7 +303,8 @@ def test_export_writes_the_chosen_annotations_and_imports_back(platform, digits,
     code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / "out"), "--model", v1.name,
                            "--dir", "test")
     assert code == 0, err
-    assert f"exported {n_test} items of dataset 'digits', with ground truth and the predictions of {v1.name}" in out
+    assert f"exported {n_test} items of dataset 'digits', with ground truth and the predictions of {v1.name} " \
+           f"({n_test} ground-truth annotations, {n_test} predictions)" in out
     files = sorted((tmp_path / "out" / "json").rglob("*.json"))
     assert len(files) == n_test and len(list((tmp_path / "out" / "items").rglob("*.png"))) == n_test
     exported = [json.loads(p.read_text()) for p in files]
@@ -327,6 +328,10 @@ def test_export_writes_the_chosen_annotations_and_imports_back(platform, digits,
     models_seen = {a["metadata"]["system"]["model"]["name"] for p in (tmp_path / "preds" / "json").rglob("*.json")
                    for a in json.loads(p.read_text())["annotations"]}
     assert models_seen == {v1.name, v2.name}
+    code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / "base"), "--model", "digits-lr",
+                           "--dir", "/test")  # the base model predicted nothing: said, not an error
+    assert code == 0 and f"({n_test} ground-truth annotations, 0 predictions)" in out
+    assert "note: digits-lr has no predictions on these items" in out
 
     # a dl.Filters with an annotation join: only the items that hold such an annotation
     three = dl_filters_json(field="dir", values="/test", join_label="3")
