@@ -15,11 +15,12 @@ no handler, as Python does for a library nobody configured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
 
-from .paths import default_local_root
+from .paths import dataloop_path, default_local_root
 
 
 class _StderrUntilConfigured(logging.Handler):
@@ -31,6 +32,10 @@ class _StderrUntilConfigured(logging.Handler):
 def claim_dtlpy_logger() -> None:
     logger = logging.getLogger("dtlpy")
     if "dtlpy" not in sys.modules:
+        # dtlpy's import makes $DATALOOP_PATH by check-then-create: two jobs starting at once on a
+        # fresh one (a parallel sweep) raced, and one failed with FileExistsError
+        with contextlib.suppress(OSError):
+            dataloop_path().mkdir(parents=True, exist_ok=True)
         if not logger.handlers:
             logger.addHandler(_StderrUntilConfigured())
             logger.setLevel(logging.WARNING)

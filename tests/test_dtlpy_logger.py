@@ -76,3 +76,23 @@ def test_a_shipped_adapter_imported_first_brings_runner_first(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "imported before runner" not in result.stderr
     assert [p for p in paths if not p.exists()] == []
+
+
+def test_dataloop_path_exists_before_dtlpy_is_imported(tmp_path):
+    """dtlpy's import makes $DATALOOP_PATH by check-then-create, so parallel jobs on a fresh one (a
+    submitit or joblib sweep) raced into FileExistsError; the runner makes it before dtlpy loads."""
+    home = tmp_path / "fresh" / "dl"
+    code = (
+        "import os, sys\n"
+        "seen = []\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'dtlpy':\n"
+        "            seen.append(os.path.isdir(os.environ['DATALOOP_PATH']))\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "import runner\n"
+        "import dtlpy\n"
+        "print(seen)\n")
+    result = python(code, home)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[True]"
