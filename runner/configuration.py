@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterator, MutableMapping
 from typing import Any
+
+
+def is_number(value: Any, finite: bool = False) -> bool:
+    """A real number (numpy's too), not a bool, which Python counts as one; with ``finite`` not NaN or
+    infinite either."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and (not finite or math.isfinite(value))
 
 
 def is_whole_number(value: Any, minimum: int | None = None) -> bool:

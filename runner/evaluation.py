@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import dtlpy as dl
 import numpy as np
 
+from .configuration import is_number
 from .errors import RunnerError
 from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics, confidence_of
 from .platform import Platform
@@ -202,7 +203,7 @@ def _coco_area(annotation: dict, box: tuple) -> float:
     """The area COCOeval ranks a ground-truth box by: the COCO file's ``area`` (of the object's mask)
     when it was imported with one, else the box's."""
     area = (((annotation.get("metadata") or {}).get("user") or {}).get("coco") or {}).get("area")
-    if isinstance(area, (int, float)) and not isinstance(area, bool) and np.isfinite(area):
+    if is_number(area, finite=True):
         return float(area)
     return (box[2] - box[0]) * (box[3] - box[1])
 

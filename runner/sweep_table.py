@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .configuration import is_number
 from .errors import NotFoundError
 
 NOT_STARTED = "not started"
@@ -67,10 +68,6 @@ def count_of(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -115,16 +112,16 @@ def read_job(folder: Path) -> Job:
     record = _read(job, "run.json", json.loads)
     metrics = _read(job, "metrics.json", json.loads)
     if isinstance(metrics, dict):
-        job.metrics = {k: v for k, v in metrics.items() if _number(v)}
+        job.metrics = {k: v for k, v in metrics.items() if is_number(v)}
     if isinstance(record, dict):
         job.status = str(record.get("status") or "unknown")
         objective = _dict(record.get("objective"))
         job.metric, job.direction = objective.get("metric"), objective.get("direction")
-        if job.status == "completed" and _number(objective.get("value")):
+        if job.status == "completed" and is_number(objective.get("value")):
             job.objective = float(objective["value"])
         job.model = _dict(record.get("model")).get("name")
         job.started = _timestamp(record.get("started"))
-        job.seconds = record.get("seconds") if _number(record.get("seconds")) else None
+        job.seconds = record.get("seconds") if is_number(record.get("seconds")) else None
         error = record.get("error")
         if isinstance(error, dict):
             first = (str(error.get("message") or "").strip().splitlines() or [""])[0]

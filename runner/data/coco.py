@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
@@ -12,6 +11,7 @@ from typing import NoReturn
 import dtlpy as dl
 import numpy as np
 
+from ..configuration import is_number
 from ..errors import DataImportError
 from ..platform.local.platform import LocalPlatform
 from .importing import (
@@ -35,10 +35,6 @@ def rle_decode(counts: list[int], height: int, width: int) -> np.ndarray:
         raise ValueError(f"the runs must be non-negative and add up to height*width = {height * width}")
     values = np.arange(len(runs)) % 2 == 1
     return np.repeat(values, runs).reshape(width, height).T
-
-
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _describe(section: str, index: int, entry) -> str:
@@ -106,21 +102,21 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
         record, width, height = images[ann["image_id"]]
         label = categories[ann["category_id"]]
         user = {"coco": {"annotation_id": ann.get("id"), "category_id": ann["category_id"]}}
-        if _number(ann.get("area")):  # COCOeval's area ranges read it (the mask's area), not the box's
+        if is_number(ann.get("area"), finite=True):  # COCOeval's area ranges read it (the mask's area), not the box's
             user["coco"]["area"] = ann["area"]
         if ann.get("iscrowd"):
             user["iscrowd"] = ann["iscrowd"]
         definitions = []
         bbox, segmentation = ann.get("bbox"), ann.get("segmentation")
         if bbox is not None:
-            if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_number, bbox)) or min(bbox[2:]) < 0:
+            if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v, finite=True) for v in bbox) or min(bbox[2:]) < 0:
                 fail("bbox must be 4 numbers [x, y, width, height] with width, height >= 0", where)
             x, y, w, h = bbox
             definitions.append(dl.Box(left=x, top=y, right=x + w, bottom=y + h, label=label))
         if isinstance(segmentation, list):
             for polygon in segmentation:
                 if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                        or not all(map(_number, polygon))):
+                        or not all(is_number(v, finite=True) for v in polygon)):
                     fail("a segmentation polygon must be a flat list of at least 3 x, y pairs", where)
                 definitions.append(dl.Polygon(geo=np.asarray(polygon, dtype=float).reshape(-1, 2), label=label))
         elif isinstance(segmentation, dict):

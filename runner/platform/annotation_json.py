@@ -9,11 +9,12 @@ two outputs equal, key order included, for every annotation type the runner stor
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 
 import attr
 import dtlpy as dl
+
+from ..configuration import is_number
 
 _STATUS_CLEAR = dl.AnnotationStatus.CLEAR
 _SCALARS = frozenset((str, int, float, bool, type(None)))
@@ -80,12 +81,8 @@ def annotation_to_json(annotation: dl.Annotation) -> dict:
     return data
 
 
-def _number(value) -> bool:
-    return type(value) in (int, float) or (isinstance(value, numbers.Real) and not isinstance(value, bool))
-
-
 def _point(value) -> bool:
-    return isinstance(value, Mapping) and _number(value.get("x")) and _number(value.get("y"))
+    return isinstance(value, Mapping) and is_number(value.get("x")) and is_number(value.get("y"))
 
 
 def _box(value) -> bool:  # Box.from_coordinates: the first two points (a third entry is the angle)
@@ -104,14 +101,14 @@ def _png(value) -> bool:  # Segmentation.from_coordinates drops the 22 character
 
 def _ellipse(value) -> bool:
     return isinstance(value, Mapping) and _point(value.get("center")) and \
-        all(_number(value.get(k)) for k in ("rx", "ry", "angle"))
+        all(is_number(value.get(k)) for k in ("rx", "ry", "angle"))
 
 
 _CUBE_CORNERS = tuple(f"{side}_{corner}" for side in ("front", "back") for corner in ("bl", "br", "tl", "tr"))
 
 
 def _cube(value) -> bool:
-    return isinstance(value, Mapping) and _number(value.get("angle")) and all(_point(value.get(k)) for k in _CUBE_CORNERS)
+    return isinstance(value, Mapping) and is_number(value.get("angle")) and all(_point(value.get(k)) for k in _CUBE_CORNERS)
 
 
 def _cube_3d(value) -> bool:
