@@ -28,7 +28,7 @@ from . import interrupts
 from .configuration import is_whole_number
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
 from .gc_control import collection_paused
-from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SEMANTIC_SCALARS
+from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
 from .paths import is_folder_name
 from .reporting import (
     RunRecord,
@@ -67,6 +67,7 @@ def plan(cfg: DictConfig) -> Plan:
     from hydra.utils import get_class, get_method
 
     from .adapter import bind_adapter_class
+    from .evaluation import leave_out_shadowing_metric
 
     register_resolvers()  # a launcher's worker process may run many jobs, and Hydra resets resolvers per job
 
@@ -125,9 +126,7 @@ def plan(cfg: DictConfig) -> Plan:
         standard = set(DEFAULT_SCALARS.get(output_type, ())) if _uses_default_evaluate(adapter_class) else set()
         for name, spec in (metrics.get("scores") or {}).items():
             if name in standard:  # as older metrics sets (and saved configs) have them: the standard one stays
-                logger.warning("metrics.scores.%s is left out: the evaluate step computes %r itself, over the model's "
-                               "labels; to have this function's value too, name it otherwise (e.g. %s_sklearn)",
-                               name, name, name)
+                leave_out_shadowing_metric(name)
                 continue
             spec = dict(spec)
             metric_target = spec.pop("_target_", None)
@@ -140,7 +139,9 @@ def plan(cfg: DictConfig) -> Plan:
     objective = (settings.get("objective") or {}).get("metric")
     if "evaluate" in steps and objective and _uses_default_evaluate(adapter_class):
         known = set(DEFAULT_SCALARS.get(output_type, ())) | set(metric_functions)
-        if objective not in known and not (output_type in ("class", "text_mark") and _SCORE_METRIC.fullmatch(objective)):
+        if output_type in ("class", "text_mark"):
+            known |= set(SCORE_SCALARS)  # when the adapter gives per-class scores
+        if objective not in known:
             raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
                               where="objective.metric", fix=f"choose one of {sorted(known)}")
 
@@ -180,8 +181,6 @@ def _check_scalars(settings: dict) -> None:
                               fix=f"{group}.name=<name>, e.g. {group}.name={example}")
 
 
-# classification metrics computed when the adapter gives per-class scores (runner.metrics.classification)
-_SCORE_METRIC = re.compile(r"top_\d+_accuracy|roc_auc_ovr_macro")
 _SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))
 DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "text_mark": CLASSIFICATION_SCALARS, "box": COCO_SCALARS,
                    "segment": _SEGMENTATION_SCALARS, "binary": _SEGMENTATION_SCALARS}

@@ -168,12 +168,18 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
         y_true, y_pred = names[data.y_true], names[data.y_pred]  # -1 picks "<none>"
         for name, function in extra.items():
             if name in metrics:  # confusion_matrix, per_label, top_2_accuracy ...: the standard one stays
-                logger.warning("metrics.scores.%s is left out: the evaluate step computes %r itself; name it "
-                               "otherwise (e.g. %s_sklearn)", name, name, name)
+                leave_out_shadowing_metric(name)
                 continue
             metrics[name] = float(function(y_true, y_pred, **_model_labels(function, data.labels)))
     metrics["problems"] = _problems_json(data.problems)
     return metrics
+
+
+def leave_out_shadowing_metric(name: str) -> None:
+    """An extra metric under the name of something the evaluate step writes itself is left out, with
+    this warning: it would replace the standard value with one computed otherwise."""
+    logger.warning("metrics.scores.%s is left out: the evaluate step computes %r itself, over the model's labels; "
+                   "to have this function's value too, name it otherwise (e.g. %s_sklearn)", name, name, name)
 
 
 def _model_labels(function: MetricFunction, labels: list[str]) -> dict:

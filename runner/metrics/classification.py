@@ -41,8 +41,13 @@ def _prf(tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> tuple[np.
     return precision, recall, f1
 
 
+TOP_K = (2, 3, 5)
+# computed only when the adapter gives per-class scores
+SCORE_SCALARS = (*(f"top_{k}_accuracy" for k in TOP_K), "roc_auc_ovr_macro")
+
+
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str],
-                           scores: np.ndarray | None = None, top_k: Sequence[int] = (2, 3, 5)) -> dict:
+                           scores: np.ndarray | None = None, top_k: Sequence[int] = TOP_K) -> dict:
     """Accuracy, balanced accuracy, Cohen's kappa, macro/micro/weighted precision-recall-F1, per-label
     scores and the confusion matrix (rows: truth, columns: prediction, in ``labels`` order). With
     ``scores`` (per-class scores, one row per item) also top-k accuracy and one-vs-rest ROC-AUC.
