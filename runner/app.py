@@ -353,13 +353,17 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
+def _configuration(settings: dict) -> dict:
+    """A new version's configuration: the adapter's, with ``model.configuration`` merged over it."""
+    return {**(settings["adapter"].get("configuration") or {}), **(settings["model"].get("configuration") or {})}
+
+
 def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
     """Before a version is made: every subset holds items that prepare_data will take (with an
     annotation of the output type, as on Dataloop), else the error comes now, not after training."""
     from .adapter import downloaded, ground_truth_filter, no_annotated_items
 
-    configuration = {**(settings["adapter"].get("configuration") or {}),
-                     **(settings["model"].get("configuration") or {})}
+    configuration = _configuration(settings)
     output_type = settings["model"].get("output_type")
     background = bool(configuration.get("include_background", False))
     annotations = ground_truth_filter(output_type, bool(configuration.get("include_model_annotations", False)))
@@ -370,7 +374,8 @@ def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
                                      background)
 
 
-def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filter: dict | None) -> None:
+def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filter: dict | None,
+                        scored_count: int | None) -> None:
     """A version scored on items of its own train subset gets a score that is not a held-out one: say
     so (subsets=model, the evaluate pipeline's default, never does this)."""
     trained_on = (((model.metadata or {}).get("system") or {}).get("subsets") or {}).get("train")
@@ -384,7 +389,8 @@ def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filte
     if overlap:
         logger.warning("%d of the %d items evaluated (subset %s) are in the train subset model %s was trained on: "
                        "the score is not a held-out score; subsets=model (the evaluate pipeline's default) scores "
-                       "it on its own test subset", overlap, platform.count_items(dataset, subset_filter),
+                       "it on its own test subset", overlap,
+                       scored_count if scored_count is not None else platform.count_items(dataset, subset_filter),
                        name or "null: every item", model.name)
 
 
@@ -438,7 +444,7 @@ def _check_labels_meet(platform, model, dataset) -> None:
 
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     spec = settings["model"]
-    configuration = {**(settings["adapter"].get("configuration") or {}), **(spec.get("configuration") or {})}
+    configuration = _configuration(settings)
     if "train" not in steps:
         model = platform.get_model(name=spec["name"])
         if not model.artifacts.list():
@@ -532,7 +538,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     record.model = {"id": model.id, "name": model.name}
     if "evaluate" in steps and "train" not in steps:
         name = settings["pipeline"].get("evaluate_subset")
-        _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None)
+        _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None, counts.get(name))
     adapter = the_plan.adapter_class()
     adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions
