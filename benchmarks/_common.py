@@ -92,21 +92,36 @@ def best_of(n: int, fn) -> tuple[float, object]:
 
 
 class CpuMeter:
-    """Wall time, this process's CPU time and the CPU time used by *other* processes (from /proc/stat)
+    """Wall time, the CPU time of this process and of its live worker processes (multiprocessing's
+    children, e.g. prepare processes), and the CPU time used by *other* processes (from /proc/stat)
     over a block. The machine is shared: a figure taken while another job keeps a core busy says so."""
 
     def __enter__(self):
-        self._start = (self._busy(), time.process_time(), time.perf_counter(), os.times().system)
+        self._start = (self._busy(), self._own_cpu(), time.perf_counter(), os.times().system)
         return self
 
     def __exit__(self, *exc):
-        busy, cpu, wall, system = self._busy(), time.process_time(), time.perf_counter(), os.times().system
+        busy, cpu, wall, system = self._busy(), self._own_cpu(), time.perf_counter(), os.times().system
         self.wall = wall - self._start[2]
         self.cpu = cpu - self._start[1]
         self.system = system - self._start[3]  # the kernel's share of self.cpu (thread wake-ups, page faults)
         self.foreign_cores = None if busy is None or self._start[0] is None else \
             max(0.0, (busy - self._start[0]) - self.cpu) / max(self.wall, 1e-9)
         return False
+
+    @staticmethod
+    def _own_cpu() -> float:
+        import multiprocessing
+
+        total = time.process_time()
+        for child in multiprocessing.active_children():
+            try:
+                with open(f"/proc/{child.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return total
 
     @staticmethod
     def _busy() -> float | None:

@@ -53,8 +53,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402  (sets DATALOOP_PATH to a temp folder before runner / dtlpy load)
+import dtlpy as dl  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
+
+from runner import BaseModelAdapter  # noqa: E402
 
 NAME = "predict_pipeline_bench"
 BATCH_SIZE = 16
@@ -75,80 +78,89 @@ def scores_of(inputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return inputs @ weights
 
 
-def build_adapter_class():
-    import dtlpy as dl
+class BenchAdapter(BaseModelAdapter):
+    """prepare: decode (the runner's default) + PIL bicubic resize + Gaussian blur (GIL released);
+    predict: normalise the batch, (batch, D) @ (D, K) float32 matmul, one dl.Classification per item."""
 
-    from runner import BaseModelAdapter
+    prepare_mode = "real"  # or "trivial"
+    predict_mode = "real"  # or "trivial"
+    weights: np.ndarray | None = None
+    labels = ("cat", "dog", "bird", "fish")
 
-    class BenchAdapter(BaseModelAdapter):
-        """prepare: decode (the runner's default) + PIL bicubic resize + Gaussian blur (GIL released);
-        predict: normalise the batch, (batch, D) @ (D, K) float32 matmul, one dl.Classification per item."""
+    def load(self, local_path, **kwargs):
+        # a prepare worker process builds the adapter from the stored model: the modes and weights travel there
+        self.prepare_mode = self.configuration.get("prepare_mode", "real")
 
-        prepare_mode = "real"  # or "trivial"
-        predict_mode = "real"  # or "trivial"
-        weights: np.ndarray | None = None
-        labels = ("cat", "dog", "bird", "fish")
+    def save(self, local_path, **kwargs):
+        with open(os.path.join(local_path, "weights.npy"), "wb") as f:
+            np.save(f, self.weights)
 
-        def load(self, local_path, **kwargs):
-            pass
+    timings: list | None = None  # (stage, seconds) per call while set; list.append is thread-safe
 
-        def save(self, local_path, **kwargs):
-            with open(os.path.join(local_path, "weights.npy"), "wb") as f:
-                np.save(f, self.weights)
+    def prepare_item_func(self, item):
+        t = time.perf_counter()
+        if self.prepare_mode == "trivial":
+            x = self._ready
+        else:
+            # the runner's default (item bytes -> PIL decode -> HWC uint8), then the real work
+            x = resized_and_blurred(super().prepare_item_func(item))
+        if self.timings is not None:
+            self.timings.append(("prepare", time.perf_counter() - t))
+        return x
 
-        timings: list | None = None  # (stage, seconds) per call while set; list.append is thread-safe
+    def _encode_predictions(self, items, collections):  # stamp + annotation rows, on the predicting thread
+        t = time.perf_counter()
+        out = super()._encode_predictions(items, collections)
+        if self.timings is not None:
+            self.timings.append(("store", time.perf_counter() - t))
+        return out
 
-        def prepare_item_func(self, item):
-            t = time.perf_counter()
-            if self.prepare_mode == "trivial":
-                x = self._ready
-            else:
-                # the runner's default (item bytes -> PIL decode -> HWC uint8), then the real work
-                x = resized_and_blurred(super().prepare_item_func(item))
-            if self.timings is not None:
-                self.timings.append(("prepare", time.perf_counter() - t))
-            return x
+    def _write_predictions(self, items, encoded):  # the SQLite transaction, on the writer thread
+        t = time.perf_counter()
+        out = super()._write_predictions(items, encoded)
+        if self.timings is not None:
+            self.timings.append(("store", time.perf_counter() - t))
+        return out
 
-        def _encode_predictions(self, items, collections):  # stamp + annotation rows, on the predicting thread
-            t = time.perf_counter()
-            out = super()._encode_predictions(items, collections)
-            if self.timings is not None:
-                self.timings.append(("store", time.perf_counter() - t))
-            return out
+    def predict(self, batch, **kwargs):
+        t = time.perf_counter()
+        out = self._predict(batch)
+        if self.timings is not None:
+            self.timings.append(("predict", time.perf_counter() - t))
+        return out
 
-        def _write_predictions(self, items, encoded):  # the SQLite transaction, on the writer thread
-            t = time.perf_counter()
-            out = super()._write_predictions(items, encoded)
-            if self.timings is not None:
-                self.timings.append(("store", time.perf_counter() - t))
-            return out
+    def _predict(self, batch):
+        n = len(batch)
+        if self.predict_mode == "real":
+            scores = scores_of(np.stack(batch).reshape(n, -1).astype(np.float32), self.weights)
+            classes = np.argmax(scores[:, :len(self.labels)], axis=1)
+            confidences = 1 / (1 + np.exp(-scores[:, 0] * 1e-3))
+        else:
+            classes = np.arange(n) % len(self.labels)
+            confidences = np.full(n, 0.5)
+        out = []
+        for k in range(n):
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Classification(label=self.labels[int(classes[k])]),
+                           model_info={"name": self.model_entity.name, "confidence": float(confidences[k])})
+            out.append(collection)
+        return out
 
-        def predict(self, batch, **kwargs):
-            t = time.perf_counter()
-            out = self._predict(batch)
-            if self.timings is not None:
-                self.timings.append(("predict", time.perf_counter() - t))
-            return out
+BenchAdapter._ready = np.zeros((SIDE, SIDE, 3), np.uint8)
 
-        def _predict(self, batch):
-            n = len(batch)
-            if self.predict_mode == "real":
-                scores = scores_of(np.stack(batch).reshape(n, -1).astype(np.float32), self.weights)
-                classes = np.argmax(scores[:, :len(self.labels)], axis=1)
-                confidences = 1 / (1 + np.exp(-scores[:, 0] * 1e-3))
-            else:
-                classes = np.arange(n) % len(self.labels)
-                confidences = np.full(n, 0.5)
-            out = []
-            for k in range(n):
-                collection = dl.AnnotationCollection()
-                collection.add(annotation_definition=dl.Classification(label=self.labels[int(classes[k])]),
-                               model_info={"name": self.model_entity.name, "confidence": float(confidences[k])})
-                out.append(collection)
-            return out
 
-    BenchAdapter._ready = np.zeros((SIDE, SIDE, 3), np.uint8)
-    return BenchAdapter
+PREPARE_IN = {"threads": ("threads",), "processes": ("processes",), "both": ("threads", "processes")}
+PREPARE_KIND = {"threads": ("thread", "threads"), "processes": ("process", "processes")}
+
+
+def restart_pipeline(adapter) -> None:
+    adapter.batch_runner.close()
+    adapter._batch_runner = None
+
+
+def set_modes(adapter, prepare_mode: str, predict_mode: str) -> None:
+    adapter.prepare_mode, adapter.predict_mode = prepare_mode, predict_mode
+    adapter.configuration["prepare_mode"] = prepare_mode  # what a prepare process reads when it loads
 
 
 def stage_sums(timings) -> dict[str, float]:
@@ -407,6 +419,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="quiet runs of ours and (a) wanted; the best is kept")
     ap.add_argument("--max-attempts", type=int, default=3,
                     help="runs of each at most, while other processes keep the CPUs busy")
+    ap.add_argument("--prepare-in", choices=sorted(PREPARE_IN), default="threads",
+                    help="the pipeline's prepare workers: threads, processes (configuration.prepare_in), or both")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                     help="before each variant wait up to SECONDS for other processes to leave the CPUs idle")
     args = ap.parse_args()
@@ -430,7 +444,7 @@ def main() -> None:
           f"each) built in {time.perf_counter() - t:.1f}s")
 
     model = platform.create_model("bench-pipeline", dataset, configuration={"batch_size": BATCH_SIZE})
-    adapter = build_adapter_class()()
+    adapter = BenchAdapter()
     adapter.model_entity = model
     assert adapter.configuration.get("batch_size") == BATCH_SIZE
     dim = SIDE * SIDE * 3
@@ -440,32 +454,38 @@ def main() -> None:
     # the model's thread takes a core of its own, so a limit that divides prepare by every core asks for
     # one core more than the machine has; both are measured: prepare threads = cores - 1, and the runner's
     # default (capped at the cores)
-    for workers in sorted({max(1, cores - 1), PREPARE_WORKERS}):
-        adapter.configuration["prepare_workers"] = workers
-        adapter.batch_runner.close()
-        adapter._batch_runner = None
-        assert adapter.batch_runner.prepare_workers == min(workers, cores)  # the runner caps threads at the cores
-        print(f"\n# prepare_workers {workers} ({min(workers, cores)} threads on {cores} cores)")
-        adapter.prepare_mode = "real"
-        wait_idle(args.wait_idle)
-        k = calibrate(adapter, items, cores, dim, workers)
-        speeds = None
-        if cores == 2:  # what running the stages side by side costs on this machine (see machine_floor)
-            png = platform.blobs.read(blobs[0])
-            speeds = {"prepare+predict": speeds_together([("prepare", png), ("predict", k)]),
-                      "prepare+prepare": speeds_together([("prepare", png), ("prepare", png)])}
-            print("# side by side in two processes, each stage at this fraction of its speed alone: "
-                  + ", ".join(f"{pair} {' / '.join(f'{r:.2f}' for r in rs)}" for pair, rs in speeds.items()))
-        adapter.weights = np.random.default_rng(2).standard_normal((dim, k), dtype=np.float32) * 0.01
-        adapter.predict_items(items[:64])  # warm the pools, the per-thread connections, dtlpy's lazy imports
-        for label, prepare_mode, predict_mode in (("balanced", "real", "real"),
-                                                  ("trivial-predict", "real", "trivial"),
-                                                  ("trivial-prepare", "trivial", "real")):
-            adapter.prepare_mode, adapter.predict_mode = prepare_mode, predict_mode
+    for prepare_in in PREPARE_IN[args.prepare_in]:
+        for workers in sorted({max(1, cores - 1), PREPARE_WORKERS}):
+            adapter.configuration["prepare_workers"] = workers
+            adapter.configuration["prepare_in"] = prepare_in
+            restart_pipeline(adapter)
+            assert adapter.batch_runner.prepare_workers == min(workers, cores)  # the runner caps workers at the cores
+            n_workers = min(workers, cores)
+            kind = PREPARE_KIND[prepare_in][n_workers > 1]
+            print(f"\n# prepare_workers {workers} ({n_workers} {kind} on {cores} cores)")
+            set_modes(adapter, "real", "real")
             wait_idle(args.wait_idle)
-            label = f"{label}, {min(workers, cores)} prepare thread{'s' if min(workers, cores) > 1 else ''}"
-            figures[label] = measure_variant(label, adapter, platform, dataset, items, args.repeats,
-                                             args.max_attempts, results, cores, workers, speeds)
+            k = calibrate(adapter, items, cores, dim, workers)
+            speeds = None
+            if cores == 2:  # what running the stages side by side costs on this machine (see machine_floor)
+                png = platform.blobs.read(blobs[0])
+                speeds = {"prepare+predict": speeds_together([("prepare", png), ("predict", k)]),
+                          "prepare+prepare": speeds_together([("prepare", png), ("prepare", png)])}
+                print("# side by side in two processes, each stage at this fraction of its speed alone: "
+                      + ", ".join(f"{pair} {' / '.join(f'{r:.2f}' for r in rs)}" for pair, rs in speeds.items()))
+            adapter.weights = np.random.default_rng(2).standard_normal((dim, k), dtype=np.float32) * 0.01
+            for label, prepare_mode, predict_mode in (("balanced", "real", "real"),
+                                                      ("trivial-predict", "real", "trivial"),
+                                                      ("trivial-prepare", "trivial", "real")):
+                set_modes(adapter, prepare_mode, predict_mode)
+                # a fresh pipeline per variant (prepare processes read the modes when they start), warmed
+                # up: the pools, the per-thread connections, dtlpy's lazy imports, the workers' start
+                restart_pipeline(adapter)
+                adapter.predict_items(items[:64])
+                wait_idle(args.wait_idle)
+                label = f"{label}, {n_workers} prepare {kind}"
+                figures[label] = measure_variant(label, adapter, platform, dataset, items, args.repeats,
+                                                 args.max_attempts, results, cores, workers, speeds)
     adapter.batch_runner.close()
     foreign = max(f["foreign"] for f in figures.values())
     print(f"\n# after: {C.machine_line()}")

@@ -37,6 +37,7 @@ from .images import eight_bit
 from .paths import model_data_folder, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
+from .prepare_processes import PREPARE_IN, ProcessPrepare, processes_possible
 from .sharding import Sharding, run_in_shards
 
 logger = logging.getLogger("runner.adapter")
@@ -116,8 +117,25 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     @property
     def batch_runner(self) -> BatchRunner:
         if self._batch_runner is None:
-            self._batch_runner = BatchRunner(self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS))
+            self._batch_runner = BatchRunner(self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS),
+                                             self._process_prepare())
         return self._batch_runner
+
+    def _process_prepare(self):
+        """``configuration.prepare_in``: None (threads), or what makes the prepare worker processes."""
+        prepare_in = self.configuration.get("prepare_in", "threads")
+        if prepare_in not in PREPARE_IN:
+            raise ConfigError(f"prepare_in must be one of {list(PREPARE_IN)}, not {prepare_in!r}",
+                              where=f"model {self.model_entity.name!r} configuration.prepare_in",
+                              fix="prepare_in: threads (the default) or processes (for a prepare_item_func that "
+                                  "runs Python code)")
+        if prepare_in == "threads":
+            return None
+        if not processes_possible():
+            logger.warning("prepare_in=processes in a worker process (a launcher's job or a shard): preparing on "
+                           "threads here, as the pool this process belongs to already uses the cores")
+            return None
+        return lambda workers: ProcessPrepare(workers, self)
 
     def _require(self, name: str, operation: str) -> None:
         if getattr(type(self), name) is getattr(dl.BaseModelAdapter, name):

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .allocator import keep_freed_memory
-from .errors import first_failure
+from .errors import FailedElsewhere, first_failure, one_line
 
 logger = logging.getLogger(__name__)
 
+_PROCESS_BATCHES_AHEAD = 3
 _STORE_BACKLOG = 2  # batches waiting for the writer before the pipeline waits for it
 # While a pipeline runs, a thread that wants the interpreter lock back (the model's, returning from a
 # numpy or torch call) waits at most this long for a Python-bound thread (prepare, store) to hand it
@@ -65,9 +66,11 @@ class BatchResult:
     own_files: tuple[str, ...] = ()  # the adapter's source files: where a failure is said to be raised
 
     def fail(self, items: Sequence, err: BaseException, stage: str = "") -> None:
-        self.failed.update({item.id: f"{stage}{_cause(err)}" for item in items})
+        elsewhere = isinstance(err, FailedElsewhere)
+        cause = err.cause if elsewhere else one_line(err)
+        self.failed.update({item.id: f"{stage}{cause}" for item in items})
         if self.first is None:
-            self.first = first_failure(err, self.own_files)
+            self.first = err.first if elsewhere else first_failure(err, self.own_files)
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -83,6 +86,14 @@ def _split(batch: list, parts: int) -> list[list]:
     return [batch[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
+def _outcomes(chunk: list, future: Future) -> list[tuple[Any, Exception | None]]:
+    """A prepared chunk's outcomes; if the whole chunk failed (a worker process died), each item's."""
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - reported per item by the caller
+        return [(None, err)] * len(chunk)
+
+
 def _prepare_chunk(prepare: Callable[[Any], Any], chunk: list) -> list[tuple[Any, Exception | None]]:
     """``(input, None)`` or ``(None, error)`` per item: one item's failure leaves the others prepared."""
     out = []
@@ -94,36 +105,45 @@ def _prepare_chunk(prepare: Callable[[Any], Any], chunk: list) -> list[tuple[Any
     return out
 
 
-def _cause(err: BaseException) -> str:
-    """One line per failed item: the message's first line (a runner error's where/fix lines, or a long
-    library message, would repeat under every item; the first failure's whole text goes to the log)."""
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}" + (" ..." if len(lines) > 1 else "")
-
-
 class BatchRunner:
     """Owns the thread pools (made once, reused across calls) of one adapter."""
 
-    def __init__(self, prepare_workers: int = 4):
-        # more threads than cores only adds hand-offs of the interpreter lock
+    def __init__(self, prepare_workers: int = 4, process_prepare: Callable[[int], Any] | None = None):
+        # more workers than cores only adds hand-offs of the interpreter lock (or of the cores)
         self.prepare_workers = max(1, min(int(prepare_workers), os.cpu_count() or 1))
+        # process_prepare(workers) -> an object with submit(chunk) -> Future and shutdown(wait): prepare on
+        # processes (runner/prepare_processes.py) instead of this runner's threads
+        self._process_prepare = process_prepare
+        # batches given to the prepare workers ahead of the one inferring: a process's result comes back
+        # through a pipe and a feeder thread, so with one batch ahead a worker would idle for that trip
+        self._ahead = 1 if process_prepare is None else _PROCESS_BATCHES_AHEAD
+        self._processes = None
         self._prepare_pool: ThreadPoolExecutor | None = None
         self._store_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+    def _pools(self) -> tuple[Callable[[list], Future], ThreadPoolExecutor]:
+        """``(submit a chunk to prepare -> Future, the writer pool)``."""
         with self._lock:
-            if self._prepare_pool is None:
-                self._prepare_pool = ThreadPoolExecutor(self.prepare_workers, thread_name_prefix="prepare")
+            if self._store_pool is None:
                 self._store_pool = ThreadPoolExecutor(1, thread_name_prefix="store")
-            return self._prepare_pool, self._store_pool
+                if self._process_prepare is not None:
+                    self._processes = self._process_prepare(self.prepare_workers)
+                else:
+                    self._prepare_pool = ThreadPoolExecutor(self.prepare_workers, thread_name_prefix="prepare")
+            return self._submit_chunk, self._store_pool
+
+    def _submit_chunk(self, prepare: Callable[[Any], Any], chunk: list) -> Future:
+        if self._processes is not None:
+            return self._processes.submit(chunk)
+        return self._prepare_pool.submit(_prepare_chunk, prepare, chunk)
 
     def close(self) -> None:
         with self._lock:
-            for pool in (self._prepare_pool, self._store_pool):
+            for pool in (self._prepare_pool, self._store_pool, self._processes):
                 if pool is not None:
                     pool.shutdown(wait=True)
-            self._prepare_pool = self._store_pool = None
+            self._prepare_pool = self._store_pool = self._processes = None
 
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
             infer: Callable[[list], Sequence[Any]], store: Callable[[list, Any], Any] | None,
@@ -138,21 +158,20 @@ class BatchRunner:
             return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files)
 
     def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files) -> BatchResult:
-        prepare_pool, store_pool = self._pools()
+        submit_chunk, store_pool = self._pools()
         result = BatchResult(own_files=own_files)
         pending_stores: deque[tuple[list, Future]] = deque()
 
-        def submit(batch: list) -> tuple[list, list[Future]]:
-            # one task per thread, not per item: each hand-off between threads costs a trip through
+        def submit(batch: list) -> tuple[list, list[tuple[list, Future]]]:
+            # one task per worker, not per item: each hand-off between threads costs a trip through
             # the interpreter lock, which the model thread is waiting for
-            return batch, [prepare_pool.submit(_prepare_chunk, prepare, chunk)
-                           for chunk in _split(batch, self.prepare_workers)]
+            return batch, [(chunk, submit_chunk(prepare, chunk)) for chunk in _split(batch, self.prepare_workers)]
 
         def finish_store(batch: list, future: Future) -> None:
             try:
                 stored = future.result()
             except Exception as err:  # noqa: BLE001 - reported per item at the end
-                logger.error("storing a batch failed: %s", _cause(err))
+                logger.error("storing a batch failed: %s", one_line(err))
                 result.fail(batch, err)
                 return
             result.processed += len(batch)
@@ -160,15 +179,22 @@ class BatchRunner:
                 result.outputs.append((batch, stored))
 
         batches = batched(items, batch_size)
-        current = next(batches, None)
-        upcoming = submit(current) if current is not None else None
-        while upcoming is not None:
-            batch, futures = upcoming
-            following = next(batches, None)
-            upcoming = submit(following) if following is not None else None  # prepared while this one infers
+        upcoming: deque[tuple[list, list[tuple[list, Future]]]] = deque()
+
+        def top_up() -> None:  # the next batches are prepared while this one infers
+            while len(upcoming) < self._ahead:
+                following = next(batches, None)
+                if following is None:
+                    return
+                upcoming.append(submit(following))
+
+        top_up()
+        while upcoming:
+            batch, futures = upcoming.popleft()
+            top_up()
 
             ready_items, inputs = [], []
-            prepared = (outcome for future in futures for outcome in future.result())
+            prepared = (outcome for chunk, future in futures for outcome in _outcomes(chunk, future))
             for item, (value, err) in zip(batch, prepared, strict=True):
                 if err is None:
                     inputs.append(value)
@@ -189,7 +215,7 @@ class BatchRunner:
                 if encode is not None and store is not None:
                     outputs = encode(ready_items, outputs)
             except Exception as err:  # noqa: BLE001
-                logger.error("a batch of %d items failed: %s", len(ready_items), _cause(err))
+                logger.error("a batch of %d items failed: %s", len(ready_items), one_line(err))
                 result.fail(ready_items, err)
                 continue
             if store is None:

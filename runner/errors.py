@@ -120,6 +120,25 @@ def raised_at(err: BaseException, prefer: Collection[str] = ()) -> str:
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
+def one_line(err: BaseException) -> str:
+    """One line per failed item: the message's first line (a runner error's where/fix lines, or a long
+    library message, would repeat under every item; the first failure's whole text goes to the log)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}" + (" ..." if len(lines) > 1 else "")
+
+
+class FailedElsewhere(Exception):
+    """An item that failed in another process: its ``one_line`` cause and ``first_failure`` tuple,
+    made there (the traceback does not travel), picklable whatever the original exception was."""
+
+    def __init__(self, cause: str, first: tuple[str, str, str]):
+        super().__init__(cause, first)
+        self.cause, self.first = cause, first
+
+    def __str__(self) -> str:
+        return self.cause
+
+
 def first_failure(err: BaseException, prefer: Collection[str] = ()) -> tuple[str, str, str]:
     """(where it was raised, its whole traceback, its whole message): what a report of many failures
     keeps of one."""

@@ -207,7 +207,8 @@ def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str
     imports its libraries (``load_from_model`` does that inside a job), and the heap frozen between
     shards, so the pool's shutdown does not wait for the worker's exit to scan it."""
     with job_heap():
-        adapter = _loaded_adapter(task)
+        adapter = loaded_adapter(task.platform, task.adapter_class, task.model_id, task.artifacts_path,
+                                 task.prepare_workers)
         dataset = adapter.platform.get_dataset(task.dataset_id)
         run_pages = getattr(adapter, OPERATIONS[task.operation][0])
         result = run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
@@ -218,18 +219,20 @@ def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str
 _LOADED: dict[tuple, Any] = {}
 
 
-def _loaded_adapter(task: ShardTask):
+def loaded_adapter(platform: Platform, adapter_class: type, model_id: str, artifacts_path: str,
+                   prepare_workers: int = 1):
+    """In a worker process: the adapter of ``model_id``, bound and loaded once per process (from the
+    parent's copy of the artifacts when this machine has it; a remote worker fetches its own)."""
     from .adapter import bind_adapter_class
 
-    key = (task.adapter_class, task.model_id, repr(task.platform))
+    key = (adapter_class, model_id, repr(platform))
     adapter = _LOADED.get(key)
     if adapter is None:
-        adapter = bind_adapter_class(task.adapter_class)()
-        adapter.platform = task.platform
-        adapter._batch_runner = BatchRunner(task.prepare_workers)
-        model = task.platform.get_model(model_id=task.model_id)
-        # the parent's copy of the artifacts when this machine has it; a remote worker fetches its own
-        path = Path(task.artifacts_path) if task.artifacts_path else None
+        adapter = bind_adapter_class(adapter_class)()
+        adapter.platform = platform
+        adapter._batch_runner = BatchRunner(prepare_workers)
+        model = platform.get_model(model_id=model_id)
+        path = Path(artifacts_path) if artifacts_path else None
         if path is None or not path.is_dir():
             path = Path(tempfile.mkdtemp(prefix=f"{model.name}-"))
         adapter.load_from_model(model_entity=model, local_path=path, overwrite=False)

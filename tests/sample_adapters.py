@@ -124,3 +124,33 @@ class EvaluateReturnsModel(SklearnImageClassifier):
         model.metrics.create(samples=[dl.PlotSample(figure="eval", legend="score", x=0, y=0.5)],
                              dataset_id=dataset.id)
         return model
+
+
+class PrepareReportsWhere(BaseModelAdapter):
+    """prepare_item_func returns where it ran (process id) and what ``load`` read from the artifacts;
+    it raises on the names in ``configuration.fail_names`` and ends its process on ``configuration.exit_name``.
+    predict labels each item with that process id, so the stored annotations show where it was prepared."""
+
+    def load(self, local_path, **kwargs):
+        with open(os.path.join(local_path, "tag.txt")) as f:
+            self.tag = f.read()
+
+    def save(self, local_path, **kwargs):
+        with open(os.path.join(local_path, "tag.txt"), "w") as f:
+            f.write(getattr(self, "tag", "from-artifacts"))
+
+    def prepare_item_func(self, item):
+        if item.name in self.configuration.get("fail_names", []):
+            raise ValueError(f"cannot prepare {item.name}\nsecond line of the message")
+        if item.name == self.configuration.get("exit_name"):
+            os._exit(3)  # a worker that dies (out of memory, a crash in a C library)
+        return os.getpid(), self.tag, super().prepare_item_func(item).shape
+
+    def predict(self, batch, **kwargs):
+        out = []
+        for pid, tag, shape in batch:
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Classification(label=f"{pid}/{tag}/{shape[0]}x{shape[1]}"),
+                           model_info={"name": self.model_entity.name, "confidence": 1.0})
+            out.append(collection)
+        return out

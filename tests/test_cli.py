@@ -331,6 +331,14 @@ def test_a_sweep_whose_jobs_fail_in_the_adapter_shows_their_messages_not_a_trace
         assert read_json(tmp_path / "sweep" / job / "run.json")["status"] == "failed"
 
 
+def test_prepare_in_processes_scores_as_threads_do(tmp_path):
+    on_threads = ok(dlrun(tmp_path, "pipeline=train_evaluate"))
+    on_processes = ok(dlrun(tmp_path, "pipeline=train_evaluate", "+adapter.configuration.prepare_in=processes"))
+    [threads_out], [processes_out] = output_dirs(on_threads.stdout), output_dirs(on_processes.stdout)
+    assert read_json(processes_out / "model.json")["configuration"]["prepare_in"] == "processes"
+    assert read_json(processes_out / "metrics.json")["accuracy"] == read_json(threads_out / "metrics.json")["accuracy"]
+
+
 def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     """Every batch fails in the adapter's predict (through scikit-learn): one message naming the
     adapter's own line (not the library's), the traceback in the run's log, exit 1 as for any error

@@ -36,6 +36,13 @@ class Platform(ABC):
         """Make ``files`` (artifact name -> local file) the model's artifacts. With ``replace`` the
         previous set is dropped atomically: readers see the old complete set or the new one."""
 
+    def item_json(self, item: dl.Item) -> dict:
+        """The item as JSON that ``item_entity`` (in this or another process) makes an entity again."""
+        return item.to_json()
+
+    def item_entity(self, item_json: dict, dataset: dl.Dataset | None = None) -> dl.Item:
+        return dl.Item.from_json(_json=item_json, client_api=dl.client_api, dataset=dataset)
+
     def open_item(self, item: dl.Item) -> BinaryIO:
         """The item's bytes as a binary file object (closed by the caller)."""
         return item.download(save_locally=False)

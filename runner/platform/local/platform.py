@@ -60,11 +60,17 @@ class LocalPlatform(Platform):
     # -- entities ------------------------------------------------------------------------------
 
     def item_entity(self, item_json: dict, dataset: dl.Dataset | None = None) -> dl.Item:
+        stored = item_json
         item_json = dict(item_json)
         blob = item_json.pop(BLOB_KEY, None)
         item = LocalItem.from_json(_json=item_json, client_api=self.client, dataset=dataset, project=self.project)
         item.local_blob = blob
+        item.stored_json = stored  # what item_json hands to a worker process: no to_json walk
         return item
+
+    def item_json(self, item: dl.Item) -> dict:
+        stored = getattr(item, "stored_json", None)
+        return stored if stored is not None else {**item.to_json(), BLOB_KEY: getattr(item, "local_blob", None)}
 
     def dataset_entity(self, dataset_json: dict) -> dl.Dataset:
         dataset = LocalDataset.from_json(_json=dataset_json, client_api=self.client, project=self.project)

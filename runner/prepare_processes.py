@@ -1,0 +1,98 @@
+"""``prepare_item_func`` on worker processes (``configuration.prepare_in: processes``).
+
+Prepare threads share the interpreter lock with the model's thread: a ``prepare_item_func`` that runs
+Python code (rather than long C calls that release the lock) takes turns with ``predict`` instead of
+running beside it. Worker processes have locks of their own. Each builds the adapter once, as a
+shard worker does (the class bound again, the model loaded from its artifacts), so
+``prepare_item_func`` sees what ``load`` set up. Items go to the workers as their stored JSON and the
+prepared inputs come back pickled; a failure comes back as one line and its place in the adapter,
+as it would from a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import pickle
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError, FailedElsewhere, first_failure, one_line
+from .platform import Platform
+
+logger = logging.getLogger(__name__)
+
+PREPARE_IN = ("threads", "processes")
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    platform: Platform  # pickles as what reopens it
+    adapter_class: type
+    model_id: str
+    artifacts_path: str
+
+
+def processes_possible() -> bool:
+    """False in a worker of a process pool (a launcher's job, a shard): its children could not be
+    set up, and the pool it is part of already uses the cores."""
+    return multiprocessing.parent_process() is None
+
+
+class ProcessPrepare:
+    """``submit(chunk) -> Future`` of ``[(input, None) | (None, error)]`` per item, on ``workers``
+    spawned processes (a fork would copy this process's threads and SQLite connections mid-use)."""
+
+    def __init__(self, workers: int, adapter):
+        self._platform = adapter.platform
+        cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
+        try:
+            pickle.dumps(cls)
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            raise ConfigError(f"prepare_in=processes needs an adapter class a worker process can import; "
+                              f"{cls.__module__}.{cls.__qualname__} is not ({err})",
+                              where=f"model {adapter.model_entity.name!r} configuration.prepare_in",
+                              fix="define the class at the top level of a module, or use prepare_in: threads") from None
+        setup = WorkerSetup(self._platform, cls, adapter.model_entity.id, str(adapter.artifacts_path or ""))
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_set_up_worker, initargs=(setup,))
+
+    def submit(self, chunk: list) -> Future:
+        try:
+            return self._pool.submit(_prepare_chunk_in_worker, [self._platform.item_json(item) for item in chunk])
+        except Exception as err:  # noqa: BLE001 - e.g. a worker died: the chunk's items fail, the run goes on
+            future: Future = Future()
+            future.set_exception(err)
+            return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+_SETUP: WorkerSetup | None = None
+
+
+def _set_up_worker(setup: WorkerSetup) -> None:
+    global _SETUP
+    _SETUP = setup  # unpickled once per worker: the platform opens once
+
+
+def _prepare_chunk_in_worker(item_jsons: list[dict]) -> list[tuple[Any, Exception | None]]:
+    from .sharding import loaded_adapter
+
+    setup = _SETUP
+    try:
+        adapter = loaded_adapter(setup.platform, setup.adapter_class, setup.model_id, setup.artifacts_path)
+        own_files = adapter._own_files()
+    except Exception as err:  # noqa: BLE001 - every item of the chunk fails with the cause
+        failure = FailedElsewhere(f"the prepare worker could not load the model: {one_line(err)}",
+                                         first_failure(err))
+        return [(None, failure)] * len(item_jsons)
+    out = []
+    for item_json in item_jsons:
+        try:
+            out.append((adapter.prepare_item_func(setup.platform.item_entity(item_json)), None))
+        except Exception as err:  # noqa: BLE001 - reported per item by the caller
+            out.append((None, FailedElsewhere(one_line(err), first_failure(err, own_files))))
+    return out

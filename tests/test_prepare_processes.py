@@ -1,0 +1,149 @@
+"""``configuration.prepare_in: processes``: prepare_item_func on worker processes, with the results,
+the failure reports and the store writes of the thread pipeline."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from adapters.sklearn_classifier import SklearnImageClassifier
+from runner.errors import ConfigError, PredictionError
+from tests.digits_subsets import SUBSETS
+from tests.sample_adapters import PrepareReportsWhere
+from tests.test_sharding import _predictions
+
+pytestmark = pytest.mark.usefixtures("platform")
+
+
+def _adapter(platform, dataset, cls, name: str, **configuration):
+    model = platform.create_model(name, dataset, labels=[str(d) for d in range(10)],
+                                  configuration={"batch_size": 8, **configuration}, subsets=SUBSETS)
+    adapter = cls()
+    adapter.platform = platform
+    adapter.model_entity = model
+    adapter.save_to_model(replace=True)  # the artifacts a worker process loads
+    adapter.load_from_model(model_entity=platform.get_model(model.id))
+    return adapter
+
+
+def _labels(platform, dataset, model) -> list[str]:
+    return sorted(label for stored in _predictions(platform, dataset, model).values() for label, _t, _c in stored)
+
+
+def test_processes_store_what_threads_store(platform, digits):
+    model = platform.create_model("digits-lr", digits, configuration={"batch_size": 16}, subsets=SUBSETS)
+    trainer = SklearnImageClassifier()
+    trainer.platform = platform
+    trainer.train_model(model)
+    model = platform.get_model(model.id)
+
+    threads = SklearnImageClassifier()
+    threads.platform = platform
+    threads.load_from_model(model_entity=model)
+    assert threads.predict_dataset(digits, filters=SUBSETS["test"]) == 269
+    on_threads = _predictions(platform, digits, model)
+    threads.batch_runner.close()
+
+    model.configuration["prepare_in"] = "processes"
+    processes = SklearnImageClassifier()
+    processes.platform = platform
+    processes.load_from_model(model_entity=model)
+    try:
+        assert processes.predict_dataset(digits, filters=SUBSETS["test"]) == 269  # a rerun: replaces
+        assert processes.batch_runner._processes is not None
+    finally:
+        processes.batch_runner.close()
+    assert _predictions(platform, digits, model) == on_threads
+    assert platform.store.count_annotations(digits.id, model.name) == 269
+
+
+def test_prepare_runs_in_other_processes_on_the_loaded_adapter(platform, digits):
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", prepare_workers=2)
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:40]
+    try:
+        _items, annotations = adapter.predict_items(items)
+    finally:
+        adapter.batch_runner.close()
+    assert len(annotations) == 40
+    pids = {int(a.label.split("/")[0]) for a in annotations}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2  # prepared elsewhere, on at most 2 workers
+    # each worker loaded the model from its artifacts, and read the item's bytes from the store
+    assert {a.label.split("/", 1)[1] for a in annotations} == {"from-artifacts/8x8"}
+
+
+def test_a_failure_in_a_worker_is_reported_per_item_at_the_adapter_line(platform, digits):
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:24]
+    bad = [items[2].name, items[13].name]
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", fail_names=bad)
+    try:
+        with pytest.raises(PredictionError) as err:
+            adapter.predict_items(items)
+    finally:
+        adapter.batch_runner.close()
+    failed = err.value.failed
+    assert set(failed) == {items[2].id, items[13].id}
+    assert failed[items[2].id] == f"prepare_item_func: ValueError: cannot prepare {bad[0]} ..."
+    message = str(err.value)
+    assert "sample_adapters.py" in message and "in prepare_item_func" in message
+    assert "second line of the message" in message  # the whole first failure, once
+    assert 'raise ValueError(f"cannot prepare' in err.value.traceback_text  # the worker's traceback
+    assert platform.store.count_annotations(digits.id, "where") == 22
+
+
+def test_a_worker_that_dies_fails_its_items_and_the_run_ends(platform, digits):
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:24]
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes",
+                       exit_name=items[10].name)
+    try:
+        with pytest.raises(PredictionError) as err:
+            adapter.predict_items(items)
+    finally:
+        adapter.batch_runner.close()
+    assert items[10].id in err.value.failed
+    assert "BrokenProcessPool" in err.value.failed[items[10].id]
+    # every item is stored or reported failed (which batches a dead worker takes with it depends on timing)
+    assert platform.store.count_annotations(digits.id, "where") == 24 - len(err.value.failed)
+
+
+def test_an_unknown_prepare_in_is_a_config_error(platform, digits):
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="fork")
+    with pytest.raises(ConfigError, match="prepare_in") as err:
+        adapter.predict_items([])
+    assert "configuration.prepare_in" in str(err.value) and "processes" in str(err.value)
+
+
+def test_a_class_a_worker_cannot_import_is_a_config_error(platform, digits):
+    class Local(PrepareReportsWhere):
+        pass
+
+    adapter = _adapter(platform, digits, Local, "where", prepare_in="processes")
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:4]
+    with pytest.raises(ConfigError, match="worker process can import") as err:
+        adapter.predict_items(items)
+    assert "Local" in str(err.value) and "prepare_in: threads" in str(err.value)
+    assert platform.store.count_annotations(digits.id, "where") == 0
+
+
+def test_a_dataloop_style_class_embeds_on_prepare_processes(platform, digits):
+    """A class written against dl.BaseModelAdapter is bound again in each worker process."""
+    from runner import bind_adapter_class
+    from tests.sample_adapters import CentroidAdapter
+
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:20]
+    vectors = {}
+    for prepare_in in ("threads", "processes"):
+        model = platform.create_model(f"centroid-{prepare_in}", digits, configuration={"prepare_in": prepare_in},
+                                      subsets=SUBSETS)
+        adapter = bind_adapter_class(CentroidAdapter)()
+        adapter.platform = platform
+        adapter.load_from_model(model_entity=model)
+        try:
+            embedded, vectors[prepare_in] = adapter.embed_items(items)
+            assert [i.id for i in embedded] == [i.id for i in items]
+            assert (adapter.batch_runner._processes is not None) == (prepare_in == "processes")
+        finally:
+            adapter.batch_runner.close()
+    assert len(vectors["processes"]) == 20
+    for on_threads, on_processes in zip(vectors["threads"], vectors["processes"], strict=True):
+        assert list(on_threads) == list(on_processes)
