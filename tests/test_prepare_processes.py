@@ -147,3 +147,33 @@ def test_a_dataloop_style_class_embeds_on_prepare_processes(platform, digits):
     assert len(vectors["processes"]) == 20
     for on_threads, on_processes in zip(vectors["threads"], vectors["processes"], strict=True):
         assert list(on_threads) == list(on_processes)
+
+
+def _prepare_in_a_pool_worker(root: str, model_id: str) -> tuple[bool, int]:
+    import logging
+
+    from runner.platform.local import LocalPlatform
+
+    platform = LocalPlatform(root)
+    adapter = PrepareReportsWhere()
+    adapter.platform = platform
+    adapter.load_from_model(model_entity=platform.get_model(model_id=model_id))
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("runner").addHandler(handler)
+    items = [item for page in platform.iter_items(adapter.model_entity.dataset, SUBSETS["test"]) for item in page][:8]
+    _items, annotations = adapter.predict_items(items)
+    warned = any("preparing on threads here" in record.getMessage() for record in records)
+    return warned, len({a.label.split("/")[0] for a in annotations} - {str(os.getpid())})
+
+
+def test_in_a_pool_worker_prepare_stays_on_threads_with_a_warning(platform, digits):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        warned, prepared_elsewhere = pool.submit(_prepare_in_a_pool_worker, str(platform.root),
+                                                 adapter.model_entity.id).result(timeout=120)
+    assert warned and prepared_elsewhere == 0  # prepared in the worker itself, on its threads
