@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .batching import BatchRunner
+from .batching import BatchResult, BatchRunner
 from .configuration import is_whole_number
 from .errors import ConfigError, PredictionError, first_failure
 from .gc_control import job_heap
@@ -117,9 +117,8 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s worker(s)", verb, count,
                 len(tasks), page_size, sharding.workers - 1, sharding.backend)
 
-    def here(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str] | None]:
-        result = getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
-        return result.processed, result.failed, result.first
+    def here(task: ShardTask) -> BatchResult:
+        return getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
 
     # this process's share of the cores, like each worker's: more prepare threads would only take
     # turns at the interpreter lock with the model and the writer
@@ -139,9 +138,9 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
                 failed.update({item.id: cause for item in page if item.type == "file"})
             first = first or first_failure(outcome)
             continue
-        processed += outcome[0]
-        failed.update(outcome[1])
-        first = first or outcome[2]
+        processed += outcome.processed
+        failed.update(outcome.failed)
+        first = first or outcome.first
     if failed:
         raise PredictionError(wrapper, failed, processed + len(failed), first)
     return processed
@@ -199,9 +198,9 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
     return outcomes
 
 
-def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str] | None]:
-    """In a worker: predict (or embed) the task's pages; returns (items done, failed item id -> cause,
-    the first failure's place and traceback).
+def run_shard(task: ShardTask) -> BatchResult:
+    """In a worker: predict (or embed) the task's pages; returns what was done and what failed (no
+    outputs: they are stored).
 
     As a CLI job does (runner/gc_control.py): the collector paused while the adapter's ``load``
     imports its libraries (``load_from_model`` does that inside a job), and the heap frozen between
@@ -211,8 +210,7 @@ def run_shard(task: ShardTask) -> tuple[int, dict[str, str], tuple[str, str, str
                                  task.prepare_workers)
         dataset = adapter.platform.get_dataset(task.dataset_id)
         run_pages = getattr(adapter, OPERATIONS[task.operation][0])
-        result = run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
-        return result.processed, result.failed, result.first
+        return run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
 
 
 # one loaded adapter per worker process and model: a process that runs several shards loads once

@@ -94,14 +94,14 @@ def test_a_worker_shard_leaves_the_heap_frozen_and_the_next_shard_still_runs(pla
     tasks = [ShardTask(platform, SklearnImageClassifier, model.id, dataset.id, SUBSETS["test"], pages, page_size, 16,
                        1, "", {}) for pages in shards[:2]]
     try:
-        assert run_shard(tasks[0])[0] == page_size * len(tasks[0].pages)
+        assert run_shard(tasks[0]).processed == page_size * len(tasks[0].pages)
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # a worker that exits now skips the collector's pass over them
         assert gc.isenabled()
         gc.collect()
         assert gc.get_freeze_count() == frozen  # out of the collector's reach until the next shard
-        processed, failed, first = run_shard(tasks[1])
-        assert (processed, failed, first) == (page_size * len(tasks[1].pages), {}, None)
+        result = run_shard(tasks[1])
+        assert (result.processed, result.failed, result.first) == (page_size * len(tasks[1].pages), {}, None)
         assert platform.store.count_annotations(dataset.id, model.name) == page_size * (len(tasks[0].pages) + len(tasks[1].pages))
     finally:
         gc.unfreeze()
