@@ -14,17 +14,24 @@ from pathlib import Path
 import yaml
 
 
-def trials_so_far(storage: str | None, study_name: str | None) -> int:
-    """How many trials a stored study holds (0 when there is no storage or no such study yet)."""
+def _summary(storage: str | None, study_name: str | None):
+    """Optuna's summary of the stored study, or None (no storage, no such study, or a storage optuna
+    cannot open: the sweeper itself reports that)."""
     if not storage or not study_name:
-        return 0
+        return None
     import optuna
 
     try:
         summaries = optuna.study.get_all_study_summaries(storage=storage)
-    except Exception:  # noqa: BLE001 - a storage optuna cannot open is reported by the sweeper itself
-        return 0
-    return next((s.n_trials for s in summaries if s.study_name == study_name), 0)
+    except Exception:  # noqa: BLE001
+        return None
+    return next((s for s in summaries if s.study_name == study_name), None)
+
+
+def trials_so_far(storage: str | None, study_name: str | None) -> int:
+    """How many trials a stored study holds (0 when there is no storage or no such study yet)."""
+    summary = _summary(storage, study_name)
+    return summary.n_trials if summary is not None else 0
 
 
 def study_seed(seed: int | None, storage: str | None, study_name: str | None) -> int | None:
@@ -71,9 +78,9 @@ def stored_trials(storage: str | None, study_name: str | None) -> tuple[int, dic
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if _summary(storage, study_name) is None:
+        return None
     try:
-        if study_name not in {s.study_name for s in optuna.study.get_all_study_summaries(storage=storage)}:
-            return None
         trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
     except Exception:  # noqa: BLE001 - a storage optuna cannot open is reported by the sweeper itself
         return None
