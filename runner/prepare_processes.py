@@ -71,6 +71,7 @@ class ProcessPrepare:
 
 
 _SETUP: WorkerSetup | None = None
+_LOAD_FAILED: FailedElsewhere | None = None  # a model that did not load is not loaded again for every chunk
 
 
 def _set_up_worker(setup: WorkerSetup) -> None:
@@ -81,14 +82,17 @@ def _set_up_worker(setup: WorkerSetup) -> None:
 def _prepare_chunk_in_worker(item_jsons: list[dict]) -> list[tuple[Any, Exception | None]]:
     from .sharding import loaded_adapter
 
+    global _LOAD_FAILED
     setup = _SETUP
-    try:
-        adapter = loaded_adapter(setup.platform, setup.adapter_class, setup.model_id, setup.artifacts_path)
-        own_files = adapter._own_files()
-    except Exception as err:  # noqa: BLE001 - every item of the chunk fails with the cause
-        failure = FailedElsewhere(f"the prepare worker could not load the model: {one_line(err)}",
-                                         first_failure(err))
-        return [(None, failure)] * len(item_jsons)
+    if _LOAD_FAILED is None:
+        try:
+            adapter = loaded_adapter(setup.platform, setup.adapter_class, setup.model_id, setup.artifacts_path)
+            own_files = adapter._own_files()
+        except Exception as err:  # noqa: BLE001 - every item fails with the cause
+            _LOAD_FAILED = FailedElsewhere(f"the prepare worker could not load the model: {one_line(err)}",
+                                           first_failure(err))
+    if _LOAD_FAILED is not None:
+        return [(None, _LOAD_FAILED)] * len(item_jsons)
     out = []
     for item_json in item_jsons:
         try:

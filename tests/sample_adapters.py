@@ -128,10 +128,15 @@ class EvaluateReturnsModel(SklearnImageClassifier):
 
 class PrepareReportsWhere(BaseModelAdapter):
     """prepare_item_func returns where it ran (process id) and what ``load`` read from the artifacts;
-    it raises on the names in ``configuration.fail_names`` and ends its process on ``configuration.exit_name``.
+    it raises on the names in ``configuration.fail_names`` and ends its process on ``configuration.exit_name``;
+    ``configuration.fail_load_in_workers`` makes ``load`` fail in any process but the main one.
     predict labels each item with that process id, so the stored annotations show where it was prepared."""
 
     def load(self, local_path, **kwargs):
+        import multiprocessing
+
+        if self.configuration.get("fail_load_in_workers") and multiprocessing.parent_process() is not None:
+            raise RuntimeError("this load runs in the main process only")
         with open(os.path.join(local_path, "tag.txt")) as f:
             self.tag = f.read()
 

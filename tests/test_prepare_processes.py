@@ -177,3 +177,19 @@ def test_in_a_pool_worker_prepare_stays_on_threads_with_a_warning(platform, digi
         warned, prepared_elsewhere = pool.submit(_prepare_in_a_pool_worker, str(platform.root),
                                                  adapter.model_entity.id).result(timeout=120)
     assert warned and prepared_elsewhere == 0  # prepared in the worker itself, on its threads
+
+
+def test_a_model_that_does_not_load_in_the_workers_fails_every_item_with_the_cause(platform, digits):
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", fail_load_in_workers=True)
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:24]
+    try:
+        with pytest.raises(PredictionError) as err:
+            adapter.predict_items(items)
+    finally:
+        adapter.batch_runner.close()
+    assert set(err.value.failed) == {item.id for item in items}
+    assert set(err.value.failed.values()) == {
+        "prepare_item_func: the prepare worker could not load the model: RuntimeError: this load runs in the main "
+        "process only"}
+    assert "nothing was stored" in str(err.value) and "in load" in str(err.value)
+    assert platform.store.count_annotations(digits.id, "where") == 0
