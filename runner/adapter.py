@@ -117,8 +117,12 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     @property
     def batch_runner(self) -> BatchRunner:
         if self._batch_runner is None:
-            self._batch_runner = BatchRunner(self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS),
-                                             self._process_prepare())
+            workers = self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS)
+            if not is_whole_number(workers, 1):
+                raise ConfigError(f"prepare_workers must be a whole number of at least 1, not {workers!r}",
+                                  where=f"model {self.model_entity.name!r} configuration.prepare_workers",
+                                  fix="prepare_workers: 4 (the default; at most one per core is used)")
+            self._batch_runner = BatchRunner(workers, self._process_prepare())
         return self._batch_runner
 
     def _process_prepare(self):

@@ -87,6 +87,7 @@ def plan(cfg: DictConfig) -> Plan:
             raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
 
     _check_scalars(settings)
+    _check_run_settings(settings)
 
     steps = list(settings["pipeline"].get("steps") or [])
     unknown = [s for s in steps if s not in STEPS]
@@ -358,6 +359,34 @@ def _configuration(settings: dict) -> dict:
     return {**(settings["adapter"].get("configuration") or {}), **(settings["model"].get("configuration") or {})}
 
 
+# configuration keys that say how a run goes, not what the model is: a run that does not train takes
+# them from its own config (the version keeps the rest of what it was trained with)
+RUN_SETTINGS = ("batch_size", "prepare_in", "prepare_workers")
+
+
+def _check_run_settings(settings: dict) -> None:
+    """The configuration keys the runner itself reads, checked before anything is stored (a bad one
+    would fail the evaluate step after a version was trained)."""
+    from .prepare_processes import PREPARE_IN
+
+    configuration = _configuration(settings)
+    given = settings["adapter"].get("configuration") or {}
+    if "batch_size" in given and given["batch_size"] != configuration.get("batch_size"):
+        logger.warning("adapter.configuration.batch_size=%r is replaced by the run's batch_size (%r): set the batch "
+                       "size with batch_size=%s", given["batch_size"], configuration.get("batch_size"),
+                       given["batch_size"])
+    for key in ("batch_size", "prepare_workers"):
+        if key in configuration and not is_whole_number(configuration[key], 1):
+            raise ConfigError(f"configuration.{key} is {configuration[key]!r}, not a whole number of at least 1",
+                              where=f"adapter.configuration.{key} / model.configuration.{key}",
+                              fix="batch_size=32 for the batch size; +adapter.configuration.prepare_workers=2 for the "
+                                  "prepare workers")
+    if configuration.get("prepare_in", "threads") not in PREPARE_IN:
+        raise ConfigError(f"configuration.prepare_in is {configuration['prepare_in']!r}, not one of {list(PREPARE_IN)}",
+                          where="adapter.configuration.prepare_in", fix="+adapter.configuration.prepare_in=processes "
+                          "(for a prepare_item_func that runs Python code) or threads (the default)")
+
+
 def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
     """Before a version is made: every subset holds items that prepare_data will take (with an
     annotation of the output type, as on Dataloop), else the error comes now, not after training."""
@@ -402,12 +431,13 @@ def _warn_ignored_overrides(model, steps: list[str]) -> None:
     if not HydraConfig.initialized():
         return
     given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-    ignored = [key for key in given if key in ("adapter", "experiment") or (key.startswith(
-        ("adapter.configuration.", "model.configuration.")) and key.split(".", 2)[2] != "batch_size")]
+    # adapter=<option> is how the run finds the class that loads the version: it applies
+    ignored = [key for key in given if key == "experiment" or (key.startswith(
+        ("adapter.configuration.", "model.configuration.")) and key.split(".", 2)[2] not in RUN_SETTINGS)]
     if ignored:
-        logger.warning("%s: not applied; this run (%s) uses the configuration model %s was trained with (only batch_size "
-                       "is taken from this run): train a new version with them (pipeline=train_evaluate ...)",
-                       ", ".join(ignored), "/".join(steps), model.name)
+        logger.warning("%s: not applied; this run (%s) uses the configuration model %s was trained with (only %s "
+                       "are taken from this run): train a new version with them (pipeline=train_evaluate ...)",
+                       ", ".join(ignored), "/".join(steps), model.name, ", ".join(RUN_SETTINGS))
 
 
 def _export_hint(platform, dataset, model) -> str:
@@ -454,8 +484,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
                                   "first (pipeline=train)")
         if "evaluate" in steps:
             _check_labels_meet(platform, model, dataset)
-        # run-time settings only; the version keeps the configuration it was trained with
-        model.configuration["batch_size"] = configuration.get("batch_size", model.configuration.get("batch_size"))
+        # how this run goes, not what the model is: from the run; the version keeps the rest of the
+        # configuration it was trained with (this copy is not stored)
+        for key in RUN_SETTINGS:
+            if key in configuration:
+                model.configuration[key] = configuration[key]
         _warn_ignored_overrides(model, steps)
         return model
     labels = spec.get("labels")

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,27 +50,59 @@ class ProcessPrepare:
     def __init__(self, workers: int, adapter):
         self._platform = adapter.platform
         cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
-        try:
-            pickle.dumps(cls)
-        except (pickle.PicklingError, AttributeError, TypeError) as err:
+        problem = None
+        main_file = getattr(sys.modules["__main__"], "__file__", None)  # python - says "<stdin>"
+        if cls.__module__ == "__main__" and not (main_file and os.path.isfile(main_file)):
+            problem = "it is defined in an interactive session (python -c, a notebook, standard input)"
+        else:
+            try:
+                pickle.dumps(cls)
+            except (pickle.PicklingError, AttributeError, TypeError) as err:
+                problem = str(err)
+        if problem:
             raise ConfigError(f"prepare_in=processes needs an adapter class a worker process can import; "
-                              f"{cls.__module__}.{cls.__qualname__} is not ({err})",
+                              f"{cls.__module__}.{cls.__qualname__} is not: {problem}",
                               where=f"model {adapter.model_entity.name!r} configuration.prepare_in",
-                              fix="define the class at the top level of a module, or use prepare_in: threads") from None
+                              fix="define the class at the top level of a module (a .py file), or use prepare_in: "
+                                  "threads")
         setup = WorkerSetup(self._platform, cls, adapter.model_entity.id, str(adapter.artifacts_path or ""))
+        logger.info("prepare_item_func on %d worker process%s (prepare_in: processes)", workers,
+                    "es" if workers > 1 else "")
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_set_up_worker, initargs=(setup,))
 
     def submit(self, chunk: list) -> Future:
+        explained: Future = Future()
         try:
-            return self._pool.submit(_prepare_chunk_in_worker, [self._platform.item_json(item) for item in chunk])
+            future = self._pool.submit(_prepare_chunk_in_worker, [self._platform.item_json(item) for item in chunk])
         except Exception as err:  # noqa: BLE001 - e.g. a worker died: the chunk's items fail, the run goes on
-            future: Future = Future()
-            future.set_exception(err)
-            return future
+            explained.set_exception(_explained(err))
+            return explained
+
+        def done(f: Future) -> None:
+            err = f.exception()
+            if err is None:
+                explained.set_result(f.result())
+            else:
+                explained.set_exception(_explained(err))
+        future.add_done_callback(done)
+        return explained
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _explained(err: BaseException) -> FailedElsewhere:
+    """What failed a whole chunk, said so the author can act on it: the worker process ended, or what
+    ``prepare_item_func`` returned could not travel back (the worker catches everything else per item)."""
+    if isinstance(err, BrokenProcessPool):
+        cause = ("a prepare worker process ended abruptly (killed, out of memory, a crash in a C library, os._exit, "
+                 "or a script that runs the adapter at its top level instead of under if __name__ == '__main__':, "
+                 "which each worker process runs again as it starts)")
+        return FailedElsewhere(cause, ("a prepare worker process", "", cause))
+    cause = (f"what prepare_item_func returned could not be sent back from its worker process ({one_line(err)}); "
+             "with prepare_in: processes it must return values that pickle (arrays, tensors, strings, numbers)")
+    return FailedElsewhere(cause, ("a prepare worker process, sending its results", "", cause))
 
 
 _SETUP: WorkerSetup | None = None

@@ -129,7 +129,8 @@ class EvaluateReturnsModel(SklearnImageClassifier):
 class PrepareReportsWhere(BaseModelAdapter):
     """prepare_item_func returns where it ran (process id) and what ``load`` read from the artifacts;
     it raises on the names in ``configuration.fail_names`` and ends its process on ``configuration.exit_name``;
-    ``configuration.fail_load_in_workers`` makes ``load`` fail in any process but the main one.
+    ``configuration.fail_load_in_workers`` makes ``load`` fail in any process but the main one;
+    ``configuration.return_generator`` returns a value that does not pickle.
     predict labels each item with that process id, so the stored annotations show where it was prepared."""
 
     def load(self, local_path, **kwargs):
@@ -149,6 +150,8 @@ class PrepareReportsWhere(BaseModelAdapter):
             raise ValueError(f"cannot prepare {item.name}\nsecond line of the message")
         if item.name == self.configuration.get("exit_name"):
             os._exit(3)  # a worker that dies (out of memory, a crash in a C library)
+        if self.configuration.get("return_generator"):
+            return (value for value in range(3))  # a value that does not pickle
         return os.getpid(), self.tag, super().prepare_item_func(item).shape
 
     def predict(self, batch, **kwargs):

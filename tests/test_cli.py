@@ -332,11 +332,24 @@ def test_a_sweep_whose_jobs_fail_in_the_adapter_shows_their_messages_not_a_trace
 
 
 def test_prepare_in_processes_scores_as_threads_do(tmp_path):
-    on_threads = ok(dlrun(tmp_path, "pipeline=train_evaluate"))
-    on_processes = ok(dlrun(tmp_path, "pipeline=train_evaluate", "+adapter.configuration.prepare_in=processes"))
-    [threads_out], [processes_out] = output_dirs(on_threads.stdout), output_dirs(on_processes.stdout)
-    assert read_json(processes_out / "model.json")["configuration"]["prepare_in"] == "processes"
+    on_threads = ok(dlrun(tmp_path))
+    [threads_out] = output_dirs(on_threads.stdout)
+    version = read_json(threads_out / "model.json")["name"]
+    # prepare_in says how a run goes: an evaluate run of a trained version takes it from the command line
+    again = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}", "adapter=sklearn",
+                     "+adapter.configuration.prepare_in=processes", "+adapter.configuration.prepare_workers=2"))
+    assert "not applied" not in again.stdout + again.stderr
+    [processes_out] = output_dirs(again.stdout)
+    assert "prepare_item_func on 2 worker processes" in (processes_out / "dlrun.log").read_text()
     assert read_json(processes_out / "metrics.json")["accuracy"] == read_json(threads_out / "metrics.json")["accuracy"]
+
+
+def test_a_bad_run_setting_in_a_training_run_stops_it_before_anything_is_stored(tmp_path):
+    result = dlrun(tmp_path, "+adapter.configuration.prepare_in=process", "+adapter.configuration.batch_size=5")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "configuration.prepare_in is 'process', not one of ['threads', 'processes']" in result.stderr
+    assert "adapter.configuration.batch_size=5 is replaced by the run's batch_size (32)" in result.stdout + result.stderr
+    assert not (tmp_path / "dl" / "local" / "platform.db").exists()  # refused before the platform opened
 
 
 def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):

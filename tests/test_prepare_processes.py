@@ -101,7 +101,8 @@ def test_a_worker_that_dies_fails_its_items_and_the_run_ends(platform, digits):
     finally:
         adapter.batch_runner.close()
     assert items[10].id in err.value.failed
-    assert "BrokenProcessPool" in err.value.failed[items[10].id]
+    assert "a prepare worker process ended abruptly" in err.value.failed[items[10].id]
+    assert "raised at a prepare worker process" in str(err.value)
     # every item is stored or reported failed (which batches a dead worker takes with it depends on timing)
     assert platform.store.count_annotations(digits.id, "where") == 24 - len(err.value.failed)
 
@@ -193,3 +194,53 @@ def test_a_model_that_does_not_load_in_the_workers_fails_every_item_with_the_cau
         "process only"}
     assert "nothing was stored" in str(err.value) and "in load" in str(err.value)
     assert platform.store.count_annotations(digits.id, "where") == 0
+
+
+def test_a_value_that_cannot_travel_back_says_what_prepare_item_func_must_return(platform, digits):
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", return_generator=True)
+    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:8]
+    try:
+        with pytest.raises(PredictionError) as err:
+            adapter.predict_items(items)
+    finally:
+        adapter.batch_runner.close()
+    assert set(err.value.failed) == {item.id for item in items}
+    cause = err.value.failed[items[0].id]
+    assert "what prepare_item_func returned could not be sent back from its worker process" in cause
+    assert "generator" in cause and "must return values that pickle" in cause
+
+
+def test_a_class_of_an_interactive_session_is_a_config_error(tmp_path):
+    """python - (standard input), python -c and notebooks have a __main__ no worker process can import."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os
+os.environ["DATALOOP_PATH"] = {str(tmp_path / "dl")!r}
+from runner.data import import_digits
+from runner.platform.local import LocalPlatform
+from runner.errors import ConfigError
+from tests.sample_adapters import PrepareReportsWhere
+
+class Interactive(PrepareReportsWhere):
+    pass
+
+platform = LocalPlatform({str(tmp_path / "platform")!r})
+dataset = import_digits(platform).dataset
+model = platform.create_model("where", dataset, configuration={{"prepare_in": "processes"}})
+adapter = Interactive()
+adapter.platform = platform
+adapter.model_entity = model
+adapter.save_to_model(replace=True)
+adapter.load_from_model(model_entity=platform.get_model(model.id))
+items = next(iter(platform.iter_items(dataset, None, 4)))
+try:
+    adapter.predict_items(items)
+except ConfigError as err:
+    print("CONFIG ERROR:", err)
+"""
+    result = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300,
+                            cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert "CONFIG ERROR: prepare_in=processes needs an adapter class a worker process can import; " \
+           "__main__.Interactive is not: it is defined in an interactive session" in result.stdout, result.stderr
