@@ -42,6 +42,17 @@ from .sharding import Sharding, run_in_shards
 
 logger = logging.getLogger("runner.adapter")
 
+
+class _SaidByTheStamp(logging.Filter):
+    """dtlpy's adapter ``__init__`` warns, for every instance, that a prediction's ``model_info.name``
+    is aligned with ``model.name``: here ``_stamp`` does that for every prediction, so it says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("in case of a mismatch between 'model.name' and 'model_info.name'")
+
+
+logging.getLogger("ModelAdapter").addFilter(_SaidByTheStamp())
+
 USER_FUNCTIONS = ("load", "save", "train", "predict", "prepare_item_func", "convert_from_dtlpy", "evaluate", "embed")
 WRAPPER_FUNCTIONS = ("load_from_model", "save_to_model", "prepare_data", "predict_items", "predict_dataset",
                      "train_model", "evaluate_model", "embed_items", "embed_dataset")

@@ -327,3 +327,16 @@ def test_train_evaluate_predict_embed_through_the_runner(name, tmp_path, dataloo
     stored = platform.get_model(name=version["name"])
     assert stored.status == "trained" and stored.id == version["id"]
     assert network_guard == []
+
+
+def test_binding_a_dataloop_class_does_not_repeat_dtlpys_model_info_warning(caplog):
+    import logging
+
+    from runner import bind_adapter_class
+    from tests.sample_adapters import CentroidAdapter
+
+    with caplog.at_level(logging.WARNING):
+        bind_adapter_class(CentroidAdapter)()
+        bind_adapter_class(CentroidAdapter)()
+    # dtlpy's __init__ says model_info.name is aligned with model.name; the runner's _stamp does it
+    assert not [r for r in caplog.records if "model_info.name" in r.getMessage()]
