@@ -506,6 +506,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     version.metadata.setdefault("system", {})["subsets"] = subsets
     # model.labels null: the dataset's labels now, which may have grown since the base model was made
     version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
+    absent = [label for label in version.labels if label not in dataset.labels_flat_dict]
+    if labels is not None and absent:
+        logger.warning("model.labels names %s, which dataset %r does not have (it has %s): no item trains or scores "
+                       "%s (a misspelling?)", absent, dataset.name, sorted(dataset.labels_flat_dict)[:12],
+                       "it" if len(absent) == 1 else "them")
     version.dataset_id = dataset.id
     version.update()
     return platform.get_model(version.id)

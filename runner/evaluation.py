@@ -163,6 +163,12 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
     (``dl.Text``) are scored the same way: the label of an item's mark is its class."""
     data = read_classification(platform, model, dataset, filters, annotation_type)
     metrics = classification_metrics(data.y_true, data.y_pred, data.labels, scores=data.scores)
+    if metrics["labels_without_truth"]:
+        absent = metrics["labels_without_truth"]
+        logger.warning("%d of the model's %d labels have no item among those scored (%s): the macro averages count "
+                       "each as 0 (scikit-learn's labels=<every label>, zero_division=0) and ROC-AUC is left out; "
+                       "the weighted and micro averages, and labels_without_truth, show it", len(absent),
+                       len(data.labels), ", ".join(absent[:_EXAMPLES]) + (" ..." if len(absent) > _EXAMPLES else ""))
     if extra:
         names = np.asarray([*data.labels, "<none>"], dtype=object)
         y_true, y_pred = names[data.y_true], names[data.y_pred]  # -1 picks "<none>"

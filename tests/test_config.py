@@ -533,3 +533,20 @@ def test_a_folder_source_compares_as_the_folder_it_names_not_as_text(tmp_path, m
     monkeypatch.chdir(tmp_path / "b")
     with pytest.raises(ConfigError, match="dataset.source asks for folder="):
         app._dataset(platform, spec("photos"))
+
+
+def test_a_model_label_the_dataset_lacks_is_named_when_the_version_is_made(platform, digits, caplog):
+    import logging
+
+    settings = {"adapter": {"configuration": {}}, "model": {
+        "name": "misspelt", "labels": [*(str(d) for d in range(9)), "nine"], "input_type": "image",
+        "output_type": "class", "configuration": {}}}
+    with caplog.at_level(logging.WARNING, logger="runner.app"):
+        version = app._model(platform, digits, settings, ["train"], {})
+    assert version.labels[-1] == "nine"
+    assert "model.labels names ['nine'], which dataset 'digits' does not have" in caplog.text
+    caplog.clear()
+    settings["model"]["labels"] = None  # the dataset's own
+    with caplog.at_level(logging.WARNING, logger="runner.app"):
+        app._model(platform, digits, settings, ["train"], {})
+    assert "model.labels" not in caplog.text

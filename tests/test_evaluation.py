@@ -374,3 +374,19 @@ def test_an_object_stored_as_polygon_and_mask_is_one_instance(platform, images):
     filters = {"filter": {"id": rows[0]["id"]}, "resource": "items"}
     metrics = PolygonOracle().evaluate_model(model, dataset, filters=filters)
     assert (metrics["instance_tp"], metrics["instance_fn"], metrics["instance_recall"]) == (1, 0, 1.0)
+
+
+def test_a_model_label_no_scored_item_has_is_named_in_a_warning(platform, images, caplog):
+    dataset, rows = images
+    model = platform.create_model("four-labels", dataset, labels=[*LABELS, "zebra"], output_type="class", subsets={})
+    annotations = []
+    for i, row in enumerate(rows):
+        annotations.append(_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id))
+        annotations.append(_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id, model, 0.8))
+    platform.store.insert_annotations(annotations)
+    with caplog.at_level(logging.WARNING, logger="runner.evaluation"):
+        metrics = evaluate(platform, model, dataset, None)
+    assert metrics["accuracy"] == 1.0 and metrics["f1_macro"] == pytest.approx(0.75)  # as scikit-learn's
+    assert metrics["labels_without_truth"] == ["zebra"]
+    assert "1 of the model's 4 labels have no item among those scored (zebra): the macro averages count each as 0" \
+        in caplog.text
