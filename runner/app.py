@@ -59,15 +59,10 @@ class Plan:
     sharding: Any
 
 
-def _import_error(key: str, target: Any, err: Exception, fix: str) -> ConfigError:
-    return ConfigError(f"{key} {target!r} cannot be imported: {type(err).__name__}: {err}", where=key, fix=fix)
-
-
 def plan(cfg: DictConfig) -> Plan:
-    from hydra.utils import get_class, get_method
-
     from .adapter import bind_adapter_class
     from .evaluation import leave_out_shadowing_metric
+    from .locating import locate
 
     register_resolvers()  # a launcher's worker process may run many jobs, and Hydra resets resolvers per job
 
@@ -97,15 +92,13 @@ def plan(cfg: DictConfig) -> Plan:
     _check_search_has_an_objective(steps, settings)
 
     target = settings["adapter"].get("_target_")
+    located = locate(target, "adapter._target_", "check the module path and class name, or install the package that "
+                                                 "provides it")
     try:
-        adapter_class = bind_adapter_class(get_class(target))
+        adapter_class = bind_adapter_class(located)
     except TypeError as err:
         raise ConfigError(str(err), where="adapter._target_",
                           fix="point _target_ at a class subclassing runner.BaseModelAdapter or dl.BaseModelAdapter") from None
-    except Exception as err:  # noqa: BLE001 - hydra wraps import errors in several types
-        cause = err.__cause__ or err
-        raise _import_error("adapter._target_", target, cause,
-                            "check the module path and class name, or install the package that provides it") from None
 
     for step in steps:
         for name in STEP_NEEDS[step]:
@@ -130,12 +123,13 @@ def plan(cfg: DictConfig) -> Plan:
                 leave_out_shadowing_metric(name)
                 continue
             spec = dict(spec)
-            metric_target = spec.pop("_target_", None)
-            try:
-                metric_functions[name] = partial(get_method(metric_target), **spec)
-            except Exception as err:  # noqa: BLE001
-                raise _import_error(f"metrics.scores.{name}._target_", metric_target, err.__cause__ or err,
-                                    "name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score") from None
+            function = locate(spec.pop("_target_", None), f"metrics.scores.{name}._target_",
+                              "name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score")
+            if not callable(function):
+                raise ConfigError(f"metrics.scores.{name}._target_ names {type(function).__name__} {function!r}, not a "
+                                  "function", where=f"metrics.scores.{name}._target_",
+                                  fix="name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score")
+            metric_functions[name] = partial(function, **spec)
 
     objective = (settings.get("objective") or {}).get("metric")
     if "evaluate" in steps and objective and _uses_default_evaluate(adapter_class):
