@@ -109,6 +109,7 @@ def plan(cfg: DictConfig) -> Plan:
     metric_functions: dict[str, Any] = {}
     metrics = settings.get("metrics") or {}
     output_type = settings["model"].get("output_type")
+    _check_output_type(output_type)
     if "evaluate" in steps and metrics:
         family = OUTPUT_FAMILY.get(output_type, output_type)
         if OUTPUT_FAMILY.get(metrics.get("output_type"), metrics.get("output_type")) not in (None, family):
@@ -154,6 +155,16 @@ def plan(cfg: DictConfig) -> Plan:
         raise ConfigError(f"the sharding settings are not valid: {err}", where="sharding",
                           fix="use the keys workers, backend and ray_address") from None
     return Plan(settings, steps, adapter_class, metric_functions, sharding)
+
+
+def _check_output_type(output_type) -> None:
+    import dtlpy as dl
+
+    known = sorted({t.value for t in dl.AnnotationType} | {"embedding"})
+    if output_type is not None and output_type not in known:
+        raise ConfigError(f"output type {output_type!r} is not one Dataloop knows", where="adapter.output_type "
+                          "(model.output_type)", fix=f"use one of {known} (class for classification, box for "
+                          "detection, segment or binary for segmentation)")
 
 
 def _check_scalars(settings: dict) -> None:

@@ -454,6 +454,10 @@ def test_pipeline_cleanup_deletes_the_training_data_copy_and_keeps_the_artifacts
 BAD_CONFIGS = {
     "missing-required-value": (["dataset=image_folder"], ConfigError, ["dataset.name"]),
     "adapter-not-importable": (["adapter._target_=nope.Nope"], ConfigError, ["nope", "adapter._target_", "fix:"]),
+    "adapter-class-misspelt": (["adapter._target_=adapters.sklearn_classifier.SklearnImageClassifer"], ConfigError,
+                               ["did you mean 'SklearnImageClassifier'?"]),
+    "unknown-output-type": (["adapter.output_type=classification"], ConfigError,
+                            ["output type 'classification' is not one Dataloop knows", "'class'"]),
     "metric-not-importable": (["metrics.scores.matthews_corrcoef._target_=nope.mcc"], ConfigError,
                               ["nope", "metrics.scores.matthews_corrcoef"]),
     "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics=detection"]),
