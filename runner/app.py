@@ -526,16 +526,20 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     report reads it), whether it succeeded or raised."""
     _clear_earlier_outputs(Path(output_dir))
     record = RunRecord(Path(output_dir))
+    interrupts.note_run(completed=False)
     try:
+        if interrupts.stopping():  # a launcher's worker told to stop: this job of the sweep does not start
+            raise interrupts.Terminated(interrupts.stopping())
         with collection_paused():  # the adapter's module loads its libraries here: see runner/gc_control.py
             the_plan = plan(cfg)
         objective, model = _run(cfg, the_plan, Path(output_dir), record)
+        record.completed(objective, model)
+        interrupts.note_run(completed=True)
     except BaseException as err:
         interrupts.release(raise_pending=False)
         record.failed(err)
         raise
-    record.completed(objective, model)
-    interrupts.release()  # a SIGTERM that came while the outputs were written ends the process now
+    interrupts.release()  # a signal that came while the outputs were written ends the process now
     return objective
 
 
@@ -609,7 +613,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
             logger.info("embedded %d items", count)
     adapter.batch_runner.close()
 
-    interrupts.hold()  # the steps are done: a SIGTERM now waits until run.json says so (runner/interrupts.py)
+    interrupts.hold()  # the steps are done: a signal now waits until run.json says so (runner/interrupts.py)
     model = platform.get_model(model.id)
     write_json(output_dir / "model.json", model_summary(model))
     plot_training_curves(model.metrics.list(), output_dir / "training_curves.png")

@@ -97,9 +97,11 @@ def main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
     if threading.current_thread() is threading.main_thread():
-        # also in a launcher's worker process (joblib), which runs its jobs here: a SIGTERM sent to the
-        # sweep's process group then ends each running job as an interrupted one, not mid-write
-        signal.signal(signal.SIGTERM, _terminate)
+        # also in a launcher's worker process (joblib), which runs its jobs here: a SIGTERM or Ctrl-C sent
+        # to the sweep's process group then ends each running job as an interrupted one, not mid-write
+        _handle_stop_signals()
+    if multirun and _sweep_stopping(hydra_config.sweep.dir):
+        interrupts.stop(_sweep_stopping(hydra_config.sweep.dir))  # app.run records this job as interrupted
     with job_heap():  # the process may end after this job: its exit then skips a pass over the heap
         try:
             with collection_paused():  # dtlpy and scikit-learn load here
@@ -152,21 +154,53 @@ _GRACE = 3.0  # seconds a process's children (launcher or shard workers) get to 
 _terminating = False
 
 
+def _handle_stop_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _terminate)
+
+
 def _terminate(signum, frame) -> None:
-    """SIGTERM: once. Children (a launcher's or the shards' workers) get it too, whether or not it was
-    sent to the whole process group, and a moment to record their jobs as interrupted before this
-    process ends and takes them down with it; a second SIGTERM must not break off that clean-up."""
+    """SIGTERM or SIGINT: once. Children (a launcher's or the shards' workers) get it too, whether or
+    not it was sent to the whole process group, and a moment to record their jobs as interrupted
+    before this process ends and takes them down with it; a second signal must not break off that
+    clean-up. A sweep's jobs that a worker would start meanwhile do not start (``_STOPPING``)."""
     global _terminating
-    if _terminating or interrupts.held_back():  # a run writing its last outputs raises it once they are written
+    if _terminating or interrupts.held_back(signum):  # a run writing its last outputs raises it once written
         return
     _terminating = True
+    interrupts.stop(signum)
+    _mark_sweep_stopping(signum)
     children = _children()
     for pid in children:
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
     if children:
         time.sleep(_GRACE)
-    raise Terminated()
+    raise Terminated(signum)
+
+
+# in a sweep's folder while its process stops: "<its pid> <signal>". A launcher's worker (a child of
+# that process) reads it before each job, so a job handed out during the grace does not start
+_STOPPING = ".stopping"
+
+
+def _mark_sweep_stopping(signum: int) -> None:
+    from .report import current_sweep_dir
+
+    folder = current_sweep_dir()
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            (Path(folder) / _STOPPING).write_text(f"{os.getpid()} {int(signum)}\n")
+
+
+def _sweep_stopping(sweep_dir: str) -> int | None:
+    """The signal the sweep process that started this worker was stopped by, else None (a marker of
+    another, earlier sweep into the same folder names another process)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid, signum = (Path(sweep_dir) / _STOPPING).read_text().split()
+        if int(pid) == os.getppid():
+            return int(signum)
+    return None
 
 
 def _children() -> list[int]:
@@ -178,6 +212,17 @@ def _children() -> list[int]:
             if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
                 found.append(int(stat.parent.name))
     return found
+
+
+def trials_problem(argv: list[str]) -> str | None:
+    """``hydra.sweeper.n_trials`` below 1: Optuna's sweeper would run nothing and then fail with a
+    traceback looking for its results file."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if key == "hydra.sweeper.n_trials" and sep and value.strip().lstrip("-").isdigit() and int(value) < 1:
+            return (f"hydra.sweeper.n_trials is {value.strip()}: a search needs at least one trial\n  where: {arg}\n"
+                    "  fix: hydra.sweeper.n_trials=<1 or more>")
+    return None
 
 
 def direction_problem(argv: list[str]) -> str | None:
@@ -215,11 +260,20 @@ def stored_study(argv: list[str]) -> tuple[str, str, object] | None:
     if not any(arg.startswith("hparams_search=") for arg in argv) or "hydra.mode=RUN" in argv or any(
             arg.split("=")[0] in _MORE_CONFIG for arg in argv):
         return None
-    cfg = _composed([a for a in argv if not a.startswith("-")])
+    cfg = _composed([a for a in argv if not a.startswith("-") and not _is_sweep(a)])
     if cfg is None:
         return None
     storage, study_name = cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name")
     return (storage, study_name, cfg) if storage and study_name else None
+
+
+_SWEEP_FUNCTION = re.compile(r"\s*(choice|range|interval|tag|glob|shuffle|sort)\(")
+
+
+def _is_sweep(arg: str) -> bool:
+    """A sweep override (``key=choice(...)``, ``key=1,2``): the sweeper reads it, compose cannot."""
+    value = arg.partition("=")[2]
+    return bool(_SWEEP_FUNCTION.match(value)) or ("," in value and not value.strip().startswith(("[", "{")))
 
 
 def _value(cfg, key: str) -> object:
@@ -258,28 +312,47 @@ def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
     args = sys.argv[1:]
     started = time.time()
-    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args)
+    message = missing_launcher(args) or group_value_problem(args) or direction_problem(args) or trials_problem(args)
     study = None if message else stored_study(args)
     if study:
         message = study_problem([a for a in args if not a.startswith("-")], study)
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
-    signal.signal(signal.SIGTERM, _terminate)
+    _handle_stop_signals()
     try:
         main()
     except KeyboardInterrupt as err:
-        stopped_by = getattr(err, "signal", signal.SIGINT)
-        if study:  # the trials this search had asked for, and never told the study about
-            from .report import current_sweep_dir
-            from .studies import settle_interrupted_trials
+        from .report import current_sweep_dir
 
-            told, failed = settle_interrupted_trials(study[0], study[1], since=started, sweep_dir=current_sweep_dir())
-            if told or failed:
-                print(f"study {study[1]!r}: of the interrupted trials, {told} had finished (told their value) and "
-                      f"{failed} are marked FAIL", file=sys.stderr)
-        print(f"interrupted ({stopped_by.name}): the run stopped; run.json records it as failed", file=sys.stderr)
+        stopped_by = getattr(err, "signal", signal.SIGINT)
+        _settle_trials(study, started, "interrupted")
+        if getattr(err, "after_completion", False) or (current_sweep_dir() is None and interrupts.run_completed()):
+            what = "after the run had completed: run.json records it as completed"
+        elif current_sweep_dir() is not None:
+            what = "the sweep stopped; each running job's run.json records it as failed, and no further job started"
+        else:
+            what = "the run stopped; run.json records it as failed"
+        print(f"interrupted ({stopped_by.name}) {what}", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
+    except (SystemExit, Exception) as err:
+        if not isinstance(err, SystemExit) or err.code not in (0, None):  # the search stopped on an error
+            _settle_trials(study, started, "stopped by that error")
+        raise
+
+
+def _settle_trials(study: tuple[str, str] | None, started: float, how: str) -> None:
+    """A search that ends early: the trials it had asked for and never told the study about are told
+    their value (their job finished) or marked FAIL, so none stays RUNNING in the stored study."""
+    if not study:
+        return
+    from .report import current_sweep_dir
+    from .studies import settle_interrupted_trials
+
+    told, failed = settle_interrupted_trials(study[0], study[1], since=started, sweep_dir=current_sweep_dir())
+    if told or failed:
+        print(f"study {study[1]!r}: of the trials {how}, {told} had finished (told their value) and {failed} are "
+              "marked FAIL", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""SIGTERM as an exception, held back while a run writes its last outputs.
+"""SIGTERM and SIGINT as an exception, held back while a run writes its last outputs.
 
-A run stopped by SIGTERM ends as an interrupted one (``Terminated``: run.json ``failed``, the version
+A run stopped by a signal ends as an interrupted one (``Terminated``: run.json ``failed``, the version
 ``failed``). Once its steps are done, though, the signal waits until the outputs and run.json are
 written (``hold`` ... ``release``): else a run could leave ``metrics.json`` and a ``trained``
-version beside a run.json that says it failed."""
+version beside a run.json that says it failed, or a run.json that still says ``running``. A
+process told to stop starts no further job (``stop``)."""
 
 from __future__ import annotations
 
@@ -11,33 +12,64 @@ import signal
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's time limit) turned into an exception, so a run ends as an
-    interrupted one does: the run and the model version are marked failed, a checkpoint is saved."""
+    """SIGTERM (``kill``, a scheduler's time limit) or SIGINT turned into an exception, so a run ends as
+    an interrupted one does: the run and the model version are marked failed, a checkpoint is saved.
+    ``after_completion``: the signal came while the run wrote its last outputs, which it finished first."""
 
-    signal = signal.SIGTERM
+    def __init__(self, signum: int = signal.SIGTERM, after_completion: bool = False):
+        super().__init__(int(signum), after_completion)  # as args: a launcher's worker pickles it to the sweep
+        self.signal = signal.Signals(signum)
+        self.after_completion = after_completion
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal.name}"
 
 
 _held = False
-_pending = False
+_pending: int | None = None
+_stopping: int | None = None
+_run_completed = False
 
 
 def hold() -> None:
-    """From here until ``release``, a SIGTERM waits."""
+    """From here until ``release``, SIGTERM and SIGINT wait."""
     global _held
     _held = True
 
 
-def held_back() -> bool:
-    """For the SIGTERM handler: True (the signal is noted, to be raised by ``release``) while held."""
+def held_back(signum: int) -> bool:
+    """For the signal handler: True (the signal is noted, to be raised by ``release``) while held."""
     global _pending
     if _held:
-        _pending = True
+        _pending = signum
     return _held
 
 
 def release(raise_pending: bool = True) -> None:
-    """Stop holding; a SIGTERM that came meanwhile is raised now (unless the run is failing anyway)."""
+    """Stop holding; a signal that came meanwhile is raised now (unless the run is failing anyway)."""
     global _held, _pending
-    pending, _held, _pending = _pending, False, False
-    if pending and raise_pending:
-        raise Terminated()
+    pending, _held, _pending = _pending, False, None
+    if pending is not None and raise_pending:
+        raise Terminated(pending, after_completion=True)
+
+
+def stop(signum: int) -> None:
+    """This process was told to stop: a job it would start next (a launcher's worker takes the next
+    job of the sweep) ends at once, recorded as interrupted, instead of running to be killed."""
+    global _stopping
+    _stopping = signum
+
+
+def stopping() -> int | None:
+    return _stopping
+
+
+def note_run(completed: bool) -> None:
+    """Whether this process's last run wrote run.json ``completed``: a signal after that ends the
+    process, not the run."""
+    global _run_completed
+    _run_completed = completed
+
+
+def run_completed() -> bool:
+    return _run_completed

@@ -41,7 +41,7 @@ def study_seed(seed: int | None, storage: str | None, study_name: str | None) ->
 
 
 # fixed overrides a resumed study may change: where things are kept and how fast, not what a trial measures
-_FREE_TO_CHANGE = ("batch_size", "sharding.", "platform.", "paths.")
+_FREE_TO_CHANGE = ("batch_size", "sharding.", "platform.", "paths.", "pipeline.cleanup")
 
 
 def _plain(value) -> object:

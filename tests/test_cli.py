@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -32,17 +33,17 @@ def dlrun(tmp_path: Path, *args: str, command: list[str] | None = None) -> subpr
                           timeout=TIMEOUT)
 
 
-def terminated_when(tmp_path: Path, seen, *args: str) -> tuple[int, str]:
-    """``python -m runner *args``, sent SIGTERM once ``seen(line)`` holds for a line of its output:
-    (exit status, stderr)."""
-    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+def terminated_when(tmp_path: Path, seen, *args: str, signum: int = signal.SIGTERM) -> tuple[int, str]:
+    """``python -m runner *args``, sent ``signum`` once ``seen(line)`` holds for a line of its output
+    (unbuffered, so the line comes as it is printed): (exit status, stderr)."""
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl"), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in iter(process.stdout.readline, ""):
             if seen(line):
                 break
-        process.terminate()
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=TIMEOUT)
     finally:
         process.kill()
@@ -245,11 +246,26 @@ def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
     returncode, stderr = terminated_when(tmp_path, second_batch_asked_for, "hparams_search=digits_optuna",
                                          "hydra.sweeper.study_name=stopped")
     assert returncode == 128 + 15, stderr
-    assert "study 'stopped': of the interrupted trials, 0 had finished (told their value) and 2 are marked FAIL" \
+    assert "study 'stopped': of the trials interrupted, 0 had finished (told their value) and 2 are marked FAIL" \
         in stderr
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
+
+
+def test_a_search_that_fails_leaves_no_trial_running_in_its_study(tmp_path):
+    """Resumed with another search space for a parameter, Optuna's sweeper fails as it asks for the
+    trials: they are marked FAIL rather than left RUNNING for good."""
+    import optuna
+
+    search = ["hparams_search=digits_optuna", "hydra.sweeper.study_name=space", "hydra.sweeper.n_trials=2"]
+    ok(dlrun(tmp_path, *search))
+    result = dlrun(tmp_path, *search, "adapter.configuration.image_size=choice(16,32)")
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "study 'space': of the trials stopped by that error" in result.stderr
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="space", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
+    assert "RUNNING" not in [t.state.name for t in study.trials]
 
 
 def test_an_optuna_search_without_an_evaluate_step_stops_each_trial_before_it_trains(tmp_path):
@@ -384,7 +400,8 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     ("dataset=image_folder", ["dataset.name"]),
     # an Optuna sweeper reads the direction before any job runs
     ("hparams_search=digits_optuna objective.direction=max", ["'max'", "objective.direction=maximize"]),
-], ids=["adapter-not-importable", "missing-required-value", "search-direction"])
+    ("hparams_search=digits_optuna hydra.sweeper.n_trials=0", ["n_trials is 0", "at least one trial"]),
+], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
@@ -426,6 +443,15 @@ def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
     assert "last.pt" in [a.local_path for a in model.artifacts.list()]  # the checkpoint to resume from
 
 
+def test_ctrl_c_as_a_run_prints_its_outputs_leaves_it_completed(tmp_path):
+    returncode, stderr = terminated_when(tmp_path, lambda line: line.startswith("outputs:"), "hydra.run.dir=run",
+                                         signum=signal.SIGINT)
+    assert returncode == 128 + signal.SIGINT, stderr
+    assert "interrupted (SIGINT) after the run had completed: run.json records it as completed" in stderr
+    record = read_json(tmp_path / "run" / "run.json")
+    assert record["status"] == "completed" and record["model"]["status"] == "trained"
+
+
 def test_a_sigterm_during_a_runs_last_writes_waits_for_them():
     """Once a run's steps are done, SIGTERM is held back until run.json is written, then raised: a
     run never leaves metrics.json and a trained version beside a run.json that says it failed."""
@@ -437,8 +463,9 @@ def test_a_sigterm_during_a_runs_last_writes_waits_for_them():
     try:
         interrupts.hold()
         os.kill(os.getpid(), signal.SIGTERM)  # handled now, on this thread: noted, not raised
-        with pytest.raises(interrupts.Terminated):
+        with pytest.raises(interrupts.Terminated) as raised:
             interrupts.release()
+        assert raised.value.signal == signal.SIGTERM and raised.value.after_completion
         interrupts.hold()
         os.kill(os.getpid(), signal.SIGTERM)
         interrupts.release(raise_pending=False)  # the run is failing anyway: its own error goes on

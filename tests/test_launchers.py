@@ -143,7 +143,8 @@ def test_sharding_inside_a_joblib_job_predicts_in_the_job_process(tmp_path):
 
 def test_sigterm_to_a_joblib_sweep_ends_its_running_jobs_as_interrupted(tmp_path):
     """A scheduler's SIGTERM reaches the sweep's whole process group: each worker's running job is
-    recorded as interrupted and its model version as failed, none is left 'running' / 'training'."""
+    recorded as interrupted and its model version as failed, none is left 'running' / 'training';
+    the jobs the workers would take next, during the sweep's grace period, do not start."""
     import os
     import signal
     import time
@@ -153,7 +154,7 @@ def test_sigterm_to_a_joblib_sweep_ends_its_running_jobs_as_interrupted(tmp_path
     env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
     ok(dlrun(tmp_path, "pipeline=train", "adapter=torch_cnn", "adapter.configuration.epochs=1"))  # import, base model
     process = subprocess.Popen([sys.executable, "-m", "runner", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                "adapter=torch_cnn", "adapter.configuration.epochs=500", "seed=0,1",
+                                "adapter=torch_cnn", "adapter.configuration.epochs=500", "seed=0,1,2,3",
                                 "hydra.sweep.dir=sweep"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     logs = [tmp_path / "sweep" / job / "dlrun.log" for job in ("0", "1")]
@@ -171,5 +172,10 @@ def test_sigterm_to_a_joblib_sweep_ends_its_running_jobs_as_interrupted(tmp_path
     for job in ("0", "1"):
         record = read_json(tmp_path / "sweep" / job / "run.json")
         assert (record["status"], record["error"]["message"]) == ("failed", "interrupted by SIGTERM")
+    for job in ("2", "3"):  # handed to a worker during the grace, or never: not run, and not left 'running'
+        if (tmp_path / "sweep" / job / "run.json").exists():
+            record = read_json(tmp_path / "sweep" / job / "run.json")
+            assert (record["status"], record["model"]) == ("failed", None), record
+    assert "no further job started" in stderr
     platform = LocalPlatform(tmp_path / "dl" / "local")
     assert sorted(m.status for m in platform.list_models()) == ["created", "failed", "failed", "trained"]

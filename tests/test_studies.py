@@ -16,11 +16,11 @@ def _study(tmp_path, name: str) -> optuna.Study:
 
 def test_a_second_invocation_continues_the_stored_study(tmp_path):
     ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"))
-    first = _study(tmp_path, "digits_sklearn").trials
+    first = _study(tmp_path, "digits_sklearn_validation").trials
     assert [t.state for t in first] == [optuna.trial.TrialState.COMPLETE] * 2
 
     ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"))
-    trials = _study(tmp_path, "digits_sklearn").trials
+    trials = _study(tmp_path, "digits_sklearn_validation").trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     # the resumed sampler goes on instead of replaying the first invocation's proposals
