@@ -28,6 +28,7 @@ from .text_table import aligned
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
+STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
 
 
 def _platform(args):
@@ -314,13 +315,13 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("models", parents=[where],
                                   help="the models and versions, oldest first, with their latest metrics")
     listing.add_argument("--dataset", help="only the models of this dataset")
-    listing.add_argument("--status", help="only models with this status (created, training, trained, failed)")
+    listing.add_argument("--status", choices=STATUSES, help="only models with this status")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     delete = commands.add_parser("delete-model", parents=[where],
                                  help="delete models: artifacts, metrics, evaluations, predictions")
     delete.add_argument("names", nargs="+", help="model names; shell-style patterns ('sklearn-digits-2026*') match many")
-    delete.add_argument("--status", help="only those with this status (e.g. failed)")
+    delete.add_argument("--status", choices=STATUSES, help="only those with this status (e.g. failed)")
     delete.add_argument("--keep-predictions", action="store_true", help="keep the annotations the models made")
     delete.add_argument("--force", action="store_true", help="also models in status 'training'")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask")

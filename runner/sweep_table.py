@@ -172,11 +172,16 @@ def job_folders(folder: Path) -> list[Path]:
 
 
 def _sweeps_under(folder: Path) -> list[str]:
-    found = sorted({p.parent for pattern in ("*/multirun.yaml", "*/*/multirun.yaml", "multirun/*/*/multirun.yaml") for p in folder.glob(pattern)})
-    return [str(p) for p in found[-3:]]
+    """The last few sweep folders under ``folder`` that hold jobs (one stopped before its first job does not)."""
+    found = sorted({p.parent for pattern in ("*/multirun.yaml", "*/*/multirun.yaml", "multirun/*/*/multirun.yaml")
+                    for p in folder.glob(pattern)})
+    return [str(p) for p in found if job_folders(p)][-3:]
 
 
 def _not_a_sweep(folder: Path, what: str) -> NotFoundError:
+    if (folder.parent / "multirun.yaml").is_file() and folder.resolve() in [p.resolve() for p in job_folders(folder.parent)]:
+        return NotFoundError(what, where=str(folder), fix=f"this is job {folder.name} of the sweep {folder.parent}: pass "
+                                                          "that folder")
     fix = "pass a sweep folder, multirun/<date>/<time>: the one holding multirun.yaml and the job folders 0, 1, ..."
     candidates = _sweeps_under(folder) if folder.is_dir() else _sweeps_under(Path("multirun"))
     if candidates:

@@ -567,3 +567,11 @@ def test_a_second_import_with_other_bytes_under_the_same_names_is_refused(platfo
     write_image(tmp_path / "photos" / "cat" / "a.png", value=9)  # edited since
     with pytest.raises(DataImportError, match="/cat/a.png"):
         import_image_folder(platform, tmp_path / "photos", "photos")
+
+
+def test_a_dataloop_export_folder_that_is_not_there_says_so(platform, tmp_path):
+    with pytest.raises(DataImportError, match="no folder .*nope"):
+        import_dataloop_export(platform, tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataImportError, match="is not a Dataloop export: it has neither items/ nor json/"):
+        import_dataloop_export(platform, tmp_path / "empty")

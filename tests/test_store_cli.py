@@ -361,3 +361,13 @@ def dl_filters_json(field: str, values: str, join_label: str) -> str:
     filters = dl.Filters(field=field, values=values)
     filters.add_join(field="label", values=join_label)
     return json.dumps(filters.prepare())
+
+
+@pytest.mark.parametrize("command", [["models"], ["delete-model", "*", "--yes"]])
+def test_a_misspelt_status_is_refused_not_matched_by_nothing(platform, digits, capsys, command):
+    platform.create_model("digits-lr", digits)
+    with pytest.raises(SystemExit) as exit_:
+        store(platform, capsys, *command, "--status", "trianed")
+    assert exit_.value.code == 2
+    assert "invalid choice: 'trianed'" in capsys.readouterr().err
+    assert platform.find_model("digits-lr") is not None

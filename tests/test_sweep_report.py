@@ -366,3 +366,10 @@ def test_a_multirun_with_a_failing_job_ends_with_the_report(tmp_path):
     rebuilt = report(tmp_path, str(sweep.relative_to(tmp_path)))
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert (sweep / "sweep_report.csv").read_bytes() == first
+
+
+def test_cli_on_a_job_folder_names_its_sweep(grid):
+    (grid / "multirun.yaml").write_text("hydra: {}\n")
+    result = report(grid.parent.parent.parent, str(grid / "1"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"fix: this is job 1 of the sweep {grid}: pass that folder" in result.stderr
