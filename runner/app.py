@@ -571,9 +571,12 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     for name, subset_filter in subsets.items():
         counts[name] = platform.count_items(dataset, subset_filter)
         if counts[name] == 0 and name in needed:
+            every = [f"pipeline.{key}=null" for key in ("predict_subset", "embed_subset")
+                     if key.split("_")[0] in steps and settings["pipeline"].get(key) == name]
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
-                                   fix="correct the filter (see conf/subsets/) or choose another subsets option "
+                                   fix=(f"to use every item of the dataset: {' '.join(every)}; or " if every else "")
+                                   + "correct the filter (see conf/subsets/) or choose another subsets option "
                                        "(subsets=random_split splits any dataset); a dataset "
                                        "imported from a folder that has changed since needs a new dataset.name, or "
                                        f"deleting first (python -m runner.store delete-dataset {dataset.name})")

@@ -368,6 +368,31 @@ def test_a_bad_run_setting_in_a_training_run_stops_it_before_anything_is_stored(
     assert not (tmp_path / "dl" / "local" / "platform.db").exists()  # refused before the platform opened
 
 
+def test_predicting_a_folder_of_new_unlabeled_images(tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    (tmp_path / "new" / "more").mkdir(parents=True)
+    for i in range(12):
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(
+            tmp_path / "new" / ("more" if i % 2 else "") / f"d{i}.png")
+    version = read_json(output_dirs(ok(dlrun(tmp_path, "pipeline=train")).stdout)[0] / "model.json")["name"]
+    new = ["pipeline=predict", f"model.name={version}", "dataset=unlabeled_images", "dataset.folder=new",
+           "dataset.name=new"]
+    refused = dlrun(tmp_path, *new)  # the default predict_subset is test, which a new folder does not have
+    assert refused.returncode == 2 and "fix: to use every item of the dataset: pipeline.predict_subset=null" \
+        in refused.stderr, refused.stderr
+    done = ok(dlrun(tmp_path, *new, "pipeline.predict_subset=null"))
+    assert "predicted 12 items" in done.stdout + done.stderr
+    exported = ok(dlrun(tmp_path, "export", "new", "out", "--model", version, "--no-ground-truth",
+                        command=[sys.executable, "-m", "runner.store"]))
+    assert "12 items" in exported.stdout
+    predicted = {int(path.stem[1:]): [a["label"] for a in read_json(path)["annotations"]]
+                 for path in (tmp_path / "out" / "json").rglob("*.json")}
+    assert sorted(predicted) == list(range(12)) and all(len(labels) == 1 for labels in predicted.values())
+    assert sum(labels == [str(digits.target[i])] for i, labels in predicted.items()) >= 10  # a real model's guesses
+
+
 def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     """Every batch fails in the adapter's predict (through scikit-learn): one message naming the
     adapter's own line (not the library's), the traceback in the run's log, exit 1 as for any error

@@ -575,3 +575,23 @@ def test_a_dataloop_export_folder_that_is_not_there_says_so(platform, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataImportError, match="is not a Dataloop export: it has neither items/ nor json/"):
         import_dataloop_export(platform, tmp_path / "empty")
+
+
+def test_unlabeled_images_keep_their_paths_and_carry_no_annotation(platform, tmp_path):
+    from runner.data import import_unlabeled_images
+
+    folder = tmp_path / "new"
+    (folder / "batch2").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    for i, name in enumerate(["a.png", "batch2/b.png"]):
+        Image.fromarray((DIGITS.images[i] * 16).astype(np.uint8)).save(folder / name)
+    (folder / ".cache" / "c.png").write_bytes(b"not read: hidden")
+    (folder / "notes.txt").write_text("not an image")
+    result = import_unlabeled_images(platform, folder, "new")
+    items = sorted(i.filename for page in platform.iter_items(result.dataset, None) for i in page if i.type == "file")
+    assert items == ["/a.png", "/batch2/b.png"]
+    assert platform.store.count_annotations(result.dataset.id) == 0 and not result.dataset.labels
+    assert import_unlabeled_images(platform, folder, "new").added == 0  # a second import adds nothing
+    (folder / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DataImportError, match="bad.png"):
+        import_unlabeled_images(platform, folder, "new")

@@ -96,3 +96,29 @@ def import_image_folder(platform: LocalPlatform, folder: str | os.PathLike, data
     result = store_records(platform, dataset_name or folder.name, labels, records)
     log_summary(logger, str(folder), result)
     return result
+
+
+def import_unlabeled_images(platform: LocalPlatform, folder: str | os.PathLike,
+                            dataset_name: str | None = None) -> ImportResult:
+    """Every image under ``folder`` (sub-folders included), without annotations: new data to predict
+    on. Items keep their path under the folder (``/<sub>/<image>``); the dataset has no labels."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataImportError(f"no folder {folder}", where=str(folder), fix="pass the folder holding the images")
+    records = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_dir() or is_hidden(path, folder):
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            logger.warning("skipping %s: not an image file (extensions: %s)", path, ", ".join(sorted(IMAGE_EXTENSIONS)))
+            continue
+        info = read_image(path)  # raises naming the file; nothing is stored yet
+        records.append(ImportRecord(filename=f"/{relative.as_posix()}", mimetype=info.mimetype, width=info.width,
+                                    height=info.height, source=path))
+    if not records:
+        raise DataImportError(f"no images found in {folder}", where=str(folder),
+                              fix=f"put the images (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}) in the folder")
+    result = store_records(platform, dataset_name or folder.name, [], records)
+    log_summary(logger, str(folder), result)
+    return result
