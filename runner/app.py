@@ -477,11 +477,30 @@ def _check_labels_meet(platform, model, dataset) -> None:
                       + "or name a model trained on this dataset")
 
 
+def _trained_by(model) -> dict | None:
+    """The adapter a version was trained with (``metadata.user.runner.adapter``), if the runner trained it."""
+    return (((model.metadata or {}).get("user") or {}).get("runner") or {}).get("adapter")
+
+
+def _adapter_option() -> str | None:
+    """The ``adapter=`` option of this run (None outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get("adapter") if HydraConfig.initialized() else None
+
+
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     spec = settings["model"]
     configuration = _configuration(settings)
     if "train" not in steps:
         model = platform.get_model(name=spec["name"])
+        trained_by = _trained_by(model)
+        if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
+            option = trained_by.get("option")
+            raise ConfigError(f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}"
+                              + (f" (adapter={option})" if option else "") + f", not this run's "
+                              f"{settings['adapter'].get('_target_')!r}", where="adapter",
+                              fix=f"add adapter={option}" if option else "choose the adapter that trained it")
         if not model.artifacts.list():
             raise ConfigError(f"model {model.name!r} has no artifacts (status {model.status!r}) to "
                               f"{'/'.join(steps)} with", where="model.name",
@@ -498,6 +517,9 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
         return model
     labels = spec.get("labels")
     base = platform.find_model(spec["name"])
+    if base is not None and _trained_by(base) and _trained_by(base).get("_target_") != settings["adapter"].get("_target_"):
+        logger.warning("model.name %s was trained by the adapter %s; this run trains a new version of it with %s, "
+                       "from scratch", base.name, _trained_by(base).get("_target_"), settings["adapter"].get("_target_"))
     if base is None:
         try:
             base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
@@ -509,6 +531,9 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     version.configuration = configuration
     version.input_type, version.output_type = spec["input_type"], spec["output_type"]
     version.metadata.setdefault("system", {})["subsets"] = subsets
+    # which adapter trained it: a run that evaluates or predicts with it names the one to choose
+    version.metadata.setdefault("user", {})["runner"] = {"adapter": {"_target_": settings["adapter"].get("_target_"),
+                                                                      "option": _adapter_option()}}
     # model.labels null: the dataset's labels now, which may have grown since the base model was made
     version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
     absent = [label for label in version.labels if label not in dataset.labels_flat_dict]

@@ -358,6 +358,11 @@ def test_prepare_in_processes_scores_as_threads_do(tmp_path):
     [processes_out] = output_dirs(again.stdout)
     assert "prepare_item_func on 2 worker processes" in (processes_out / "dlrun.log").read_text()
     assert read_json(processes_out / "metrics.json")["accuracy"] == read_json(threads_out / "metrics.json")["accuracy"]
+    # the version records the adapter that trained it: another one is named, with the option to choose
+    other = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}", "adapter=torch_cnn")
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "was trained by the adapter 'adapters.sklearn_classifier.SklearnImageClassifier' (adapter=sklearn)" \
+        in other.stderr and "fix: add adapter=sklearn" in other.stderr
 
 
 def test_a_bad_run_setting_in_a_training_run_stops_it_before_anything_is_stored(tmp_path):
