@@ -61,10 +61,12 @@ def _source(source: dict | None) -> str:
     return " ".join([target, *(f"{k}={v}" for k, v in sorted(source.items()) if k != "_target_")]).strip()
 
 
-def _metrics(evaluation: dict | None) -> dict[str, float]:
+def _metrics(evaluation: dict | None, also: str | None = None) -> dict[str, float]:
     if not evaluation:
         return {}
     shown = [name for name in PREFERRED if isinstance(evaluation.get(name), (int, float))][:SHOWN_METRICS]
+    if also and also not in shown and isinstance(evaluation.get(also), (int, float)):
+        shown.insert(0, also)
     return {name: evaluation[name] for name in shown}
 
 
@@ -82,13 +84,33 @@ def models(platform, dataset: str | None = None, status: str | None = None, patt
             and (dataset_id is None or m.get("datasetId") == dataset_id) and (status is None or m["status"] == status)]
 
 
-def model_rows(platform, found: list[dict]) -> list[dict]:
+def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dict]:
+    """One row per model; with ``sort`` (a metric's name) best first by its latest evaluation, the
+    models without that metric last."""
     datasets_by_id = {d.id: d.name for d in platform.list_datasets()}
     names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
-    return [{"name": m["name"], "id": m["id"], "status": m["status"],
-             "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
-             "cloned_from": _cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
-             "metrics": _metrics(platform.store.latest_evaluation(m["id"]))} for m in found]
+    rows = []
+    for m in found:
+        evaluation, evaluated_on = _latest_evaluation(platform, m["id"])
+        rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
+                     "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
+                     "cloned_from": _cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
+                     "metrics": _metrics(evaluation, sort),
+                     "evaluated_on": None if evaluation is None else {
+                         "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "items": evaluation.get("n_items")}})
+    if sort:
+        scored = [r for r in rows if isinstance(r["metrics"].get(sort), (int, float))]
+        lower_is_better = any(word in sort.lower() for word in ("loss", "error"))
+        scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better)
+        rows = scored + [r for r in rows if r not in scored]
+    return rows
+
+
+def _latest_evaluation(platform, model_id: str) -> tuple[dict | None, str | None]:
+    """The model's latest evaluation and the id of the dataset it was taken on."""
+    row = platform.store.query("SELECT json, dataset_id FROM evaluations WHERE model_id = ? ORDER BY rid DESC LIMIT 1",
+                               (model_id,))
+    return (json.loads(row[0][0]), row[0][1]) if row else (None, None)
 
 
 def _cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
@@ -112,10 +134,16 @@ def _print_models(rows: list[dict], platform) -> None:
     if not rows:
         print(f"no models match ({_statuses(platform)})")
         return
-    header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation"]
+    header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation", "evaluated on"]
     print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
-                                      _day(r["created"]), " ".join(f"{k}={v:.4f}" for k, v in r["metrics"].items())]
-                                     for r in rows])))
+                                      _day(r["created"]), " ".join(f"{k}={v:.4f}" for k, v in r["metrics"].items()),
+                                      _evaluated_on(r["evaluated_on"])] for r in rows])))
+
+
+def _evaluated_on(where: dict | None) -> str:
+    if not where:
+        return ""
+    return f"{where['dataset']}" + (f", {where['items']} items" if where.get("items") is not None else "")
 
 
 def _confirm(question: str, yes: bool) -> bool:
@@ -316,6 +344,8 @@ def _parser() -> argparse.ArgumentParser:
                                   help="the models and versions, oldest first, with their latest metrics")
     listing.add_argument("--dataset", help="only the models of this dataset")
     listing.add_argument("--status", choices=STATUSES, help="only models with this status")
+    listing.add_argument("--sort", metavar="METRIC", help="best first by this metric of the latest evaluation "
+                         "(e.g. accuracy, AP; a *loss* or *error* metric: lowest first); those without it last")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     delete = commands.add_parser("delete-model", parents=[where],
@@ -350,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         platform = _platform(args)
         commands: dict[str, Callable[[], int | None]] = {
             "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
-            "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status)),
+            "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status), args.sort),
                                     _print_models, platform),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),

@@ -96,6 +96,21 @@ def test_lists_datasets_and_models_with_their_latest_metrics(platform, digits, v
     assert [row[0] for row in platform.store.query("SELECT name FROM projects")] == ["local"]
 
 
+def test_models_sorted_by_a_metric_with_where_each_was_evaluated(platform, digits, versions, capsys):
+    base, v1, v2 = versions
+    n_test = platform.count_items(digits, SUBSETS["test"])
+    accuracy = {v.name: platform.latest_evaluation(v)["accuracy"] for v in (v1, v2)}
+    rows = listed(platform, capsys, "models", "--sort", "accuracy")
+    assert [r["name"] for r in rows] == [*sorted(accuracy, key=accuracy.get, reverse=True), "digits-lr"]
+    assert rows[0]["evaluated_on"] == {"dataset": "digits", "items": n_test} and rows[-1]["evaluated_on"] is None
+    # evaluated again elsewhere (the validation subset): the listing says where its latest score comes from
+    adapter = SklearnImageClassifier(model_entity=v1)
+    adapter.evaluate_model(v1, digits, filters=SUBSETS["validation"])
+    code, out, _ = store(platform, capsys, "models", "--sort", "f1_macro")
+    line = next(line for line in out.splitlines() if line.startswith("digits-lr-v1 "))
+    assert f"digits, {platform.count_items(digits, SUBSETS['validation'])} items" in line and "f1_macro=" in line
+
+
 def test_delete_model_takes_its_records_blobs_and_folders_and_nothing_else(platform, digits, versions, capsys):
     base, v1, v2 = versions
     for folder in (model_folder(v1.name), model_data_folder(v1.id, v1.name)):
