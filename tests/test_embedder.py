@@ -170,3 +170,28 @@ def test_train_then_embed_pipelines(tmp_path, dataloop_home):
     assert matrix[top[0]] @ matrix[query] == pytest.approx(1.0, abs=1e-5)  # itself (or an identical image)
     assert sum(labels[ids[i]] == labels[ids[query]] for i in top[1:]) >= 3
     assert_neighbours_share_labels(ids, matrix, labels)
+
+
+def test_vectors_of_the_wrong_size_fail_their_batch_with_one_message(platform, digits):
+    from runner import BaseModelAdapter
+    from runner.errors import PredictionError
+
+    class Ragged(BaseModelAdapter):
+        def load(self, local_path, **kwargs):
+            pass
+
+        def embed(self, batch, **kwargs):  # the batch's second item gets a shorter vector
+            return [np.zeros(8 if i != 1 else 5, np.float32) for i in range(len(batch))]
+
+    model = platform.create_model("ragged", digits, output_type="embedding", configuration={"embeddings_size": 8,
+                                                                                            "batch_size": 4})
+    adapter = Ragged()
+    adapter.platform = platform
+    adapter.model_entity = model
+    items = list(next(platform.iter_items(digits, SUBSETS["test"], page_size=8)))
+    with pytest.raises(PredictionError) as err:
+        adapter.embed_items(items)
+    causes = set(err.value.failed.values())
+    assert len(err.value.failed) == 8 and len(causes) == 2  # one message per batch
+    assert f"1 of the batch's 4 feature vectors have 5 values (item {items[1].id}), the feature set holds vectors " \
+           "of 8" in " ".join(causes)

@@ -326,14 +326,13 @@ class LocalPlatform(Platform):
 
     def store_vectors(self, feature_set_id: str, item_ids: Sequence[str], vectors: Sequence) -> None:
         size = self.store.get_feature_set(feature_set_id)["size"]
-        rows = []
-        for item_id, vector in zip(item_ids, vectors, strict=True):
-            array = np.asarray(vector, dtype="<f4").ravel()
-            if array.size != size:
-                raise RunnerError(f"a feature vector of item {item_id} has {array.size} values, the feature set "
-                                  f"holds vectors of {size}", fix="set configuration.embeddings_size to the vector length")
-            rows.append((item_id, array.tobytes()))
-        self.store.upsert_features(feature_set_id, rows)
+        rows = [(item_id, np.asarray(vector, dtype="<f4").ravel()) for item_id, vector in zip(item_ids, vectors, strict=True)]
+        wrong = [(item_id, array.size) for item_id, array in rows if array.size != size]
+        if wrong:  # the batch fails whole: said once for the batch, not as if of its first item only
+            raise RunnerError(f"{len(wrong)} of the batch's {len(rows)} feature vectors have {wrong[0][1]} values "
+                              f"(item {wrong[0][0]}{' and others' if len(wrong) > 1 else ''}), the feature set holds "
+                              f"vectors of {size}", fix="set configuration.embeddings_size to the vector length")
+        self.store.upsert_features(feature_set_id, [(item_id, array.tobytes()) for item_id, array in rows])
 
     def feature_vectors(self, feature_set_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
         rows = self.store.features(feature_set_id, item_ids)
