@@ -109,10 +109,10 @@ def main() -> None:
         print(f"## prepare_workers {workers} on {cores} cores, {n} items: prepare serially {prepare:.2f}s "
               f"({prepare / n * 1e3:.2f} ms/item), predict {predict:.2f}s, limit {limit:.2f}s")
         for prepare_in in ("threads", "processes"):
-            results.append(C.result(NAME, f"[{workers} prepare {prepare_in}] limit/ours",
+            results.append(C.result(NAME, f"[prepare_workers {workers}, {prepare_in}] limit/ours",
                                     f"{limit / walls[prepare_in]:.2f} (ours {walls[prepare_in]:.2f}s)", ">= 0.85",
                                     limit / walls[prepare_in] >= 0.85))
-        results.append(C.result(NAME, f"[{workers} workers] processes vs threads",
+        results.append(C.result(NAME, f"[prepare_workers {workers}] processes vs threads",
                                 f"x{walls['threads'] / walls['processes']:.2f}", "info only", True)
                        .replace("-> PASS", "-> INFO"))
     C.print_results(results)
