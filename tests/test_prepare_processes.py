@@ -13,8 +13,6 @@ from tests.digits_subsets import SUBSETS
 from tests.sample_adapters import PrepareReportsWhere
 from tests.test_sharding import _predictions
 
-pytestmark = pytest.mark.usefixtures("platform")
-
 
 def _adapter(platform, dataset, cls, name: str, **configuration):
     model = platform.create_model(name, dataset, labels=[str(d) for d in range(10)],
@@ -27,8 +25,19 @@ def _adapter(platform, dataset, cls, name: str, **configuration):
     return adapter
 
 
-def _labels(platform, dataset, model) -> list[str]:
-    return sorted(label for stored in _predictions(platform, dataset, model).values() for label, _t, _c in stored)
+def _test_items(platform, digits, n: int) -> list:
+    return [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:n]
+
+
+def _failed_run(platform, digits, items: list, **configuration) -> PredictionError:
+    """``predict_items(items)`` on prepare processes, with ``PrepareReportsWhere`` configured so: its error."""
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", **configuration)
+    try:
+        with pytest.raises(PredictionError) as err:
+            adapter.predict_items(items)
+    finally:
+        adapter.batch_runner.close()
+    return err.value
 
 
 def test_processes_store_what_threads_store(platform, digits):
@@ -60,7 +69,7 @@ def test_processes_store_what_threads_store(platform, digits):
 
 def test_prepare_runs_in_other_processes_on_the_loaded_adapter(platform, digits):
     adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", prepare_workers=2)
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:40]
+    items = _test_items(platform, digits, 40)
     try:
         _items, annotations = adapter.predict_items(items)
     finally:
@@ -73,38 +82,26 @@ def test_prepare_runs_in_other_processes_on_the_loaded_adapter(platform, digits)
 
 
 def test_a_failure_in_a_worker_is_reported_per_item_at_the_adapter_line(platform, digits):
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:24]
+    items = _test_items(platform, digits, 24)
     bad = [items[2].name, items[13].name]
-    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", fail_names=bad)
-    try:
-        with pytest.raises(PredictionError) as err:
-            adapter.predict_items(items)
-    finally:
-        adapter.batch_runner.close()
-    failed = err.value.failed
-    assert set(failed) == {items[2].id, items[13].id}
-    assert failed[items[2].id] == f"prepare_item_func: ValueError: cannot prepare {bad[0]} ..."
-    message = str(err.value)
+    err = _failed_run(platform, digits, items, fail_names=bad)
+    assert set(err.failed) == {items[2].id, items[13].id}
+    assert err.failed[items[2].id] == f"prepare_item_func: ValueError: cannot prepare {bad[0]} ..."
+    message = str(err)
     assert "sample_adapters.py" in message and "in prepare_item_func" in message
     assert "second line of the message" in message  # the whole first failure, once
-    assert 'raise ValueError(f"cannot prepare' in err.value.traceback_text  # the worker's traceback
+    assert 'raise ValueError(f"cannot prepare' in err.traceback_text  # the worker's traceback
     assert platform.store.count_annotations(digits.id, "where") == 22
 
 
 def test_a_worker_that_dies_fails_its_items_and_the_run_ends(platform, digits):
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:24]
-    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes",
-                       exit_name=items[10].name)
-    try:
-        with pytest.raises(PredictionError) as err:
-            adapter.predict_items(items)
-    finally:
-        adapter.batch_runner.close()
-    assert items[10].id in err.value.failed
-    assert "a prepare worker process ended abruptly" in err.value.failed[items[10].id]
-    assert "raised at a prepare worker process" in str(err.value)
+    items = _test_items(platform, digits, 24)
+    err = _failed_run(platform, digits, items, exit_name=items[10].name)
+    assert items[10].id in err.failed
+    assert "a prepare worker process ended abruptly" in err.failed[items[10].id]
+    assert "raised at a prepare worker process" in str(err)
     # every item is stored or reported failed (which batches a dead worker takes with it depends on timing)
-    assert platform.store.count_annotations(digits.id, "where") == 24 - len(err.value.failed)
+    assert platform.store.count_annotations(digits.id, "where") == 24 - len(err.failed)
 
 
 def test_an_unknown_prepare_in_is_a_config_error(platform, digits):
@@ -119,7 +116,7 @@ def test_a_class_a_worker_cannot_import_is_a_config_error(platform, digits):
         pass
 
     adapter = _adapter(platform, digits, Local, "where", prepare_in="processes")
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:4]
+    items = _test_items(platform, digits, 4)
     with pytest.raises(ConfigError, match="worker process can import") as err:
         adapter.predict_items(items)
     assert "Local" in str(err.value) and "prepare_in: threads" in str(err.value)
@@ -131,7 +128,7 @@ def test_a_dataloop_style_class_embeds_on_prepare_processes(platform, digits):
     from runner import bind_adapter_class
     from tests.sample_adapters import CentroidAdapter
 
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:20]
+    items = _test_items(platform, digits, 20)
     vectors = {}
     for prepare_in in ("threads", "processes"):
         model = platform.create_model(f"centroid-{prepare_in}", digits, configuration={"prepare_in": prepare_in},
@@ -181,31 +178,21 @@ def test_in_a_pool_worker_prepare_stays_on_threads_with_a_warning(platform, digi
 
 
 def test_a_model_that_does_not_load_in_the_workers_fails_every_item_with_the_cause(platform, digits):
-    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", fail_load_in_workers=True)
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:24]
-    try:
-        with pytest.raises(PredictionError) as err:
-            adapter.predict_items(items)
-    finally:
-        adapter.batch_runner.close()
-    assert set(err.value.failed) == {item.id for item in items}
-    assert set(err.value.failed.values()) == {
+    items = _test_items(platform, digits, 24)
+    err = _failed_run(platform, digits, items, fail_load_in_workers=True)
+    assert set(err.failed) == {item.id for item in items}
+    assert set(err.failed.values()) == {
         "prepare_item_func: the prepare worker could not load the model: RuntimeError: this load runs in the main "
         "process only"}
-    assert "nothing was stored" in str(err.value) and "in load" in str(err.value)
+    assert "nothing was stored" in str(err) and "in load" in str(err)
     assert platform.store.count_annotations(digits.id, "where") == 0
 
 
 def test_a_value_that_cannot_travel_back_says_what_prepare_item_func_must_return(platform, digits):
-    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", return_generator=True)
-    items = [item for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:8]
-    try:
-        with pytest.raises(PredictionError) as err:
-            adapter.predict_items(items)
-    finally:
-        adapter.batch_runner.close()
-    assert set(err.value.failed) == {item.id for item in items}
-    cause = err.value.failed[items[0].id]
+    items = _test_items(platform, digits, 8)
+    err = _failed_run(platform, digits, items, return_generator=True)
+    assert set(err.failed) == {item.id for item in items}
+    cause = err.failed[items[0].id]
     assert "what prepare_item_func returned could not be sent back from its worker process" in cause
     assert "generator" in cause and "must return values that pickle" in cause
 
