@@ -7,6 +7,7 @@ outputs and returns the objective metric (for sweepers).
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -521,6 +522,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
         logger.warning("model.name %s was trained by the adapter %s; this run trains a new version of it with %s, "
                        "from scratch", base.name, _trained_by(base).get("_target_"), settings["adapter"].get("_target_"))
     if base is None:
+        versions = [m.name for m in platform.list_models() if _VERSION_SUFFIX.search(m.name)]
+        close = difflib.get_close_matches(spec["name"], versions, n=1, cutoff=0.9)
+        if close:  # a first run makes its base model on purpose; a misspelt version's name would make one too
+            logger.warning("there is no model %r: this run makes it as a new base model and trains it from scratch "
+                           "(did you mean model.name=%s?)", spec["name"], close[0])
         try:
             base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
                                          input_type=spec["input_type"], output_type=spec["output_type"],

@@ -555,3 +555,21 @@ def test_a_model_label_the_dataset_lacks_is_named_when_the_version_is_made(platf
     with caplog.at_level(logging.WARNING, logger="runner.app"):
         app._model(platform, digits, settings, ["train"], {})
     assert "model.labels" not in caplog.text
+
+
+def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_model(platform, digits, caplog):
+    import logging
+
+    def settings(name):
+        return {"adapter": {"configuration": {}}, "model": {"name": name, "labels": None, "input_type": "image",
+                                                            "output_type": "class", "configuration": {}}}
+
+    version = app._model(platform, digits, settings("sklearn-digits"), ["train"], {})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="runner.app"):
+        typo = version.name[:-1] + ("0" if version.name[-1] != "0" else "1")
+        app._model(platform, digits, settings(typo), ["train"], {})
+        assert f"(did you mean model.name={version.name}?)" in caplog.text
+        caplog.clear()
+        app._model(platform, digits, settings("sklearn-digits2"), ["train"], {})  # a new base model: no warning
+    assert "did you mean" not in caplog.text
