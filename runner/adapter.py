@@ -13,7 +13,7 @@ import inspect
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -128,23 +128,14 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     @property
     def batch_runner(self) -> BatchRunner:
         if self._batch_runner is None:
-            workers = self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS)
-            if not is_whole_number(workers, 1):
-                raise ConfigError(f"prepare_workers must be a whole number of at least 1, not {workers!r}",
-                                  where=f"model {self.model_entity.name!r} configuration.prepare_workers",
-                                  fix="prepare_workers: 4 (the default; at most one per core is used)")
-            self._batch_runner = BatchRunner(workers, self._process_prepare())
+            check_prepare_settings(self.configuration, f"model {self.model_entity.name!r} configuration")
+            self._batch_runner = BatchRunner(self.configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS),
+                                             self._process_prepare())
         return self._batch_runner
 
     def _process_prepare(self):
         """``configuration.prepare_in``: None (threads), or what makes the prepare worker processes."""
-        prepare_in = self.configuration.get("prepare_in", "threads")
-        if prepare_in not in PREPARE_IN:
-            raise ConfigError(f"prepare_in must be one of {list(PREPARE_IN)}, not {prepare_in!r}",
-                              where=f"model {self.model_entity.name!r} configuration.prepare_in",
-                              fix="prepare_in: threads (the default) or processes (for a prepare_item_func that "
-                                  "runs Python code)")
-        if prepare_in == "threads":
+        if self.configuration.get("prepare_in", "threads") == "threads":
             return None
         if not processes_possible():
             logger.warning("prepare_in=processes in a worker process (a launcher's job or a shard): preparing on "
@@ -493,6 +484,23 @@ def _init_adapter_state(adapter) -> None:
 
 
 _NOT_COPIED = {"__init__", "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"}
+
+
+def check_prepare_settings(configuration: Mapping, where: str) -> None:
+    """``prepare_workers`` and ``prepare_in``, which the batch pipeline reads: checked by the adapter as
+    it makes its pipeline, and by a command-line run before anything is stored. ``where`` names the
+    configuration (``model 'x' configuration``, ``adapter.configuration``)."""
+    workers = configuration.get("prepare_workers", DEFAULT_PREPARE_WORKERS)
+    if not is_whole_number(workers, 1):
+        raise ConfigError(f"configuration.prepare_workers is {workers!r}, not a whole number of at least 1",
+                          where=f"{where}.prepare_workers",
+                          fix="prepare_workers: 4 (the default; at most one per core is used)")
+    prepare_in = configuration.get("prepare_in", "threads")
+    if prepare_in not in PREPARE_IN:
+        raise ConfigError(f"configuration.prepare_in is {prepare_in!r}, not one of {list(PREPARE_IN)}",
+                          where=f"{where}.prepare_in", fix="prepare_in: processes (for a prepare_item_func that runs "
+                          "Python code; on the command line +adapter.configuration.prepare_in=processes) or threads "
+                          "(the default)")
 
 
 def ground_truth_filter(output_type: str | None, include_model_annotations: bool) -> dict:

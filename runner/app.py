@@ -373,7 +373,7 @@ RUN_SETTINGS = ("batch_size", "prepare_in", "prepare_workers")
 def _check_run_settings(settings: dict) -> None:
     """The configuration keys the runner itself reads, checked before anything is stored (a bad one
     would fail the evaluate step after a version was trained)."""
-    from .prepare_processes import PREPARE_IN
+    from .adapter import check_prepare_settings
 
     configuration = _configuration(settings)
     given = settings["adapter"].get("configuration") or {}
@@ -381,16 +381,10 @@ def _check_run_settings(settings: dict) -> None:
         logger.warning("adapter.configuration.batch_size=%r is replaced by the run's batch_size (%r): set the batch "
                        "size with batch_size=%s", given["batch_size"], configuration.get("batch_size"),
                        given["batch_size"])
-    for key in ("batch_size", "prepare_workers"):
-        if key in configuration and not is_whole_number(configuration[key], 1):
-            raise ConfigError(f"configuration.{key} is {configuration[key]!r}, not a whole number of at least 1",
-                              where=f"adapter.configuration.{key} / model.configuration.{key}",
-                              fix="batch_size=32 for the batch size; +adapter.configuration.prepare_workers=2 for the "
-                                  "prepare workers")
-    if configuration.get("prepare_in", "threads") not in PREPARE_IN:
-        raise ConfigError(f"configuration.prepare_in is {configuration['prepare_in']!r}, not one of {list(PREPARE_IN)}",
-                          where="adapter.configuration.prepare_in", fix="+adapter.configuration.prepare_in=processes "
-                          "(for a prepare_item_func that runs Python code) or threads (the default)")
+    if "batch_size" in configuration and not is_whole_number(configuration["batch_size"], 1):
+        raise ConfigError(f"configuration.batch_size is {configuration['batch_size']!r}, not a whole number of at "
+                          "least 1", where="model.configuration.batch_size", fix="batch_size=32")
+    check_prepare_settings(configuration, "adapter.configuration")
 
 
 def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
@@ -518,9 +512,10 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
         return model
     labels = spec.get("labels")
     base = platform.find_model(spec["name"])
-    if base is not None and _trained_by(base) and _trained_by(base).get("_target_") != settings["adapter"].get("_target_"):
+    base_trained_by = _trained_by(base) if base is not None else None
+    if base_trained_by and base_trained_by.get("_target_") != settings["adapter"].get("_target_"):
         logger.warning("model.name %s was trained by the adapter %s; this run trains a new version of it with %s, "
-                       "from scratch", base.name, _trained_by(base).get("_target_"), settings["adapter"].get("_target_"))
+                       "from scratch", base.name, base_trained_by.get("_target_"), settings["adapter"].get("_target_"))
     if base is None:
         versions = [m.name for m in platform.list_models() if _VERSION_SUFFIX.search(m.name)]
         close = difflib.get_close_matches(spec["name"], versions, n=1, cutoff=0.9)
