@@ -22,12 +22,9 @@ def locate(target: Any, key: str, fix: str) -> Any:
         module_name = ".".join(parts[:depth])
         try:
             found, cut = importlib.import_module(module_name), depth
-        except ModuleNotFoundError as err:
-            if err.name == module_name:
-                break
-            raise _cannot(key, target, f"importing {module_name!r} failed: {one_line(err)}, raised at "
-                                       f"{raised_at(err)}", fix) from None
-        except Exception as err:  # noqa: BLE001 - the module's own code failed
+        except Exception as err:  # noqa: BLE001 - the module's own code failed, or a module it imports is missing
+            if isinstance(err, ModuleNotFoundError) and err.name == module_name:
+                break  # not a module: the rest of the path names attributes
             raise _cannot(key, target, f"importing {module_name!r} failed: {one_line(err)}, raised at "
                                        f"{raised_at(err)}", fix) from None
     if found is None:
