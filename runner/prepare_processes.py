@@ -106,7 +106,9 @@ def _explained(err: BaseException) -> FailedElsewhere:
 
 
 _SETUP: WorkerSetup | None = None
-_LOAD_FAILED: FailedElsewhere | None = None  # a model that did not load is not loaded again for every chunk
+# (the loaded adapter, its own source files), or why the model did not load: made once per worker, so
+# a model that does not load is not loaded again for every chunk
+_WORKER: tuple[Any, tuple[str, ...]] | FailedElsewhere | None = None
 
 
 def _set_up_worker(setup: WorkerSetup) -> None:
@@ -114,24 +116,29 @@ def _set_up_worker(setup: WorkerSetup) -> None:
     _SETUP = setup  # unpickled once per worker: the platform opens once
 
 
-def _prepare_chunk_in_worker(item_jsons: list[dict]) -> list[tuple[Any, Exception | None]]:
+def _worker() -> tuple[Any, tuple[str, ...]] | FailedElsewhere:
     from .sharding import loaded_adapter
 
-    global _LOAD_FAILED
-    setup = _SETUP
-    if _LOAD_FAILED is None:
+    global _WORKER
+    if _WORKER is None:
         try:
-            adapter = loaded_adapter(setup.platform, setup.adapter_class, setup.model_id, setup.artifacts_path)
-            own_files = adapter._own_files()
+            adapter = loaded_adapter(_SETUP.platform, _SETUP.adapter_class, _SETUP.model_id, _SETUP.artifacts_path)
+            _WORKER = adapter, adapter._own_files()
         except Exception as err:  # noqa: BLE001 - every item fails with the cause
-            _LOAD_FAILED = FailedElsewhere(f"the prepare worker could not load the model: {one_line(err)}",
-                                           first_failure(err))
-    if _LOAD_FAILED is not None:
-        return [(None, _LOAD_FAILED)] * len(item_jsons)
+            _WORKER = FailedElsewhere(f"the prepare worker could not load the model: {one_line(err)}",
+                                      first_failure(err))
+    return _WORKER
+
+
+def _prepare_chunk_in_worker(item_jsons: list[dict]) -> list[tuple[Any, Exception | None]]:
+    worker = _worker()
+    if isinstance(worker, FailedElsewhere):
+        return [(None, worker)] * len(item_jsons)
+    adapter, own_files = worker
     out = []
     for item_json in item_jsons:
         try:
-            out.append((adapter.prepare_item_func(setup.platform.item_entity(item_json)), None))
+            out.append((adapter.prepare_item_func(_SETUP.platform.item_entity(item_json)), None))
         except Exception as err:  # noqa: BLE001 - reported per item by the caller
             out.append((None, FailedElsewhere(one_line(err), first_failure(err, own_files))))
     return out

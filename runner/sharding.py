@@ -30,6 +30,7 @@ from .configuration import is_whole_number
 from .errors import ConfigError, PredictionError, first_failure
 from .gc_control import job_heap
 from .platform import Platform
+from .prepare_processes import processes_possible
 
 logger = logging.getLogger("runner.sharding")
 
@@ -258,7 +259,7 @@ def _remote_workers(sharding: Sharding):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    if multiprocessing.parent_process() is not None:
+    if not processes_possible():
         # a job of a process launcher (joblib): the sweep already runs jobs side by side, and a pool
         # started from a pool worker cannot set up its own children; this process takes every shard
         logger.warning("sharding.workers=%d in a launcher's worker process: running every shard in this process "
