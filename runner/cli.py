@@ -100,8 +100,9 @@ def main(cfg: DictConfig) -> float | None:
         # also in a launcher's worker process (joblib), which runs its jobs here: a SIGTERM or Ctrl-C sent
         # to the sweep's process group then ends each running job as an interrupted one, not mid-write
         _handle_stop_signals()
-    if multirun and _sweep_stopping(hydra_config.sweep.dir):
-        interrupts.stop(_sweep_stopping(hydra_config.sweep.dir))  # app.run records this job as interrupted
+    stopped_by = _sweep_stopping(hydra_config.sweep.dir) if multirun else None
+    if stopped_by:
+        interrupts.stop(stopped_by)  # app.run records this job as interrupted
     with job_heap():  # the process may end after this job: its exit then skips a pass over the heap
         try:
             with collection_paused():  # dtlpy and scikit-learn load here

@@ -91,7 +91,7 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
     names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
     rows = []
     for m in found:
-        evaluation, evaluated_on = _latest_evaluation(platform, m["id"])
+        evaluation, evaluated_on = platform.store.latest_evaluation_on(m["id"]) or (None, None)
         rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
                      "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
                      "cloned_from": _cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
@@ -104,13 +104,6 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
         scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better)
         rows = scored + [r for r in rows if r not in scored]
     return rows
-
-
-def _latest_evaluation(platform, model_id: str) -> tuple[dict | None, str | None]:
-    """The model's latest evaluation and the id of the dataset it was taken on."""
-    row = platform.store.query("SELECT json, dataset_id FROM evaluations WHERE model_id = ? ORDER BY rid DESC LIMIT 1",
-                               (model_id,))
-    return (json.loads(row[0][0]), row[0][1]) if row else (None, None)
 
 
 def _cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:

@@ -479,9 +479,14 @@ class Store:
                         (model_id, dataset_id, now_iso(), json.dumps(metrics)))
 
     def latest_evaluation(self, model_id: str) -> dict | None:
-        row = self.connection().execute("SELECT json FROM evaluations WHERE model_id = ? ORDER BY rid DESC LIMIT 1",
-                                        (model_id,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        found = self.latest_evaluation_on(model_id)
+        return None if found is None else found[0]
+
+    def latest_evaluation_on(self, model_id: str) -> tuple[dict, str | None] | None:
+        """The model's latest evaluation and the id of the dataset it was taken on."""
+        row = self.connection().execute("SELECT json, dataset_id FROM evaluations WHERE model_id = ? "
+                                        "ORDER BY rid DESC LIMIT 1", (model_id,)).fetchone()
+        return None if row is None else (json.loads(row[0]), row[1])
 
     # -- feature sets --------------------------------------------------------------------------
 
