@@ -29,7 +29,11 @@ def _cleanup() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-os.environ["DATALOOP_PATH"] = temp_dir("bench-dataloop-")
+# a worker process the script spawns imports this module again: it keeps its parent's folder (which the
+# parent removes) instead of making one that nothing would remove
+if "BENCH_DATALOOP_PATH" not in os.environ:
+    os.environ["BENCH_DATALOOP_PATH"] = temp_dir("bench-dataloop-")
+os.environ["DATALOOP_PATH"] = os.environ["BENCH_DATALOOP_PATH"]
 
 # the project root on sys.path, for a checkout that is not installed
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -286,27 +286,40 @@ def _value(cfg, key: str) -> object:
 
 def study_problem(argv: list[str], study: tuple[str, str, object]) -> str | None:
     """The message when a stored study would be resumed with fixed settings that compose to other
-    values than those its trials ran with (``seed=0`` written out is the default, not a change)."""
-    from .studies import fixed_overrides, free_to_change, resume_message, stored_trials
+    values than those its trials ran with (``seed=0`` written out is the default, not a change), or
+    over a search space that Optuna refuses for the parameters its trials drew."""
+    from .studies import (
+        fixed_overrides,
+        free_to_change,
+        resume_message,
+        search_space_changes,
+        search_space_message,
+        stored_trials,
+    )
 
     storage, study_name, now_cfg = study
     stored = stored_trials(storage, study_name)
     if stored is None:
         return None
-    n_trials, ran_with = stored
     now = fixed_overrides(argv)
-    then_cfg = _composed([f"{key}={value}" for key, value in ran_with.items()])
+    then_cfg = _composed([f"{key}={value}" for key, value in stored.ran_with.items()])
     changed = []
-    for key in sorted(set(ran_with) | set(now)):
+    for key in sorted(set(stored.ran_with) | set(now)):
         if free_to_change(key):
             continue
         if then_cfg is not None:
             before, after = _value(then_cfg, key), _value(now_cfg, key)
         else:  # the first trial's overrides do not compose again: compare them as written
-            before, after = ran_with.get(key, "<not set>"), now.get(key, "<not set>")
+            before, after = stored.ran_with.get(key, "<not set>"), now.get(key, "<not set>")
         if before != after:
-            changed.append((key, ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
-    return resume_message(study_name, storage, n_trials, changed) if changed else None
+            changed.append((key, stored.ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
+    if changed:
+        return resume_message(study_name, storage, stored.n_trials, changed)
+    # the search space as the sweeper builds it: its params, then the command line's sweeps over them
+    params = [f"{key}={value}" for key, value in (now_cfg.hydra.sweeper.get("params") or {}).items()]
+    params += [arg for arg in argv if _is_sweep(arg) and not arg.lstrip("+~").startswith("hydra")]
+    space_changed = search_space_changes(stored.distributions, params)
+    return search_space_message(study_name, storage, stored.n_trials, space_changed) if space_changed else None
 
 
 def entry() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -70,9 +71,15 @@ def free_to_change(key: str) -> bool:
     return key.startswith(_FREE_TO_CHANGE)
 
 
-def stored_trials(storage: str | None, study_name: str | None) -> tuple[int, dict] | None:
-    """(how many trials, the fixed overrides its first trial ran with) of a stored study; None when
-    there is no storage or no such study, or it holds no trial."""
+class StoredStudy(NamedTuple):
+    n_trials: int
+    ran_with: dict  # the fixed overrides its first trial ran with
+    distributions: dict  # parameter -> the distribution its trials drew it from
+
+
+def stored_trials(storage: str | None, study_name: str | None) -> StoredStudy | None:
+    """What a resumed study would continue; None when there is no storage or no such study, or it
+    holds no trial."""
     if not storage or not study_name:
         return None
     import optuna
@@ -84,7 +91,48 @@ def stored_trials(storage: str | None, study_name: str | None) -> tuple[int, dic
         trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
     except Exception:  # noqa: BLE001 - a storage optuna cannot open is reported by the sweeper itself
         return None
-    return (len(trials), {key: _plain(value) for key, value in trials[0].user_attrs.items()}) if trials else None
+    if not trials:
+        return None
+    distributions = {}
+    for trial in trials:
+        for name, distribution in trial.distributions.items():
+            distributions.setdefault(name, distribution)
+    return StoredStudy(len(trials), {key: _plain(value) for key, value in trials[0].user_attrs.items()},
+                       distributions)
+
+
+def search_space_changes(stored: dict, overrides: list[str]) -> list[tuple[str, str, str]]:
+    """(parameter, as the stored trials drew it, as ``overrides`` would) for each parameter whose new
+    distribution Optuna refuses for a study that holds the old one: another kind (an int interval
+    become a float one, a choice an interval) or a choice of other values. A range may widen."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+    from optuna.distributions import check_distribution_compatibility
+
+    try:
+        now, _ = create_params_from_overrides(overrides)
+    except Exception:  # noqa: BLE001 - an override the sweeper cannot parse: it reports that itself
+        return []
+    changes = []
+    for name in sorted(set(stored) & set(now)):
+        try:
+            check_distribution_compatibility(stored[name], now[name])
+        except ValueError:
+            changes.append((name, _shown(stored[name]), _shown(now[name])))
+    return changes
+
+
+def _shown(distribution) -> str:
+    """A distribution as the sweep override that gives it."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return f"choice({', '.join(map(str, distribution.choices))})"
+    attributes = distribution._asdict()
+    shown = f"interval({attributes['low']}, {attributes['high']})"
+    step = attributes.get("step", attributes.get("q"))
+    if step is not None and step != 1:
+        shown = f"range({attributes['low']}, {attributes['high']}, {step})"
+    return f"tag(log, {shown})" if attributes.get("log") or "Log" in type(distribution).__name__ else shown
 
 
 def resume_message(study_name: str, storage: str, n_trials: int, changed: list[tuple[str, object, object]]) -> str:
@@ -95,6 +143,16 @@ def resume_message(study_name: str, storage: str, n_trials: int, changed: list[t
     return (f"study {study_name!r} holds {n_trials} trials run with other settings ({shown}): resumed, their "
             f"objective values would not compare, and the sampler would learn from both\n  where: {storage}\n"
             f"  fix: run with the settings its trials ran with, or start a new study: "
+            f"hydra.sweeper.study_name=<new name>")
+
+
+def search_space_message(study_name: str, storage: str, n_trials: int, changed: list[tuple[str, str, str]]) -> str:
+    """A stored study would be resumed over a search space Optuna refuses for the parameters its
+    trials drew (it would fail every new trial)."""
+    shown = ", ".join(f"{name}: {before} -> {after}" for name, before, after in changed)
+    return (f"study {study_name!r} holds {n_trials} trials that drew from another search space ({shown}): "
+            f"Optuna cannot resume it with another choice (other values, or the same in another order) or another kind of range\n  where: {storage}\n"
+            f"  fix: search the space its trials drew from (a range may widen), or start a new study: "
             f"hydra.sweeper.study_name=<new name>")
 
 

@@ -230,6 +230,21 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     # one trial's overrides run again as a single run (README: Reproduce a run): no search, no check
     single = ok(dlrun(tmp_path, *search, "objective.metric=balanced_accuracy", "hydra.mode=RUN"))
     assert "balanced_accuracy" in single.stdout and len(run_folders(tmp_path, "multirun")) == 2
+    # a search space Optuna refuses for the drawn parameters (every new trial would fail): refused too;
+    # a choice of the same values, or a range widened, resumes
+    for sweep, before, after in [
+            ("adapter.configuration.image_size=choice(6,8)", "choice(6, 8, 12)", "choice(6, 8)"),
+            ("adapter.configuration.estimator.C=interval(0.01,10.0)",
+             "tag(log, interval(0.01, 10.0))", "interval(0.01, 10.0)")]:
+        refused = dlrun(tmp_path, *search, sweep)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith(
+            "error: study 'resumed' holds 2 trials that drew from another search space "
+            f"(adapter.configuration.{'image_size' if 'image' in sweep else 'estimator.C'}: {before} -> {after})")
+        assert "hydra.sweeper.study_name=<new name>" in refused.stderr
+    ok(dlrun(tmp_path, *search, "adapter.configuration.image_size=6,8,12",
+             "adapter.configuration.estimator.C=tag(log,interval(0.001,100))"))
+    assert len(run_folders(tmp_path, "multirun")) == 3
 
 
 def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
