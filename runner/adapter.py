@@ -31,6 +31,7 @@ from .errors import (
     MissingUserFunction,
     PredictionError,
     RunnerError,
+    returned_wrongly,
 )
 from .gc_control import libraries_loading_in_job
 from .images import eight_bit
@@ -290,7 +291,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         batch_size = self._batch_size(batch_size)
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self._predict_batch(batch, **kwargs), self._write_predictions, keep,
-                                     encode=self._encode_predictions, own_files=self._own_files())
+                                     encode=self._encode_predictions, own_files=self._own_files(),
+                                     defined_at=self._defined_at("predict"))
 
     def _own_files(self) -> tuple[str, ...]:
         """The source files of the adapter's own classes (not the runner's or dtlpy's): a failure is
@@ -303,11 +305,20 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 files.append(inspect.getsourcefile(cls))
         return tuple(f for f in files if f)
 
+    def _defined_at(self, function: str) -> str:
+        """``file:line in Class.function`` of the adapter's ``function``."""
+        method = getattr(type(self), function, None)
+        try:
+            return f"{inspect.getsourcefile(method)}:{inspect.getsourcelines(method)[1]} in {method.__qualname__}"
+        except (TypeError, OSError):
+            return f"{type(self).__name__}.{function}"
+
     def _predict_batch(self, batch: list, **kwargs):
         collections = self.predict(batch, **kwargs)
         if isinstance(collections, dl.AnnotationCollection):
-            raise TypeError(f"predict returned one dl.AnnotationCollection for a batch of {len(batch)} items; it must "
-                            "return a list with one dl.AnnotationCollection per item, in order")
+            raise returned_wrongly(TypeError(
+                f"predict returned one dl.AnnotationCollection for a batch of {len(batch)} items; it must return a "
+                "list with one dl.AnnotationCollection per item, in order"), self._defined_at("predict"))
         return collections
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
@@ -423,7 +434,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self.embed(batch, **kwargs),
                                      self._embed_store if upload else None, keep, name="embed",
-                                     own_files=self._own_files())
+                                     own_files=self._own_files(), defined_at=self._defined_at("embed"))
 
     def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
         """Embed in batches; store one vector per item in the model's feature set. Returns (items, vectors)."""

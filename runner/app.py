@@ -82,6 +82,7 @@ def plan(cfg: DictConfig) -> Plan:
         if not isinstance(settings.get(key), dict):
             raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
 
+    _check_group_keys(settings)
     _check_scalars(settings)
     _check_run_settings(settings)
 
@@ -166,6 +167,23 @@ def _check_output_type(output_type) -> None:
         raise ConfigError(f"output type {output_type!r} is not one Dataloop knows", where="adapter.output_type "
                           "(model.output_type)", fix=f"use one of {known} (class for classification, box for "
                           "detection, segment or binary for segmentation)")
+
+
+# the keys the runner reads of these groups: any other is a misspelling (``configuraton:``) that would
+# leave the setting it meant unset without a word
+GROUP_KEYS = {"adapter": ("_target_", "name", "input_type", "output_type", "configuration"),
+              "model": ("name", "labels", "input_type", "output_type", "description", "configuration")}
+
+
+def _check_group_keys(settings: dict) -> None:
+    for group, known in GROUP_KEYS.items():
+        for key in settings.get(group) or {}:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                raise ConfigError(f"{group}.{key} is not a key the runner reads"
+                                  + (f" (did you mean {group}.{close[0]}?)" if close else ""), where=f"{group}.{key}",
+                                  fix=f"the keys of {group} are {', '.join(known)}; an adapter's own settings go under "
+                                      f"{group}.configuration")
 
 
 def _check_scalars(settings: dict) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .allocator import keep_freed_memory
-from .errors import FailedElsewhere, first_failure, one_line
+from .errors import FailedElsewhere, first_failure, one_line, returned_wrongly
 
 logger = logging.getLogger(__name__)
 
@@ -148,16 +148,19 @@ class BatchRunner:
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
             infer: Callable[[list], Sequence[Any]], store: Callable[[list, Any], Any] | None,
             keep_outputs: bool, encode: Callable[[list, Sequence[Any]], Any] | None = None,
-            name: str = "predict", own_files: tuple[str, ...] = ()) -> BatchResult:
+            name: str = "predict", own_files: tuple[str, ...] = (), defined_at: str = "") -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
         ``encode(items, outputs)``, when given, runs right after it on the caller's thread (the
         CPU-bound part of storing); ``store(items, encoded or outputs)`` runs on the writer thread and
-        its return replaces the outputs kept."""
+        its return replaces the outputs kept. ``defined_at`` (``file:line in Class.function``) is where
+        an output of the wrong kind or count is reported: the check is here, the mistake in ``infer``."""
         keep_freed_memory()
         with responsive_switching():
-            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files)
+            return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files,
+                             defined_at)
 
-    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files) -> BatchResult:
+    def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files,
+             defined_at) -> BatchResult:
         submit_chunk, store_pool = self._pools()
         result = BatchResult(own_files=own_files)
         pending_stores: deque[tuple[list, Future]] = deque()
@@ -206,12 +209,14 @@ class BatchRunner:
             try:
                 outputs = infer(inputs)
                 if isinstance(outputs, (str, bytes, dict)) or not isinstance(outputs, Iterable):
-                    raise TypeError(f"{name} returned {type(outputs).__name__}; it must return a list with one "
-                                    f"result per item of the batch, in order")
+                    raise returned_wrongly(TypeError(
+                        f"{name} returned {type(outputs).__name__}; it must return a list with one result per item "
+                        "of the batch, in order"), defined_at)
                 outputs = list(outputs)
                 if len(outputs) != len(ready_items):
-                    raise ValueError(f"{name} returned {len(outputs)} results for a batch of {len(ready_items)} "
-                                     f"items; it must return one per item, in order")
+                    raise returned_wrongly(ValueError(
+                        f"{name} returned {len(outputs)} results for a batch of {len(ready_items)} items; it must "
+                        "return one per item, in order"), defined_at)
                 if encode is not None and store is not None:
                     outputs = encode(ready_items, outputs)
             except Exception as err:  # noqa: BLE001

@@ -89,34 +89,70 @@ class PredictionError(RunnerError):
                  first: tuple[str, str, str] | None = None):
         self.failed = dict(failed)
         self.traceback_text = first[1] if first else None
-        lines = [f"  {item_id}: {cause}" for item_id, cause in list(self.failed.items())[:50]]
-        if len(self.failed) > 50:
-            lines.append(f"  ... and {len(self.failed) - 50} more")
+        lines = _by_cause(self.failed)
         if first and "\n" in first[2]:  # the causes above are its first line: the rest once, here
             lines.append("  the first failure in full: " + first[2].replace("\n", "\n    "))
         raised = f"; the first failure was raised at {first[0]}" if first else ""
         stored = "nothing was stored" if len(self.failed) >= total else "the results of the others were stored"
         super().__init__(
             f"{operation} failed for {len(self.failed)} of {total} items; {stored}{raised}",
-            where="failed item ids:\n" + "\n".join(lines),
-            fix="fix the cause shown for each item and run again: a rerun replaces this model's earlier results",
+            where="failed items, by cause:\n" + "\n".join(lines),
+            fix="fix the causes shown and run again: a rerun replaces this model's earlier results (every failed "
+                "id with its cause: the error's .failed; a command-line run's log lists them all)",
         )
+
+
+    def every_failure(self) -> str:
+        """Every failed item id and its cause, one per line (the message shows the first few of each cause)."""
+        return "\n".join(f"{item_id}: {cause}" for item_id, cause in self.failed.items())
+
+
+def _by_cause(failed: dict[str, str], ids_per_cause: int = 10, causes: int = 20) -> list[str]:
+    """Lines of ``cause (n items): id, id, ...``: a batch that fails fails all its items with one cause."""
+    grouped: dict[str, list[str]] = {}
+    for item_id, cause in failed.items():
+        grouped.setdefault(cause, []).append(item_id)
+    lines = []
+    for cause, ids in list(grouped.items())[:causes]:
+        more = f" and {len(ids) - ids_per_cause} more" if len(ids) > ids_per_cause else ""
+        lines.append(f"    {cause} ({len(ids)} item{'s' if len(ids) > 1 else ''}): {', '.join(ids[:ids_per_cause])}{more}")
+    if len(grouped) > causes:
+        rest = sum(len(ids) for ids in list(grouped.values())[causes:])
+        lines.append(f"    ... and {len(grouped) - causes} more causes, of {rest} items")
+    return lines
 
 
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 
+# the runner's own files count as a library's: a KeyError its configuration mapping raises for the
+# adapter's lookup is reported at the adapter's line
+_RUNNER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def returned_wrongly(err: BaseException, defined_at: str) -> BaseException:
+    """``err``, found by the runner in what a user function returned, to be reported at that function
+    (``file:line in Class.function``) rather than at the runner's check."""
+    if defined_at:
+        err.defined_at = f"{defined_at} (what it returned)"
+    return err
+
+
 def raised_at(err: BaseException, prefer: Collection[str] = ()) -> str:
-    """``file:line in function`` of the deepest frame of ``err`` in one of the ``prefer`` files (the
-    adapter's own modules, wherever they are installed); else outside the installed libraries and the
-    standard library (the adapter's line that called into scikit-learn, not scikit-learn's); else
-    the deepest frame."""
+    """``file:line in function`` of the user function whose return ``err`` is about (``returned_wrongly``);
+    else of the deepest frame of ``err`` in one of the ``prefer`` files (the adapter's own modules,
+    wherever they are installed); else outside the runner, the installed libraries and the standard
+    library (the adapter's line that called into scikit-learn, not scikit-learn's); else the runner's
+    deepest; else the deepest frame."""
+    if getattr(err, "defined_at", None):
+        return err.defined_at
     frames = traceback.extract_tb(err.__traceback__)
     if not frames:
         return "(no traceback)"
     preferred = [f for f in frames if f.filename in prefer]
-    own = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
-    frame = (preferred or own or frames)[-1]
+    not_library = [f for f in frames if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
+    own = [f for f in not_library if not os.path.abspath(f.filename).startswith(_RUNNER_DIR)]
+    frame = (preferred or own or not_library or frames)[-1]
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 

@@ -212,6 +212,34 @@ def test_a_failing_batch_leaves_the_others_stored(platform, digits):
     assert {i for i, a in stored.items() if a} == {i.id for i in items} - failed
 
 
+class OneShortAdapter(FlakyAdapter):
+    fail_names: set[str] = set()  # FlakyAdapter's is set by another test
+
+    def predict(self, batch, **kwargs):
+        return super().predict(batch, **kwargs)[:-1]
+
+
+def test_a_predict_that_returns_too_few_is_reported_at_the_adapters_predict_grouped_by_cause(platform, digits):
+    """The check is the runner's; the mistake, and the place the error names, is the adapter's predict.
+    Every item of a batch fails with one cause: the message shows each cause once, with its count."""
+    import inspect
+
+    model = platform.create_model("short", digits, configuration={"batch_size": 8}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:20]
+    with pytest.raises(PredictionError) as err:
+        OneShortAdapter(model_entity=model).predict_items(items)
+    line = inspect.getsourcelines(OneShortAdapter.predict)[1]
+    message = str(err.value)
+    assert f"raised at {__file__}:{line} in OneShortAdapter.predict (what it returned)" in message
+    assert len(err.value.failed) == 20 and platform.store.count_annotations(digits.id, "short") == 0
+    eight = "ValueError: predict returned 7 results for a batch of 8 items; it must return one per item, in order"
+    four = "ValueError: predict returned 3 results for a batch of 4 items; it must return one per item, in order"
+    by_cause = [line.strip() for line in message.splitlines() if line.startswith("    ValueError")]
+    assert by_cause == [f"{eight} (16 items): " + ", ".join(i.id for i in items[:10]) + " and 6 more",
+                        f"{four} (4 items): " + ", ".join(i.id for i in items[16:])]
+    assert err.value.every_failure().splitlines() == [f"{i.id}: {eight if n < 16 else four}" for n, i in enumerate(items)]
+
+
 def test_one_collection_object_returned_for_every_item_is_stored_for_each(platform, digits):
     """As on Dataloop, where each item's upload makes new annotations: one collection object (with an
     empty polygon too) returned for every item of every batch gives each item its own records."""

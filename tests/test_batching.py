@@ -99,3 +99,22 @@ def test_a_failure_is_placed_in_the_adapters_own_file_even_when_it_is_installed(
         runner_calls([1])
     assert raised_at(raised.value, prefer=(installed,)) == f"{installed}:2 in <listcomp>"
     assert installed not in raised_at(raised.value)  # without it: the deepest frame outside the libraries
+
+
+def test_a_lookup_the_runner_serves_for_the_adapter_is_placed_at_the_adapters_line():
+    """A KeyError raised by the runner's configuration mapping for an adapter's missing key: the
+    adapter's line that asked, not the mapping's ``__getitem__``."""
+    from runner.configuration import ModelConfiguration
+    from runner.errors import raised_at
+
+    class Model:
+        configuration = {"lr": 0.1}
+
+        def update(self):
+            pass
+
+    configuration = ModelConfiguration(Model())
+    with pytest.raises(KeyError) as raised:
+        configuration["n_clusters"]  # the adapter's line
+    line = raised.value.__traceback__.tb_lineno
+    assert raised_at(raised.value) == f"{__file__}:{line} in {sys._getframe().f_code.co_name}"

@@ -342,6 +342,19 @@ def test_an_option_from_another_config_folder_is_left_to_hydra(tmp_path):
     assert "name: mine" in result.stdout
 
 
+def test_a_yaml_error_in_the_users_config_folder_is_one_message_with_file_and_line(tmp_path):
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text() + "configuration:\n  C: 2\n")
+    for folder_args in ([f"hydra.searchpath=[file://{tmp_path / 'extra'}]"], ["--config-dir", str(tmp_path / "extra")]):
+        result = dlrun(tmp_path, *folder_args, "adapter=mine")
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.splitlines()
+        assert lines[0] == "error: a config file is not valid YAML: found duplicate key configuration", result.stderr
+        assert re.fullmatch(rf"  where: {re.escape(str(extra / 'mine.yaml'))}, line \d+, column 1", lines[1])
+        assert "Traceback" not in result.stderr and not (tmp_path / "dl" / "local").exists()
+
+
 def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceback(tmp_path):
     result = dlrun(tmp_path, "-m", "objective.metric=accuracy,nope_score", "hydra.sweep.dir=sweep")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -446,7 +459,9 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     # an Optuna sweeper reads the direction before any job runs
     ("hparams_search=digits_optuna objective.direction=max", ["'max'", "objective.direction=maximize"]),
     ("hparams_search=digits_optuna hydra.sweeper.n_trials=0", ["n_trials is 0", "at least one trial"]),
-], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials"])
+    # a misspelt key of the adapter group would leave its settings unset without a word
+    ("+adapter.configuraton.C=2", ["adapter.configuraton is not a key", "did you mean adapter.configuration?"]),
+], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "adapter-key"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr

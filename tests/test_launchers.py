@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 from packaging.requirements import Requirement
 
-from runner.cli import LAUNCHER_PLUGINS
+from runner.argv_checks import LAUNCHER_PLUGINS
 from tests.test_cli import CONF_DIR, REPO, dlrun, job_folders, ok, read_json, run_folders
 
 LAUNCHER_EXTRAS = ("joblib", "ray", "submitit", "launchers")
