@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -38,6 +39,10 @@ def missing_launcher(argv: list[str]) -> str | None:
             return (f"hydra/launcher={name} needs the {module.split('.')[-1].replace('_', '-')} plugin, which is "
                     f"not installed\n  where: {arg}\n  fix: pip install -e \".[{extra}]\" (or choose another launcher)")
     return None
+
+
+# flags that replace the primary config (conf/config.yaml): its groups and options are then Hydra's alone
+_OTHER_PRIMARY = ("--config-path", "-cp", "--config-name", "-cn")
 
 
 def _config_folders(argv: list[str]) -> list[Path]:
@@ -76,26 +81,34 @@ def config_file_problem(argv: list[str]) -> str | None:
 
 
 _NOT_A_NAME = re.compile(r"(?i)(true|false|null|[-+]?\d[\d_]*(\.\d*)?(e[-+]?\d+)?)")
-# options may come from other config folders too: then only Hydra knows them all
-_MORE_CONFIG = ("hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+
+
+def _unknowable_options(argv: list[str]) -> bool:
+    """Options may come from where only Hydra reads them: another primary config, or an installed
+    package's config folder (``pkg://``) on the search path."""
+    return any(arg.split("=")[0] in _OTHER_PRIMARY or (arg.startswith("hydra.searchpath=") and "pkg://" in arg)
+               for arg in argv)
 
 
 def group_value_problem(argv: list[str]) -> str | None:
     """The message for ``group=<value>`` where the value is not an option's name (``debug=true``,
-    ``adapter=3``) or names no option of the group (``adapter=nope``), else None. Hydra would fail
-    with a traceback about a bool or an int, or with exit status 1."""
-    more_config = any(arg.split("=")[0] in _MORE_CONFIG for arg in argv)
+    ``adapter=3``) or names no option of the group (``adapter=nope``) in this repository's config
+    folder or the command line's, else None. Hydra would fail with a traceback about a bool or an
+    int, or with exit status 1."""
+    unknowable = _unknowable_options(argv)
+    folders = [Path(CONFIG_DIR), *_config_folders(argv)]
     for arg in argv:
         key, sep, value = arg.lstrip("+").partition("=")
-        group = Path(CONFIG_DIR) / key.split("@")[0]
-        if not sep or key.startswith(("hydra", "~")) or not group.is_dir():
+        groups = [folder / key.split("@")[0] for folder in folders]
+        if not sep or key.startswith(("hydra", "~")) or not any(group.is_dir() for group in groups):
             continue
-        options = sorted(str(p.relative_to(group).with_suffix("")) for p in group.rglob("*.yaml"))
+        options = sorted({str(p.relative_to(group).with_suffix("")) for group in groups if group.is_dir()
+                          for p in group.rglob("*.yaml")})
         fix = f"{key}=<option>, one of {options} (or ~{key} to leave the group out)"
         if _NOT_A_NAME.fullmatch(value.strip()):
             return (f"{key} is a config group: its value names one of its options, not {value!r}\n  where: {arg}\n"
                     f"  fix: {fix}")
-        if more_config or any(c in value for c in "()[]${}'\""):  # a sweep function, an interpolation
+        if unknowable or any(c in value for c in "()[]${}'\""):  # a sweep function, an interpolation
             continue
         unknown = [name for name in value.split(",") if name.strip() and name.strip() not in options]
         if unknown:
@@ -144,18 +157,27 @@ def _composed(overrides: list[str]):
         GlobalHydra.instance().clear()
 
 
-def stored_study(argv: list[str]) -> tuple[str, str, object] | None:
-    """(storage, study name, composed config) of an Optuna search (``hparams_search=...``) that stores
-    its study; None for a single run of a trial's overrides (``hydra.mode=RUN``), and when other config
-    folders are given (only Hydra reads those)."""
-    if not any(arg.startswith("hparams_search=") for arg in argv) or "hydra.mode=RUN" in argv or any(
-            arg.split("=")[0] in _MORE_CONFIG for arg in argv):
+class Search(NamedTuple):
+    storage: str
+    study_name: str
+    cfg: object  # the config the command line composes
+    search_path: list[str]  # the override that adds the command line's config folders, for compose
+
+
+def stored_study(argv: list[str]) -> Search | None:
+    """The Optuna search (``hparams_search=...``) that stores its study; None for a single run of a
+    trial's overrides (``hydra.mode=RUN``), and when only Hydra can compose the config."""
+    if not any(arg.startswith("hparams_search=") for arg in argv) or "hydra.mode=RUN" in argv or \
+            _unknowable_options(argv):
         return None
-    cfg = _composed([a for a in argv if not a.startswith("-") and not _is_sweep(a)])
+    folders = _config_folders(argv)  # compose takes them as hydra.searchpath, not as --config-dir
+    search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not _is_sweep(a)]
+    cfg = _composed(overrides + search_path)
     if cfg is None:
         return None
     storage, study_name = cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name")
-    return (storage, study_name, cfg) if storage and study_name else None
+    return Search(storage, study_name, cfg, search_path) if storage and study_name else None
 
 
 _SWEEP_FUNCTION = re.compile(r"\s*(choice|range|interval|tag|glob|shuffle|sort)\(")
@@ -174,7 +196,7 @@ def _value(cfg, key: str) -> object:
     return OmegaConf.to_container(node, resolve=False) if isinstance(node, (DictConfig, ListConfig)) else node
 
 
-def study_problem(argv: list[str], study: tuple[str, str, object]) -> str | None:
+def study_problem(argv: list[str], study: Search) -> str | None:
     """The message when a stored study would be resumed with fixed settings that compose to other
     values than those its trials ran with (``seed=0`` written out is the default, not a change), or
     over a search space that Optuna refuses for the parameters its trials drew."""
@@ -187,12 +209,12 @@ def study_problem(argv: list[str], study: tuple[str, str, object]) -> str | None
         stored_trials,
     )
 
-    storage, study_name, now_cfg = study
+    storage, study_name, now_cfg, search_path = study
     stored = stored_trials(storage, study_name)
     if stored is None:
         return None
     now = fixed_overrides(argv)
-    then_cfg = _composed([f"{key}={value}" for key, value in stored.ran_with.items()])
+    then_cfg = _composed([f"{key}={value}" for key, value in stored.ran_with.items()] + search_path)
     changed = []
     for key in sorted(set(stored.ran_with) | set(now)):
         if free_to_change(key):

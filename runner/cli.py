@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from . import interrupts
 from .argv_checks import (
     CONFIG_DIR,
+    Search,
     config_file_problem,
     direction_problem,
     group_value_problem,
@@ -196,17 +197,20 @@ def entry() -> None:
         raise
 
 
-def _settle_trials(study: tuple[str, str] | None, started: float, how: str) -> None:
+def _settle_trials(study: Search | None, started: float, how: str) -> None:
     """A search that ends early: the trials it had asked for and never told the study about are told
-    their value (their job finished) or marked FAIL, so none stays RUNNING in the stored study."""
-    if not study:
-        return
-    from .report import current_sweep_dir
+    their value (their job finished) or marked FAIL, so none stays RUNNING in the stored study. The
+    study is the one checked before the search started, else the one the running sweeper stores (a
+    config only Hydra composes)."""
+    from .report import current_sweep_dir, current_sweep_study
     from .studies import settle_interrupted_trials
 
-    told, failed = settle_interrupted_trials(study[0], study[1], since=started, sweep_dir=current_sweep_dir())
+    storage, study_name = (study.storage, study.study_name) if study else current_sweep_study()
+    if not storage or not study_name:
+        return
+    told, failed = settle_interrupted_trials(storage, study_name, since=started, sweep_dir=current_sweep_dir())
     if told or failed:
-        print(f"study {study[1]!r}: of the trials {how}, {told} had finished (told their value) and {failed} are "
+        print(f"study {study_name!r}: of the trials {how}, {told} had finished (told their value) and {failed} are "
               "marked FAIL", file=sys.stderr)
 
 

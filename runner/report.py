@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import csv
 import io
 import logging
@@ -194,10 +195,15 @@ def build(folder: str | Path, echo: bool = True) -> Sweep:
 
 
 _current_sweep: Path | None = None  # the folder of the multirun this process runs (Hydra keeps no config of it)
+_current_study: tuple[str | None, str | None] = (None, None)  # (storage, study name) of its sweeper, if it stores one
 
 
 def current_sweep_dir() -> Path | None:
     return _current_sweep
+
+
+def current_sweep_study() -> tuple[str | None, str | None]:
+    return _current_study
 
 
 class SweepReport(Callback):
@@ -209,8 +215,10 @@ class SweepReport(Callback):
         self.done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _current_sweep
+        global _current_sweep, _current_study
         self.sweep_dir = _current_sweep = _sweep_dir(config)
+        with contextlib.suppress(Exception):  # a sweeper without a study, or one whose storage does not resolve
+            _current_study = (config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name"))
         if self.sweep_dir is not None:
             atexit.register(self._at_exit)
 

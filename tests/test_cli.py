@@ -269,13 +269,14 @@ def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
 
 
 def test_a_search_that_fails_leaves_no_trial_running_in_its_study(tmp_path):
-    """Resumed with another search space for a parameter, Optuna's sweeper fails as it asks for the
-    trials: they are marked FAIL rather than left RUNNING for good."""
+    """Resumed with another search space for a parameter, past the check made before the search (which
+    skips runs given another primary config: only Hydra composes those), Optuna's sweeper fails as it
+    asks for the trials: they are marked FAIL rather than left RUNNING for good."""
     import optuna
 
     search = ["hparams_search=digits_optuna", "hydra.sweeper.study_name=space", "hydra.sweeper.n_trials=2"]
     ok(dlrun(tmp_path, *search))
-    result = dlrun(tmp_path, *search, "adapter.configuration.image_size=choice(16,32)")
+    result = dlrun(tmp_path, "--config-name", "config", *search, "adapter.configuration.image_size=choice(16,32)")
     assert result.returncode != 0, result.stdout + result.stderr
     assert "study 'space': of the trials stopped by that error" in result.stderr
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -333,13 +334,19 @@ def test_an_unknown_group_option_is_a_config_error_with_the_options(tmp_path, ov
     assert "one of ['" in result.stderr and not (tmp_path / "dl" / "local").exists()
 
 
-def test_an_option_from_another_config_folder_is_left_to_hydra(tmp_path):
+def test_an_option_from_the_users_config_folder_is_known_too(tmp_path):
     extra = tmp_path / "extra" / "adapter"
     extra.mkdir(parents=True)
     (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace("name: sklearn",
                                                                                                  "name: mine"))
     result = ok(dlrun(tmp_path, "--cfg", "job", "adapter=mine", f"hydra.searchpath=[file://{tmp_path / 'extra'}]"))
     assert "name: mine" in result.stdout
+    result = ok(dlrun(tmp_path, "--config-dir", str(tmp_path / "extra"), "--cfg", "job", "adapter=mine"))
+    assert "name: mine" in result.stdout
+    misspelt = dlrun(tmp_path, "adapter=mien", f"hydra.searchpath=[file://{tmp_path / 'extra'}]")
+    assert misspelt.returncode == 2, misspelt.stdout + misspelt.stderr
+    assert misspelt.stderr.startswith("error: adapter has no option 'mien' (did you mean adapter=mine?)")
+    assert "'mine'" in misspelt.stderr and "'sklearn'" in misspelt.stderr
 
 
 def test_a_yaml_error_in_the_users_config_folder_is_one_message_with_file_and_line(tmp_path):
