@@ -41,6 +41,7 @@ from .reporting import (
     write_json,
 )
 from .resolvers import register_resolvers
+from .studies import objective_problem
 
 logger = logging.getLogger("runner")
 
@@ -229,17 +230,15 @@ def _in_sweep() -> bool:
 
 
 def _check_search_has_an_objective(steps: list[str], settings: dict) -> None:
-    """An Optuna trial must return its objective: without an evaluate step (or an objective metric)
-    every trial would train, then fail in the sweeper; stop each before it trains instead."""
+    """An Optuna trial must return its objective; checked before the search starts too, except for a
+    config only Hydra composes (runner.argv_checks): stop each trial before it trains."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized() or "optuna" not in str(HydraConfig.get().sweeper.get("_target_", "")).lower():
         return
-    if "evaluate" not in steps or not (settings.get("objective") or {}).get("metric"):
-        raise ConfigError(f"an Optuna search needs each trial's objective, and pipeline steps {steps} (objective "
-                          f"{(settings.get('objective') or {}).get('metric')!r}) give none",
-                          where="hparams_search, pipeline", fix="search with an evaluate step (pipeline=train_evaluate, "
-                          "the default) and an objective.metric; or sweep a grid (-m) to train versions only")
+    problem = objective_problem(steps, (settings.get("objective") or {}).get("metric"))
+    if problem:
+        raise ConfigError(*problem)
 
 
 def _subset_names(spec: dict) -> list[str] | None:

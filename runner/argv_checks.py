@@ -158,15 +158,15 @@ def _composed(overrides: list[str]):
 
 
 class Search(NamedTuple):
-    storage: str
-    study_name: str
+    storage: str | None
+    study_name: str | None
     cfg: object  # the config the command line composes
     search_path: list[str]  # the override that adds the command line's config folders, for compose
 
 
-def stored_study(argv: list[str]) -> Search | None:
-    """The Optuna search (``hparams_search=...``) that stores its study; None for a single run of a
-    trial's overrides (``hydra.mode=RUN``), and when only Hydra can compose the config."""
+def composed_search(argv: list[str]) -> Search | None:
+    """The Optuna search (``hparams_search=...``) the command line asks for, composed; None for a
+    single run of a trial's overrides (``hydra.mode=RUN``), and when only Hydra can compose the config."""
     if not any(arg.startswith("hparams_search=") for arg in argv) or "hydra.mode=RUN" in argv or \
             _unknowable_options(argv):
         return None
@@ -174,10 +174,24 @@ def stored_study(argv: list[str]) -> Search | None:
     search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
     overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not _is_sweep(a)]
     cfg = _composed(overrides + search_path)
-    if cfg is None:
+    if cfg is None or "optuna" not in str(cfg.hydra.sweeper.get("_target_", "")).lower():
         return None
-    storage, study_name = cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name")
-    return Search(storage, study_name, cfg, search_path) if storage and study_name else None
+    return Search(cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name"), cfg, search_path)
+
+
+def search_problem(argv: list[str], search: Search) -> str | None:
+    """A search whose trials would return no objective, or that would resume its stored study with other
+    settings or search space: the message, else None."""
+    from .errors import ConfigError
+    from .studies import objective_problem
+
+    try:
+        problem = objective_problem(list(search.cfg.pipeline.get("steps") or []), search.cfg.objective.get("metric"))
+    except Exception:  # noqa: BLE001 - a value that does not resolve: each trial's own check reports it
+        problem = None
+    if problem:
+        return str(ConfigError(*problem))
+    return study_problem(argv, search) if search.storage and search.study_name else None
 
 
 _SWEEP_FUNCTION = re.compile(r"\s*(choice|range|interval|tag|glob|shuffle|sort)\(")

@@ -18,13 +18,12 @@ from omegaconf import DictConfig
 from . import interrupts
 from .argv_checks import (
     CONFIG_DIR,
-    Search,
+    composed_search,
     config_file_problem,
     direction_problem,
     group_value_problem,
     missing_launcher,
-    stored_study,
-    study_problem,
+    search_problem,
     trials_problem,
 )
 from .gc_control import collection_paused, job_heap
@@ -169,9 +168,9 @@ def entry() -> None:
     started = time.time()
     message = (missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
                or direction_problem(args) or trials_problem(args))
-    study = None if message else stored_study(args)
-    if study:
-        message = study_problem([a for a in args if not a.startswith("-")], study)
+    search = None if message else composed_search(args)
+    if search:
+        message = search_problem([a for a in args if not a.startswith("-")], search)
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -182,7 +181,7 @@ def entry() -> None:
         from .report import current_sweep_dir
 
         stopped_by = getattr(err, "signal", signal.SIGINT)
-        _settle_trials(study, started, "interrupted")
+        _settle_trials(started, "interrupted")
         if getattr(err, "after_completion", False) or (current_sweep_dir() is None and interrupts.run_completed()):
             what = "after the run had completed: run.json records it as completed"
         elif current_sweep_dir() is not None:
@@ -193,19 +192,18 @@ def entry() -> None:
         raise SystemExit(128 + stopped_by) from None
     except (SystemExit, Exception) as err:
         if not isinstance(err, SystemExit) or err.code not in (0, None):  # the search stopped on an error
-            _settle_trials(study, started, "stopped by that error")
+            _settle_trials(started, "stopped by that error")
         raise
 
 
-def _settle_trials(study: Search | None, started: float, how: str) -> None:
+def _settle_trials(started: float, how: str) -> None:
     """A search that ends early: the trials it had asked for and never told the study about are told
-    their value (their job finished) or marked FAIL, so none stays RUNNING in the stored study. The
-    study is the one checked before the search started, else the one the running sweeper stores (a
-    config only Hydra composes)."""
+    their value (their job finished) or marked FAIL, so none stays RUNNING in the study its sweeper
+    stores."""
     from .report import current_sweep_dir, current_sweep_study
     from .studies import settle_interrupted_trials
 
-    storage, study_name = (study.storage, study.study_name) if study else current_sweep_study()
+    storage, study_name = current_sweep_study()
     if not storage or not study_name:
         return
     told, failed = settle_interrupted_trials(storage, study_name, since=started, sweep_dir=current_sweep_dir())

@@ -41,6 +41,16 @@ def study_seed(seed: int | None, storage: str | None, study_name: str | None) ->
 
 
 
+def objective_problem(steps: list[str], metric: str | None) -> tuple[str, str, str] | None:
+    """(what, where, fix) when an Optuna search's trials would return no objective: without an evaluate
+    step (or an objective metric) every trial would train, then fail in the sweeper."""
+    if "evaluate" in steps and metric:
+        return None
+    return (f"an Optuna search needs each trial's objective, and pipeline steps {steps} (objective {metric!r}) "
+            "give none", "hparams_search, pipeline", "search with an evaluate step (pipeline=train_evaluate, the "
+            "default) and an objective.metric; or sweep a grid (-m) to train versions only")
+
+
 # fixed overrides a resumed study may change: where things are kept and how fast, not what a trial measures
 _FREE_TO_CHANGE = ("batch_size", "sharding.", "platform.", "paths.", "pipeline.cleanup")
 

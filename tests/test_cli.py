@@ -284,11 +284,17 @@ def test_a_search_that_fails_leaves_no_trial_running_in_its_study(tmp_path):
     assert "RUNNING" not in [t.state.name for t in study.trials]
 
 
-def test_an_optuna_search_without_an_evaluate_step_stops_each_trial_before_it_trains(tmp_path):
-    result = dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.storage=null",
-                   "pipeline=train")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "error: an Optuna search needs each trial's objective, and pipeline steps ['train']" in result.stderr
+@pytest.mark.parametrize("config_name", [[], ["--config-name", "config"]], ids=["checked-first", "only-hydra-composes"])
+def test_an_optuna_search_without_an_evaluate_step_stops_before_it_trains(tmp_path, config_name):
+    """Refused once before the search starts; where only Hydra composes the config, each trial stops
+    with the same message before it trains."""
+    result = dlrun(tmp_path, *config_name, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "pipeline=train")
+    assert result.returncode == (1 if config_name else 2), result.stdout + result.stderr
+    message = "error: an Optuna search needs each trial's objective, and pipeline steps ['train']"
+    assert message in result.stderr
+    if not config_name:
+        assert result.stderr.startswith(message) and result.stderr.count("error:") == 1
+        assert not (tmp_path / "dl" / "studies" / "optuna.db").exists()  # no study created
     assert "Traceback" not in result.stderr and "float-castable" not in result.stderr
     assert not (tmp_path / "dl" / "local").exists()  # nothing imported, no version trained
 
