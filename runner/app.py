@@ -469,9 +469,11 @@ def _export_hint(platform, dataset, model) -> str:
             f"{shlex.quote(model.name)} --no-ground-truth")
 
 
-def _check_labels_meet(platform, model, dataset) -> None:
-    """Evaluating a model on a dataset whose labels it does not know would store its predictions there
-    and then find nothing to score: refused first."""
+def _check_labels_meet(platform, model, dataset, steps: list[str]) -> None:
+    """A model on a labelled dataset none of whose labels it knows (another dataset's model, with the
+    default dataset.name left as is): evaluating would store its predictions there and then find
+    nothing to score, so it is refused first; a predict step warns, as its predictions would carry
+    labels the dataset does not have."""
     known = set(model.labels or [])
     present = {label.tag for label in dataset.labels}
     if not known or not present or known & present:
@@ -480,13 +482,18 @@ def _check_labels_meet(platform, model, dataset) -> None:
     if model.dataset_id and model.dataset_id != dataset.id:
         try:
             own = platform.get_dataset(dataset_id=model.dataset_id).name
-        except Exception:  # noqa: BLE001 - the name only adds a hint to the error below
+        except Exception:  # noqa: BLE001 - the name only adds a hint to the message below
             own = None
-    raise ConfigError(f"model {model.name!r} knows the labels {sorted(known)[:8]}, none of which dataset "
-                      f"{dataset.name!r} has ({sorted(present)[:8]}): there is nothing to evaluate",
-                      where="model.name, dataset.name",
-                      fix=(f"evaluate it on its own dataset (dataset.name={own}), " if own else "")
-                      + "or name a model trained on this dataset")
+    apart = (f"model {model.name!r} knows the labels {sorted(known)[:8]}, none of which dataset {dataset.name!r} "
+             f"has ({sorted(present)[:8]})")
+    own_dataset = f"dataset.name={own}" if own else None
+    if "evaluate" in steps:
+        raise ConfigError(f"{apart}: there is nothing to evaluate", where="model.name, dataset.name",
+                          fix=(f"evaluate it on its own dataset ({own_dataset}), " if own else "")
+                          + "or name a model trained on this dataset")
+    if "predict" in steps:
+        logger.warning("%s: its predictions there carry labels the dataset does not have%s", apart,
+                       f" (its own dataset: {own_dataset})" if own else "")
 
 
 def _trained_by(model) -> dict | None:
@@ -518,8 +525,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
                               f"{'/'.join(steps)} with", where="model.name",
                               fix="name a trained version (python -m runner.store models lists them), or train one "
                                   "first (pipeline=train)")
-        if "evaluate" in steps:
-            _check_labels_meet(platform, model, dataset)
+        _check_labels_meet(platform, model, dataset, steps)
         # how this run goes, not what the model is: from the run; the version keeps the rest of the
         # configuration it was trained with (this copy is not stored)
         for key in RUN_SETTINGS:

@@ -274,6 +274,14 @@ def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home,
     assert "nothing to evaluate" in str(raised.value) and "dataset.name=digits" in str(raised.value)
     shapes = platform.get_dataset(name="shapes")
     assert platform.store.count_annotations(shapes.id, version["name"]) == 0
+    # predicting there is allowed (a model may label another dataset) but named in a warning
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        run(tmp_path, "predict-elsewhere", "pipeline=predict", f"model.name={version['name']}", "dataset=shapes",
+            "dataset.source.n_images=12", "subsets=by_dir")
+    assert f"model '{version['name']}' knows the labels" in caplog.text and "none of which dataset 'shapes' has" \
+        in caplog.text and "(its own dataset: dataset.name=digits)" in caplog.text
+    assert platform.store.count_annotations(shapes.id, version["name"]) > 0
+    caplog.clear()
 
     with caplog.at_level(logging.INFO, logger="runner"):
         _, predicted = run(tmp_path, "predict", "pipeline=predict", f"model.name={version['name']}")
