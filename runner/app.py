@@ -84,6 +84,7 @@ def plan(cfg: DictConfig) -> Plan:
             raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
 
     _check_group_keys(settings)
+    _warn_added_near_misses(settings)
     _check_scalars(settings)
     _check_run_settings(settings)
 
@@ -185,6 +186,33 @@ def _check_group_keys(settings: dict) -> None:
                                   + (f" (did you mean {group}.{close[0]}?)" if close else ""), where=f"{group}.{key}",
                                   fix=f"the keys of {group} are {', '.join(known)}; an adapter's own settings go under "
                                       f"{group}.configuration")
+
+
+def _warn_added_near_misses(settings: dict) -> None:
+    """A configuration key added with ``+`` (Hydra's advice for a key the config lacks) that is a letter
+    or two off a key beside it (``+adapter.configuration.estimater.C=2`` next to ``estimator``): the
+    adapter never reads it, and the setting meant keeps its value."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    for override in HydraConfig.get().overrides.task:
+        key = override[1:].partition("=")[0]
+        if not override.startswith("+") or override.startswith("++") or not key.startswith(
+                ("adapter.configuration.", "model.configuration.")):
+            continue
+        node, parts = settings, key.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict):
+                break
+            beside = [k for k in {*node, *(RUN_SETTINGS if depth == 2 else ())} if k != part]
+            close = difflib.get_close_matches(part, beside, n=1, cutoff=0.8) if depth >= 2 else []
+            if close:
+                meant = ".".join([*parts[:depth], close[0]])
+                logger.warning("%s, added with '+', is close to %s: a misspelt key is a new setting the adapter "
+                               "does not read (did you mean %s?)", ".".join(parts[:depth + 1]), meant, meant)
+                break
+            node = node.get(part)
 
 
 def _check_scalars(settings: dict) -> None:

@@ -487,6 +487,18 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     assert not (tmp_path / "dl" / "local").exists()
 
 
+def test_a_key_added_with_plus_that_is_a_letter_off_its_neighbour_is_named_in_a_warning(tmp_path):
+    """Hydra's advice for a key the config lacks is ``+key=value``: followed for a misspelt key, the run
+    goes on (the key may be the adapter's own) but says which key was likely meant."""
+    result = ok(dlrun(tmp_path, "+adapter.configuration.estimater.C=2", "pipeline=train", "hydra.run.dir=run"))
+    assert ("adapter.configuration.estimater, added with '+', is close to adapter.configuration.estimator"
+            in result.stdout), result.stdout
+    configuration = read_json(tmp_path / "run" / "model.json")["configuration"]
+    assert configuration["estimator"]["C"] == 1.0 and configuration["estimater"] == {"C": 2}
+    assert "added with '+'" not in ok(dlrun(tmp_path, "+adapter.configuration.prepare_in=threads",
+                                            "pipeline=train", "hydra.run.dir=run2")).stdout
+
+
 def test_an_adapters_error_is_one_message_with_the_traceback_in_the_runs_log(tmp_path):
     result = dlrun(tmp_path, "adapter=torch_cnn", "adapter.configuration.optimizer=adamw", "hydra.run.dir=run")
     assert result.returncode == 1, result.stdout + result.stderr
