@@ -386,6 +386,48 @@ def test_coco_not_json(platform, tmp_path):
     assert platform.find_dataset("coco") is None
 
 
+def test_coco_missing_images_folder_is_reported_once(platform, coco, tmp_path):
+    """Not 'the image file nodir/one.png does not exist': the folder is what is missing."""
+    path, _images, _data, _mask = coco
+    with pytest.raises(DataImportError) as err:
+        import_coco(platform, path, tmp_path / "nodir", "coco")
+    assert (err.value.what, err.value.where) == (f"no images folder {tmp_path / 'nodir'}", str(tmp_path / "nodir"))
+    assert "images_dir (dataset.images_dir)" in err.value.fix and "instances.json" in err.value.fix
+    assert "one.png" not in str(err.value)
+    assert platform.find_dataset("coco") is None
+
+
+def test_coco_images_folder_without_any_of_the_images_is_reported_as_the_wrong_folder(platform, coco, tmp_path):
+    path, images, data, _mask = coco
+    write_image(tmp_path / "other" / "x.png", value=9)
+    with pytest.raises(DataImportError, match=r"none of its 3 image files is in .*other, e.g. .*one\.png") as err:
+        import_coco(platform, path, tmp_path / "other", "coco")
+    assert "images_dir (dataset.images_dir)" in err.value.fix
+    # some missing, some there: the first is named, with the count
+    data["images"][0]["file_name"] = "gone.png"
+    data["images"][2]["file_name"] = "lost.png"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataImportError, match=r"gone\.png does not exist \(2 of its 3 image files are missing: "
+                                              r"gone\.png, lost\.png\)(.|\n)*images\[0\]"):
+        import_coco(platform, path, images, "coco")
+    assert platform.find_dataset("coco") is None
+
+
+def test_coco_annotation_file_that_is_a_folder_or_missing_says_so(platform, coco, tmp_path):
+    path, images, _data, _mask = coco
+    with pytest.raises(DataImportError, match=r"^.* is a folder, not a file") as err:
+        import_coco(platform, tmp_path, images, "coco")
+    assert "annotation_file (dataset.annotation_file)" in err.value.fix
+    assert str(path) in err.value.fix  # the JSON files the folder holds
+    with pytest.raises(DataImportError, match=r"^no file .*nope\.json"):
+        import_coco(platform, tmp_path / "nope.json", images, "coco")
+    # the two swapped: the images folder given a JSON file points at annotation_file
+    with pytest.raises(DataImportError, match=r"instances\.json is a file, not a folder") as err:
+        import_coco(platform, path, path, "coco")
+    assert f"dataset.annotation_file={path}" in err.value.fix
+    assert platform.find_dataset("coco") is None
+
+
 # -- Dataloop export ------------------------------------------------------------------------------
 
 def assert_same_dataset(platform, source, copy):
@@ -423,11 +465,55 @@ def test_dataloop_export_round_trip_coco(platform, coco, tmp_path):
     np.testing.assert_array_equal(annotation.annotation_definition.geo, mask)
 
 
-def test_dataloop_export_item_without_json(platform, tmp_path):
+def test_dataloop_export_item_without_json(platform, tmp_path, caplog):
     write_image(tmp_path / "export" / "items" / "a" / "x.png", (5, 4), 1)
-    result = import_dataloop_export(platform, tmp_path / "export", "bare")
+    with caplog.at_level(logging.WARNING, logger="runner.data"):
+        result = import_dataloop_export(platform, tmp_path / "export", "bare")
     item, annotations = stored(platform, result.dataset)["/a/x.png"]
     assert annotations == [] and (item["metadata"]["system"]["width"], item["dir"]) == (5, "/a")
+    # an export without JSON (LocalPlatform.export(with_json=False)): the missing folder, said once
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'export'} has no json/ folder: its 1 item file(s) are imported without annotations"]
+
+
+def test_dataloop_export_items_without_their_json_are_named_in_a_warning(platform, tmp_path, caplog):
+    """Imported without annotations, as before, but no longer without a word: the count and the first few."""
+    export = tmp_path / "export"
+    write_image(export / "items" / "ok.png", value=1)
+    for i in range(7):
+        write_image(export / "items" / "sub" / f"bare{i}.png", value=10 + i)
+    (export / "items" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: skipped, not named
+    (export / "json").mkdir()
+    (export / "json" / "ok.json").write_text(json.dumps(
+        {"filename": "/ok.png", "annotations": [{"type": "class", "label": "cat"}]}))
+    with caplog.at_level(logging.WARNING, logger="runner.data"):
+        result = import_dataloop_export(platform, export, "copy")
+    items = stored(platform, result.dataset)
+    assert len(items) == 8 and items["/sub/bare6.png"][1] == [] and len(items["/ok.png"][1]) == 1
+    [message] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert message == (f"7 item file(s) in {export / 'items'} have no JSON in {export / 'json'} and are imported "
+                       "without annotations: sub/bare0.png, sub/bare1.png, sub/bare2.png, sub/bare3.png, "
+                       "sub/bare4.png (and 2 more)")
+
+    caplog.clear()
+    for i in range(7):
+        (export / "json" / "sub").mkdir(exist_ok=True)
+        (export / "json" / "sub" / f"bare{i}.json").write_text(json.dumps(
+            {"filename": f"/sub/bare{i}.png", "annotations": []}))
+    with caplog.at_level(logging.WARNING, logger="runner.data"):
+        assert import_dataloop_export(platform, export, "complete").added == 8
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_dataloop_export_without_items_folder_is_reported_once(platform, tmp_path):
+    export = tmp_path / "export"
+    (export / "json").mkdir(parents=True)
+    for name in ("a", "b"):
+        (export / "json" / f"{name}.json").write_text(json.dumps({"filename": f"/{name}.png", "annotations": []}))
+    with pytest.raises(DataImportError, match=r"has json/ but no items/") as err:
+        import_dataloop_export(platform, export, "copy")
+    assert err.value.where == str(export / "items")
+    assert platform.find_dataset("copy") is None
 
 
 def test_dataloop_export_annotations_with_only_type_and_label_list_again(platform, tmp_path):
@@ -575,6 +661,26 @@ def test_a_dataloop_export_folder_that_is_not_there_says_so(platform, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataImportError, match="is not a Dataloop export: it has neither items/ nor json/"):
         import_dataloop_export(platform, tmp_path / "empty")
+
+
+@pytest.mark.parametrize("importer", ["import_image_folder", "import_unlabeled_images", "import_dataloop_export"])
+def test_a_file_given_for_a_folder_says_it_is_a_file(platform, coco, importer):
+    """Not 'no folder coco/instances.json', which is there: a file. A JSON file may be a COCO file,
+    so the fix names the COCO importer's keys; an image file gets no such hint."""
+    import runner.data
+
+    path, images, _data, _mask = coco
+    run = getattr(runner.data, importer)
+    with pytest.raises(DataImportError, match=r"^.*instances\.json is a file, not a folder") as err:
+        run(platform, path, "x")
+    assert err.value.fix.startswith("pass the folder ")
+    assert f"dataset=coco dataset.annotation_file={path} dataset.images_dir=" in err.value.fix
+    with pytest.raises(DataImportError, match=r"one\.png is a file, not a folder") as err:
+        run(platform, images / "one.png", "x")
+    assert "coco" not in err.value.fix
+    with pytest.raises(DataImportError, match=r"^no folder .*nope"):
+        run(platform, images / "nope", "x")
+    assert platform.find_dataset("x") is None
 
 
 def test_unlabeled_images_keep_their_paths_and_carry_no_annotation(platform, tmp_path):

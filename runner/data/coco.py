@@ -18,9 +18,11 @@ from .importing import (
     ImportRecord,
     ImportResult,
     annotation_json,
+    first_few,
     log_summary,
     palette_dataset,
     read_image,
+    require_folder,
     store_records,
 )
 
@@ -53,6 +55,20 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
         raise DataImportError(f"{annotation_file}: {what}", where=f"{annotation_file}: {where}" if where else
                               str(annotation_file), fix=fix or "fix the COCO file, then import again")
 
+    # the paths first: a folder for the file, or a missing images folder, is one error, not a JSON
+    # error or one per image file
+    if annotation_file.is_dir():
+        jsons = sorted(str(p) for p in annotation_file.glob("*.json"))
+        raise DataImportError(f"{annotation_file} is a folder, not a file", where=str(annotation_file),
+                              fix="pass the COCO JSON file as annotation_file (dataset.annotation_file) and the folder "
+                                  "of its images as images_dir (dataset.images_dir)"
+                                  + (f"; the JSON files in {annotation_file}: {first_few(jsons)}" if jsons else ""))
+    if not annotation_file.exists():
+        raise DataImportError(f"no file {annotation_file}", where=str(annotation_file),
+                              fix="pass the path of the COCO JSON file as annotation_file (dataset.annotation_file)")
+    images_dir_fix = (f"pass as images_dir (dataset.images_dir) the folder that the file_name entries of "
+                      f"{annotation_file} are relative to")
+    require_folder(images_dir, images_dir_fix, name="images folder")
     try:
         coco = json.loads(annotation_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -71,16 +87,28 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
         categories[cat["id"]] = cat["name"]
     labels = list(dict.fromkeys(categories.values()))
 
-    images: dict[int, tuple[ImportRecord, int, int]] = {}
+    ids: set[int] = set()
     for i, image in enumerate(coco["images"]):
         if not isinstance(image, dict) or not isinstance(image.get("id"), int) or not isinstance(image.get("file_name"), str):
             fail("an image needs an integer 'id' and a string 'file_name'", _describe("images", i, image))
-        if image["id"] in images:
+        if image["id"] in ids:
             fail(f"image id {image['id']} appears twice", _describe("images", i, image))
+        ids.add(image["id"])
+    missing = [i for i, image in enumerate(coco["images"]) if not (images_dir / image["file_name"]).is_file()]
+    if missing:
+        first = coco["images"][missing[0]]
+        path = images_dir / first["file_name"]
+        if len(missing) == len(coco["images"]) > 1:  # not one of them there: the wrong folder, most likely
+            fail(f"none of its {len(missing)} image files is in {images_dir}, e.g. {path}",
+                 _describe("images", missing[0], first), fix=images_dir_fix)
+        more = (f" ({len(missing)} of its {len(coco['images'])} image files are missing: "
+                f"{first_few([coco['images'][i]['file_name'] for i in missing])})") if len(missing) > 1 else ""
+        fail(f"the image file {path} does not exist{more}", _describe("images", missing[0], first),
+             fix=f"put the missing images under {images_dir}, or remove their entries")
+
+    images: dict[int, tuple[ImportRecord, int, int]] = {}
+    for i, image in enumerate(coco["images"]):
         path = images_dir / image["file_name"]
-        if not path.is_file():
-            fail(f"the image file {path} does not exist", _describe("images", i, image),
-                 fix=f"put the image under {images_dir}, or remove its entry")
         info = read_image(path)
         if (image.get("width"), image.get("height")) not in ((None, None), (info.width, info.height)):
             fail(f"{path} is {info.width}x{info.height}, its entry says {image.get('width')}x{image.get('height')}",

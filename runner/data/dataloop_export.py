@@ -14,7 +14,16 @@ from ..errors import DataImportError
 from ..platform.annotation_json import missing_key, missing_text
 from ..platform.local.platform import LocalPlatform
 from .image_folder import IMAGE_EXTENSIONS
-from .importing import ImportRecord, ImportResult, is_hidden, log_summary, read_image, store_records
+from .importing import (
+    ImportRecord,
+    ImportResult,
+    first_few,
+    is_hidden,
+    log_summary,
+    read_image,
+    require_folder,
+    store_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +75,12 @@ def _record(path: Path, filename: str, item: dict | None) -> ImportRecord:
 def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
                            dataset_name: str | None = None) -> ImportResult:
     """Items keep their filename, metadata (``system`` keys describing the file are recomputed) and
-    annotations (ids regenerated). An item file without JSON is imported without annotations, unless
-    it is hidden (``.DS_Store``, anything under ``.git/``: see ``is_hidden``); a JSON without its item
-    file is an error, and a hidden file a JSON names is imported."""
+    annotations (ids regenerated). An item file without JSON is imported without annotations, with a
+    warning naming it, unless it is hidden (``.DS_Store``, anything under ``.git/``: see ``is_hidden``);
+    a JSON without its item file is an error, and a hidden file a JSON names is imported."""
     folder = Path(folder)
     items_dir, json_dir = folder / "items", folder / "json"
-    if not folder.is_dir():
-        raise DataImportError(f"no folder {folder}", where=str(folder),
-                              fix="pass the folder of a Dataloop export, which holds items/ and json/")
+    require_folder(folder, "pass the folder of a Dataloop export, which holds items/ and json/")
     if not items_dir.is_dir() and not json_dir.is_dir():
         raise DataImportError(f"{folder} is not a Dataloop export: it has neither items/ nor json/",
                               where=str(folder), fix="pass the folder that holds items/ and json/")
@@ -84,14 +91,33 @@ def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
             continue
         path = items_dir / item["filename"].lstrip("/")
         if not path.is_file():
+            if not items_dir.is_dir():  # the folder is missing, not each file: say it once
+                raise DataImportError(f"{folder} has json/ but no items/ folder: every item file the JSON names is missing",
+                                      where=str(items_dir),
+                                      fix="export the items together with the JSON, into items/ beside json/")
             raise DataImportError(f"{json_path}: its item file {path} is missing", where=str(json_path),
                                   fix="export the items together with the JSON, or remove this JSON")
         claimed.add(path)
         records.append(_record(path, item["filename"], item))
         labels += [a["label"] for a in item.get("annotations", []) if a.get("label")]
-    for path in sorted(items_dir.rglob("*")) if items_dir.is_dir() else []:
-        if path.is_file() and path not in claimed and not is_hidden(path, items_dir):
-            records.append(_record(path, "/" + path.relative_to(items_dir).as_posix(), None))
+    bare = {path: path.relative_to(items_dir).as_posix()
+            for path in (sorted(items_dir.rglob("*")) if items_dir.is_dir() else [])
+            if path.is_file() and path not in claimed and not is_hidden(path, items_dir)}
+    if bare:
+        _warn_without_json(folder, list(bare.values()))
+    records += [_record(path, "/" + name, None) for path, name in bare.items()]
     result = store_records(platform, dataset_name or folder.name, dict.fromkeys(labels), records)
     log_summary(logger, str(folder), result)
     return result
+
+
+def _warn_without_json(folder: Path, names: list[str]) -> None:
+    """A warning, not an error: the item files are whole and import as unannotated items, and an export
+    without JSON is a real one (dtlpy's download without annotation_options, LocalPlatform.export with
+    with_json=False). But a JSON lost on the way would leave its annotations out unseen: name the files."""
+    if not (folder / "json").is_dir():  # the folder is missing, not each file's JSON: say it once
+        logger.warning("%s has no json/ folder: its %d item file(s) are imported without annotations",
+                       folder, len(names))
+        return
+    logger.warning("%d item file(s) in %s have no JSON in %s and are imported without annotations: %s",
+                   len(names), folder / "items", folder / "json", first_few(names))

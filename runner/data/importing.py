@@ -75,6 +75,26 @@ def is_hidden(path: Path, root: Path | None = None) -> bool:
     return any(part.startswith(".") for part in (path.relative_to(root).parts if root is not None else (path.name,)))
 
 
+def first_few(names: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``names`` and how many more there are: a message about many files stays short."""
+    return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+def require_folder(folder: Path, fix: str, name: str = "folder") -> None:
+    """Refuse a folder argument that is missing, or that is a file ("no folder x" would be false:
+    it is there). A JSON file given for a folder is often a COCO file meant for the COCO importer,
+    whose arguments (and config keys) name it and its images' folder: the fix says so."""
+    if folder.is_dir():
+        return
+    if not folder.exists():
+        raise DataImportError(f"no {name} {folder}", where=str(folder), fix=fix)
+    if folder.suffix.lower() == ".json":
+        fix += (f"; if {folder} is a COCO annotation file, import it with dataset=coco "
+                f"dataset.annotation_file={folder} dataset.images_dir=<the folder of its images> "
+                "(import_coco(platform, annotation_file, images_dir))")
+    raise DataImportError(f"{folder} is a file, not a folder", where=str(folder), fix=fix)
+
+
 def read_image(source: bytes | str | os.PathLike, name: str | None = None) -> ImageInfo:
     """Decode an image fully (``verify`` catches bad structure, ``load`` truncated pixel data)."""
     where = name or str(source if not isinstance(source, bytes) else "<bytes>")
