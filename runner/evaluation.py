@@ -6,8 +6,10 @@ Ground truth = annotations with no model stamp; predictions = annotations stampe
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -162,7 +164,8 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
     called on label strings (``"<none>"`` where the model predicted nothing). ``text_mark`` outputs
     (``dl.Text``) are scored the same way: the label of an item's mark is its class."""
     data = read_classification(platform, model, dataset, filters, annotation_type)
-    metrics = classification_metrics(data.y_true, data.y_pred, data.labels, scores=data.scores)
+    with _warnings_logged("the classification metrics"):
+        metrics = classification_metrics(data.y_true, data.y_pred, data.labels, scores=data.scores)
     if metrics["labels_without_truth"]:
         absent = metrics["labels_without_truth"]
         logger.warning("%d of the model's %d labels have no item among those scored (%s): the macro averages count "
@@ -176,9 +179,21 @@ def evaluate_classification(platform: Platform, model: dl.Model, dataset: dl.Dat
             if name in metrics:  # confusion_matrix, per_label, top_2_accuracy ...: the standard one stays
                 leave_out_shadowing_metric(name)
                 continue
-            metrics[name] = float(function(y_true, y_pred, **_model_labels(function, data.labels)))
+            with _warnings_logged(f"metrics.scores.{name}"):
+                metrics[name] = float(function(y_true, y_pred, **_model_labels(function, data.labels)))
     metrics["problems"] = _problems_json(data.problems)
     return metrics
+
+
+@contextlib.contextmanager
+def _warnings_logged(what: str):
+    """A library's warnings (scikit-learn's "a single label was found" ...) as the run's own, naming
+    the metric: printed raw, they show a library's file and line and not which metric they concern."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        logger.warning("%s: %s", what, message)
 
 
 def leave_out_shadowing_metric(name: str) -> None:

@@ -228,6 +228,27 @@ def test_extra_metrics_are_scored_over_the_models_labels(platform, classified):
     assert metrics["problems"]["items without a prediction (counted wrong)"]["count"] > 0
 
 
+def test_a_libraries_warning_in_a_metric_is_logged_naming_the_metric(platform, classified, caplog):
+    """scikit-learn warns (UserWarning, printed raw with its own file and line) when every item has one
+    label: the run logs it once, naming the metric, and no raw warning escapes."""
+    import warnings
+
+    from sklearn.metrics import matthews_corrcoef
+
+    dataset, rows, model = classified
+    cat = [row for i, row in enumerate(rows) if LABELS[i % 3] == "cat"]
+    platform.store.insert_annotations([_annotation(dl.Classification(label="cat"), row["id"], dataset.id, model, 0.8)
+                                       for row in cat])
+    only_cats = {"filter": {"id": {"$in": [row["id"] for row in cat]}}}
+    with warnings.catch_warnings(record=True) as raw, caplog.at_level(logging.WARNING, logger="runner.evaluation"):
+        warnings.simplefilter("always")
+        metrics = evaluate(platform, model, dataset, only_cats, {"mcc": matthews_corrcoef})
+    assert metrics["mcc"] == 0.0 and metrics["accuracy"] == 1.0
+    assert not raw
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("metrics.scores.mcc: ")]
+    assert len(logged) == 1 and "single label" in logged[0]
+
+
 def test_ground_truth_of_labels_outside_the_model_is_left_out_with_a_warning(platform, images, caplog):
     dataset, rows = images
     model = platform.create_model("two-labels", dataset, labels=LABELS[:2], output_type="class", subsets={})
