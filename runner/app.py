@@ -632,6 +632,19 @@ def _clear_earlier_outputs(output_dir: Path) -> None:
         (output_dir / name).unlink(missing_ok=True)
 
 
+def _refuse_split_too_small(platform, dataset, spec: dict, name: str, every: list[str]) -> None:
+    """A random split that leaves a subset empty: the dataset has too few items for its fractions, and
+    correcting a filter (the message for a filter option) is not what to do."""
+    total = platform.count_items(dataset, spec.get("base"))
+    fractions = ", ".join(f"{k}: {v}" for k, v in spec["fractions"].items())
+    raise EmptySubsetError(f"the random split gives subset {name!r} no item: dataset {dataset.name!r} has {total} "
+                           f"item{'s' if total != 1 else ''} to split by the fractions {{{fractions}}}",
+                           where=f"subsets.fractions.{name}",
+                           fix=(f"to use every item of the dataset: {' '.join(every)}; or " if every else "")
+                           + "import more items, try another seed, or set fractions that give each subset an item "
+                             "(subsets.fractions.<subset>=...)")
+
+
 def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -> tuple[float | None, Any]:
     objective_spec = the_plan.settings.get("objective") or {}
     record.objective = {"metric": objective_spec.get("metric"), "direction": objective_spec.get("direction", "maximize")}
@@ -650,6 +663,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         if counts[name] == 0 and name in needed:
             every = [f"pipeline.{key}=null" for key in ("predict_subset", "embed_subset")
                      if key.split("_")[0] in steps and settings["pipeline"].get(key) == name]
+            if "fractions" in settings["subsets"]:  # a computed split: the dataset is too small for it
+                _refuse_split_too_small(platform, dataset, settings["subsets"], name, every)
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
                                    fix=(f"to use every item of the dataset: {' '.join(every)}; or " if every else "")

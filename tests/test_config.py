@@ -473,6 +473,11 @@ BAD_CONFIGS = {
     "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
                      ["empty", "/nowhere"]),
+    # a computed split that leaves a subset empty: the dataset is too small for it (here: a fraction of 0)
+    "split-leaves-a-subset-empty": (["subsets=random_split", "subsets.fractions.train=0.85",
+                                     "subsets.fractions.test=0.0"], EmptySubsetError,
+                                    ["the random split gives subset 'test' no item: dataset 'digits' has 1797 items",
+                                     "{train: 0.85, validation: 0.15, test: 0.0}", "subsets.fractions.test"]),
     "unknown-objective": (["objective.metric=nope_score"], ConfigError, ["nope_score", "objective.metric"]),
     "cleanup-not-a-bool": (["pipeline.cleanup=sometimes"], ConfigError, ["sometimes", "pipeline.cleanup", "true"]),
     "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
