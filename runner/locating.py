@@ -25,6 +25,9 @@ def locate(target: Any, key: str, fix: str) -> Any:
         except Exception as err:  # noqa: BLE001 - the module's own code failed, or a module it imports is missing
             if isinstance(err, ModuleNotFoundError) and err.name == module_name:
                 break  # not a module: the rest of the path names attributes
+            if isinstance(err, SyntaxError):  # its traceback ends in the import machinery: the file is the place
+                raise _cannot(key, target, f"{module_name!r} is not valid Python: {err.msg}, at {err.filename}:"
+                                           f"{err.lineno}", f"correct the syntax at {err.filename}:{err.lineno}") from None
             raise _cannot(key, target, f"importing {module_name!r} failed: {one_line(err)}, raised at "
                                        f"{raised_at(err)}", fix) from None
     if found is None:

@@ -18,6 +18,7 @@ def package(tmp_path, monkeypatch):
     (root / "models.py").write_text("class TorchMLP:\n    pass\n")
     (root / "broken.py").write_text("import os\n\nimport nonexistent_lib_xyz  # noqa\n")
     (root / "raises.py").write_text("X = 1\nraise RuntimeError('set-up failed')\n")
+    (root / "typo.py").write_text("import os\n\n\nclass A:\n    def f(self)\n        pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield root
     for name in [n for n in sys.modules if n == "mine" or n.startswith("mine.")]:
@@ -55,3 +56,12 @@ def test_a_missing_module_and_a_missing_target():
     assert "there is no module 'nope'" in _message("nope.Nope")
     assert "adapter._target_ is None" in _message(None)
     assert "_targt_" in _message(None)  # the likely cause, in the fix
+
+
+def test_a_module_with_a_syntax_error_names_its_file_and_line(package):
+    """The traceback of a syntax error ends in the import machinery: the message names the file and
+    line of the error itself, and the fix is to correct it there (not to check the module path)."""
+    message = _message("mine.typo.A")
+    at = f"{package / 'typo.py'}:5"
+    assert f"'mine.typo' is not valid Python: expected ':', at {at}" in message
+    assert f"fix: correct the syntax at {at}" in message and "check it" not in message
