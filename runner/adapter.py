@@ -409,6 +409,10 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def evaluate_model(self, model, dataset, filters=None, progress=None, context=None) -> dict:
         """load → predict_dataset(filters) → user ``evaluate``; returns the metrics stored on the model."""
+        if self.platform.count_items(dataset, filters_json(filters)) == 0:  # before loading: nothing to score
+            raise EmptySubsetError(f"the filter matches no item of dataset {dataset.name!r}: nothing to evaluate",
+                                   where=f"filter: {filters_json(filters)}",
+                                   fix="correct the filter (a dir, a filename, a tag as the items hold it)")
         self.load_from_model(model_entity=model)
         self.predict_dataset(dataset, filters=filters)
         self._last_metrics = None

@@ -129,6 +129,11 @@ def test_train_evaluate_round_trip_with_sklearn(platform, digits, model):
     assert metrics["n_items"] == platform.count_items(digits, SUBSETS["test"])
     assert metrics["accuracy"] >= 0.95  # logistic regression's floor on the digits test subset
     assert platform.latest_evaluation(model)["accuracy"] == metrics["accuracy"]
+    # a filter that matches nothing (a misspelt dir): said so, before anything is predicted or stored
+    with pytest.raises(EmptySubsetError) as err:
+        adapter.evaluate_model(model, digits, filters=by_dir("tset"))
+    assert str(err.value).startswith("the filter matches no item of dataset 'digits': nothing to evaluate")
+    assert "/tset" in str(err.value) and platform.latest_evaluation(model)["accuracy"] == metrics["accuracy"]
     # a fresh adapter loads the stored artifacts and predicts the same
     again = SklearnImageClassifier(model_entity=platform.get_model(model.id))
     items = next(platform.iter_items(digits, SUBSETS["test"], page_size=20))
