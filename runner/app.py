@@ -27,7 +27,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from . import interrupts
 from .configuration import is_whole_number
-from .errors import AlreadyExistsError, ConfigError, EmptySubsetError
+from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
 from .gc_control import collection_paused
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
 from .paths import is_folder_name
@@ -659,7 +659,10 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     needed = set(subsets) if "train" in steps else set(_used_subsets(settings["pipeline"], steps).values())
     counts = {}
     for name, subset_filter in subsets.items():
-        counts[name] = platform.count_items(dataset, subset_filter)
+        try:
+            counts[name] = platform.count_items(dataset, subset_filter)
+        except FilterError as err:  # the filter's own path alone does not say which subset holds it
+            raise FilterError(err.what, where=f"subsets.{name}: {err.where}", fix=err.fix) from None
         if counts[name] == 0 and name in needed:
             every = [f"pipeline.{key}=null" for key in ("predict_subset", "embed_subset")
                      if key.split("_")[0] in steps and settings["pipeline"].get(key) == name]

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from runner import app
 from runner.data import import_digits
-from runner.errors import ConfigError, EmptySubsetError, NotFoundError
+from runner.errors import ConfigError, EmptySubsetError, FilterError, NotFoundError
 from runner.platform.local import LocalPlatform
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -478,6 +478,8 @@ BAD_CONFIGS = {
                                      "subsets.fractions.test=0.0"], EmptySubsetError,
                                     ["the random split gives subset 'test' no item: dataset 'digits' has 1797 items",
                                      "{train: 0.85, validation: 0.15, test: 0.0}", "subsets.fractions.test"]),
+    "subset-filter-unknown-field": (["~subsets.test.filter", "+subsets.test.filter={dri: /test}"], FilterError,
+                                    ["unknown items field 'dri'", "where: subsets.test: filter.dri"]),
     "unknown-objective": (["objective.metric=nope_score"], ConfigError, ["nope_score", "objective.metric"]),
     "cleanup-not-a-bool": (["pipeline.cleanup=sometimes"], ConfigError, ["sometimes", "pipeline.cleanup", "true"]),
     "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
