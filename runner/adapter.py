@@ -25,12 +25,12 @@ from PIL import Image
 from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration, is_whole_number
 from .errors import (
-    ArtifactError,
     ConfigError,
     EmptySubsetError,
     MissingUserFunction,
     PredictionError,
     RunnerError,
+    SaveWroteNothing,
     returned_wrongly,
 )
 from .gc_control import libraries_loading_in_job
@@ -206,9 +206,10 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         root = Path(local_path)
         files = {str(p.relative_to(root).as_posix()): p for p in sorted(root.rglob("*")) if p.is_file()}
         if not files:
-            raise ArtifactError(f"{type(self).__name__}.save wrote no files, so model {self.model_entity.name!r} "
-                                "keeps its previous artifacts", where=str(local_path),
-                                fix="make save(local_path) write the model's files into local_path")
+            kept = "keeps its previous artifacts" if self.model_entity.artifacts.list() else "has no artifacts"
+            raise SaveWroteNothing(f"{type(self).__name__}.save wrote no files, so model {self.model_entity.name!r} "
+                                   f"{kept}", where=str(local_path),
+                                   fix="make save(local_path) write the model's files into local_path")
         self.platform.add_artifacts(self.model_entity, files, replace=replace)
         if cleanup:
             shutil.rmtree(local_path, ignore_errors=True)

@@ -77,6 +77,13 @@ class ArtifactError(RunnerError):
     """Model artifacts that cannot be saved or loaded."""
 
 
+class SaveWroteNothing(ArtifactError):
+    """The adapter's ``save`` wrote no file: a mistake in its code, as an exception it raised would be
+    (the CLI exits 1 for those; 2 is for a configuration stopped before anything is stored)."""
+
+    exit_code = 1
+
+
 class PredictionError(RunnerError):
     """Some batches failed; the others were stored. ``failed`` maps item id to cause; ``first`` is
     the first failure's (where it was raised, its traceback), which the CLI writes to the run's log.

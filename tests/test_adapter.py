@@ -307,7 +307,7 @@ def test_missing_user_function_names_class_and_function(platform, digits, model)
         adapter.train_model(model)
 
 
-def test_save_to_model_that_writes_nothing_keeps_the_previous_artifacts(model, digits):
+def test_save_to_model_that_writes_nothing_keeps_the_previous_artifacts(platform, model, digits):
     adapter = SklearnImageClassifier()
     adapter.train_model(model)
     before = model.artifacts.list()
@@ -316,9 +316,13 @@ def test_save_to_model_that_writes_nothing_keeps_the_previous_artifacts(model, d
         def save(self, local_path, **kwargs):
             pass
 
-    with pytest.raises(ArtifactError, match="wrote no files"):
+    with pytest.raises(ArtifactError, match="wrote no files, so model 'digits-lr' keeps its previous artifacts"):
         WritesNothing(model_entity=model).save_to_model()
     assert [a.local_path for a in model.artifacts.list()] == [a.local_path for a in before]
+    fresh = platform.create_model("fresh", digits, subsets=SUBSETS)
+    with pytest.raises(ArtifactError, match="so model 'fresh' has no artifacts") as err:
+        WritesNothing(model_entity=fresh).save_to_model()
+    assert err.value.exit_code == 1  # the adapter's mistake, as an exception raised in its code
 
 
 def test_artifact_replacement_is_one_transaction(platform, model, tmp_path):
