@@ -410,7 +410,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
 
     def evaluate_model(self, model, dataset, filters=None, progress=None, context=None) -> dict:
         """load → predict_dataset(filters) → user ``evaluate``; returns the metrics stored on the model."""
-        if self.platform.count_items(dataset, filters_json(filters)) == 0:  # before loading: nothing to score
+        platform = self._platform if self._platform is not None else platform_of(model)  # model_entity may be unset
+        if platform.count_items(dataset, filters_json(filters)) == 0:  # before loading: nothing to score
             raise EmptySubsetError(f"the filter matches no item of dataset {dataset.name!r}: nothing to evaluate",
                                    where=f"filter: {filters_json(filters)}",
                                    fix="correct the filter (a dir, a filename, a tag as the items hold it)")

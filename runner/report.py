@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from .errors import NotFoundError
 from .files import write_whole
 from .sweep_table import Sweep, collect, count_of, job_folders
-from .text_table import aligned
+from .text_table import aligned, number_cell
 
 logger = logging.getLogger("runner")
 
@@ -33,12 +33,6 @@ FILES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
 PREFERRED = ("accuracy", "balanced_accuracy", "f1_macro", "AP", "AP50", "AP75", "mean_iou", "mean_dice",
              "pixel_accuracy", "f1", "precision", "recall")
 SHOWN_METRICS = 2
-
-
-def _cell(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _shown(param: str | None) -> str:
@@ -80,7 +74,7 @@ def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     for job in sweep.jobs:
         params = [_shown(job.param(key)) for key in sweep.swept]
         rows.append(["*" if job is sweep.best else "", job.name, job.status, *params, job.model or "",
-                     _cell(job.value), *(_cell(job.metrics.get(m)) for m in metrics), _cell(job.seconds, 1)])
+                     number_cell(job.value), *(number_cell(job.metrics.get(m)) for m in metrics), number_cell(job.seconds, 1)])
     return header, rows
 
 
@@ -94,7 +88,7 @@ def _notes(sweep: Sweep) -> list[str]:
         lines.append("swept: " + ", ".join(renamed))
     if sweep.other_objectives:
         jobs = {job.name: job for job in sweep.jobs}
-        own = ", ".join(f"{name}: {jobs[name].metric} {_cell(jobs[name].objective)}".rstrip()
+        own = ", ".join(f"{name}: {jobs[name].metric} {number_cell(jobs[name].objective)}".rstrip()
                         for name in sweep.other_objectives)
         if len(sweep.other_objectives) == 1:
             lines.append(f"job {sweep.other_objectives[0]} optimizes another metric ({own}); shown: its "
@@ -124,7 +118,7 @@ def _best_line(sweep: Sweep) -> str:
         return "best: none (no completed job has an objective value)"
     best = sweep.best
     params = ", ".join(f"{k}={_shown(best.param(k))}" for k in sweep.swept)
-    return f"best: job {best.name}, {sweep.metric} {_cell(best.value)}, model version {best.model or '?'}" + (
+    return f"best: job {best.name}, {sweep.metric} {number_cell(best.value)}, model version {best.model or '?'}" + (
         f" ({params})" if params else "")
 
 

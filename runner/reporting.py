@@ -10,6 +10,7 @@ from pathlib import Path
 import dtlpy as dl
 
 from .files import write_json
+from .text_table import number_cell
 
 
 class RunRecord:
@@ -139,16 +140,12 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
 def metrics_table(metrics: Mapping) -> str:
     """Scalars, then the per-label table (whatever numbers its rows hold)."""
     scalars = [(k, v) for k, v in sorted(metrics.items()) if _number(v)]
     width = max((len(k) for k, _ in scalars), default=6)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    lines += [f"{k:<{width}}  {_cell(v)}" for k, v in scalars]
+    lines += [f"{k:<{width}}  {number_cell(v)}" for k, v in scalars]
     per_label = metrics.get("per_label")
     if isinstance(per_label, Mapping) and per_label:
         columns = [k for k, v in next(iter(per_label.values())).items() if _number(v)]
@@ -156,5 +153,5 @@ def metrics_table(metrics: Mapping) -> str:
         widths = [max(len(c), 6) for c in columns]
         lines += ["", f"{'label':<{lw}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
         for label, row in per_label.items():
-            lines.append(f"{label:<{lw}}  " + "  ".join(f"{_cell(row[c]):>{w}}" for c, w in zip(columns, widths, strict=True)))
+            lines.append(f"{label:<{lw}}  " + "  ".join(f"{number_cell(row[c]):>{w}}" for c, w in zip(columns, widths, strict=True)))
     return "\n".join(lines)

@@ -14,6 +14,7 @@ writes a Dataloop export folder (``items/`` + ``json/``), whole or not at all.
 from __future__ import annotations
 
 import argparse
+import difflib
 import fnmatch
 import json
 import os
@@ -22,13 +23,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .configuration import is_number
 from .errors import NotFoundError, RunnerError
 from .report import PREFERRED, SHOWN_METRICS
-from .text_table import aligned
+from .text_table import aligned, number_cell
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
 STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
+LISTINGS = ("datasets", "models")  # the commands whose output --json changes
 
 
 def _platform(args):
@@ -61,13 +64,19 @@ def _source(source: dict | None) -> str:
     return " ".join([target, *(f"{k}={v}" for k, v in sorted(source.items()) if k != "_target_")]).strip()
 
 
-def _metrics(evaluation: dict | None, also: str | None = None) -> dict[str, float]:
-    if not evaluation:
-        return {}
-    shown = [name for name in PREFERRED if isinstance(evaluation.get(name), (int, float))][:SHOWN_METRICS]
-    if also and also not in shown and isinstance(evaluation.get(also), (int, float)):
-        shown.insert(0, also)
-    return {name: evaluation[name] for name in shown}
+def _scalars(evaluation: dict | None) -> dict[str, float]:
+    """Every number of an evaluation, in its order (``per_label``, the confusion matrix are not one);
+    finite ones only: JSON has no NaN, and a NaN would not sort."""
+    return {name: value for name, value in (evaluation or {}).items() if is_number(value, finite=True)}
+
+
+def _shown(metrics: dict[str, float], sort: str | None) -> dict[str, float]:
+    """The table's few of them (the JSON has them all): the one it is sorted by, then the first
+    preferred ones, as a sweep's table shows them."""
+    shown = [name for name in PREFERRED if name in metrics][:SHOWN_METRICS]
+    if sort in metrics and sort not in shown:
+        shown.insert(0, sort)
+    return {name: metrics[name] for name in shown}
 
 
 def datasets(platform) -> list[dict]:
@@ -95,15 +104,34 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
         rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
                      "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
                      "cloned_from": _cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
-                     "metrics": _metrics(evaluation, sort),
+                     "metrics": _scalars(evaluation),
                      "evaluated_on": None if evaluation is None else {
                          "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "items": evaluation.get("n_items")}})
-    if sort:
-        scored = [r for r in rows if isinstance(r["metrics"].get(sort), (int, float))]
-        lower_is_better = any(word in sort.lower() for word in ("loss", "error"))
-        scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better)
-        rows = scored + [r for r in rows if r not in scored]
-    return rows
+    return rows if sort is None else _sorted(rows, sort)  # --sort '' too: refused, as a typo
+
+
+def _sorted(rows: list[dict], sort: str) -> list[dict]:
+    """Best first by ``sort``, those without it last. A metric none of them has is refused: the
+    listing unsorted would hide the typo."""
+    scored = [r for r in rows if sort in r["metrics"]]
+    if rows and not scored:
+        raise _unknown_metric(sort, rows)
+    lower_is_better = any(word in sort.lower() for word in ("loss", "error"))
+    scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better)
+    return scored + [r for r in rows if sort not in r["metrics"]]
+
+
+def _unknown_metric(sort: str, rows: list[dict]) -> RunnerError:
+    have = list(dict.fromkeys(name for r in rows for name in r["metrics"]))
+    if not have:
+        return RunnerError(f"no listed model has a metric {sort!r}: none of them has been evaluated",
+                           where=f"--sort {sort}", fix="leave --sort out, or evaluate a version first "
+                           "(python -m runner pipeline=evaluate model.name=<version>)")
+    same_but_case = [name for name in have if name.lower() == sort.lower()]  # AP for ap: difflib minds case
+    close = same_but_case or difflib.get_close_matches(sort, have, n=1)
+    return RunnerError(f"no listed model has a metric {sort!r} in its latest evaluation"
+                       + (f" (did you mean {close[0]}?)" if close else ""), where=f"--sort {sort}",
+                       fix=f"sort by one they have: {', '.join(have)}")
 
 
 def _cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
@@ -112,7 +140,7 @@ def _cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
     return names.get(model_id, f"{model_id} (deleted)")
 
 
-def _print_datasets(rows: list[dict], platform) -> None:
+def _print_datasets(rows: list[dict], platform, args) -> None:
     print(f"local platform: {platform.root}")
     if not rows:
         print("no datasets (a run imports its dataset.source, or see README: Importers)")
@@ -122,15 +150,31 @@ def _print_datasets(rows: list[dict], platform) -> None:
                                       str(r["models"]), _day(r["created"]), _source(r["source"])] for r in rows])))
 
 
-def _print_models(rows: list[dict], platform) -> None:
+def _print_models(rows: list[dict], platform, args) -> None:
     print(f"local platform: {platform.root}")
     if not rows:
-        print(f"no models match ({_statuses(platform)})")
+        print(_none_listed(platform, args))
         return
     header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation", "evaluated on"]
     print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
-                                      _day(r["created"]), " ".join(f"{k}={v:.4f}" for k, v in r["metrics"].items()),
+                                      _day(r["created"]), _metrics_cell(r["metrics"], args.sort),
                                       _evaluated_on(r["evaluated_on"])] for r in rows])))
+
+
+def _metrics_cell(metrics: dict[str, float], sort: str | None) -> str:
+    # a sweep table's number format (n_items=269, accuracy=0.9628), so the two tables agree
+    return " ".join(f"{name}={number_cell(value)}" for name, value in _shown(metrics, sort).items())
+
+
+def _none_listed(platform, args) -> str:
+    """Why the listing is empty, from the models that --dataset leaves: the whole store's statuses
+    would name ones that dataset's models do not have."""
+    of = f" of dataset {args.dataset!r}" if args.dataset else ""
+    left = models(platform, args.dataset)
+    if not left:  # then --status did not empty it
+        return f"no models{of}" if of else "no models (a run trains one: python -m runner)"
+    statuses = _statuses(left, "their statuses" if of else "statuses here")
+    return f"no models{of} with status {args.status!r} ({statuses})"
 
 
 def _evaluated_on(where: dict | None) -> str:
@@ -167,9 +211,8 @@ def _refuse_in_use(models: Sequence, force: bool) -> None:
                           fix="wait for the job to end; if it is gone (killed), add --force")
 
 
-def _statuses(platform) -> str:
-    found = sorted({m["status"] for m in platform.store.list_models(platform.project.id)})
-    return f"statuses here: {', '.join(found) or 'none (no models)'}"
+def _statuses(found: list[dict], label: str = "statuses here") -> str:
+    return f"{label}: {', '.join(sorted({m['status'] for m in found})) or 'none (no models)'}"
 
 
 def _is_pattern(name: str) -> bool:
@@ -183,7 +226,7 @@ def delete_models(platform, args) -> int:
         if not matched and not _is_pattern(name):  # a name, not a pattern: most likely a typo
             raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else ""),
                                 where=f"the local platform at {platform.root}", fix="nothing was deleted; python -m "
-                                f"runner.store models lists the models ({_statuses(platform)})")
+                                f"runner.store models lists the models ({_statuses(models(platform))})")
         found.update((m["id"], m) for m in matched)
     if not found:
         print(f"no model matches {' '.join(args.names)}" + (f" with status {args.status!r}" if args.status else "")
@@ -323,23 +366,26 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--root", default=argparse.SUPPRESS,
                        help="the local platform's folder (default: $DATALOOP_PATH/local, as platform.root)")
     where.add_argument("--project", default=argparse.SUPPRESS, help="the project inside it (default: local)")
+    # --json the same way, for the listings (main refuses it before another command)
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                         help=f"print JSON instead of a table ({', '.join(LISTINGS)})")
     parser = argparse.ArgumentParser(
-        prog="python -m runner.store", parents=[where], formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m runner.store", parents=[where, as_json],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="What the local platform holds, and deleting what is no longer needed.",
         epilog="examples:\n" + __doc__.split("\n\n")[1])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    listing = commands.add_parser("datasets", parents=[where],
-                                  help="the datasets: items, annotations, predictions, models")
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    commands.add_parser("datasets", parents=[where, as_json],
+                        help="the datasets: items, annotations, predictions, models")
 
-    listing = commands.add_parser("models", parents=[where],
+    listing = commands.add_parser("models", parents=[where, as_json],
                                   help="the models and versions, oldest first, with their latest metrics")
     listing.add_argument("--dataset", help="only the models of this dataset")
     listing.add_argument("--status", choices=STATUSES, help="only models with this status")
     listing.add_argument("--sort", metavar="METRIC", help="best first by this metric of the latest evaluation "
                          "(e.g. accuracy, AP; a *loss* or *error* metric: lowest first); those without it last")
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     delete = commands.add_parser("delete-model", parents=[where],
                                  help="delete models: artifacts, metrics, evaluations, predictions")
@@ -368,7 +414,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "json", False) and args.command not in LISTINGS:
+        parser.error(f"--json: {args.command} prints no listing (--json goes with {' or '.join(LISTINGS)})")
     try:
         platform = _platform(args)
         commands: dict[str, Callable[[], int | None]] = {
@@ -386,10 +435,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _show(args, rows: list[dict], printer, platform) -> None:
-    if args.json:
+    if getattr(args, "json", False):  # not there unless given (before or after the command)
         print(json.dumps(rows, indent=2, default=str))
     else:
-        printer(rows, platform)
+        printer(rows, platform, args)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,67 @@ def test_models_sorted_by_a_metric_with_where_each_was_evaluated(platform, digit
     assert f"digits, {platform.count_items(digits, SUBSETS['validation'])} items" in line and "f1_macro=" in line
 
 
+def test_a_sort_by_a_metric_no_listed_model_has_is_refused_naming_those_they_have(platform, digits, versions,
+                                                                                  capsys):
+    for typo, close in (("acuracy", "accuracy"), ("ACCURACY", "accuracy"), ("f1macro", "f1_macro")):
+        code, out, err = store(platform, capsys, "models", "--sort", typo)
+        assert code == 2 and out == "" and f"error: no listed model has a metric {typo!r}" in err
+        assert f"(did you mean {close}?)" in err and f"  where: --sort {typo}" in err
+        assert re.search(r"  fix: sort by one they have: .*\baccuracy, balanced_accuracy, cohen_kappa\b", err)
+    code, _, err = store(platform, capsys, "models", "--sort", "zzz")
+    assert code == 2 and "did you mean" not in err and "f1_weighted" in err
+    assert "per_label" not in err and "confusion_matrix" not in err  # not numbers: nothing to sort by
+    # the models listed are those the filters leave: the base model alone has no evaluation
+    code, _, err = store(platform, capsys, "models", "--status", "created", "--sort", "accuracy")
+    assert code == 2 and "none of them has been evaluated" in err and "pipeline=evaluate" in err
+    code, _, err = store(platform, capsys, "models", "--sort", "")
+    assert code == 2 and "no listed model has a metric ''" in err
+    code, out, _ = store(platform, capsys, "models", "--status", "failed", "--sort", "acuracy")
+    assert code == 0 and "no models with status 'failed'" in out  # nothing listed: nothing to sort
+
+
+def test_json_carries_every_number_of_the_latest_evaluation_and_the_table_prints_counts_whole(
+        platform, digits, versions, capsys):
+    _base, v1, _v2 = versions
+    evaluation = platform.latest_evaluation(v1)
+    rows = {r["name"]: r for r in listed(platform, capsys, "models")}
+    numbers = {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert rows[v1.name]["metrics"] == numbers and len(numbers) > 10
+    assert {"f1_macro", "f1_weighted", "cohen_kappa"} <= set(numbers) and "per_label" not in numbers
+    code, out, _ = store(platform, capsys, "models")  # the table still shows a few
+    line = next(line for line in out.splitlines() if line.startswith(f"{v1.name} "))
+    assert "accuracy=" in line and "cohen_kappa" not in line and "n_items" not in line
+    n_test = platform.count_items(digits, SUBSETS["test"])
+    code, out, _ = store(platform, capsys, "models", "--sort", "n_items")
+    line = next(line for line in out.splitlines() if line.startswith(f"{v1.name} "))
+    assert code == 0 and f"n_items={n_test} accuracy=0." in line, line
+
+
+def test_an_empty_listing_names_the_statuses_its_dataset_has_not_the_whole_stores(platform, digits, versions,
+                                                                                   capsys, tmp_path):
+    write_images(tmp_path / "photos")
+    photos = import_image_folder(platform, tmp_path / "photos", "photos").dataset
+    code, out, _ = store(platform, capsys, "models", "--dataset", "photos")
+    assert code == 0 and out.splitlines()[1:] == ["no models of dataset 'photos'"]  # not digits' 'trained'
+    platform.create_model("photos-model", photos, labels=["cat", "dog"])
+    code, out, _ = store(platform, capsys, "models", "--dataset", "photos", "--status", "trained")
+    assert out.splitlines()[1:] == \
+        ["no models of dataset 'photos' with status 'trained' (their statuses: created)"]
+    code, out, _ = store(platform, capsys, "models", "--status", "failed")  # no --dataset: the whole store's
+    assert out.splitlines()[1:] == ["no models with status 'failed' (statuses here: created, trained)"]
+
+
+def test_json_before_a_command_that_prints_no_listing_is_refused(platform, digits, versions, capsys):
+    assert [r["name"] for r in listed(platform, capsys, "models", "--status", "created")] == ["digits-lr"]
+    assert main(["--json", "--root", str(platform.root), "models", "--status", "created"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["digits-lr"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--json", "--root", str(platform.root), "delete-model", "digits-lr-v1", "--yes"])
+    assert exit_.value.code == 2
+    assert "--json: delete-model prints no listing" in capsys.readouterr().err
+    assert platform.find_model("digits-lr-v1") is not None
+
+
 def test_delete_model_takes_its_records_blobs_and_folders_and_nothing_else(platform, digits, versions, capsys):
     base, v1, v2 = versions
     for folder in (model_folder(v1.name), model_data_folder(v1.id, v1.name)):
@@ -263,6 +324,10 @@ def test_the_command_line_after_runs(tmp_path):
     assert listing.returncode == 0, listing.stderr
     versions = [line.split()[0] for line in listing.stdout.splitlines()[3:] if " trained " in line]
     assert len(versions) == 1 and "accuracy=" in listing.stdout
+    for args in (("--json", "datasets"), ("datasets", "--json")):  # --json before or after the command
+        shown = run(*args)
+        assert shown.returncode == 0, shown.stderr
+        assert [d["name"] for d in json.loads(shown.stdout)] == ["digits"]
 
     deleted = run("delete-model", versions[0], "--yes")
     assert deleted.returncode == 0 and f"deleted 1 model(s) from the local platform at {tmp_path / 'dl' / 'local'}: " \
