@@ -449,11 +449,12 @@ def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
 
 
 def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filter: dict | None,
-                        scored_count: int | None) -> None:
+                        scored_count: int | None, training: bool = False) -> None:
     """A version scored on items of its own train subset gets a score that is not a held-out one: say
-    so (subsets=model, the evaluate pipeline's default, never does this)."""
+    so (subsets=model, the evaluate pipeline's default, never does this; a training run does when its
+    subsets' filters overlap). Scoring on the train subset by name is a choice, not a slip."""
     trained_on = (((model.metadata or {}).get("system") or {}).get("subsets") or {}).get("train")
-    if not trained_on or name == "train" or model.dataset_id != dataset.id or subset_filter == trained_on:
+    if not trained_on or name == "train" or model.dataset_id != dataset.id:
         return
     scored = subset_filter or {"filter": {}, "resource": "items"}
     if "join" in trained_on or "join" in scored:  # DQL joins do not combine under one $and
@@ -461,11 +462,12 @@ def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filte
     both = {"filter": {"$and": [scored.get("filter") or {}, trained_on.get("filter") or {}]}, "resource": "items"}
     overlap = platform.count_items(dataset, both)
     if overlap:
+        hint = ("give the subsets filters that do not overlap" if training else
+                "subsets=model (the evaluate pipeline's default) scores it on its own test subset")
         logger.warning("%d of the %d items evaluated (subset %s) are in the train subset model %s was trained on: "
-                       "the score is not a held-out score; subsets=model (the evaluate pipeline's default) scores "
-                       "it on its own test subset", overlap,
+                       "the score is not a held-out score; %s", overlap,
                        scored_count if scored_count is not None else platform.count_items(dataset, subset_filter),
-                       name or "null: every item", model.name)
+                       name or "null: every item", model.name, hint)
 
 
 def _warn_ignored_overrides(model, steps: list[str]) -> None:
@@ -681,9 +683,10 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets)
     record.model = {"id": model.id, "name": model.name}
-    if "evaluate" in steps and "train" not in steps:
+    if "evaluate" in steps:
         name = settings["pipeline"].get("evaluate_subset")
-        _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None, counts.get(name))
+        _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None, counts.get(name),
+                            training="train" in steps)
     adapter = the_plan.adapter_class()
     adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions

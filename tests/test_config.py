@@ -388,6 +388,17 @@ def test_evaluate_scores_a_version_on_the_test_subset_it_was_trained_with(tmp_pa
     assert read_json(only_test / "data.json")["items_per_subset"]["extra"] == 0
 
 
+def test_a_training_run_whose_test_subset_overlaps_its_train_subset_warns(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="runner")
+    _, out = run(tmp_path, "same", "subsets.test.filter=${subsets.train.filter}")
+    scored = read_json(out / "metrics.json")["n_items"]
+    assert f"{scored} of the {scored} items evaluated (subset test) are in the train subset model" in caplog.text
+    assert "give the subsets filters that do not overlap" in caplog.text
+    caplog.clear()
+    run(tmp_path, "apart", "pipeline=train_evaluate")
+    assert "train subset" not in caplog.text
+
+
 def test_a_version_takes_the_labels_the_dataset_has_now(tmp_path, dataloop_home):
     """model.labels null: each new version gets the dataset's current labels, not those the base model
     was created with, so a class added later is trained and scored."""
