@@ -171,18 +171,25 @@ def job_folders(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: _job_order(p.name))
 
 
+# what a sweep folder holds beside its jobs: Hydra's multirun.yaml (a grid sweep), the Optuna sweeper's
+# results (it writes no multirun.yaml), or a report built there
+_SWEEP_MARKERS = ("multirun.yaml", "optimization_results.yaml", "sweep_report.csv")
+
+
 def _sweeps_under(folder: Path) -> list[str]:
     """The last few sweep folders under ``folder`` that hold jobs (one stopped before its first job does not)."""
-    found = sorted({p.parent for pattern in ("*/multirun.yaml", "*/*/multirun.yaml", "multirun/*/*/multirun.yaml")
-                    for p in folder.glob(pattern)})
+    found = sorted({p.parent for marker in _SWEEP_MARKERS for pattern in ("*/", "*/*/", "multirun/*/*/")
+                    for p in folder.glob(pattern + marker)})
     return [str(p) for p in found if job_folders(p)][-3:]
 
 
 def _not_a_sweep(folder: Path, what: str) -> NotFoundError:
-    if (folder.parent / "multirun.yaml").is_file() and folder.resolve() in [p.resolve() for p in job_folders(folder.parent)]:
+    if any((folder.parent / marker).is_file() for marker in _SWEEP_MARKERS) and \
+            folder.resolve() in [p.resolve() for p in job_folders(folder.parent)]:
         return NotFoundError(what, where=str(folder), fix=f"this is job {folder.name} of the sweep {folder.parent}: pass "
                                                           "that folder")
-    fix = "pass a sweep folder, multirun/<date>/<time>: the one holding multirun.yaml and the job folders 0, 1, ..."
+    fix = ("pass a sweep folder, multirun/<date>/<time>: the one holding the job folders 0, 1, ... (and "
+           "multirun.yaml, or an Optuna search's optimization_results.yaml)")
     candidates = _sweeps_under(folder) if folder.is_dir() else _sweeps_under(Path("multirun"))
     if candidates:
         fix += f"; e.g. {', '.join(candidates)}"

@@ -368,8 +368,14 @@ def test_a_multirun_with_a_failing_job_ends_with_the_report(tmp_path):
     assert (sweep / "sweep_report.csv").read_bytes() == first
 
 
-def test_cli_on_a_job_folder_names_its_sweep(grid):
-    (grid / "multirun.yaml").write_text("hydra: {}\n")
+@pytest.mark.parametrize("marker", ["multirun.yaml", "optimization_results.yaml"])
+def test_cli_on_a_job_folder_or_a_date_folder_names_the_sweep(grid, marker):
+    """A grid sweep's folder holds Hydra's multirun.yaml; an Optuna search's, the sweeper's results
+    and no multirun.yaml: either is named as the folder to pass."""
+    (grid / marker).write_text("hydra: {}\n")
     result = report(grid.parent.parent.parent, str(grid / "1"))
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"fix: this is job 1 of the sweep {grid}: pass that folder" in result.stderr
+    result = report(grid.parent.parent.parent, str(grid.parent))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"optimization_results.yaml); e.g. {grid}" in result.stderr
