@@ -663,6 +663,17 @@ def test_a_dataloop_export_folder_that_is_not_there_says_so(platform, tmp_path):
         import_dataloop_export(platform, tmp_path / "empty")
 
 
+def test_an_empty_dataloop_export_creates_no_dataset(platform, tmp_path):
+    export = tmp_path / "export"
+    (export / "items").mkdir(parents=True)
+    (export / "json").mkdir()
+    (export / "items" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: not an item
+    with pytest.raises(DataImportError, match="no items found in .*export") as err:
+        import_dataloop_export(platform, export, "copy")
+    assert err.value.where == str(export)
+    assert platform.find_dataset("copy") is None
+
+
 @pytest.mark.parametrize("importer", ["import_image_folder", "import_unlabeled_images", "import_dataloop_export"])
 def test_a_file_given_for_a_folder_says_it_is_a_file(platform, coco, importer):
     """Not 'no folder coco/instances.json', which is there: a file. A JSON file may be a COCO file,

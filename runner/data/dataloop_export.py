@@ -106,6 +106,9 @@ def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
     if bare:
         _warn_without_json(folder, list(bare.values()))
     records += [_record(path, "/" + name, None) for path, name in bare.items()]
+    if not records:  # an empty dataset would only fail later, at the first filter that finds nothing
+        raise DataImportError(f"no items found in {folder}: items/ and json/ hold no item file",
+                              where=str(folder), fix="export the dataset's items into items/ (and their JSON into json/)")
     result = store_records(platform, dataset_name or folder.name, dict.fromkeys(labels), records)
     log_summary(logger, str(folder), result)
     return result
