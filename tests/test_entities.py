@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import dtlpy as dl
 import numpy as np
@@ -130,6 +131,20 @@ def test_model_metrics_and_artifacts(platform, dataset, tmp_path):
     out = model.artifacts.download(local_path=str(tmp_path / "out"))
     assert (tmp_path / "out" / "weights.bin").read_bytes() == b"\x00\x01"
     assert (tmp_path / "out" / "sub" / "cfg.json").exists() and out == str(tmp_path / "out")
+
+
+def test_an_artifact_whose_file_left_the_store_is_named(platform, dataset, tmp_path):
+    model = platform.create_model("m", dataset, subsets={})
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "weights.bin").write_bytes(b"\x00\x02")
+    model.artifacts.upload(filepath=str(tmp_path / "w" / "*"))
+    [(_name, sha, _size)] = platform.store.list_artifacts(model.id)
+    blob = Path(platform.blobs.path(sha))
+    blob.unlink()
+    with pytest.raises(RunnerError, match="artifact 'weights.bin' of model 'm' is recorded but its file is gone") as err:
+        model.artifacts.download(local_path=str(tmp_path / "out"))
+    assert err.value.where == str(blob)
+    assert "delete-model 'm'" in err.value.fix
 
 
 def test_clone_makes_a_new_version_with_overrides_and_shared_artifacts(platform, dataset, tmp_path):

@@ -200,7 +200,16 @@ class LocalPlatform(Platform):
                 continue
             target = local_path / name
             if overwrite or not target.exists():
-                self.blobs.copy_to(blob, target)
+                try:
+                    self.blobs.copy_to(blob, target)
+                except FileNotFoundError:
+                    if self.blobs.exists(blob):  # the destination's folder went away meanwhile: not the store
+                        raise
+                    raise ArtifactError(f"artifact {name!r} of model {model.name!r} is recorded but its file is gone "
+                                        f"from the store", where=self.blobs.path(blob),
+                                        fix="a file under the store's blobs/ was removed by hand: train the version "
+                                            f"again, or delete it (python -m runner.store delete-model "
+                                            f"{model.name!r})") from None
         return str(local_path)
 
     def add_artifacts(self, model, files, replace) -> None:
