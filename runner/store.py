@@ -5,10 +5,12 @@
     python -m runner.store delete-model 'sklearn-digits-2026*' --status failed
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
+    python -m runner.store check --clean
 
 A delete is one transaction: the records go, and file bytes no other record uses are removed with
 them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not). An export
-writes a Dataloop export folder (``items/`` + ``json/``), whole or not at all.
+writes a Dataloop export folder (``items/`` + ``json/``), whole or not at all. A check finds records
+whose file bytes are gone and bytes no record uses (``--clean`` removes those).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
+from .platform.local.check import check_store, remove_unused
 from .report import PREFERRED, SHOWN_METRICS
 from .text_table import aligned, number_cell
 
@@ -355,6 +358,36 @@ def _annotation_counts(json_dir: Path) -> tuple[int, int]:
     return truth, predictions
 
 
+def check(platform, args) -> int:
+    """Exit 1 when a record's file is gone; unused bytes are only reported (removed with --clean)."""
+    found = check_store(platform)
+    print(f"checked the files of {found.items} item(s) and {found.artifacts} artifact(s) in the local platform "
+          f"at {platform.root}")
+    for kind, fix in (("item", "import the dataset again from its source: the same files put their bytes back"),
+                      ("artifact", "train the version again, or delete it (python -m runner.store delete-model NAME)")):
+        missing = [m for m in found.missing if m.kind == kind]
+        if missing:
+            print(f"missing: the files of {len(missing)} {kind}(s) are gone from blobs/; {fix}")
+            for m in missing[:20]:
+                print(f"  {m.owner}: {m.name}  ({m.path})")
+            if len(missing) > 20:
+                print(f"  (and {len(missing) - 20} more)")
+    leftovers = len(found.unused) + len(found.partial)
+    if leftovers and args.clean:
+        remove_unused(platform, found)
+        print(f"removed {leftovers} file(s) ({_megabytes(found.reclaimable)}) that no record used")
+    elif leftovers:
+        print(f"unused: {leftovers} file(s) ({_megabytes(found.reclaimable)}) that no record uses, left by an import "
+              "or a save that stopped half-way; --clean removes them")
+    if not found.missing and not leftovers:
+        print("every record has its file, and every file a record")
+    return 1 if found.missing else 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
 def _where(args) -> str:
     return " ".join(f"{flag} {value}" for flag, value in (("--dir", args.dir), ("--filter", args.filter)) if value) \
         or "the whole dataset"
@@ -410,6 +443,10 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--no-ground-truth", action="store_true", help="leave the ground-truth annotations out")
     out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")
     out.add_argument("--filter", help="only the items matching this DQL JSON (the filter of dl.Filters().prepare())")
+    cleaning = commands.add_parser("check", parents=[where],
+                                   help="find records whose file is gone, and files no record uses")
+    cleaning.add_argument("--clean", action="store_true",
+                          help="remove the files no record uses (a record's file is never removed)")
     return parser
 
 
@@ -427,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),
+            "check": lambda: check(platform, args),
         }
         return commands[args.command]() or 0
     except RunnerError as err:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from adapters.sklearn_classifier import SklearnImageClassifier
-from runner.data import import_image_folder
+from runner.data import import_digits, import_image_folder
 from runner.errors import NotFoundError, PredictionError
 from runner.paths import model_data_folder, model_folder
 from runner.platform.local import LocalPlatform
@@ -451,3 +451,47 @@ def test_a_misspelt_status_is_refused_not_matched_by_nothing(platform, digits, c
     assert exit_.value.code == 2
     assert "invalid choice: 'trianed'" in capsys.readouterr().err
     assert platform.find_model("digits-lr") is not None
+
+
+def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(platform, digits, versions, capsys,
+                                                                             caplog):
+    _base, v1, _v2 = versions
+    code, out, _err = store(platform, capsys, "check")
+    assert code == 0 and "every record has its file" in out
+    before = blobs_on_disk(platform)
+
+    orphan = platform.blobs.put_bytes(b"bytes of an import that stopped before its records")
+    folder = platform.root / "blobs" / orphan[:2]
+    old_partial, new_partial = folder / ".tmp-old", folder / ".tmp-new"  # a write killed long ago; a running one
+    old_partial.write_bytes(b"x" * 10)
+    os.utime(old_partial, (time.time() - 7200, time.time() - 7200))
+    new_partial.write_bytes(b"y")
+    item = next(platform.iter_items(digits, SUBSETS["test"]))[0]
+    item_blob = platform.store.item_blob(item.id)[0]
+    same_bytes = [r[0] for r in platform.store.query("SELECT filename FROM items WHERE blob = ?", (item_blob,))]
+    [(artifact, artifact_blob, _size)] = platform.store.list_artifacts(v1.id)
+    os.unlink(platform.blobs.path(item_blob))
+    os.unlink(platform.blobs.path(artifact_blob))
+
+    code, out, _err = store(platform, capsys, "check")
+    assert code == 1
+    assert f"missing: the files of {len(same_bytes)} item(s) are gone" in out and f"digits: {item.filename}" in out
+    assert f"digits-lr-v1: {artifact}  ({platform.blobs.path(artifact_blob)})" in out
+    assert "unused: 2 file(s)" in out and "--clean removes them" in out
+    assert orphan in blobs_on_disk(platform)  # a check alone removes nothing
+
+    code, out, _err = store(platform, capsys, "check", "--clean")
+    assert code == 1 and "removed 2 file(s)" in out
+    assert blobs_on_disk(platform) == before - {item_blob, artifact_blob} | {new_partial.name}
+    assert not old_partial.exists() and new_partial.exists()
+
+    with caplog.at_level("WARNING", logger="runner.data"):
+        assert import_digits(platform).added == 0  # the same files: their bytes go back, no item is added
+    assert f"put back the bytes of {len(same_bytes)} item file(s)" in caplog.text
+    assert item.download(save_locally=False).getvalue()[:4] == b"\x89PNG"
+    code, out, _err = store(platform, capsys, "check")
+    assert code == 1 and "item(s) are gone" not in out and "artifact(s) are gone" in out
+    new_partial.unlink()
+    store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
+    code, out, _err = store(platform, capsys, "check")
+    assert code == 0 and "every record has its file, and every file a record" in out

@@ -187,6 +187,7 @@ def store_records(platform: LocalPlatform, dataset_name: str, labels: Iterable[s
     found = platform.find_dataset(dataset_name)
     already = store.existing_filenames(found.id, [r.filename for r in records]) if found is not None else {}
     _refuse_changed_files(dataset_name, records, already)
+    _restore_removed_files(platform, dataset_name, records, already)
     # blobs before the transaction: content-addressed, an unused one is harmless
     blobs = {record.filename: _put_blob(platform, record) for record in records if record.filename not in already}
 
@@ -235,6 +236,17 @@ def _refuse_changed_files(dataset_name: str, records: Sequence[ImportRecord], al
                               f"in this import, e.g. {changed[0].filename}", where=changed[0].origin,
                               fix="import into a new dataset name, or delete the dataset first (python -m "
                                   f"runner.store delete-dataset {dataset_name} --with-models)")
+
+
+def _restore_removed_files(platform: LocalPlatform, dataset_name: str, records: Sequence[ImportRecord],
+                           already: dict[str, str | None]) -> None:
+    """Files the dataset holds whose bytes were removed from the store by hand (``python -m
+    runner.store check`` finds them): a new import of the same files puts the same bytes back."""
+    restored = [_put_blob(platform, r) for r in records
+                if already.get(r.filename) and not platform.blobs.exists(already[r.filename])]
+    if restored:
+        logging.getLogger(__name__).warning("dataset %r: put back the bytes of %d item file(s) that were missing "
+                                            "from the store", dataset_name, len(restored))
 
 
 def _sha(record: ImportRecord) -> str:

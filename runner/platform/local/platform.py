@@ -379,6 +379,10 @@ class LocalPlatform(Platform):
             _remove_local_folders(model)
         return models
 
+    def remove_blobs_unless_used(self, shas: set[str]) -> None:
+        """Remove those of these blobs that no record uses, by the same path as a delete's."""
+        self._delete_records(lambda: shas)
+
     def _delete_records(self, delete) -> None:
         """Run ``delete`` (which returns the blobs its records used) in one transaction, and move the
         blobs no record uses any more out of the blob folder inside it: blobs are removed only under

@@ -1,0 +1,89 @@
+"""Checking a local platform's records against its blob folder, and removing the bytes no record uses.
+
+A record whose file is gone (a blob removed by hand) cannot be repaired from the store alone: the
+check names it and what brings it back. Bytes no record uses are left by an import or a save that
+stopped between writing its files and committing its records; they are harmless and reclaimable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# a partial write (.tmp-*) younger than this may be a running job's: only older ones are removed
+PARTIAL_WRITE_AGE_S = 3600.0
+
+
+@dataclass
+class Missing:
+    kind: str  # "item" or "artifact"
+    owner: str  # the dataset's or the model's name
+    name: str  # the item's filename or the artifact's name
+    path: str  # where its bytes should be
+
+
+@dataclass
+class StoreCheck:
+    items: int = 0  # item records with file bytes, checked
+    artifacts: int = 0
+    missing: list[Missing] = field(default_factory=list)
+    unused: dict[str, int] = field(default_factory=dict)  # sha -> size of blobs no record uses
+    partial: list[Path] = field(default_factory=list)  # old .tmp-* files of writes that never finished
+
+    @property
+    def reclaimable(self) -> int:
+        return sum(self.unused.values()) + sum(_size(path) for path in self.partial)
+
+
+def check_store(platform) -> StoreCheck:
+    """Every item and artifact record of the platform folder (all its projects: blobs are shared)
+    against the files in ``blobs/``."""
+    blobs = platform.blobs
+    result = StoreCheck()
+    used: set[str] = set()
+    for kind, sql in (
+            ("item", "SELECT d.name, i.filename, i.blob FROM items i JOIN datasets d ON d.id = i.dataset_id "
+                     "WHERE i.blob IS NOT NULL ORDER BY d.name, i.filename"),
+            ("artifact", "SELECT m.name, a.name, a.blob FROM artifacts a JOIN models m ON m.id = a.model_id "
+                         "ORDER BY m.name, a.name")):
+        for owner, name, sha in platform.store.query(sql):
+            setattr(result, f"{kind}s", getattr(result, f"{kind}s") + 1)
+            used.add(sha)
+            if not os.path.exists(blobs.path(sha)):
+                result.missing.append(Missing(kind, owner, name, blobs.path(sha)))
+    old = time.time() - PARTIAL_WRITE_AGE_S
+    for folder in _scan(blobs.root):
+        if not folder.is_dir() or len(folder.name) != 2:  # .trash-* folders are a delete's (see LocalPlatform)
+            continue
+        for entry in _scan(folder):
+            if entry.name.startswith(".tmp-"):
+                if entry.stat().st_mtime < old:
+                    result.partial.append(Path(entry.path))
+            elif entry.name not in used:
+                result.unused[entry.name] = entry.stat().st_size
+    return result
+
+
+def remove_unused(platform, found: StoreCheck) -> None:
+    """Remove the blobs ``found`` lists as unused that are still unused under the store's write lock
+    (a job may have stored a record using one since), and the old partial writes."""
+    platform.remove_blobs_unless_used(set(found.unused))
+    for path in found.partial:
+        path.unlink(missing_ok=True)
+
+
+def _scan(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
