@@ -538,7 +538,7 @@ def _adapter_option() -> str | None:
     return HydraConfig.get().runtime.choices.get("adapter") if HydraConfig.initialized() else None
 
 
-def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
+def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, run_dir: Path):
     spec = settings["model"]
     configuration = _configuration(settings)
     if "train" not in steps:
@@ -585,9 +585,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict):
     version.configuration = configuration
     version.input_type, version.output_type = spec["input_type"], spec["output_type"]
     version.metadata.setdefault("system", {})["subsets"] = subsets
-    # which adapter trained it: a run that evaluates or predicts with it names the one to choose
+    # which adapter trained it: a run that evaluates or predicts with it names the one to choose; and
+    # the run folder, whose .hydra/ holds the config and overrides that reproduce it
     version.metadata.setdefault("user", {})["runner"] = {"adapter": {"_target_": settings["adapter"].get("_target_"),
-                                                                      "option": _adapter_option()}}
+                                                                      "option": _adapter_option()},
+                                                         "run": str(run_dir.resolve())}
     # model.labels null: the dataset's labels now, which may have grown since the base model was made
     version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
     absent = [label for label in version.labels if label not in dataset.labels_flat_dict]
@@ -681,7 +683,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     if "train" in steps:
         _check_annotated(platform, dataset, settings, subsets)
     seed_everything(int(settings.get("seed", 0)))
-    model = _model(platform, dataset, settings, steps, subsets)
+    model = _model(platform, dataset, settings, steps, subsets, output_dir)
     record.model = {"id": model.id, "name": model.name}
     if "evaluate" in steps:
         name = settings["pipeline"].get("evaluate_subset")

@@ -2,6 +2,7 @@
 
     python -m runner.store datasets                         # items, annotations, predictions, models
     python -m runner.store models --dataset digits          # versions, status, their latest metrics
+    python -m runner.store show <version>                   # one version: configuration, artifacts, evaluation
     python -m runner.store delete-model 'sklearn-digits-2026*' --status failed
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
+from .model_details import cloned_from, day, model_details, print_details
 from .platform.local.check import check_store, remove_unused
 from .report import PREFERRED, SHOWN_METRICS
 from .text_table import aligned, number_cell
@@ -34,7 +36,7 @@ from .text_table import aligned, number_cell
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
 STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
-LISTINGS = ("datasets", "models")  # the commands whose output --json changes
+LISTINGS = ("datasets", "models", "show")  # the commands whose output --json changes
 
 
 def _platform(args):
@@ -53,11 +55,6 @@ def _platform(args):
                             "$DATALOOP_PATH/local", fix="pass --root <the folder a run's platform.root names>, or make "
                             "one with a first run (python -m runner)")
     return LocalPlatform(root, project=getattr(args, "project", DEFAULT_PROJECT), create_project=False)
-
-
-def _day(stamp: str | None) -> str:
-    """``2026-11-24T06:04:35.123Z`` -> ``2026-11-24 06:04``."""
-    return (stamp or "")[:16].replace("T", " ")
 
 
 def _source(source: dict | None) -> str:
@@ -106,7 +103,7 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
         evaluation, evaluated_on = platform.store.latest_evaluation_on(m["id"]) or (None, None)
         rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
                      "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
-                     "cloned_from": _cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
+                     "cloned_from": cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
                      "metrics": _scalars(evaluation),
                      "evaluated_on": None if evaluation is None else {
                          "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "items": evaluation.get("n_items")}})
@@ -137,12 +134,6 @@ def _unknown_metric(sort: str, rows: list[dict]) -> RunnerError:
                        fix=f"sort by one they have: {', '.join(have)}")
 
 
-def _cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
-    if model_id is None:
-        return None
-    return names.get(model_id, f"{model_id} (deleted)")
-
-
 def _print_datasets(rows: list[dict], platform, args) -> None:
     print(f"local platform: {platform.root}")
     if not rows:
@@ -150,7 +141,7 @@ def _print_datasets(rows: list[dict], platform, args) -> None:
         return
     header = ["dataset", "items", "annotations", "predictions", "models", "created", "imported with"]
     print("\n".join(aligned(header, [[r["name"], str(r["items"]), str(r["annotations"]), str(r["predictions"]),
-                                      str(r["models"]), _day(r["created"]), _source(r["source"])] for r in rows])))
+                                      str(r["models"]), day(r["created"]), _source(r["source"])] for r in rows])))
 
 
 def _print_models(rows: list[dict], platform, args) -> None:
@@ -160,7 +151,7 @@ def _print_models(rows: list[dict], platform, args) -> None:
         return
     header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation", "evaluated on"]
     print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
-                                      _day(r["created"]), _metrics_cell(r["metrics"], args.sort),
+                                      day(r["created"]), _metrics_cell(r["metrics"], args.sort),
                                       _evaluated_on(r["evaluated_on"])] for r in rows])))
 
 
@@ -420,6 +411,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--sort", metavar="METRIC", help="best first by this metric of the latest evaluation "
                          "(e.g. accuracy, AP; a *loss* or *error* metric: lowest first); those without it last")
 
+    show = commands.add_parser("show", parents=[where, as_json],
+                               help="one model version: configuration, subsets, artifacts, run folder, latest evaluation")
+    show.add_argument("name", help="the version's name (python -m runner.store models lists them)")
+
     delete = commands.add_parser("delete-model", parents=[where],
                                  help="delete models: artifacts, metrics, evaluations, predictions")
     delete.add_argument("names", nargs="+", help="model names; shell-style patterns ('sklearn-digits-2026*') match many")
@@ -461,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
             "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status), args.sort),
                                     _print_models, platform),
+            "show": lambda: _show(args, model_details(platform, args.name), lambda d, _p, _a: print_details(d),
+                                  platform),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),

@@ -130,6 +130,13 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     assert "step train" in log and "step evaluate" in log
     # the platform is under DATALOOP_PATH, not in the working directory
     assert (tmp_path / "dl" / "local" / "platform.db").is_file()
+    # the version names the run folder that made it, and shows its configuration and evaluation
+    shown = json.loads(ok(dlrun(tmp_path, "show", model["name"], "--json",
+                                command=[sys.executable, "-m", "runner.store"])).stdout)
+    assert shown["run"] == str(out) and shown["adapter"]["option"] == "sklearn"
+    assert shown["configuration"] == model["configuration"] and shown["cloned_from"] == "sklearn-digits"
+    assert shown["evaluation"]["metrics"]["accuracy"] == metrics["accuracy"]
+    assert [a["name"] for a in shown["artifacts"]] == ["model.skops"] and shown["artifacts"][0]["size"] > 0
 
     # evaluating that version again: a configuration key given on the command line does not reach it
     again = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={model['name']}", "adapter.configuration.image_size=4",

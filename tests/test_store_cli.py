@@ -495,3 +495,29 @@ def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(pla
     store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
     code, out, _err = store(platform, capsys, "check")
     assert code == 0 and "every record has its file, and every file a record" in out
+
+
+def test_show_prints_one_version_whole_and_names_a_misspelt_one(platform, digits, versions, capsys):
+    _base, v1, _v2 = versions
+    code, out, _err = store(platform, capsys, "show", "digits-lr-v1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["model", "digits-lr-v1", f"({v1.id})"]
+    assert ["cloned", "from", "digits-lr"] in [line.split() for line in lines]
+    assert ["status", "trained"] in [line.split() for line in lines]
+    assert "    _target_: sklearn.linear_model.LogisticRegression" in lines  # its configuration, as YAML
+    assert any(re.match(r"  test +\{\"\$and\"", line) for line in lines)  # a subset and its filter
+    [(artifact, _blob, size)] = platform.store.list_artifacts(v1.id)
+    assert any(line.split() == [artifact, str(size)] for line in lines)
+    accuracy = platform.latest_evaluation(v1)["accuracy"]
+    assert "latest evaluation, on digits:" in lines
+    assert any(line.split() == ["accuracy", f"{accuracy:.4f}"] for line in lines)
+    assert "run folder" not in out  # trained from Python, not by a run
+
+    shown = listed(platform, capsys, "show", "digits-lr")  # the base: no artifacts, never evaluated
+    assert shown["artifacts"] == [] and shown["evaluation"] is None and shown["cloned_from"] is None
+    code, out, _err = store(platform, capsys, "show", "digits-lr")
+    assert "artifacts: none" in out and "not evaluated" in out
+
+    code, _out, err = store(platform, capsys, "show", "digits-lr-1")
+    assert code == 2 and "no model named 'digits-lr-1' (did you mean digits-lr-v1?)" in err

@@ -1,0 +1,86 @@
+"""One model version whole, for ``python -m runner.store show``: what trained it, on which data and
+subsets, with which configuration, where its run folder is, its artifacts and latest evaluation."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+
+import yaml
+
+from .errors import NotFoundError
+from .reporting import metrics_table, model_summary
+from .text_table import aligned
+
+
+def day(stamp: str | None) -> str:
+    """``2026-11-24T06:04:35.123Z`` -> ``2026-11-24 06:04``."""
+    return (stamp or "")[:16].replace("T", " ")
+
+
+def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
+    if model_id is None:
+        return None
+    return names.get(model_id, f"{model_id} (deleted)")
+
+
+def model_details(platform, name: str) -> dict:
+    records = platform.store.list_models(platform.project.id)
+    names = {m["id"]: m["name"] for m in records}
+    record = next((m for m in records if m["name"] == name), None)
+    if record is None:
+        close = difflib.get_close_matches(name, list(names.values()), n=1)
+        raise NotFoundError(f"no model named {name!r}" + (f" (did you mean {close[0]}?)" if close else ""),
+                            where=f"the local platform at {platform.root}",
+                            fix="python -m runner.store models lists the models")
+    model = platform.model_entity(record)
+    datasets = {d.id: d.name for d in platform.list_datasets()}
+    ours = ((model.metadata or {}).get("user") or {}).get("runner") or {}
+    evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id) or (None, None)
+    return {**model_summary(model),
+            "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
+            "cloned_from": cloned_from(record.get("clonedFrom"), names),
+            "created": record.get("createdAt"), "updated": record.get("updatedAt"),
+            "adapter": ours.get("adapter"), "run": ours.get("run"),
+            "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
+            "evaluation": None if evaluation is None else {
+                "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
+
+
+def print_details(details: dict) -> None:
+    adapter = details["adapter"] or {}
+    facts = [("model", f"{details['name']} ({details['id']})"), ("status", details["status"]),
+             ("dataset", details["dataset"] or ""), ("cloned from", details["cloned_from"] or ""),
+             ("created", day(details["created"])), ("updated", day(details["updated"])),
+             ("adapter", (adapter.get("_target_") or "") + (f" (adapter={adapter['option']})"
+                                                             if adapter.get("option") else "")),
+             ("run folder", details["run"] and details["run"] + ("" if os.path.isdir(details["run"]) else
+                                                                  " (no longer there)")),
+             ("input, output", f"{details['input_type']}, {details['output_type']}"),
+             ("labels", f"{len(details['labels'])}: {' '.join(map(str, details['labels'][:20]))}"
+                        + (" ..." if len(details["labels"]) > 20 else ""))]
+    width = max(len(key) for key, _ in facts)
+    print("\n".join(f"{key:<{width}}  {value}" for key, value in facts if value))
+    print("\nconfiguration:")
+    print(_indented(yaml.safe_dump(details["configuration"], sort_keys=False, default_flow_style=False).rstrip()
+                    if details["configuration"] else "{}"))
+    if details["subsets"]:
+        print("\nsubsets:")
+        print(_indented("\n".join(aligned(["subset", "filter"], [
+            [name, json.dumps(spec.get("filter", spec) if isinstance(spec, dict) else spec)]
+            for name, spec in details["subsets"].items()]))))
+    print("\nartifacts:" if details["artifacts"] else "\nartifacts: none")
+    if details["artifacts"]:
+        print(_indented("\n".join(aligned(["file", "bytes"], [[a["name"], str(a["size"])]
+                                                             for a in details["artifacts"]]))))
+    evaluation = details["evaluation"]
+    if evaluation is None:
+        print("\nnot evaluated")
+    else:
+        print(f"\nlatest evaluation, on {evaluation['dataset']}:")
+        print(_indented(metrics_table(evaluation["metrics"])))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())
