@@ -19,7 +19,7 @@ from PIL import Image
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner.data import import_digits, import_image_folder
-from runner.errors import NotFoundError, PredictionError
+from runner.errors import NotFoundError, PredictionError, RunnerError
 from runner.paths import model_data_folder, model_folder
 from runner.platform.local import LocalPlatform
 from runner.store import main
@@ -484,6 +484,12 @@ def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(pla
     assert code == 1 and "removed 2 file(s)" in out
     assert blobs_on_disk(platform) == before - {item_blob, artifact_blob} | {new_partial.name}
     assert not old_partial.exists() and new_partial.exists()
+
+    with pytest.raises(RunnerError, match=f"the file of item {item.filename} of dataset 'digits' is gone") as err:
+        item.download(save_locally=False)
+    assert err.value.where == platform.blobs.path(item_blob) and "runner.store check" in err.value.fix
+    code, _out, stderr = store(platform, capsys, "export", "digits", str(platform.root.parent / "out"), "--dir", "/test")
+    assert code == 2 and "is gone from the store" in stderr and not (platform.root.parent / "out").exists()
 
     with caplog.at_level("WARNING", logger="runner.data"):
         assert import_digits(platform).added == 0  # the same files: their bytes go back, no item is added

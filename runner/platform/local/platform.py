@@ -200,17 +200,26 @@ class LocalPlatform(Platform):
                 continue
             target = local_path / name
             if overwrite or not target.exists():
-                try:
-                    self.blobs.copy_to(blob, target)
-                except FileNotFoundError:
-                    if self.blobs.exists(blob):  # the destination's folder went away meanwhile: not the store
-                        raise
-                    raise ArtifactError(f"artifact {name!r} of model {model.name!r} is recorded but its file is gone "
-                                        f"from the store", where=self.blobs.path(blob),
-                                        fix="a file under the store's blobs/ was removed by hand: train the version "
-                                            f"again, or delete it (python -m runner.store delete-model "
-                                            f"{model.name!r})") from None
+                self._copy_blob(blob, target, lambda name=name, blob=blob: ArtifactError(
+                    f"artifact {name!r} of model {model.name!r} is recorded but its file is gone from the store",
+                    where=self.blobs.path(blob), fix="a file under the store's blobs/ was removed by hand: train the "
+                    f"version again, or delete it (python -m runner.store delete-model {model.name!r})"))
         return str(local_path)
+
+    def _copy_blob(self, blob: str, target: Path, missing) -> None:
+        """Copy a blob out; ``missing()`` is the error when the store lost its file (removed by hand)."""
+        try:
+            self.blobs.copy_to(blob, target)
+        except FileNotFoundError:
+            if self.blobs.exists(blob):  # the destination's folder went away meanwhile: not the store
+                raise
+            raise missing() from None
+
+    def _missing_item_file(self, filename: str, dataset_name: str, blob: str) -> RunnerError:
+        return RunnerError(f"the file of item {filename} of dataset {dataset_name!r} is gone from the store",
+                           where=self.blobs.path(blob), fix="a file under the store's blobs/ was removed by hand: "
+                           "import the dataset again from its source (the same files put their bytes back); "
+                           "python -m runner.store check lists every such item")
 
     def add_artifacts(self, model, files, replace) -> None:
         rows = []
@@ -230,11 +239,14 @@ class LocalPlatform(Platform):
     def open_item(self, item: dl.Item):
         """The blob file itself: no copy through dtlpy's download and a BytesIO."""
         blob = getattr(item, "local_blob", None) or self.store.item_blob(item.id)[0]
-        return open(self.blobs.path(blob), "rb")
+        try:
+            return open(self.blobs.path(blob), "rb")
+        except FileNotFoundError:
+            raise self._missing_item_file(item.filename, item.dataset.name, blob) from None
 
     def read_item_bytes(self, item: dl.Item) -> bytes:
-        blob = getattr(item, "local_blob", None) or self.store.item_blob(item.id)[0]
-        return self.blobs.read(blob)
+        with self.open_item(item) as source:
+            return source.read()
 
     def default_download_path(self, dataset: dl.Dataset) -> str:
         return str(dataloop_path() / "downloads" / dataset.name)
@@ -257,7 +269,8 @@ class LocalPlatform(Platform):
                 relative = item_json["filename"].lstrip("/")
                 blob = item_json.pop(BLOB_KEY)
                 if item_json["type"] == "file" and blob:
-                    self.blobs.copy_to(blob, dest / "items" / relative)
+                    self._copy_blob(blob, dest / "items" / relative, lambda item_json=item_json, blob=blob:
+                                    self._missing_item_file(item_json["filename"], dataset.name, blob))
                 if with_json:
                     out = dict(item_json, annotations=annotations[item_json["id"]])
                     out["annotationsCount"] = len(out["annotations"])
