@@ -25,6 +25,11 @@ def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
     return names.get(model_id, f"{model_id} (deleted)")
 
 
+def runner_metadata(record: dict) -> dict:
+    """What a training run recorded on its version (``metadata.user.runner``): the adapter, the run folder."""
+    return ((record.get("metadata") or {}).get("user") or {}).get("runner") or {}
+
+
 def model_details(platform, name: str) -> dict:
     records = platform.store.list_models(platform.project.id)
     names = {m["id"]: m["name"] for m in records}
@@ -36,7 +41,7 @@ def model_details(platform, name: str) -> dict:
                             fix="python -m runner.store models lists the models")
     model = platform.model_entity(record)
     datasets = {d.id: d.name for d in platform.list_datasets()}
-    ours = ((model.metadata or {}).get("user") or {}).get("runner") or {}
+    ours = runner_metadata(record)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id) or (None, None)
     return {**model_summary(model),
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
-from .model_details import cloned_from, day, model_details, print_details
+from .model_details import cloned_from, day, model_details, print_details, runner_metadata
 from .platform.local.check import check_store, remove_unused
 from .report import PREFERRED, SHOWN_METRICS
 from .text_table import aligned, number_cell
@@ -104,6 +104,7 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
         rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
                      "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
                      "cloned_from": cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
+                     "run": runner_metadata(m).get("run"),
                      "metrics": _scalars(evaluation),
                      "evaluated_on": None if evaluation is None else {
                          "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "items": evaluation.get("n_items")}})

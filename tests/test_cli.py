@@ -137,6 +137,8 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     assert shown["configuration"] == model["configuration"] and shown["cloned_from"] == "sklearn-digits"
     assert shown["evaluation"]["metrics"]["accuracy"] == metrics["accuracy"]
     assert [a["name"] for a in shown["artifacts"]] == ["model.skops"] and shown["artifacts"][0]["size"] > 0
+    rows = json.loads(ok(dlrun(tmp_path, "models", "--json", command=[sys.executable, "-m", "runner.store"])).stdout)
+    assert {r["name"]: r["run"] for r in rows} == {"sklearn-digits": None, model["name"]: str(out)}
 
     # evaluating that version again: a configuration key given on the command line does not reach it
     again = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={model['name']}", "adapter.configuration.image_size=4",
