@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shlex
+from pathlib import Path
 
 import yaml
 
@@ -47,10 +49,26 @@ def model_details(platform, name: str) -> dict:
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
-            "adapter": ours.get("adapter"), "run": ours.get("run"),
+            "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(ours.get("run")),
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
+
+
+def rerun_command(run: str | None) -> str | None:
+    """The command that runs a version's run again, from its run folder's ``.hydra/``: the overrides
+    it was given, in the folder it ran in (an Optuna trial alone, not a new search: ``hydra.mode=RUN``).
+    None when the folder or its files are gone."""
+    if not run:
+        return None
+    try:
+        overrides = yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []
+        cwd = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["cwd"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if any(str(o).startswith("hparams_search=") for o in overrides):
+        overrides.append("hydra.mode=RUN")
+    return " ".join(["cd", shlex.quote(str(cwd)), "&&", "python", "-m", "runner", *map(shlex.quote, map(str, overrides))])
 
 
 def print_details(details: dict) -> None:
@@ -62,6 +80,7 @@ def print_details(details: dict) -> None:
                                                              if adapter.get("option") else "")),
              ("run folder", details["run"] and details["run"] + ("" if os.path.isdir(details["run"]) else
                                                                   " (no longer there)")),
+             ("rerun", details["rerun"] or ""),
              ("input, output", f"{details['input_type']}, {details['output_type']}"),
              ("labels", f"{len(details['labels'])}: {' '.join(map(str, details['labels'][:20]))}"
                         + (" ..." if len(details["labels"]) > 20 else ""))]

@@ -207,6 +207,16 @@ def test_a_grid_multirun_trains_one_version_per_job(tmp_path):
     assert models[1]["configuration"]["estimator"]["_target_"] == "sklearn.svm.SVC"
     assert not (tmp_path / "outputs").exists()
 
+    # a job's version names the command that runs it again; that command makes the same model
+    shown = json.loads(ok(dlrun(tmp_path, "show", models[1]["name"], "--json",
+                                command=[sys.executable, "-m", "runner.store"])).stdout)
+    assert shown["run"] == str(jobs[1].resolve())
+    assert shown["rerun"] == f"cd {tmp_path} && python -m runner adapter=sklearn_svc seed=0"
+    again = ok(dlrun(tmp_path, command=["bash", "-c", shown["rerun"].replace("&& python ", f"&& {sys.executable} ")]))
+    [out] = output_dirs(again.stdout)
+    assert read_json(out / "model.json")["configuration"] == models[1]["configuration"]
+    assert read_json(out / "metrics.json")["accuracy"] == read_json(jobs[1] / "metrics.json")["accuracy"]
+
 
 def test_an_optuna_sweep(tmp_path):
     result = ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=3"))
@@ -221,6 +231,12 @@ def test_an_optuna_sweep(tmp_path):
     # the sweeper saw what main returned: the objective metric of each job
     assert results["best_value"] == pytest.approx(max(accuracies))
     assert len(output_dirs(result.stdout)) == 3
+    # a trial's version is run again alone, not as a new search
+    trial = read_json(jobs[0] / "model.json")["name"]
+    rerun = json.loads(ok(dlrun(tmp_path, "show", trial, "--json",
+                                command=[sys.executable, "-m", "runner.store"])).stdout)["rerun"]
+    assert re.fullmatch(rf"cd {tmp_path} && python -m runner adapter\.configuration\.estimator\.C=[0-9.e-]+ "
+                        r"adapter\.configuration\.image_size=\d+ hparams_search=digits_optuna hydra\.mode=RUN", rerun)
 
 
 def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
