@@ -56,19 +56,25 @@ def model_details(platform, name: str) -> dict:
 
 
 def rerun_command(run: str | None) -> str | None:
-    """The command that runs a version's run again, from its run folder's ``.hydra/``: the overrides
-    it was given, in the folder it ran in (an Optuna trial alone, not a new search: ``hydra.mode=RUN``).
-    None when the folder or its files are gone."""
+    """The command that runs a version's run again, from its run folder's ``.hydra/``: in the folder
+    it ran in, its config folders (``--config-dir``, ``hydra.searchpath``) and the overrides it was
+    given; an Optuna trial alone, not a new search (``hydra.mode=RUN``). Where its outputs went, and
+    how a sweep launched it, are left out. None when the folder or its files are gone."""
     if not run:
         return None
     try:
-        overrides = yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []
-        cwd = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["cwd"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        overrides = [str(o) for o in yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []]
+        hydra = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        cwd, sources = hydra["runtime"]["cwd"], hydra["runtime"].get("config_sources") or []
+        searchpath = [o for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return None
-    if any(str(o).startswith("hparams_search=") for o in overrides):
+    config_dirs = [arg for source in sources if source.get("provider") == "command-line"
+                   for arg in ("--config-dir", source["path"])]
+    if any(o.startswith("hparams_search=") for o in overrides):
         overrides.append("hydra.mode=RUN")
-    return " ".join(["cd", shlex.quote(str(cwd)), "&&", "python", "-m", "runner", *map(shlex.quote, map(str, overrides))])
+    return " ".join(["cd", shlex.quote(str(cwd)), "&&", "python", "-m", "runner",
+                     *map(shlex.quote, [*config_dirs, *overrides, *searchpath])])
 
 
 def print_details(details: dict) -> None:

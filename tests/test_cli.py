@@ -380,6 +380,26 @@ def test_an_option_from_the_users_config_folder_is_known_too(tmp_path):
     assert "'mine'" in misspelt.stderr and "'sklearn'" in misspelt.stderr
 
 
+def test_the_rerun_of_a_version_keeps_the_users_config_folders(tmp_path):
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace("name: sklearn",
+                                                                                                 "name: mine"))
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'other'}]"
+    (tmp_path / "other").mkdir()
+    first = ok(dlrun(tmp_path, "--config-dir", "extra", "adapter=mine", "seed=3", searchpath,
+                     "pipeline=train", "hydra.run.dir=first"))
+    version = read_json(output_dirs(first.stdout)[0] / "model.json")
+    rerun = json.loads(ok(dlrun(tmp_path, "show", version["name"], "--json",
+                                command=[sys.executable, "-m", "runner.store"])).stdout)["rerun"]
+    assert rerun == (f"cd {tmp_path} && python -m runner --config-dir {tmp_path / 'extra'} adapter=mine seed=3 "
+                     f"pipeline=train '{searchpath}'")  # not where its outputs went
+    again = ok(dlrun(tmp_path / "other", command=["bash", "-c", rerun.replace("&& python ", f"&& {sys.executable} ")]))
+    [out] = output_dirs(again.stdout)
+    assert out.parent.parent == tmp_path / "outputs"
+    assert read_json(out / "model.json")["configuration"] == version["configuration"]
+
+
 def test_a_yaml_error_in_the_users_config_folder_is_one_message_with_file_and_line(tmp_path):
     extra = tmp_path / "extra" / "adapter"
     extra.mkdir(parents=True)
