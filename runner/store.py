@@ -478,4 +478,6 @@ def _show(args, rows: list[dict], printer, platform) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .closed_pipe import printing
+
+    sys.exit(printing(main))

@@ -329,6 +329,13 @@ def test_the_command_line_after_runs(tmp_path):
         assert shown.returncode == 0, shown.stderr
         assert [d["name"] for d in json.loads(shown.stdout)] == ["digits"]
 
+    # read by a reader that stops at once (| head -0): no traceback, the shell's code for a closed pipe
+    for args in (("show", versions[0]), ("models",)):
+        reader_gone = subprocess.Popen([sys.executable, "-m", "runner.store", *args], cwd=tmp_path, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reader_gone.stdout.close()
+        assert (reader_gone.wait(timeout=300), reader_gone.stderr.read()) == (141, ""), args
+
     deleted = run("delete-model", versions[0], "--yes")
     assert deleted.returncode == 0 and f"deleted 1 model(s) from the local platform at {tmp_path / 'dl' / 'local'}: " \
         f"{versions[0]}" in deleted.stdout
