@@ -566,36 +566,37 @@ def test_a_folder_source_compares_as_the_folder_it_names_not_as_text(tmp_path, m
         app._dataset(platform, spec("photos"))
 
 
-def test_a_model_label_the_dataset_lacks_is_named_when_the_version_is_made(platform, digits, caplog):
+def test_a_model_label_the_dataset_lacks_is_named_when_the_version_is_made(platform, digits, caplog, tmp_path):
     import logging
 
     settings = {"adapter": {"configuration": {}}, "model": {
         "name": "misspelt", "labels": [*(str(d) for d in range(9)), "nine"], "input_type": "image",
         "output_type": "class", "configuration": {}}}
     with caplog.at_level(logging.WARNING, logger="runner.app"):
-        version = app._model(platform, digits, settings, ["train"], {})
+        version = app._model(platform, digits, settings, ["train"], {}, tmp_path)
     assert version.labels[-1] == "nine"
     assert "model.labels names ['nine'], which dataset 'digits' does not have" in caplog.text
     caplog.clear()
     settings["model"]["labels"] = None  # the dataset's own
     with caplog.at_level(logging.WARNING, logger="runner.app"):
-        app._model(platform, digits, settings, ["train"], {})
+        app._model(platform, digits, settings, ["train"], {}, tmp_path)
     assert "model.labels" not in caplog.text
 
 
-def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_model(platform, digits, caplog):
+def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_model(platform, digits, caplog,
+                                                                                    tmp_path):
     import logging
 
     def settings(name):
         return {"adapter": {"configuration": {}}, "model": {"name": name, "labels": None, "input_type": "image",
                                                             "output_type": "class", "configuration": {}}}
 
-    version = app._model(platform, digits, settings("sklearn-digits"), ["train"], {})
+    version = app._model(platform, digits, settings("sklearn-digits"), ["train"], {}, tmp_path)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="runner.app"):
         typo = version.name[:-1] + ("0" if version.name[-1] != "0" else "1")
-        app._model(platform, digits, settings(typo), ["train"], {})
+        app._model(platform, digits, settings(typo), ["train"], {}, tmp_path)
         assert f"(did you mean model.name={version.name}?)" in caplog.text
         caplog.clear()
-        app._model(platform, digits, settings("sklearn-digits2"), ["train"], {})  # a new base model: no warning
+        app._model(platform, digits, settings("sklearn-digits2"), ["train"], {}, tmp_path)  # a new base model: no warning
     assert "did you mean" not in caplog.text
