@@ -38,6 +38,7 @@ from .reporting import (
     plot_confusion_matrix,
     plot_pr_curves,
     plot_training_curves,
+    runner_metadata,
     write_json,
 )
 from .resolvers import register_resolvers
@@ -528,7 +529,7 @@ def _check_labels_meet(platform, model, dataset, steps: list[str]) -> None:
 
 def _trained_by(model) -> dict | None:
     """The adapter a version was trained with (``metadata.user.runner.adapter``), if the runner trained it."""
-    return (((model.metadata or {}).get("user") or {}).get("runner") or {}).get("adapter")
+    return runner_metadata(model).get("adapter")
 
 
 def _adapter_option() -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from .errors import NotFoundError
-from .reporting import metrics_table, model_summary
+from .reporting import metrics_table, model_summary, runner_metadata
 from .text_table import aligned
 
 
@@ -25,11 +25,6 @@ def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
     if model_id is None:
         return None
     return names.get(model_id, f"{model_id} (deleted)")
-
-
-def runner_metadata(record: dict) -> dict:
-    """What a training run recorded on its version (``metadata.user.runner``): the adapter, the run folder."""
-    return ((record.get("metadata") or {}).get("user") or {}).get("runner") or {}
 
 
 def model_details(platform, name: str) -> dict:

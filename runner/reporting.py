@@ -50,6 +50,13 @@ class RunRecord:
         })
 
 
+def runner_metadata(model: dl.Model | dict) -> dict:
+    """What a training run recorded on its version (``metadata.user.runner``): the adapter, the run
+    folder. ``model`` is an entity or its JSON."""
+    metadata = model.get("metadata") if isinstance(model, dict) else model.metadata
+    return ((metadata or {}).get("user") or {}).get("runner") or {}
+
+
 def model_summary(model: dl.Model) -> dict:
     return {"id": model.id, "name": model.name, "status": model.status,
             "configuration": dict(model.configuration or {}), "labels": list(model.labels or []),

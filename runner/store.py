@@ -28,9 +28,10 @@ from pathlib import Path
 
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
-from .model_details import cloned_from, day, model_details, print_details, runner_metadata
+from .model_details import cloned_from, day, model_details, print_details
 from .platform.local.check import check_store, remove_unused
 from .report import PREFERRED, SHOWN_METRICS
+from .reporting import runner_metadata
 from .text_table import aligned, number_cell
 
 # a version a job may be using right now: deleting it would fail that job
