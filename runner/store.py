@@ -32,7 +32,7 @@ from .model_details import cloned_from, day, model_details, print_details
 from .platform.local.check import check_store, remove_unused
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import runner_metadata
-from .text_table import aligned, number_cell
+from .text_table import aligned, first_few, number_cell
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
@@ -196,8 +196,7 @@ def _confirm(question: str, yes: bool) -> bool:
 
 
 def _names(items: Sequence, shown: int = 10) -> str:
-    names = [item.name for item in items]
-    return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+    return first_few([item.name for item in items], shown)
 
 
 def _refuse_in_use(models: Sequence, force: bool) -> None:

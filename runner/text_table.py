@@ -17,3 +17,8 @@ def number_cell(value: Any, digits: int = 4) -> str:
     if value is None:
         return ""
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def first_few(names: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``names`` and how many more there are: a message about many stays short."""
+    return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")

@@ -14,11 +14,11 @@ import numpy as np
 from ..configuration import is_number
 from ..errors import DataImportError
 from ..platform.local.platform import LocalPlatform
+from ..text_table import first_few
 from .importing import (
     ImportRecord,
     ImportResult,
     annotation_json,
-    first_few,
     log_summary,
     palette_dataset,
     read_image,

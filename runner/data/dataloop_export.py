@@ -13,11 +13,11 @@ from typing import NoReturn
 from ..errors import DataImportError
 from ..platform.annotation_json import missing_key, missing_text
 from ..platform.local.platform import LocalPlatform
+from ..text_table import first_few
 from .image_folder import IMAGE_EXTENSIONS
 from .importing import (
     ImportRecord,
     ImportResult,
-    first_few,
     is_hidden,
     log_summary,
     read_image,

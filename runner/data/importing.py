@@ -75,11 +75,6 @@ def is_hidden(path: Path, root: Path | None = None) -> bool:
     return any(part.startswith(".") for part in (path.relative_to(root).parts if root is not None else (path.name,)))
 
 
-def first_few(names: Sequence[str], shown: int = 5) -> str:
-    """The first ``shown`` of ``names`` and how many more there are: a message about many files stays short."""
-    return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
-
-
 def require_folder(folder: Path, fix: str, name: str = "folder") -> None:
     """Refuse a folder argument that is missing, or that is a file ("no folder x" would be false:
     it is there). A JSON file given for a folder is often a COCO file meant for the COCO importer,

@@ -41,18 +41,18 @@ def check_store(platform) -> StoreCheck:
     """Every item and artifact record of the platform folder (all its projects: blobs are shared)
     against the files in ``blobs/``."""
     blobs = platform.blobs
-    result = StoreCheck()
+    items = platform.store.query("SELECT d.name, i.filename, i.blob FROM items i JOIN datasets d ON d.id = "
+                                 "i.dataset_id WHERE i.blob IS NOT NULL ORDER BY d.name, i.filename")
+    artifacts = platform.store.query("SELECT m.name, a.name, a.blob FROM artifacts a JOIN models m ON m.id = "
+                                     "a.model_id ORDER BY m.name, a.name")
+    result = StoreCheck(items=len(items), artifacts=len(artifacts))
     used: set[str] = set()
-    for kind, sql in (
-            ("item", "SELECT d.name, i.filename, i.blob FROM items i JOIN datasets d ON d.id = i.dataset_id "
-                     "WHERE i.blob IS NOT NULL ORDER BY d.name, i.filename"),
-            ("artifact", "SELECT m.name, a.name, a.blob FROM artifacts a JOIN models m ON m.id = a.model_id "
-                         "ORDER BY m.name, a.name")):
-        for owner, name, sha in platform.store.query(sql):
-            setattr(result, f"{kind}s", getattr(result, f"{kind}s") + 1)
+    for kind, rows in (("item", items), ("artifact", artifacts)):
+        for owner, name, sha in rows:
             used.add(sha)
-            if not os.path.exists(blobs.path(sha)):
-                result.missing.append(Missing(kind, owner, name, blobs.path(sha)))
+            path = blobs.path(sha)
+            if not os.path.exists(path):
+                result.missing.append(Missing(kind, owner, name, path))
     old = time.time() - PARTIAL_WRITE_AGE_S
     for folder in _scan(blobs.root):
         if not folder.is_dir() or len(folder.name) != 2:  # .trash-* folders are a delete's (see LocalPlatform)
