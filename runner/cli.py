@@ -26,6 +26,7 @@ from .argv_checks import (
     search_problem,
     trials_problem,
 )
+from .closed_pipe import run_on_when_reader_leaves
 from .gc_control import collection_paused, job_heap
 from .interrupts import Terminated
 from .resolvers import register_resolvers
@@ -40,6 +41,7 @@ def main(cfg: DictConfig) -> float | None:
 
     from .errors import RunnerError, raised_at
 
+    run_on_when_reader_leaves()  # again: a launcher's worker process set up its own logging
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
     if threading.current_thread() is threading.main_thread():
@@ -174,6 +176,7 @@ def entry() -> None:
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
+    run_on_when_reader_leaves()
     _handle_stop_signals()
     try:
         main()

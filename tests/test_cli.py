@@ -218,6 +218,29 @@ def test_a_grid_multirun_trains_one_version_per_job(tmp_path):
     assert read_json(out / "metrics.json")["accuracy"] == read_json(jobs[1] / "metrics.json")["accuracy"]
 
 
+@pytest.mark.parametrize("args", [(), ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")],
+                         ids=["run", "joblib sweep"])
+def test_a_run_whose_console_reader_leaves_goes_on_to_its_end(tmp_path, args):
+    # | head -0: the reader is gone before the first line; the run still trains, evaluates and writes
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    process = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    code, stderr = process.wait(timeout=TIMEOUT), process.stderr.read()
+    assert (code, stderr) == (0, ""), stderr
+    folders = job_folders(run_folders(tmp_path, "multirun")[0]) if args else run_folders(tmp_path, "outputs")
+    assert len(folders) == (2 if args else 1)
+    for folder in folders:
+        assert read_json(folder / "run.json")["status"] == "completed"
+        assert read_json(folder / "metrics.json")["accuracy"] >= 0.9
+        assert "step evaluate" in (folder / "dlrun.log").read_text()
+    if args:  # the jobs' processes started after the parent met the closed pipe: they write to nowhere
+        assert (folders[0].parent / "sweep_report.csv").is_file()
+    else:
+        assert "the console's reader has gone: the run goes on, logging to dlrun.log only" in \
+            (folders[0] / "dlrun.log").read_text()
+
+
 def test_an_optuna_sweep(tmp_path):
     result = ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=3"))
 
