@@ -276,8 +276,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         which shares the interpreter lock with the model, mostly waits on I/O."""
         for item, collection in zip(items, collections, strict=True):
             if not isinstance(collection, (dl.AnnotationCollection, list)):
-                raise TypeError(f"predict must return one dl.AnnotationCollection per item, got "
-                                f"{type(collection).__name__}")
+                hint = ("; put each item's annotations in a dl.AnnotationCollection (collection.add(...))"
+                        if isinstance(collection, dl.Annotation) else "")
+                raise returned_wrongly(TypeError(
+                    f"predict must return one dl.AnnotationCollection per item; its list held "
+                    f"{type(collection).__name__}{hint}"), self._defined_at("predict"))
             self._stamp(item, collection)
         return self.platform.encode_predictions(self.model_entity, items, collections)
 

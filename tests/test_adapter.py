@@ -245,6 +245,28 @@ def test_a_predict_that_returns_too_few_is_reported_at_the_adapters_predict_grou
     assert err.value.every_failure().splitlines() == [f"{i.id}: {eight if n < 16 else four}" for n, i in enumerate(items)]
 
 
+class AnnotationsNotCollections(FlakyAdapter):
+    fail_names: set[str] = set()
+
+    def predict(self, batch, **kwargs):
+        return [next(iter(collection)) for collection in super().predict(batch, **kwargs)]
+
+
+def test_a_predict_that_returns_annotations_not_collections_is_reported_at_the_adapters_predict(platform, digits):
+    import inspect
+
+    model = platform.create_model("bare", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:8]
+    with pytest.raises(PredictionError) as err:
+        AnnotationsNotCollections(model_entity=model).predict_items(items)
+    line = inspect.getsourcelines(AnnotationsNotCollections.predict)[1]
+    message = str(err.value)
+    assert f"raised at {__file__}:{line} in AnnotationsNotCollections.predict (what it returned)" in message
+    assert ("TypeError: predict must return one dl.AnnotationCollection per item; its list held Annotation; put each "
+            "item's annotations in a dl.AnnotationCollection (collection.add(...)) (8 items)") in message
+    assert platform.store.count_annotations(digits.id, "bare") == 0
+
+
 def test_one_collection_object_returned_for_every_item_is_stored_for_each(platform, digits):
     """As on Dataloop, where each item's upload makes new annotations: one collection object (with an
     empty polygon too) returned for every item of every batch gives each item its own records."""
