@@ -162,7 +162,7 @@ def test_clone_makes_a_new_version_with_overrides_and_shared_artifacts(platform,
 def test_unsupported_methods_name_themselves_and_never_reach_the_network(platform, dataset):
     item = dataset.items.get(filepath="/a/01.png")
     model = platform.create_model("m", dataset, subsets={})
-    cases = [(lambda: dataset.recipes.list(), "dl.Recipes.list"),
+    cases = [(lambda: dataset.recipes.create(), "dl.Recipes.create"),
              (lambda: item.tasks.list(), "dl.Tasks.list"),
              (lambda: model.services.list(), "dl.Services.list"),
              (lambda: dataset.items.clone(item_id=item.id), "dl.Items.clone"),
@@ -171,6 +171,46 @@ def test_unsupported_methods_name_themselves_and_never_reach_the_network(platfor
         with pytest.raises(UnsupportedOperation) as err:
             call()
         assert name in str(err.value)
+
+
+def test_the_ontology_recipe_and_annotation_builder_adapters_reach_for(platform, dataset):
+    """As on Dataloop: a dataset has a recipe holding its ontology, a model made from it takes that
+    ontology, and ``item.annotations.builder()`` starts an item's collection."""
+    model = platform.create_model("m", dataset, subsets={})
+    item = dataset.items.get(filepath="/a/01.png")
+    [ontology_id] = dataset.ontology_ids
+    [recipe] = dataset.recipes.list()
+    assert isinstance(recipe, dl.Recipe) and recipe.ontology_ids == [ontology_id]
+    assert dataset.recipes.get(recipe_id=recipe.id).id == recipe.id
+    [ontology] = recipe.ontologies.list()
+    assert [label.tag for label in ontology.labels] == ["cat", "dog"]
+    assert dataset.ontologies.get(ontology_id=ontology_id).id == ontology.id == dataset.ontologies.list()[0].id
+    assert model.ontology_id == ontology_id and [label.tag for label in model.ontology.labels] == ["cat", "dog"]
+    with pytest.raises(NotFoundError, match="ontology 'nope' not found"):
+        dataset.ontologies.get(ontology_id="nope")
+    with pytest.raises(NotFoundError, match=f"its recipe is '{recipe.id}'"):
+        dataset.recipes.get(recipe_id="nope")
+
+    builder = item.annotations.builder()
+    assert isinstance(builder, dl.AnnotationCollection) and builder.item.id == item.id
+    builder.add(annotation_definition=dl.Classification(label="dog"))
+    item.annotations.upload(builder)
+    assert [a.label for a in item.annotations.list()] == ["dog"]
+
+
+def test_module_level_dtlpy_calls_name_themselves_not_a_login(platform, dataset, monkeypatch):
+    """``dl.items.get(...)`` and the like go through dtlpy's global client; without a login they say
+    what they are and what to use instead (not "Token expired, please login"), and send nothing."""
+    monkeypatch.setattr(dl.client_api, "token_expired", lambda *a, **k: True)  # as on a machine never logged in
+    item = dataset.items.get(filepath="/a/01.png")
+    for call, name, path in ((lambda: dl.items.get(item_id=item.id), "dl.items.get", f"GET /items/{item.id}"),
+                             (lambda: dl.models.get(model_id="abc"), "dl.models.get", "GET /ml/models/abc"),
+                             (lambda: dl.datasets.list(), "dl.datasets.list", "/datasets")):
+        with pytest.raises(UnsupportedOperation) as err:
+            call()
+        message = str(err.value)
+        assert message.startswith(f"{name} asks Dataloop's servers (") and path in message, message
+        assert "item.dataset.items.get(item_id=...)" in message and "platform=dataloop" in message
 
 
 def test_missing_records_give_clear_errors(platform):

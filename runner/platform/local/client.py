@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from typing import Any
 
 from dtlpy.services.api_client import ApiClient
@@ -101,3 +102,46 @@ def unsupported_repository(base: type):
     """An instance of dtlpy's repository ``base`` (so entity type checks pass) whose every method
     raises an error naming it. Stateless, so one instance per class serves every entity."""
     return _stub_class(base)()
+
+
+def _dtlpy_call() -> str:
+    """``dl.<Repository>.<method>`` of the outermost dtlpy repository call on the stack (the user's)."""
+    found = "a dtlpy call"
+    frame = sys._getframe(2)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if "/dtlpy/repositories/" in frame.f_code.co_filename.replace("\\", "/") and owner is not None:
+            found = f"dl.{type(owner).__name__.lower()}.{frame.f_code.co_name}"
+        frame = frame.f_back
+    return found
+
+
+def guard_global_client() -> None:
+    """dtlpy's module-level repositories (``dl.items``, ``dl.models``, ``dl.datasets``...) ask Dataloop's
+    servers through ``dl.client_api``. Without a login they fail with "Token expired, please login",
+    which sends a user of the local platform the wrong way: in this process, until a login, they raise
+    an error naming the call and what to use instead. Reads the token only: nothing reaches the network."""
+    import dtlpy as dl
+
+    client = dl.client_api
+    if getattr(client, "_local_platform_guard", False):
+        return
+
+    def guarded(original):
+        @functools.wraps(original)
+        def request(*args, **kwargs):
+            if client.token_expired():
+                req_type, path = (list(args) + [kwargs.get("req_type"), kwargs.get("path")])[:2]
+                raise UnsupportedOperation(
+                    f"{_dtlpy_call()} asks Dataloop's servers ({str(req_type).upper()} {path}), which a run on the "
+                    "local platform does not use, and dtlpy is not logged in",
+                    fix="reach items, datasets and models through the entities the adapter is given "
+                        "(self.model_entity, self.model_entity.dataset, item.dataset.items.get(item_id=...)), "
+                        "or run with platform=dataloop")
+            return original(*args, **kwargs)
+
+        return request
+
+    for name in ("gen_request", "gen_async_request"):
+        setattr(client, name, guarded(getattr(client, name)))
+    client._local_platform_guard = True

@@ -181,6 +181,9 @@ class LocalAnnotations(repositories.Annotations):
         _platform(self).store.update_annotations(jsons)
         return self._entities(jsons).annotations
 
+    def builder(self):
+        return entities.AnnotationCollection(item=self._item)
+
     def delete(self, annotation=None, annotation_id=None, filters=None):
         store = _platform(self).store
         if annotation is not None or annotation_id is not None:
@@ -189,6 +192,50 @@ class LocalAnnotations(repositories.Annotations):
             raise ValueError("item.annotations.delete needs an annotation, an annotation_id or filters")
         store.delete_annotations(item_id=self._item.id, dql_json=filters_json(filters))
         return True
+
+
+def ontology_id_of(dataset_id: str) -> str:
+    """A local dataset has one recipe holding one ontology: its labels."""
+    return f"ontology-{dataset_id}"
+
+
+def recipe_id_of(dataset_id: str) -> str:
+    return f"recipe-{dataset_id}"
+
+
+@local_repository(repositories.Ontologies)
+class LocalOntologies(repositories.Ontologies):
+    """The ontology of a dataset (``dataset.ontologies``, ``recipe.ontologies``, ``model.ontologies``)."""
+
+    def list(self, project_ids=None):
+        return miscellaneous.List([self._dataset._get_ontology()])
+
+    def get(self, ontology_id):
+        ontology = self._dataset._get_ontology()
+        if ontology_id != ontology.id:
+            raise NotFoundError(f"ontology {ontology_id!r} not found", where=f"dataset {self._dataset.name!r}",
+                                fix=f"its ontology is {ontology.id!r} (dataset.ontology_ids)")
+        return ontology
+
+
+@local_repository(repositories.Recipes)
+class LocalRecipes(repositories.Recipes):
+    """The dataset's one recipe, which holds its ontology."""
+
+    def list(self, filters=None):
+        return miscellaneous.List([self._recipe()])
+
+    def get(self, recipe_id):
+        if recipe_id != recipe_id_of(self._dataset.id):
+            raise NotFoundError(f"recipe {recipe_id!r} not found", where=f"dataset {self._dataset.name!r}",
+                                fix=f"its recipe is {recipe_id_of(self._dataset.id)!r} (dataset.recipes.list())")
+        return self._recipe()
+
+    def _recipe(self):
+        dataset = self._dataset
+        return LocalRecipe.from_json(_json={"id": recipe_id_of(dataset.id), "title": f"{dataset.name} recipe",
+                                            "ontologyIds": dataset.ontology_ids, "projectIds": [dataset.project.id]},
+                                     client_api=self._client_api, dataset=dataset, project=dataset.project)
 
 
 @local_repository(repositories.Models)
@@ -431,7 +478,24 @@ class LocalDataset(_LocalJson, entities.Dataset):
             "settings:Settings schema:Schema collections:Collections",
             items=LocalItems(client_api=self._client_api, dataset=self, datasets=datasets, project=project),
             datasets=datasets,
+            recipes=LocalRecipes(client_api=self._client_api, dataset=self, project=project),
+            ontologies=LocalOntologies(client_api=self._client_api, dataset=self, project=project),
             feature_sets=project.feature_sets if project is not None else None)
+
+    @property
+    def ontology_ids(self):
+        return [ontology_id_of(self.id)]
+
+
+@attr.s(repr=False, eq=False)
+class LocalRecipe(_LocalJson, entities.Recipe):
+    _repositories = attr.ib(repr=False)
+
+    @_repositories.default
+    def set_repositories(self):
+        dataset = self._dataset
+        return _repositories("ontologies:Ontologies recipes:Recipes", recipes=dataset.recipes,
+                             ontologies=dataset.ontologies)
 
 
 @attr.s(repr=False, eq=False)
@@ -448,6 +512,13 @@ class LocalModel(_LocalJson, entities.Model):
             artifacts=LocalArtifacts(client_api=self._client_api, project=project, project_id=self.project_id,
                                      model=self),
             metrics=LocalMetrics(client_api=self._client_api, model=self))
+
+    @property
+    def ontology(self):
+        """The ontology of its dataset, as on Dataloop, where a model made from a dataset takes its ontology."""
+        if self._ontology is None and self.ontology_id is not None and self.dataset_id is not None:
+            self._ontology = self.dataset.ontologies.get(ontology_id=self.ontology_id)
+        return super().ontology
 
 
 @attr.s(repr=False, eq=False)

@@ -19,8 +19,9 @@ from ...errors import ArtifactError, NotFoundError, RunnerError
 from ...paths import dataloop_path, default_local_root, is_folder_name, model_data_folder, model_folder
 from ..base import Platform
 from .blobs import BlobStore
-from .client import LocalApiClient
-from .entities import LocalDataset, LocalFeatureSet, LocalItem, LocalModel, LocalProject, new_annotation_json
+from .client import LocalApiClient, guard_global_client
+from .entities import (LocalDataset, LocalFeatureSet, LocalItem, LocalModel, LocalProject, new_annotation_json,
+                       ontology_id_of)
 from .store import BLOB_KEY, Store, new_id
 
 DEFAULT_PROJECT = "local"
@@ -48,6 +49,7 @@ class LocalPlatform(Platform):
             raise NotFoundError(f"no project {project!r} in the local platform at {self.root}", where="project",
                                 fix=f"use one of: {', '.join(self.store.project_names()) or 'none (a first run makes one)'}")
         self.client = LocalApiClient(self)
+        guard_global_client()
         self.project = LocalProject(_dict=self.store.get_or_create_project(project), _client_api=self.client)
 
     def __repr__(self) -> str:
@@ -75,12 +77,14 @@ class LocalPlatform(Platform):
     def dataset_entity(self, dataset_json: dict) -> dl.Dataset:
         dataset = LocalDataset.from_json(_json=dataset_json, client_api=self.client, project=self.project)
         dataset._ontology = dl.Ontology.from_json(
-            _json={"id": f"ontology-{dataset.id}", "roots": dataset_json["labels"],
+            _json={"id": ontology_id_of(dataset.id), "roots": dataset_json["labels"],
                    "attributes": dataset_json.get("attributes", []), "metadata": {}},
             client_api=self.client, recipe=None, dataset=dataset)
         return dataset
 
     def model_entity(self, model_json: dict) -> dl.Model:
+        if model_json.get("datasetId") and not model_json.get("ontology_id"):
+            model_json = {**model_json, "ontology_id": ontology_id_of(model_json["datasetId"])}
         return LocalModel.from_json(_json=model_json, client_api=self.client, project=self.project)
 
     def feature_set_entity(self, feature_set_json: dict) -> dl.FeatureSet:
