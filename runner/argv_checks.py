@@ -191,7 +191,35 @@ def search_problem(argv: list[str], search: Search) -> str | None:
         problem = None
     if problem:
         return str(ConfigError(*problem))
+    absent = _absent_search_keys(argv, search.cfg)
+    if absent:
+        choices = search.cfg.hydra.runtime.choices
+        searches = sorted(p.stem for folder in [Path(CONFIG_DIR), *_config_folders(argv)]
+                          for p in (folder / "hparams_search").glob("*.yaml"))
+        return str(ConfigError(
+            f"the search varies {', '.join(absent)}, which this configuration (adapter={choices.get('adapter')}) does "
+            "not have: every trial would fail",
+            where=f"hparams_search={choices.get('hparams_search')}: hydra.sweeper.params",
+            fix=f"pick a search made for this adapter (hparams_search: {', '.join(searches)}), or write one in a "
+                "hparams_search/ folder of your config folder, with params this configuration has (`--cfg job` "
+                "prints them; a key written +<key> is added)"))
     return study_problem(argv, search) if search.storage and search.study_name else None
+
+
+def _search_params(argv: list[str], cfg) -> list[str]:
+    """The search space as the sweeper builds it: its params, then the command line's sweeps over them."""
+    params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
+    return params + [arg for arg in argv if _is_sweep(arg) and not arg.lstrip("+~").startswith("hydra")]
+
+
+def _absent_search_keys(argv: list[str], cfg) -> list[str]:
+    """Keys of the search space that are not in ``cfg`` (a group such as ``adapter`` is: its node)."""
+    from omegaconf import OmegaConf
+
+    absent = object()
+    keys = dict.fromkeys(param.partition("=")[0] for param in _search_params(argv, cfg))
+    return [key for key in keys if not key.startswith(("+", "~")) and "/" not in key
+            and OmegaConf.select(cfg, key, default=absent) is absent]
 
 
 _SWEEP_FUNCTION = re.compile(r"\s*(choice|range|interval|tag|glob|shuffle|sort)\(")
@@ -228,21 +256,23 @@ def study_problem(argv: list[str], study: Search) -> str | None:
     if stored is None:
         return None
     now = fixed_overrides(argv)
-    then_cfg = _composed([f"{key}={value}" for key, value in stored.ran_with.items()] + search_path)
+    ran_with = stored.ran_with
     changed = []
-    for key in sorted(set(stored.ran_with) | set(now)):
+    if ran_with is None:  # its trials all failed: no value that new ones would be compared with
+        ran_with, keys, then_cfg = {}, [], None
+    else:
+        keys = sorted(set(ran_with) | set(now))
+        then_cfg = _composed([f"{key}={value}" for key, value in ran_with.items()] + search_path)
+    for key in keys:
         if free_to_change(key):
             continue
         if then_cfg is not None:
             before, after = _value(then_cfg, key), _value(now_cfg, key)
         else:  # the first trial's overrides do not compose again: compare them as written
-            before, after = stored.ran_with.get(key, "<not set>"), now.get(key, "<not set>")
+            before, after = ran_with.get(key, "<not set>"), now.get(key, "<not set>")
         if before != after:
-            changed.append((key, stored.ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
+            changed.append((key, ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
     if changed:
-        return resume_message(study_name, storage, stored.n_trials, changed)
-    # the search space as the sweeper builds it: its params, then the command line's sweeps over them
-    params = [f"{key}={value}" for key, value in (now_cfg.hydra.sweeper.get("params") or {}).items()]
-    params += [arg for arg in argv if _is_sweep(arg) and not arg.lstrip("+~").startswith("hydra")]
-    space_changed = search_space_changes(stored.distributions, params)
+        return resume_message(study_name, storage, stored.n_finished, changed)
+    space_changed = search_space_changes(stored.distributions, _search_params(argv, now_cfg))
     return search_space_message(study_name, storage, stored.n_trials, space_changed) if space_changed else None

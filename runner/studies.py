@@ -83,8 +83,9 @@ def free_to_change(key: str) -> bool:
 
 class StoredStudy(NamedTuple):
     n_trials: int
-    ran_with: dict  # the fixed overrides its first trial ran with
-    distributions: dict  # parameter -> the distribution its trials drew it from
+    n_finished: int  # trials told their value: those a resumed study's new values would be compared with
+    ran_with: dict | None  # the fixed overrides its first finished trial ran with; None: none finished
+    distributions: dict  # parameter -> the distribution its trials (failed ones too) drew it from
 
 
 def stored_trials(storage: str | None, study_name: str | None) -> StoredStudy | None:
@@ -107,8 +108,9 @@ def stored_trials(storage: str | None, study_name: str | None) -> StoredStudy | 
     for trial in trials:
         for name, distribution in trial.distributions.items():
             distributions.setdefault(name, distribution)
-    return StoredStudy(len(trials), {key: _plain(value) for key, value in trials[0].user_attrs.items()},
-                       distributions)
+    finished = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    ran_with = {key: _plain(value) for key, value in finished[0].user_attrs.items()} if finished else None
+    return StoredStudy(len(trials), len(finished), ran_with, distributions)
 
 
 def search_space_changes(stored: dict, overrides: list[str]) -> list[tuple[str, str, str]]:
@@ -145,12 +147,12 @@ def _shown(distribution) -> str:
     return f"tag(log, {shown})" if attributes.get("log") or "Log" in type(distribution).__name__ else shown
 
 
-def resume_message(study_name: str, storage: str, n_trials: int, changed: list[tuple[str, object, object]]) -> str:
+def resume_message(study_name: str, storage: str, n_finished: int, changed: list[tuple[str, object, object]]) -> str:
     """A stored study would be resumed with other fixed settings than its trials ran with (another
     objective, adapter, dataset, subsets ...): their values would not compare, and the sampler would
     learn from both."""
     shown = ", ".join(f"{key}: {before} -> {after}" for key, before, after in changed)
-    return (f"study {study_name!r} holds {n_trials} trials run with other settings ({shown}): resumed, their "
+    return (f"study {study_name!r} holds {n_finished} finished trials run with other settings ({shown}): resumed, their "
             f"objective values would not compare, and the sampler would learn from both\n  where: {storage}\n"
             f"  fix: run with the settings its trials ran with, or start a new study: "
             f"hydra.sweeper.study_name=<new name>")

@@ -269,7 +269,7 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     ok(dlrun(tmp_path, *search))
     refused = dlrun(tmp_path, *search, "objective.metric=balanced_accuracy")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert refused.stderr.startswith("error: study 'resumed' holds 1 trials run with other settings "
+    assert refused.stderr.startswith("error: study 'resumed' holds 1 finished trials run with other settings "
                                      "(objective.metric: <not set> -> balanced_accuracy)")
     assert "hydra.sweeper.study_name=<new name>" in refused.stderr
     # the same values written out (defaults), and settings free to change: resumed, 2 trials now
@@ -293,6 +293,30 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     ok(dlrun(tmp_path, *search, "adapter.configuration.image_size=6,8,12",
              "adapter.configuration.estimator.C=tag(log,interval(0.001,100))"))
     assert len(run_folders(tmp_path, "multirun")) == 3
+
+
+def test_a_search_over_keys_the_adapter_lacks_is_refused_and_failed_trials_do_not_hold_a_study(tmp_path):
+    """digits_optuna varies the scikit-learn estimator's C: with adapter=torch_cnn every trial would
+    fail, so it stops before the study is made. A study whose trials all failed holds no value to
+    compare with: it resumes with other settings."""
+    import optuna
+
+    refused = dlrun(tmp_path, "hparams_search=digits_optuna", "adapter=torch_cnn", "hydra.sweeper.n_trials=2")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith(
+        "error: the search varies adapter.configuration.estimator.C, adapter.configuration.image_size, which this "
+        "configuration (adapter=torch_cnn) does not have: every trial would fail\n"
+        "  where: hparams_search=digits_optuna: hydra.sweeper.params\n"
+        "  fix: pick a search made for this adapter (hparams_search: digits_optuna, torch_cnn_optuna)"), refused.stderr
+    assert not (tmp_path / "dl" / "studies" / "optuna.db").exists()
+
+    search = ["hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=failing"]
+    failed = dlrun(tmp_path, *search, "adapter.configuration.estimator.max_iter=-3")  # scikit-learn refuses it
+    assert failed.returncode == 1 and "max_iter" in failed.stderr, failed.stdout + failed.stderr
+    ok(dlrun(tmp_path, *search))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="failing", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
 
 
 def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):

@@ -20,8 +20,15 @@ from ...paths import dataloop_path, default_local_root, is_folder_name, model_da
 from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient, guard_global_client
-from .entities import (LocalDataset, LocalFeatureSet, LocalItem, LocalModel, LocalProject, new_annotation_json,
-                       ontology_id_of)
+from .entities import (
+    LocalDataset,
+    LocalFeatureSet,
+    LocalItem,
+    LocalModel,
+    LocalProject,
+    new_annotation_json,
+    ontology_id_of,
+)
 from .store import BLOB_KEY, Store, new_id
 
 DEFAULT_PROJECT = "local"
