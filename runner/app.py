@@ -620,6 +620,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     except BaseException as err:
         interrupts.release(raise_pending=False)
         record.failed(err)
+        if (record.model or {}).get("status") == "trained" and isinstance(err, Exception):
+            err.trained_version = record.model["name"]  # the command line names what the run leaves
         raise
     interrupts.release()  # a signal that came while the outputs were written ends the process now
     return objective
@@ -705,6 +707,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         logger.info("step %s: model %s (%s)", step, model.name, model.id)
         if step == "train":
             adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
+            record.model["status"] = "trained"  # a later step's failure leaves this version, run.json says
         elif step == "evaluate":
             metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))
         elif step == "predict":

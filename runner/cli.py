@@ -62,6 +62,7 @@ def main(cfg: DictConfig) -> float | None:
             every = f"\n  every failed item:\n{err.every_failure()}" if hasattr(err, "every_failure") else ""
             log = _to_log_file(logging.ERROR, "%s", f"{err}{every}\n  first failure:\n{trace}" if trace else err)
             message = f"{err}\n  traceback: {log or 'in the run log'}" if trace else str(err)
+            message += _trained_version_note(err)
             print(f"error: {message}", file=sys.stderr)
             if multirun:
                 # the launcher marks this job failed and the sweep goes on (its sweeper decides when to
@@ -75,11 +76,18 @@ def main(cfg: DictConfig) -> float | None:
             # traceback in the run's log
             log = _to_log_file(logging.ERROR, "the run failed", exc_info=err)
             message = (f"{type(err).__name__}: {err}\n  where: {raised_at(err)}"
-                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}")
+                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}{_trained_version_note(err)}")
             print(f"error: {message}", file=sys.stderr)
             if multirun:  # as for a runner error: the sweep goes on, and ends on this message if it ends here
                 raise JobFailed(f"job {hydra_config.job.num} failed: {message}") from None
             raise SystemExit(1) from None
+
+
+def _trained_version_note(err: BaseException) -> str:
+    """For a run that failed after its training: the version it trained, kept in the store."""
+    name = getattr(err, "trained_version", None)
+    return (f"\n  kept: model version {name} had finished training (status trained); once the cause is fixed, "
+            f"pipeline=evaluate model.name={name} scores it without training again") if name else ""
 
 
 class JobFailed(CompactHydraException):

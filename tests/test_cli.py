@@ -556,6 +556,12 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     assert f"traceback: {log}" in result.stderr and "Traceback" not in result.stderr
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "ValueError: X has 3 features" in text
+    # the version it trained before its evaluate step failed is named, with the command that scores it
+    trained = read_json(log.parent / "run.json")["model"]
+    assert trained["status"] == "trained" and read_json(log.parent / "run.json")["status"] == "failed"
+    assert result.stderr.rstrip().endswith(
+        f"kept: model version {trained['name']} had finished training (status trained); once the cause is fixed, "
+        f"pipeline=evaluate model.name={trained['name']} scores it without training again"), result.stderr
 
 
 @pytest.mark.parametrize(("override", "mentions"), [
