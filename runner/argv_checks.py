@@ -143,6 +143,38 @@ def direction_problem(argv: list[str]) -> str | None:
     return None
 
 
+def swept_group_key_problem(argv: list[str]) -> str | None:
+    """``-m adapter=a,b adapter.configuration.epochs=1``: Hydra composes a sweep's config once before
+    it expands the sweep, with the group's default option, and stops when that option lacks the key,
+    suggesting ``+key``, which then fails in each job whose option has it. The message, else None."""
+    if not any(arg in ("-m", "--multirun") or arg.startswith("hparams_search=") for arg in argv) or \
+            _unknowable_options(argv):
+        return None
+    swept = {arg.partition("=")[0] for arg in argv if "=" in arg and not arg.startswith("-") and _is_sweep(arg)}
+    setting = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~"))
+               and arg.split(".")[0] in swept and "." in arg.partition("=")[0]]
+    if not setting:
+        return None
+    folders = _config_folders(argv)
+    search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
+    fixed = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not _is_sweep(a)
+             and a not in setting]
+    cfg = _composed(fixed + search_path)
+    if cfg is None:
+        return None
+    from omegaconf import OmegaConf
+
+    absent = object()
+    for arg in setting:
+        key = arg.partition("=")[0]
+        group = key.split(".")[0]
+        if OmegaConf.select(cfg, key, default=absent) is absent:
+            return (f"{key} is not a key of {group}={cfg.hydra.runtime.choices.get(group)}, the option Hydra "
+                    f"composes the sweep's config with before it expands {group}=...: the sweep would stop there\n"
+                    f"  where: {arg}\n  fix: ++{arg} (sets the key in each job, adding it where an option lacks it)")
+    return None
+
+
 def _composed(overrides: list[str]):
     """The config these overrides compose (Hydra's own included), or None when it cannot be composed."""
     from hydra import compose, initialize_config_dir

@@ -24,6 +24,7 @@ from .argv_checks import (
     group_value_problem,
     missing_launcher,
     search_problem,
+    swept_group_key_problem,
     trials_problem,
 )
 from .closed_pipe import run_on_when_reader_leaves
@@ -177,7 +178,7 @@ def entry() -> None:
     args = sys.argv[1:]
     started = time.time()
     message = (missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
-               or direction_problem(args) or trials_problem(args))
+               or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args))
     search = None if message else composed_search(args)
     if search:
         message = search_problem([a for a in args if not a.startswith("-")], search)

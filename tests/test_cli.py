@@ -572,7 +572,11 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     ("hparams_search=digits_optuna hydra.sweeper.n_trials=0", ["n_trials is 0", "at least one trial"]),
     # a misspelt key of the adapter group would leave its settings unset without a word
     ("+adapter.configuraton.C=2", ["adapter.configuraton is not a key", "did you mean adapter.configuration?"]),
-], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "adapter-key"])
+    # Hydra composes a sweep with the default adapter first, which lacks the key: it would suggest +key
+    ("-m adapter=torch_cnn,sklearn_svc adapter.configuration.epochs=1",
+     ["adapter.configuration.epochs is not a key of adapter=sklearn", "fix: ++adapter.configuration.epochs=1"]),
+], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "adapter-key",
+        "swept-group-key"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
