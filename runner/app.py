@@ -30,6 +30,7 @@ from .configuration import is_whole_number
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
 from .gc_control import collection_paused
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
+from .model_details import config_folders_of
 from .paths import is_folder_name
 from .reporting import (
     RunRecord,
@@ -539,6 +540,21 @@ def _adapter_option() -> str | None:
     return HydraConfig.get().runtime.choices.get("adapter") if HydraConfig.initialized() else None
 
 
+def _option_found(group: str, option: str) -> bool:
+    """Whether this run's config folders hold ``group/option.yaml`` (True when it cannot tell: outside a
+    Hydra run, or with a package on the search path)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return True
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.schema == "file" and (Path(source.path) / group / f"{option}.yaml").is_file():
+            return True
+        if source.schema == "pkg" and not source.path.startswith(("hydra.", "hydra_plugins.")):
+            return True  # a package's config folder: only Hydra reads it
+    return False
+
+
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, run_dir: Path):
     spec = settings["model"]
     configuration = _configuration(settings)
@@ -547,10 +563,14 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         trained_by = _trained_by(model)
         if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
             option = trained_by.get("option")
+            fix = f"add adapter={option}" if option else "choose the adapter that trained it"
+            if option and not _option_found("adapter", option):
+                folders = config_folders_of(runner_metadata(model).get("run"))
+                fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
+                    " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
             raise ConfigError(f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}"
                               + (f" (adapter={option})" if option else "") + f", not this run's "
-                              f"{settings['adapter'].get('_target_')!r}", where="adapter",
-                              fix=f"add adapter={option}" if option else "choose the adapter that trained it")
+                              f"{settings['adapter'].get('_target_')!r}", where="adapter", fix=fix)
         if not model.artifacts.list():
             raise ConfigError(f"model {model.name!r} has no artifacts (status {model.status!r}) to "
                               f"{'/'.join(steps)} with", where="model.name",

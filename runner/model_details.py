@@ -60,16 +60,35 @@ def rerun_command(run: str | None) -> str | None:
     try:
         overrides = [str(o) for o in yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []]
         hydra = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]
-        cwd, sources = hydra["runtime"]["cwd"], hydra["runtime"].get("config_sources") or []
-        searchpath = [o for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
+        cwd = hydra["runtime"]["cwd"]
+        config_dirs, searchpath = _config_folder_args(hydra)
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return None
-    config_dirs = [arg for source in sources if source.get("provider") == "command-line"
-                   for arg in ("--config-dir", source["path"])]
     if any(o.startswith("hparams_search=") for o in overrides):
         overrides.append("hydra.mode=RUN")
     return " ".join(["cd", shlex.quote(str(cwd)), "&&", "python", "-m", "runner",
                      *map(shlex.quote, [*config_dirs, *overrides, *searchpath])])
+
+
+def _config_folder_args(hydra: dict) -> tuple[list[str], list[str]]:
+    """(``--config-dir <path>`` arguments, ``hydra.searchpath=`` overrides) a run was given, from its
+    ``.hydra/hydra.yaml``."""
+    sources = hydra["runtime"].get("config_sources") or []
+    config_dirs = [arg for source in sources if source.get("provider") == "command-line"
+                   for arg in ("--config-dir", source["path"])]
+    searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
+    return config_dirs, searchpath
+
+
+def config_folders_of(run: str | None) -> list[str]:
+    """The arguments that gave a run its config folders (``--config-dir``, ``hydra.searchpath``), as a
+    command line writes them; empty when it had none or its folder is gone."""
+    try:
+        config_dirs, searchpath = _config_folder_args(
+            yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return []
+    return [shlex.quote(arg) for arg in config_dirs + searchpath]
 
 
 def print_details(details: dict) -> None:

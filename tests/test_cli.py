@@ -447,6 +447,25 @@ def test_the_rerun_of_a_version_keeps_the_users_config_folders(tmp_path):
     assert read_json(out / "model.json")["configuration"] == version["configuration"]
 
 
+def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run_without_it(tmp_path):
+    (tmp_path / "mine_adapter.py").write_text("from adapters.sklearn_classifier import SklearnImageClassifier\n\n\n"
+                                              "class Mine(SklearnImageClassifier):\n    pass\n")
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
+        "adapters.sklearn_classifier.SklearnImageClassifier", "mine_adapter.Mine").replace("name: sklearn", "name: mine"))
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    first = ok(dlrun(tmp_path, "adapter=mine", searchpath, "pipeline=train"))
+    version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
+    refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"fix: add adapter=mine '{searchpath}' (the config folder its training run had)" in refused.stderr
+    ok(dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=mine", searchpath))
+    # with the folder given, the fix is the option alone
+    refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", searchpath)
+    assert refused.returncode == 2 and refused.stderr.rstrip().endswith("fix: add adapter=mine"), refused.stderr
+
+
 def test_a_yaml_error_in_the_users_config_folder_is_one_message_with_file_and_line(tmp_path):
     extra = tmp_path / "extra" / "adapter"
     extra.mkdir(parents=True)
