@@ -59,14 +59,55 @@ def _config_folders(argv: list[str]) -> list[Path]:
     return [Path(f) for f in folders if f]
 
 
+def _chosen_options(argv: list[str]) -> dict[str, set[str]]:
+    """group -> the options this command line may compose: the primary config's defaults, replaced by
+    the command line's ``group=option`` (each of a sweep's; ``*`` for a glob or a sweep function)."""
+    import yaml
+
+    chosen: dict[str, set[str]] = {}
+    for entry in yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text()).get("defaults") or []:
+        if isinstance(entry, dict):
+            for group, option in entry.items():
+                chosen[group.split("@")[0].removeprefix("override ").strip("/")] = {str(option)}
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and not key.startswith("-") and "." not in key:
+            sweep = _SWEEP_FUNCTION.match(value) or "*" in value
+            chosen[key.split("@")[0]] = {"*"} if sweep else {v.strip() for v in value.split(",")}
+    return chosen
+
+
+def _files_read(folder: Path, chosen: dict[str, set[str]]) -> list[Path]:
+    """The YAML files of a config folder a run may read: its top-level files (primary configs), the
+    chosen options' files, and the files those name in their own defaults lists."""
+    import yaml
+
+    files = sorted(folder.glob("*.yaml"))
+    todo = [(group, option) for group, options in chosen.items() for option in options]
+    while todo:
+        group, option = todo.pop()
+        found = sorted((folder / group).rglob("*.yaml")) if option == "*" else [folder / group / f"{option}.yaml"]
+        for path in (p for p in found if p.is_file() and p not in files):
+            files.append(path)
+            try:
+                defaults = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("defaults") or []
+            except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+                continue  # reported as the file's own problem
+            todo += [(key.split("@")[0].removeprefix("override ").strip("/"), str(value))
+                     for entry in defaults if isinstance(entry, dict) for key, value in entry.items()]
+    return files
+
+
 def config_file_problem(argv: list[str]) -> str | None:
-    """A YAML file of the user's config folders that does not parse (or repeats a key): Hydra would
-    print the YAML library's traceback when it reaches the file."""
+    """A YAML file of the user's config folders, among those this run may read, that does not parse
+    (or repeats a key): Hydra would print the YAML library's traceback when it reaches the file. A
+    draft in a group option the run does not choose stops nothing."""
     import yaml
     from omegaconf._utils import get_yaml_loader
 
+    chosen = _chosen_options(argv)
     for folder in _config_folders(argv):
-        for path in sorted(folder.rglob("*.yaml")) if folder.is_dir() else []:
+        for path in _files_read(folder, chosen) if folder.is_dir() else []:
             try:
                 yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())
             except yaml.YAMLError as err:

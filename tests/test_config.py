@@ -600,3 +600,24 @@ def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_mode
         caplog.clear()
         app._model(platform, digits, settings("sklearn-digits2"), ["train"], {}, tmp_path)  # a new base model: no warning
     assert "did you mean" not in caplog.text
+
+
+def test_only_the_config_files_a_run_may_read_are_checked_for_yaml_errors(tmp_path):
+    """A broken draft in an option the run does not choose stops nothing; one the run chooses, directly
+    or through a chosen file's defaults list, is named."""
+    from runner.argv_checks import config_file_problem
+
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "adapter" / "mine.yaml").write_text("_target_: a.B\nname: mine\n")
+    (tmp_path / "adapter" / "draft.yaml").write_text("name: [draft\n")
+    (tmp_path / "experiment" / "uses_draft.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /adapter: draft\n")
+    folder = f"hydra.searchpath=[file://{tmp_path}]"
+    assert config_file_problem([folder, "adapter=mine"]) is None
+    assert config_file_problem([folder]) is None  # the default adapter, sklearn, is not in this folder
+    for argv in ([folder, "adapter=draft"], [folder, "-m", "adapter=mine,draft"], [folder, "experiment=uses_draft"],
+                 [folder, "-m", "adapter=glob(*)"], ["--config-dir", str(tmp_path), "adapter=draft"]):
+        problem = config_file_problem(argv)
+        assert problem and problem.startswith("a config file is not valid YAML") and \
+            f"where: {tmp_path / 'adapter' / 'draft.yaml'}, line 2" in problem, (argv, problem)
