@@ -193,8 +193,15 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 shutil.rmtree(local_path, ignore_errors=True)
         self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
         self.artifacts_path = Path(local_path)
-        with libraries_loading_in_job():  # see runner/gc_control.py
-            self.load(str(local_path), **kwargs)
+        try:
+            with libraries_loading_in_job():  # see runner/gc_control.py
+                self.load(str(local_path), **kwargs)
+        except FileNotFoundError as err:
+            if not any(Path(local_path).iterdir()):  # the adapter looked for weights a new model has not got
+                err.add_note(f"model {self.model_entity.name!r} has no artifacts yet (a base model before its "
+                             "first training): load gets an empty folder then, and must build the model from its "
+                             "configuration")
+            raise
 
     def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
         """The user ``save`` into ``local_path``, then every file there becomes the model's artifacts.

@@ -76,7 +76,9 @@ def main(cfg: DictConfig) -> float | None:
             # raised by an adapter or a library: the message and where it was raised here, the whole
             # traceback in the run's log
             log = _to_log_file(logging.ERROR, "the run failed", exc_info=err)
-            message = (f"{type(err).__name__}: {err}\n  where: {raised_at(err)}"
+            message = (f"{type(err).__name__}: {err}"
+                       + "".join(f"\n  note: {note}" for note in getattr(err, "__notes__", ()))
+                       + f"\n  where: {raised_at(err)}"
                        f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}{_trained_version_note(err)}")
             print(f"error: {message}", file=sys.stderr)
             if multirun:  # as for a runner error: the sweep goes on, and ends on this message if it ends here

@@ -329,6 +329,24 @@ def test_missing_user_function_names_class_and_function(platform, digits, model)
         adapter.train_model(model)
 
 
+class LoadsWeightsAlways(SklearnImageClassifier):
+    def load(self, local_path, **kwargs):
+        with open(os.path.join(local_path, "weights.bin"), "rb"):
+            pass
+
+
+def test_a_load_that_wants_weights_a_new_model_lacks_says_so(platform, model):
+    """The first training of a base model loads from an empty folder: a ``load`` that opens its weights
+    there fails with the adapter's own error, noted with why the folder is empty."""
+    adapter = LoadsWeightsAlways()
+    with pytest.raises(FileNotFoundError) as err:
+        adapter.train_model(model)
+    assert err.value.__notes__ == [
+        "model 'digits-lr' has no artifacts yet (a base model before its first training): load gets an empty "
+        "folder then, and must build the model from its configuration"]
+    assert platform.get_model(model.id).status == "failed"
+
+
 def test_save_to_model_that_writes_nothing_keeps_the_previous_artifacts(platform, model, digits):
     adapter = SklearnImageClassifier()
     adapter.train_model(model)
