@@ -7,6 +7,7 @@ outputs and returns the objective metric (for sweepers).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -184,8 +185,10 @@ def _check_group_keys(settings: dict) -> None:
         for key in settings.get(group) or {}:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                path = _file_setting(group, key)
                 raise ConfigError(f"{group}.{key} is not a key the runner reads"
-                                  + (f" (did you mean {group}.{close[0]}?)" if close else ""), where=f"{group}.{key}",
+                                  + (f" (did you mean {group}.{close[0]}?)" if close else ""),
+                                  where=f"{group}.{key}" + (f", written in {path}" if path else ""),
                                   fix=f"the keys of {group} are {', '.join(known)}; an adapter's own settings go under "
                                       f"{group}.configuration")
 
@@ -540,19 +543,38 @@ def _adapter_option() -> str | None:
     return HydraConfig.get().runtime.choices.get("adapter") if HydraConfig.initialized() else None
 
 
-def _option_found(group: str, option: str) -> bool:
-    """Whether this run's config folders hold ``group/option.yaml`` (True when it cannot tell: outside a
-    Hydra run, or with a package on the search path)."""
+def _option_files(group: str, option: str | None = None) -> list[Path] | None:
+    """This run's files of ``group/option.yaml`` (``option``: this run's choice), in search-path order;
+    None when it cannot tell: outside a Hydra run, or with a package's config folder on the search path."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return True
-    for source in HydraConfig.get().runtime.config_sources:
+        return None
+    runtime = HydraConfig.get().runtime
+    option = option or runtime.choices.get(group)
+    found = []
+    for source in runtime.config_sources:
         if source.schema == "file" and (Path(source.path) / group / f"{option}.yaml").is_file():
-            return True
+            found.append(Path(source.path) / group / f"{option}.yaml")
         if source.schema == "pkg" and not source.path.startswith(("hydra.", "hydra_plugins.")):
-            return True  # a package's config folder: only Hydra reads it
-    return False
+            return None  # only Hydra reads a package's config folder
+    return found
+
+
+def _option_found(group: str, option: str) -> bool:
+    files = _option_files(group, option)
+    return files is None or bool(files)
+
+
+def _file_setting(group: str, key: str) -> Path | None:
+    """The file of this run's ``group`` option that writes ``key`` (None: the command line did)."""
+    import yaml
+
+    for path in _option_files(group) or []:  # the first on the search path is the one Hydra reads
+        with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+            if key in (yaml.safe_load(path.read_text()) or {}):
+                return path
+    return None
 
 
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, run_dir: Path):

@@ -479,6 +479,18 @@ def test_a_yaml_error_in_the_users_config_folder_is_one_message_with_file_and_li
         assert "Traceback" not in result.stderr and not (tmp_path / "dl" / "local").exists()
 
 
+def test_a_misspelt_key_in_the_users_adapter_file_names_the_file(tmp_path):
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
+        "configuration:", "configuraton:"))
+    result = dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "adapter=mine")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: adapter.configuraton is not a key the runner reads (did you mean "
+                                    "adapter.configuration?)\n"
+                                    f"  where: adapter.configuraton, written in {extra / 'mine.yaml'}\n"), result.stderr
+
+
 def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceback(tmp_path):
     result = dlrun(tmp_path, "-m", "objective.metric=accuracy,nope_score", "hydra.sweep.dir=sweep")
     assert result.returncode == 1, result.stdout + result.stderr
