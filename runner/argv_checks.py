@@ -98,6 +98,16 @@ def _files_read(folder: Path, chosen: dict[str, set[str]]) -> list[Path]:
     return files
 
 
+def help_argv(argv: list[str]) -> list[str]:
+    """``--help`` lists each group's options from the config folders Hydra starts with, which take in
+    ``--config-dir`` but not ``hydra.searchpath``: the first file:// folder of the search path is given as
+    ``--config-dir`` too, so the options there are listed (``argv`` as it is otherwise)."""
+    if not {"--help", "-h"} & set(argv) or any(a.split("=")[0] in ("--config-dir", "-cd") for a in argv):
+        return argv
+    searched = _config_folders([a for a in argv if a.lstrip("+").startswith("hydra.searchpath=")])
+    return [f"--config-dir={searched[0]}", *argv] if searched else argv
+
+
 def config_file_problem(argv: list[str]) -> str | None:
     """A YAML file of the user's config folders, among those this run may read, that does not parse
     (or repeats a key): Hydra would print the YAML library's traceback when it reaches the file. A

@@ -22,6 +22,7 @@ from .argv_checks import (
     config_file_problem,
     direction_problem,
     group_value_problem,
+    help_argv,
     missing_launcher,
     search_problem,
     swept_group_key_problem,
@@ -189,6 +190,7 @@ def entry() -> None:
         raise SystemExit(2)
     run_on_when_reader_leaves()
     _handle_stop_signals()
+    sys.argv[1:] = help_argv(args)
     try:
         main()
     except KeyboardInterrupt as err:

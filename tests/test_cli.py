@@ -174,6 +174,13 @@ def test_help_lists_the_groups_and_their_options(tmp_path):
     assert "python -m runner.store models" in result.stdout and "python -m runner.report" in result.stdout
     assert "hydra/launcher=joblib" in result.stdout
     assert not (tmp_path / "dl" / "local").exists()
+    # the options of a config folder of the user's are listed too, however it is given
+    (tmp_path / "mine" / "adapter").mkdir(parents=True)
+    (tmp_path / "mine" / "adapter" / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text())
+    for folder in ([f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], ["--config-dir", str(tmp_path / "mine")]):
+        lines = ok(dlrun(tmp_path, *folder, "--help")).stdout.splitlines()
+        adapters = sorted(["mine", *(path.stem for path in (CONF_DIR / "adapter").glob("*.yaml"))])
+        assert f"adapter: {', '.join(adapters)}" in lines, folder
 
 
 def test_the_dlrun_console_script(tmp_path):
