@@ -193,6 +193,7 @@ def entry() -> None:
     sys.argv[1:] = help_argv(args)
     try:
         main()
+        _no_stop_signal_from_here()
     except KeyboardInterrupt as err:
         from .report import current_sweep_dir
 
@@ -210,6 +211,19 @@ def entry() -> None:
         if not isinstance(err, SystemExit) or err.code not in (0, None):  # the search stopped on an error
             _settle_trials(started, "stopped by that error")
         raise
+
+
+def _no_stop_signal_from_here() -> None:
+    """The command is done: a SIGTERM or SIGINT from here on would land in the interpreter's shutdown,
+    which prints it as ignored and exits 0. They are blocked instead, and one that came already ends
+    the process as one that came after a completed run does."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    pending = signal.sigpending() & stop_signals
+    if pending:
+        raise Terminated(min(pending), after_completion=True)
 
 
 def _settle_trials(started: float, how: str) -> None:
