@@ -7,6 +7,7 @@
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
     python -m runner.store check --clean
+    python -m runner.store check --restore
 
 A delete is one transaction: the records go, and file bytes no other record uses are removed with
 them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not). An export
@@ -350,12 +351,35 @@ def _annotation_counts(json_dir: Path) -> tuple[int, int]:
     return truth, predictions
 
 
+def _restore(platform, found) -> None:
+    """Import again, from the source each was imported from, the datasets whose item files are gone:
+    the importers put the bytes of files they hold already back, and add nothing."""
+    from hydra.utils import instantiate
+
+    for name in sorted({m.owner for m in found.missing if m.kind == "item"}):
+        dataset = platform.find_dataset(name)
+        source = platform.import_source(dataset) if dataset is not None else None
+        if not source or "_target_" not in source:
+            print(f"restore: dataset {name!r} records no import source (it was imported from Python): import it "
+                  "again the same way, from the same files")
+            continue
+        print(f"restore: importing dataset {name!r} again from {source.get('folder') or source['_target_']}")
+        try:
+            instantiate(source, platform=platform)
+        except Exception as err:  # noqa: BLE001 - e.g. the source folder moved: the others still restore
+            print(f"restore: dataset {name!r} could not be imported again: {type(err).__name__}: {err}")
+
+
 def check(platform, args) -> int:
     """Exit 1 when a record's file is gone; unused bytes are only reported (removed with --clean)."""
     found = check_store(platform)
+    if args.restore and any(m.kind == "item" for m in found.missing):
+        _restore(platform, found)
+        found = check_store(platform)
     print(f"checked the files of {found.items} item(s) and {found.artifacts} artifact(s) in the local platform "
           f"at {platform.root}")
-    for kind, fix in (("item", "import the dataset again from its source: the same files put their bytes back"),
+    for kind, fix in (("item", "--restore imports the dataset again from its source: the same files put their "
+                               "bytes back"),
                       ("artifact", "train the version again, or delete it (python -m runner.store delete-model NAME)")):
         missing = [m for m in found.missing if m.kind == kind]
         if missing:
@@ -364,13 +388,15 @@ def check(platform, args) -> int:
                 print(f"  {m.owner}: {m.name}  ({m.path})")
             if len(missing) > 20:
                 print(f"  (and {len(missing) - 20} more)")
-    leftovers = len(found.unused) + len(found.partial)
+    leftovers = len(found.unused) + len(found.loose)
     if leftovers and args.clean:
-        remove_unused(platform, found)
-        print(f"removed {leftovers} file(s) ({_megabytes(found.reclaimable)}) that no record used")
+        removed, size = remove_unused(platform, found)
+        print(f"removed {removed} file(s) ({_megabytes(size)}) that no record used"
+              + (f"; {leftovers - removed} came into use meanwhile, or could not be removed" if removed < leftovers
+                 else ""))
     elif leftovers:
         print(f"unused: {leftovers} file(s) ({_megabytes(found.reclaimable)}) that no record uses, left by an import "
-              "or a save that stopped half-way; --clean removes them")
+              "or a save that stopped half-way, or put in blobs/ by hand; --clean removes them")
     if not found.missing and not leftovers:
         print("every record has its file, and every file a record")
     return 1 if found.missing else 0
@@ -443,6 +469,9 @@ def _parser() -> argparse.ArgumentParser:
                                    help="find records whose file is gone, and files no record uses")
     cleaning.add_argument("--clean", action="store_true",
                           help="remove the files no record uses (a record's file is never removed)")
+    cleaning.add_argument("--restore", action="store_true",
+                          help="import the datasets whose item files are gone again from their sources, which puts "
+                               "the files back")
     return parser
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -336,6 +337,18 @@ def test_the_command_line_after_runs(tmp_path):
         reader_gone.stdout.close()
         assert (reader_gone.wait(timeout=300), reader_gone.stderr.read()) == (141, ""), args
 
+    # an item's file removed by hand: check names it, and --restore imports digits again from its source
+    root = tmp_path / "dl" / "local"
+    [(blob,)] = sqlite3.connect(root / "platform.db").execute("SELECT blob FROM items LIMIT 1").fetchall()
+    (root / "blobs" / blob[:2] / blob).unlink()
+    checked = run("check")
+    assert checked.returncode == 1 and "--restore imports the dataset again from its source" in checked.stdout
+    restored = run("check", "--restore")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "restore: importing dataset 'digits' again from runner.data.import_digits" in restored.stdout
+    assert "put back the bytes of 1 item file(s)" in restored.stderr
+    assert "every record has its file" in restored.stdout and (root / "blobs" / blob[:2] / blob).is_file()
+
     deleted = run("delete-model", versions[0], "--yes")
     assert deleted.returncode == 0 and f"deleted 1 model(s) from the local platform at {tmp_path / 'dl' / 'local'}: " \
         f"{versions[0]}" in deleted.stdout
@@ -473,6 +486,9 @@ def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(pla
     old_partial.write_bytes(b"x" * 10)
     os.utime(old_partial, (time.time() - 7200, time.time() - 7200))
     new_partial.write_bytes(b"y")
+    stray = platform.root / "blobs" / "00" / "put-here-by-hand"  # not a blob: no record can use it
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(b"z" * 5)
     item = next(platform.iter_items(digits, SUBSETS["test"]))[0]
     item_blob = platform.store.item_blob(item.id)[0]
     same_bytes = [r[0] for r in platform.store.query("SELECT filename FROM items WHERE blob = ?", (item_blob,))]
@@ -484,13 +500,13 @@ def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(pla
     assert code == 1
     assert f"missing: the files of {len(same_bytes)} item(s) are gone" in out and f"digits: {item.filename}" in out
     assert f"digits-lr-v1: {artifact}  ({platform.blobs.path(artifact_blob)})" in out
-    assert "unused: 2 file(s)" in out and "--clean removes them" in out
-    assert orphan in blobs_on_disk(platform)  # a check alone removes nothing
+    assert "unused: 3 file(s)" in out and "--clean removes them" in out
+    assert orphan in blobs_on_disk(platform) and stray.exists()  # a check alone removes nothing
 
     code, out, _err = store(platform, capsys, "check", "--clean")
-    assert code == 1 and "removed 2 file(s)" in out
+    assert code == 1 and "removed 3 file(s)" in out, out
     assert blobs_on_disk(platform) == before - {item_blob, artifact_blob} | {new_partial.name}
-    assert not old_partial.exists() and new_partial.exists()
+    assert not old_partial.exists() and new_partial.exists() and not stray.exists()
 
     with pytest.raises(RunnerError, match=f"the file of item {item.filename} of dataset 'digits' is gone") as err:
         item.download(save_locally=False)

@@ -8,6 +8,7 @@ stopped between writing its files and committing its records; they are harmless 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +31,13 @@ class StoreCheck:
     artifacts: int = 0
     missing: list[Missing] = field(default_factory=list)
     unused: dict[str, int] = field(default_factory=dict)  # sha -> size of blobs no record uses
-    partial: list[Path] = field(default_factory=list)  # old .tmp-* files of writes that never finished
+    # files no record can use, removed as they are: old .tmp-* files of writes that never finished, and
+    # files whose name does not belong in their folder (not a blob: put there by something else)
+    loose: list[Path] = field(default_factory=list)
 
     @property
     def reclaimable(self) -> int:
-        return sum(self.unused.values()) + sum(_size(path) for path in self.partial)
+        return sum(self.unused.values()) + sum(_size(path) for path in self.loose)
 
 
 def check_store(platform) -> StoreCheck:
@@ -60,18 +63,28 @@ def check_store(platform) -> StoreCheck:
         for entry in _scan(folder):
             if entry.name.startswith(".tmp-"):
                 if entry.stat().st_mtime < old:
-                    result.partial.append(Path(entry.path))
+                    result.loose.append(Path(entry.path))
+            elif not entry.name.startswith(folder.name) or not entry.is_file():
+                result.loose.append(Path(entry.path))
             elif entry.name not in used:
                 result.unused[entry.name] = entry.stat().st_size
     return result
 
 
-def remove_unused(platform, found: StoreCheck) -> None:
+def remove_unused(platform, found: StoreCheck) -> tuple[int, int]:
     """Remove the blobs ``found`` lists as unused that are still unused under the store's write lock
-    (a job may have stored a record using one since), and the old partial writes."""
+    (a job may have stored a record using one since), and the loose files. Returns (files, bytes)
+    removed: what is gone now."""
     platform.remove_blobs_unless_used(set(found.unused))
-    for path in found.partial:
-        path.unlink(missing_ok=True)
+    for path in found.loose:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    gone = [(size, platform.blobs.path(sha)) for sha, size in found.unused.items()]
+    gone += [(_size(path), path) for path in found.loose]
+    gone = [size for size, path in gone if not os.path.exists(path)]
+    return len(gone), sum(gone)
 
 
 def _scan(folder: Path) -> list[os.DirEntry]:

@@ -229,8 +229,8 @@ class LocalPlatform(Platform):
     def _missing_item_file(self, filename: str, dataset_name: str, blob: str) -> RunnerError:
         return RunnerError(f"the file of item {filename} of dataset {dataset_name!r} is gone from the store",
                            where=self.blobs.path(blob), fix="a file under the store's blobs/ was removed by hand: "
-                           "import the dataset again from its source (the same files put their bytes back); "
-                           "python -m runner.store check lists every such item")
+                           "python -m runner.store check --restore imports the dataset again from its source (the "
+                           "same files put their bytes back); python -m runner.store check lists every such item")
 
     def add_artifacts(self, model, files, replace) -> None:
         rows = []
