@@ -36,8 +36,18 @@ def trials_so_far(storage: str | None, study_name: str | None) -> int:
 
 
 def study_seed(seed: int | None, storage: str | None, study_name: str | None) -> int | None:
-    """``seed`` plus the number of trials the stored study already holds (``${study_seed:...}``)."""
-    return None if seed is None else int(seed) + trials_so_far(storage, study_name)
+    """The sampler's seed (``${study_seed:...}``): ``seed`` for a new study; for a resumed one, a seed
+    drawn from ``seed`` and the number of trials the study holds. Not their sum: numpy's generators
+    seeded with nearby integers (0 and 3) make nearly the same first draws, so a resumed study would
+    propose its first trial again."""
+    if seed is None:
+        return None
+    held = trials_so_far(storage, study_name)
+    if held == 0:
+        return int(seed)
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), held]).generate_state(1)[0])
 
 
 

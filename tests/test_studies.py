@@ -3,6 +3,7 @@ failure budget that lets one bad trial of a batch pass but stops a sweep whose b
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 
@@ -97,8 +98,16 @@ def test_the_sampler_seed_counts_the_trials_a_study_holds(tmp_path):
     study = optuna.create_study(study_name="x", storage=storage)
     study.optimize(lambda trial: trial.suggest_float("v", 0, 1), n_trials=3)
     assert trials_so_far(storage, "x") == 3
-    assert study_seed(7, storage, "x") == 10
+    assert study_seed(7, storage, "y") == 7  # a new study: the run's seed
     assert study_seed(None, storage, "x") is None
+    # resumed: a seed of its own for each count of trials held, whose first draws are not those of the
+    # new study's (numpy's generators seeded 0 and 3 start at 0.5488 and 0.5508)
+    resumed = [study_seed(0, storage, "x")]
+    study.optimize(lambda trial: trial.suggest_float("v", 0, 1), n_trials=1)
+    resumed.append(study_seed(0, storage, "x"))
+    assert resumed[0] != resumed[1] and study_seed(0, storage, "x") == resumed[1]  # reproducible
+    first = np.random.RandomState(0).random_sample()
+    assert all(abs(np.random.RandomState(s).random_sample() - first) > 0.05 for s in resumed), resumed
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # enqueue_trial, in optuna 2
