@@ -194,28 +194,38 @@ def _check_group_keys(settings: dict) -> None:
 
 
 def _warn_added_near_misses(settings: dict) -> None:
-    """A configuration key added with ``+`` (Hydra's advice for a key the config lacks) that is a letter
-    or two off a key beside it (``+adapter.configuration.estimater.C=2`` next to ``estimator``): the
-    adapter never reads it, and the setting meant keeps its value."""
+    """A key added with ``+`` (Hydra's advice for a key the config lacks) that is a letter or two off a
+    key beside it (``+batch_sise=3``, ``+adapter.configuration.estimater.C=2`` next to ``estimator``):
+    nothing reads it, and the setting meant keeps its value. And a subset's filter added with ``+`` over
+    the option's, which Hydra merges into it: both then apply."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return
-    for override in HydraConfig.get().overrides.task:
+    task = HydraConfig.get().overrides.task
+    for override in task:
         key = override[1:].partition("=")[0]
-        if not override.startswith("+") or override.startswith("++") or not key.startswith(
-                ("adapter.configuration.", "model.configuration.")):
+        if not override.startswith("+") or override.startswith("++") or key.startswith("hydra."):
             continue
-        node, parts = settings, key.split(".")
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "subsets" and parts[2] == "filter" and f"~{key}" not in task:
+            logger.warning("%s, added with '+', is merged into the filter of the subsets option (both apply); to "
+                           "replace it: '~%s' '+%s=...'", key, key, key)
+        # an adapter's configuration takes new keys at any depth below it; elsewhere the added key is
+        # the last part (the parts before it name existing nodes)
+        configuration = parts[0] in ("adapter", "model") and parts[1:2] == ["configuration"]
+        first = 2 if configuration else len(parts) - 1
+        node = settings
         for depth, part in enumerate(parts):
             if not isinstance(node, dict):
                 break
-            beside = [k for k in {*node, *(RUN_SETTINGS if depth == 2 else ())} if k != part]
-            close = difflib.get_close_matches(part, beside, n=1, cutoff=0.8) if depth >= 2 else []
+            beside = [k for k in {*node, *(RUN_SETTINGS if configuration and depth == 2 else ())} if k != part]
+            close = difflib.get_close_matches(part, beside, n=1, cutoff=0.8) if depth >= first else []
             if close:
                 meant = ".".join([*parts[:depth], close[0]])
-                logger.warning("%s, added with '+', is close to %s: a misspelt key is a new setting the adapter "
-                               "does not read (did you mean %s?)", ".".join(parts[:depth + 1]), meant, meant)
+                logger.warning("%s, added with '+', is close to %s: a misspelt key is a new setting %s does not "
+                               "read (did you mean %s?)", ".".join(parts[:depth + 1]), meant,
+                               "the adapter" if configuration else "the runner", meant)
                 break
             node = node.get(part)
 

@@ -637,6 +637,14 @@ def test_a_key_added_with_plus_that_is_a_letter_off_its_neighbour_is_named_in_a_
     assert configuration["estimator"]["C"] == 1.0 and configuration["estimater"] == {"C": 2}
     assert "added with '+'" not in ok(dlrun(tmp_path, "+adapter.configuration.prepare_in=threads",
                                             "pipeline=train", "hydra.run.dir=run2")).stdout
+    # outside the adapter's configuration too; and a subset filter added over the option's is merged
+    result = ok(dlrun(tmp_path, "+batch_sise=3", "+subsets.test.filter={dir: /test}", "pipeline=train"))
+    assert ("batch_sise, added with '+', is close to batch_size: a misspelt key is a new setting the runner does "
+            "not read (did you mean batch_size?)") in result.stdout, result.stdout
+    assert ("subsets.test.filter, added with '+', is merged into the filter of the subsets option (both apply); "
+            "to replace it: '~subsets.test.filter' '+subsets.test.filter=...'") in result.stdout
+    replaced = ok(dlrun(tmp_path, "~subsets.test.filter", "+subsets.test.filter={dir: /test}", "pipeline=train"))
+    assert "added with '+'" not in replaced.stdout
 
 
 def test_an_adapters_error_is_one_message_with_the_traceback_in_the_runs_log(tmp_path):
