@@ -675,7 +675,7 @@ def test_an_empty_dataloop_export_creates_no_dataset(platform, tmp_path):
 
 
 @pytest.mark.parametrize("importer", ["import_image_folder", "import_unlabeled_images", "import_dataloop_export"])
-def test_a_file_given_for_a_folder_says_it_is_a_file(platform, coco, importer):
+def test_a_file_given_for_a_folder_says_it_is_a_file(platform, coco, importer, monkeypatch):
     """Not 'no folder coco/instances.json', which is there: a file. A JSON file may be a COCO file,
     so the fix names the COCO importer's keys; an image file gets no such hint."""
     import runner.data
@@ -684,13 +684,18 @@ def test_a_file_given_for_a_folder_says_it_is_a_file(platform, coco, importer):
     run = getattr(runner.data, importer)
     with pytest.raises(DataImportError, match=r"^.*instances\.json is a file, not a folder") as err:
         run(platform, path, "x")
-    assert err.value.fix.startswith("pass the folder ")
+    assert err.value.fix.startswith("pass as folder (dataset.folder) the folder ")
     assert f"dataset=coco dataset.annotation_file={path} dataset.images_dir=" in err.value.fix
     with pytest.raises(DataImportError, match=r"one\.png is a file, not a folder") as err:
         run(platform, images / "one.png", "x")
     assert "coco" not in err.value.fix
     with pytest.raises(DataImportError, match=r"^no folder .*nope"):
         run(platform, images / "nope", "x")
+    # a relative folder is named as given, and where as the path it was looked for at
+    monkeypatch.chdir(images)
+    with pytest.raises(DataImportError, match=r"^no folder pets\n") as err:
+        run(platform, "pets", "x")
+    assert err.value.where == str(images / "pets")
     assert platform.find_dataset("x") is None
 
 

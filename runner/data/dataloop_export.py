@@ -80,7 +80,7 @@ def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
     a JSON without its item file is an error, and a hidden file a JSON names is imported."""
     folder = Path(folder)
     items_dir, json_dir = folder / "items", folder / "json"
-    require_folder(folder, "pass the folder of a Dataloop export, which holds items/ and json/")
+    require_folder(folder, "pass as folder (dataset.folder) the folder of a Dataloop export, which holds items/ and json/")
     if not items_dir.is_dir() and not json_dir.is_dir():
         raise DataImportError(f"{folder} is not a Dataloop export: it has neither items/ nor json/",
                               where=str(folder), fix="pass the folder that holds items/ and json/")

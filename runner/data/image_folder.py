@@ -67,7 +67,7 @@ def import_image_folder(platform: LocalPlatform, folder: str | os.PathLike, data
     items go to ``/<label>/<image>``.
     """
     folder = Path(folder)
-    require_folder(folder, "pass the folder holding one folder per class")
+    require_folder(folder, "pass as folder (dataset.folder) the folder holding one folder per class")
     top = _subdirs(folder)
     splits = [p for p in top if p.name.lower() in SPLIT_TAGS]
     if split_dirs and splits and len(splits) != len(top):
@@ -103,7 +103,7 @@ def import_unlabeled_images(platform: LocalPlatform, folder: str | os.PathLike,
     """Every image under ``folder`` (sub-folders included), without annotations: new data to predict
     on. Items keep their path under the folder (``/<sub>/<image>``); the dataset has no labels."""
     folder = Path(folder)
-    require_folder(folder, "pass the folder holding the images")
+    require_folder(folder, "pass as folder (dataset.folder) the folder holding the images")
     records = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)

@@ -81,8 +81,8 @@ def require_folder(folder: Path, fix: str, name: str = "folder") -> None:
     whose arguments (and config keys) name it and its images' folder: the fix says so."""
     if folder.is_dir():
         return
-    if not folder.exists():
-        raise DataImportError(f"no {name} {folder}", where=str(folder), fix=fix)
+    if not folder.exists():  # where: the path it was looked for at (a relative one is from the working folder)
+        raise DataImportError(f"no {name} {folder}", where=os.path.abspath(folder), fix=fix)
     if folder.suffix.lower() == ".json":
         fix += (f"; if {folder} is a COCO annotation file, import it with dataset=coco "
                 f"dataset.annotation_file={folder} dataset.images_dir=<the folder of its images> "
