@@ -28,7 +28,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from . import interrupts
 from .configuration import is_whole_number
-from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
+from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
 from .gc_control import collection_paused
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
 from .model_details import config_folders_of
@@ -587,11 +587,21 @@ def _file_setting(group: str, key: str) -> Path | None:
     return None
 
 
+def _stored_version(platform, name: str):
+    """The version a run without training uses; missing, the error names the key and how to make one."""
+    try:
+        return platform.get_model(name=name)
+    except NotFoundError as err:
+        raise NotFoundError(err.what, where="model.name", fix=(err.fix or "").removesuffix(", or create it first")
+                            + f", or train one first: a run with pipeline=train (or train_evaluate) and "
+                              f"model.name={name} trains a version of it") from None
+
+
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, run_dir: Path):
     spec = settings["model"]
     configuration = _configuration(settings)
     if "train" not in steps:
-        model = platform.get_model(name=spec["name"])
+        model = _stored_version(platform, spec["name"])
         trained_by = _trained_by(model)
         if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
             option = trained_by.get("option")
@@ -710,7 +720,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     settings, steps = the_plan.settings, the_plan.steps
     platform = instantiate(cfg.platform)
     if "train" not in steps:  # the model version must exist before anything is imported
-        platform.get_model(name=settings["model"]["name"])
+        _stored_version(platform, settings["model"]["name"])
     dataset = _dataset(platform, settings["dataset"])
     subsets = _subsets(platform, dataset, settings["subsets"])
     _check_used_subsets(settings["pipeline"], steps, subsets)
@@ -727,13 +737,15 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                      if key.split("_")[0] in steps and settings["pipeline"].get(key) == name]
             if "fractions" in settings["subsets"]:  # a computed split: the dataset is too small for it
                 _refuse_split_too_small(platform, dataset, settings["subsets"], name, every)
+            source = platform.import_source(dataset) if platform.name == "local" else None
+            from_folder = any(_is_path_key(key) for key in source or {})
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
                                    fix=(f"to use every item of the dataset: {' '.join(every)}; or " if every else "")
                                    + "correct the filter (see conf/subsets/) or choose another subsets option "
-                                       "(subsets=random_split splits any dataset); a dataset "
-                                       "imported from a folder that has changed since needs a new dataset.name, or "
-                                       f"deleting first (python -m runner.store delete-dataset {dataset.name})")
+                                       "(subsets=random_split splits any dataset)"
+                                   + ("; a dataset imported from a folder whose layout has changed since is "
+                                      "imported again under a new dataset.name" if from_folder else ""))
 
     if "train" in steps:
         _check_annotated(platform, dataset, settings, subsets)

@@ -494,7 +494,9 @@ BAD_CONFIGS = {
     "unknown-objective": (["objective.metric=nope_score"], ConfigError, ["nope_score", "objective.metric"]),
     "cleanup-not-a-bool": (["pipeline.cleanup=sometimes"], ConfigError, ["sometimes", "pipeline.cleanup", "true"]),
     "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
-                                  ["no-such-model"]),
+                                  ["no model named 'no-such-model'", "where: model.name",
+                                   "(python -m runner.store models lists them), or train one first: a run with "
+                                   "pipeline=train (or train_evaluate) and model.name=no-such-model trains a version"]),
     # a batch size of 0 predicted nothing and scored 0.0; the others failed after training
     "batch-size-zero": (["batch_size=0"], ConfigError, ["batch_size is 0", "where: batch_size"]),
     "batch-size-not-a-number": (["batch_size=abc"], ConfigError, ["'abc'", "batch_size=32"]),

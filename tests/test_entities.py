@@ -227,8 +227,9 @@ def test_a_missing_model_suggests_the_closest_names_not_all_of_them(platform, da
     with pytest.raises(NotFoundError) as raised:
         platform.get_model(name="svc-digit")
     fix = str(raised.value).split("fix: ", 1)[1]
-    assert fix.startswith("create it first, or use one of: svc-digits, ")
-    assert fix.endswith("(and 13 more)") and fix.count("cnn-v") == 7
+    assert fix.startswith("use one of: svc-digits, ")
+    assert fix.endswith("(and 13 more) (python -m runner.store models lists them), or create it first")
+    assert fix.count("cnn-v") == 7
 
 
 def test_a_platform_root_that_cannot_hold_a_store_is_one_clear_error(tmp_path):

@@ -154,7 +154,8 @@ class LocalPlatform(Platform):
         if found is None:
             names = [m["name"] for m in self.store.list_models(self.project.id)]
             raise NotFoundError(f"no model named {name!r} in the local platform at {self.root}",
-                                fix=f"create it first, or use one of: {_some_names(name, names)}")
+                                fix=f"use one of: {_some_names(name, names)} (python -m runner.store models lists "
+                                    "them), or create it first")
         return self.model_entity(found)
 
     def find_model(self, name: str) -> dl.Model | None:
