@@ -3,7 +3,6 @@ subsets, with which configuration, where its run folder is, its artifacts and la
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import shlex
@@ -13,7 +12,7 @@ import yaml
 
 from .errors import NotFoundError
 from .reporting import metrics_table, model_summary, runner_metadata
-from .text_table import aligned
+from .text_table import aligned, did_you_mean
 
 
 def day(stamp: str | None) -> str:
@@ -32,8 +31,7 @@ def model_details(platform, name: str) -> dict:
     names = {m["id"]: m["name"] for m in records}
     record = next((m for m in records if m["name"] == name), None)
     if record is None:
-        close = difflib.get_close_matches(name, list(names.values()), n=1)
-        raise NotFoundError(f"no model named {name!r}" + (f" (did you mean {close[0]}?)" if close else ""),
+        raise NotFoundError(f"no model named {name!r}{did_you_mean(name, list(names.values()))}",
                             where=f"the local platform at {platform.root}",
                             fix="python -m runner.store models lists the models")
     model = platform.model_entity(record)

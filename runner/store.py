@@ -33,7 +33,7 @@ from .model_details import cloned_from, day, model_details, print_details
 from .platform.local.check import check_store, remove_unused
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import runner_metadata
-from .text_table import aligned, first_few, number_cell
+from .text_table import aligned, did_you_mean, first_few, number_cell
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
@@ -220,9 +220,12 @@ def delete_models(platform, args) -> int:
     for name in args.names:
         matched = models(platform, status=args.status, pattern=name)
         if not matched and not _is_pattern(name):  # a name, not a pattern: most likely a typo
-            raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else ""),
+            every = models(platform)
+            raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else "")
+                                + did_you_mean(name, [m["name"] for m in every]),
                                 where=f"the local platform at {platform.root}", fix="nothing was deleted; python -m "
-                                f"runner.store models lists the models ({_statuses(models(platform))})")
+                                f"runner.store models lists the models ({_statuses(every)}); a pattern such as "
+                                f"'{name}*' names every model whose name starts so")
         found.update((m["id"], m) for m in matched)
     if not found:
         print(f"no model matches {' '.join(args.names)}" + (f" with status {args.status!r}" if args.status else "")

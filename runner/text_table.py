@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,3 +23,9 @@ def number_cell(value: Any, digits: int = 4) -> str:
 def first_few(names: Sequence[str], shown: int = 5) -> str:
     """The first ``shown`` of ``names`` and how many more there are: a message about many stays short."""
     return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+def did_you_mean(name: str, names: Sequence[str], prefix: str = "") -> str:
+    """`` (did you mean <prefix><closest>?)`` for a misspelt ``name``; empty when none is close."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""

@@ -215,7 +215,8 @@ def test_delete_model_patterns_status_and_predictions(platform, digits, versions
     assert code == 0 and "no model matches digits-lr-* with status 'failed'" in out and "nothing to delete" in out
     # a name that is not a pattern and matches nothing is a typo: nothing is deleted, not even the rest
     code, _, err = store(platform, capsys, "delete-model", "digits-lr-v1", "digits-lr-v3", "--yes")
-    assert code == 2 and "no model named 'digits-lr-v3'" in err and "statuses here: created, trained" in err
+    assert code == 2 and "no model named 'digits-lr-v3' (did you mean digits-lr-v2?)" in err
+    assert "statuses here: created, trained); a pattern such as 'digits-lr-v3*' names every model" in err
     assert len(platform.list_models()) == 3
 
     v2.status = "training"
