@@ -115,8 +115,8 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     prepare_workers = max(1, (os.cpu_count() or 1) // sharding.workers)
     tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size, batch_size,
                        prepare_workers, str(adapter.artifacts_path or ""), kwargs, operation) for pages in shards]
-    logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s worker(s)", verb, count,
-                len(tasks), page_size, sharding.workers - 1, sharding.backend)
+    logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s", verb, count, len(tasks), page_size,
+                sharding.workers - 1, "Ray worker(s)" if sharding.backend == "ray" else "worker process(es)")
 
     def here(task: ShardTask) -> BatchResult:
         return getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
