@@ -104,7 +104,7 @@ def test_two_worker_processes_store_the_vectors_one_process_computes(platform, d
     adapter.train_model(model)
     with caplog.at_level("INFO", logger="runner.sharding"):
         assert adapter.embed_dataset(digits, workers=2) == DIGITS_ITEMS  # this process and one spawned worker
-    assert f"embedding {DIGITS_ITEMS} items" in caplog.text and "1 processes worker(s)" in caplog.text
+    assert f"embedding {DIGITS_ITEMS} items" in caplog.text and "on this process and 1 worker process(es)" in caplog.text
     ids, matrix = platform.get_model(model.id).feature_set.features.vectors()
     assert len(ids) == len(set(ids)) == DIGITS_ITEMS
     items, vectors = adapter.embed_items([i for page in platform.iter_items(digits, None) for i in page],
