@@ -681,9 +681,11 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
         interrupts.note_run(completed=True)
     except BaseException as err:
         interrupts.release(raise_pending=False)
+        if (record.model or {}).get("status") == "training":  # train_model marked it failed
+            record.model["status"] = "failed"
         record.failed(err)
-        if (record.model or {}).get("status") == "trained" and isinstance(err, Exception):
-            err.trained_version = record.model["name"]  # the command line names what the run leaves
+        if (record.model or {}).get("status") in ("trained", "failed"):
+            err.kept_version = (record.model["name"], record.model["status"])  # the command line names it
         raise
     interrupts.release()  # a signal that came while the outputs were written ends the process now
     return objective
@@ -770,6 +772,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     for step in steps:
         logger.info("step %s: model %s (%s)", step, model.name, model.id)
         if step == "train":
+            record.model["status"] = "training"
             adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
             record.model["status"] = "trained"  # a later step's failure leaves this version, run.json says
         elif step == "evaluate":

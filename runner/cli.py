@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> float | None:
             every = f"\n  every failed item:\n{err.every_failure()}" if hasattr(err, "every_failure") else ""
             log = _to_log_file(logging.ERROR, "%s", f"{err}{every}\n  first failure:\n{trace}" if trace else err)
             message = f"{err}\n  traceback: {log or 'in the run log'}" if trace else str(err)
-            message += _trained_version_note(err)
+            message += _kept_version_note(err)
             print(f"error: {message}", file=sys.stderr)
             if multirun:
                 # the launcher marks this job failed and the sweep goes on (its sweeper decides when to
@@ -80,18 +80,23 @@ def main(cfg: DictConfig) -> float | None:
             message = (f"{type(err).__name__}: {err}"
                        + "".join(f"\n  note: {note}" for note in getattr(err, "__notes__", ()))
                        + f"\n  where: {raised_at(err)}"
-                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}{_trained_version_note(err)}")
+                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}{_kept_version_note(err)}")
             print(f"error: {message}", file=sys.stderr)
             if multirun:  # as for a runner error: the sweep goes on, and ends on this message if it ends here
                 raise JobFailed(f"job {hydra_config.job.num} failed: {message}") from None
             raise SystemExit(1) from None
 
 
-def _trained_version_note(err: BaseException) -> str:
-    """For a run that failed after its training: the version it trained, kept in the store."""
-    name = getattr(err, "trained_version", None)
-    return (f"\n  kept: model version {name} had finished training (status trained); once the cause is fixed, "
-            f"pipeline=evaluate model.name={name} scores it without training again") if name else ""
+def _kept_version_note(err: BaseException) -> str:
+    """For a run that stopped during or after its training: the version it leaves in the store."""
+    name, status = getattr(err, "kept_version", (None, None))
+    if status == "trained":
+        return (f"\n  kept: model version {name} had finished training (status trained); once the cause is fixed, "
+                f"pipeline=evaluate model.name={name} scores it without training again")
+    if status == "failed":
+        return (f"\n  kept: model version {name}, status failed, with what its training had saved; model.name={name} "
+                f"trains it again from there, python -m runner.store delete-model {name} removes it")
+    return ""
 
 
 class JobFailed(CompactHydraException):
@@ -200,12 +205,12 @@ def entry() -> None:
         stopped_by = getattr(err, "signal", signal.SIGINT)
         _settle_trials(started, "interrupted")
         if getattr(err, "after_completion", False) or (current_sweep_dir() is None and interrupts.run_completed()):
-            what = "after the run had completed: run.json records it as completed"
+            what = " after the run had completed: run.json records it as completed"
         elif current_sweep_dir() is not None:
-            what = "the sweep stopped; each running job's run.json records it as failed, and no further job started"
+            what = ": the sweep stopped; each running job's run.json records it as failed, and no further job started"
         else:
-            what = "the run stopped; run.json records it as failed"
-        print(f"interrupted ({stopped_by.name}) {what}", file=sys.stderr)
+            what = ": the run stopped; run.json records it as failed"
+        print(f"interrupted ({stopped_by.name}){what}{_kept_version_note(err)}", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
     except (SystemExit, Exception) as err:
         if not isinstance(err, SystemExit) or err.code not in (0, None):  # the search stopped on an error
