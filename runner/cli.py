@@ -44,6 +44,7 @@ def main(cfg: DictConfig) -> float | None:
     from .errors import RunnerError, raised_at
 
     run_on_when_reader_leaves()  # again: a launcher's worker process set up its own logging
+    logging.captureWarnings(True)  # a library's warnings (scikit-learn's ConvergenceWarning) go to dlrun.log too
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
     if threading.current_thread() is threading.main_thread():
