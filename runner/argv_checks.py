@@ -201,14 +201,14 @@ def swept_group_key_problem(argv: list[str]) -> str | None:
     if not any(arg in ("-m", "--multirun") or arg.startswith("hparams_search=") for arg in argv) or \
             _unknowable_options(argv):
         return None
-    swept = {arg.partition("=")[0] for arg in argv if "=" in arg and not arg.startswith("-") and _is_sweep(arg)}
+    swept = {arg.partition("=")[0] for arg in argv if "=" in arg and not arg.startswith("-") and is_sweep_override(arg)}
     setting = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~"))
                and arg.split(".")[0] in swept and "." in arg.partition("=")[0]]
     if not setting:
         return None
     folders = _config_folders(argv)
     search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
-    fixed = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not _is_sweep(a)
+    fixed = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not is_sweep_override(a)
              and a not in setting]
     cfg = _composed(fixed + search_path)
     if cfg is None:
@@ -255,7 +255,7 @@ def composed_search(argv: list[str]) -> Search | None:
         return None
     folders = _config_folders(argv)  # compose takes them as hydra.searchpath, not as --config-dir
     search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
-    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not _is_sweep(a)]
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not is_sweep_override(a)]
     cfg = _composed(overrides + search_path)
     if cfg is None or "optuna" not in str(cfg.hydra.sweeper.get("_target_", "")).lower():
         return None
@@ -292,7 +292,7 @@ def search_problem(argv: list[str], search: Search) -> str | None:
 def _search_params(argv: list[str], cfg) -> list[str]:
     """The search space as the sweeper builds it: its params, then the command line's sweeps over them."""
     params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
-    return params + [arg for arg in argv if _is_sweep(arg) and not arg.lstrip("+~").startswith("hydra")]
+    return params + [arg for arg in argv if is_sweep_override(arg) and not arg.lstrip("+~").startswith("hydra")]
 
 
 def _absent_search_keys(argv: list[str], cfg) -> list[str]:
@@ -308,7 +308,7 @@ def _absent_search_keys(argv: list[str], cfg) -> list[str]:
 _SWEEP_FUNCTION = re.compile(r"\s*(choice|range|interval|tag|glob|shuffle|sort)\(")
 
 
-def _is_sweep(arg: str) -> bool:
+def is_sweep_override(arg: str) -> bool:
     """A sweep override (``key=choice(...)``, ``key=1,2``): the sweeper reads it, compose cannot."""
     value = arg.partition("=")[2]
     return bool(_SWEEP_FUNCTION.match(value)) or ("," in value and not value.strip().startswith(("[", "{")))

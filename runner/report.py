@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from .errors import NotFoundError
 from .files import write_whole
+from .studies import study_line
 from .sweep_table import Sweep, collect, count_of, job_folders
 from .text_table import aligned, number_cell
 
@@ -232,7 +233,10 @@ class SweepReport(Callback):
                 logger.warning("no job of this sweep ran: no sweep report written")
                 return
             sys.stdout.flush()
-            build(folder)
+            sweep = build(folder)
+            study = study_line(*_current_study, len(sweep.jobs), sweep.metric)
+            if study:
+                print(study)
             sys.stdout.flush()
         except Exception as err:  # noqa: BLE001 - the sweep's own outcome stands; the report is extra
             logger.warning("the sweep report of %s was not written: %s: %s", folder, type(err).__name__, err)

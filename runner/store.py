@@ -30,7 +30,8 @@ from pathlib import Path
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
 from .model_details import cloned_from, day, model_details, print_details
-from .platform.local.check import check_store, remove_unused
+from .paths import dataloop_path
+from .platform.local.check import check_store, remove_unused, training_copies
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import runner_metadata
 from .text_table import aligned, did_you_mean, first_few, number_cell
@@ -402,6 +403,11 @@ def check(platform, args) -> int:
               "or a save that stopped half-way, or put in blobs/ by hand; --clean removes them")
     if not found.missing and not leftovers:
         print("every record has its file, and every file a record")
+    copies, size = training_copies()
+    if copies:
+        print(f"model_data: {copies} training data cop{'y' if copies == 1 else 'ies'} ({_megabytes(size)}) in {dataloop_path() / 'model_data'}, "
+              "which no later run reads: delete the folder (not while a training runs), or train with "
+              "pipeline.cleanup=true, which deletes each copy when its training ends")
     return 1 if found.missing else 0
 
 

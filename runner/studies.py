@@ -178,6 +178,29 @@ def search_space_message(study_name: str, storage: str, n_trials: int, changed: 
             f"hydra.sweeper.study_name=<new name>")
 
 
+def study_line(storage: str | None, study_name: str | None, trials_here: int, metric: str | None) -> str | None:
+    """For the end of a search: what the stored study holds now, beside this sweep's jobs (Optuna's
+    sweeper prints the study's best, which may come from an earlier run of it). None without a study."""
+    if not storage or not study_name:
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+    except Exception:  # noqa: BLE001 - the report goes on without it
+        return None
+    earlier = len(trials) - trials_here
+    line = f"study {study_name!r}: {len(trials)} trials" + (
+        f" ({earlier} from its earlier runs, resumed here)" if earlier > 0 else "")
+    if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+        best = study.best_trial
+        where = "this sweep" if best.number >= earlier else "an earlier run of it"
+        line += f"; the study's best: {metric or 'objective'} {best.value:.4f}, trial {best.number}, from {where}"
+    return line
+
+
 def finished_jobs(sweep_dir: str | Path | None) -> list[tuple[dict, float]]:
     """(overrides as parsed values, objective value) of each job under ``sweep_dir`` whose run.json
     says it completed with an objective."""

@@ -243,13 +243,35 @@ def not_started(folder: Path, jobs: list[Job], planned: list[list[str]]) -> list
     return missing
 
 
-def split_params(jobs: list[Job]) -> tuple[list[str], dict[str, str]]:
-    """Swept: the override keys whose values differ between jobs (every key when there is one job)."""
+def declared_sweeps(folder: Path, jobs: list[Job]) -> set[str] | None:
+    """The keys the sweep was told to vary: its sweeper's ``params`` and the command line's sweep
+    overrides (``multirun.yaml``; an Optuna sweep has none, and its first job's ``.hydra/hydra.yaml``
+    gives the params). None when neither file can be read."""
+    import yaml
+
+    from .argv_checks import is_sweep_override
+
+    for path in [folder / "multirun.yaml", *(job.folder / ".hydra" / "hydra.yaml" for job in jobs[:1])]:
+        try:
+            hydra = (yaml.safe_load(path.read_text()) or {})["hydra"]
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            continue
+        keys = {str(key).lstrip("+~") for key in (hydra.get("sweeper") or {}).get("params") or {}}
+        if path.name == "multirun.yaml":
+            keys |= {str(o).partition("=")[0].lstrip("+~") for o in (hydra.get("overrides") or {}).get("task") or []
+                     if is_sweep_override(str(o))}
+        return keys
+    return None
+
+
+def split_params(jobs: list[Job], declared: set[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Swept: the override keys whose values differ between jobs, and those the sweep was told to vary
+    (``declared``) even where they drew one value; without ``declared``, every key of a single job."""
     known = [job.overrides for job in jobs if job.overrides is not None]
     keys = list(dict.fromkeys(key for overrides in known for key in overrides))
-    if len(known) <= 1:
+    if len(known) <= 1 and not declared:
         return keys, {}
-    swept = [key for key in keys if len({overrides.get(key) for overrides in known}) > 1]
+    swept = [key for key in keys if len({overrides.get(key) for overrides in known}) > 1 or key in (declared or ())]
     return swept, {key: known[0][key] for key in keys if key not in swept}
 
 
@@ -293,7 +315,7 @@ def collect(folder: Path) -> Sweep:
 
     jobs.sort(key=rank)
     best = jobs[0] if jobs[0].value is not None else None
-    swept, fixed = split_params(jobs)
+    swept, fixed = split_params(jobs, declared_sweeps(folder, sorted(jobs, key=lambda j: _job_order(j.name))))
     metric_names = list(dict.fromkeys(name for job in sorted(jobs, key=lambda j: _job_order(j.name))
                                       for name in job.metrics))
     return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others, unlisted, earlier)

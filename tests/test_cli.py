@@ -280,8 +280,11 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
                                      "(objective.metric: <not set> -> balanced_accuracy)")
     assert "hydra.sweeper.study_name=<new name>" in refused.stderr
     # the same values written out (defaults), and settings free to change: resumed, 2 trials now
-    ok(dlrun(tmp_path, *search, "batch_size=64", "seed=0", "subsets=by_dir"))
+    resumed = ok(dlrun(tmp_path, *search, "batch_size=64", "seed=0", "subsets=by_dir"))
     assert len(run_folders(tmp_path, "multirun")) == 2
+    assert re.search(r"^study 'resumed': 2 trials \(1 from its earlier runs, resumed here\); the study's best: "
+                     r"accuracy 0\.\d{4}, trial [01], from (this sweep|an earlier run of it)$", resumed.stdout,
+                     re.MULTILINE), resumed.stdout
     # one trial's overrides run again as a single run (README: Reproduce a run): no search, no check
     single = ok(dlrun(tmp_path, *search, "objective.metric=balanced_accuracy", "hydra.mode=RUN"))
     assert "balanced_accuracy" in single.stdout and len(run_folders(tmp_path, "multirun")) == 2

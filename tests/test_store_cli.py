@@ -349,6 +349,8 @@ def test_the_command_line_after_runs(tmp_path):
     assert "restore: importing dataset 'digits' again from runner.data.import_digits" in restored.stdout
     assert "put back the bytes of 1 item file(s)" in restored.stderr
     assert "every record has its file" in restored.stdout and (root / "blobs" / blob[:2] / blob).is_file()
+    assert re.search(rf"^model_data: 1 training data copy \(\d+\.\d MB\) in {re.escape(str(tmp_path / 'dl'))}/model_data, "
+                     "which no later run reads", restored.stdout, re.MULTILINE), restored.stdout
 
     deleted = run("delete-model", versions[0], "--yes")
     assert deleted.returncode == 0 and f"deleted 1 model(s) from the local platform at {tmp_path / 'dl' / 'local'}: " \

@@ -116,6 +116,26 @@ def test_an_optuna_sweep_lists_the_trials_that_ran(tmp_path):
     assert summary(tmp_path) == "1 job (1 completed); objective accuracy (maximize)"
 
 
+def test_a_searched_key_is_swept_even_where_its_trials_drew_one_value(tmp_path):
+    """The sweeper's params (and the command line's sweeps) say what was varied: a parameter two
+    trials drew alike is not 'fixed', and a one-trial search still tells its searched key from the rest."""
+    params = {"adapter.configuration.epochs": "choice(2, 4)"}
+    write_multirun(tmp_path, ["hparams_search=torch_cnn_optuna", "seed=0,1"], sweeper=OPTUNA_SWEEPER, params=params)
+    for name, seed in (("0", 0), ("1", 1)):
+        write_job(tmp_path, name, ["hparams_search=torch_cnn_optuna", f"seed={seed}", "adapter.configuration.epochs=2"],
+                  value=0.9 - seed / 10)
+    sweep = collect(tmp_path)
+    assert sweep.swept == ["seed", "adapter.configuration.epochs"]
+    assert sweep.fixed == {"hparams_search": "torch_cnn_optuna"}
+
+    one = tmp_path / "one"
+    write_job(one, "0", ["hparams_search=torch_cnn_optuna", "adapter.configuration.epochs=2"], value=0.9)
+    hydra = one / "0" / ".hydra"
+    (hydra / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"params": params}}}))
+    sweep = collect(one)  # no multirun.yaml (Optuna writes none): the job's own hydra.yaml
+    assert sweep.swept == ["adapter.configuration.epochs"] and sweep.fixed == {"hparams_search": "torch_cnn_optuna"}
+
+
 def test_a_multirun_yaml_that_cannot_be_expanded_is_noted(tmp_path):
     write_multirun(tmp_path, ["seed=interval(0, 1)"])  # the grid sweeper refuses it: no job would run
     write_job(tmp_path, "0", ["seed=0"], value=0.9)
