@@ -226,6 +226,52 @@ def swept_group_key_problem(argv: list[str]) -> str | None:
     return None
 
 
+def misspelt_key_hint(argv: list[str]) -> str | None:
+    """After Hydra refused a ``key=value`` whose key the config lacks ("Key 'c' is not in struct"):
+    the key likely meant, found by composing the config without those overrides. None when every key
+    is there (the failure was another), or no key is close."""
+    if _unknowable_options(argv):
+        return None
+    folders = _config_folders(argv)
+    groups = [Path(CONFIG_DIR), *folders]
+    plain = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~", "hydra.")) and
+             not is_sweep_override(arg) and not any((g / arg.partition("=")[0]).is_dir() for g in groups)]
+    if not plain:
+        return None
+    search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
+    rest = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and a not in plain
+            and not is_sweep_override(a)]
+    cfg = _composed(rest + search_path)
+    if cfg is None:
+        return None
+    for arg in plain:
+        meant = _closest_key(cfg, arg.partition("=")[0])
+        if meant:
+            return f"hint: did you mean {meant}? (+{arg.partition('=')[0]} would add a new key beside it)"
+    return None
+
+
+def _closest_key(cfg, key: str) -> str | None:
+    """The key of ``cfg`` closest to ``key``, which ``cfg`` lacks: each part it lacks replaced by the
+    closest one beside it (the same but for case first). Only as far as the first part with none, when
+    that is already a correction; None when ``cfg`` has ``key`` or nothing is close."""
+    from omegaconf import DictConfig
+
+    node, found, corrected = cfg, [], False
+    for part in key.split("."):
+        if not isinstance(node, DictConfig):
+            return None
+        names = [str(k) for k in node]
+        if part not in names:
+            close = [n for n in names if n.lower() == part.lower()] or difflib.get_close_matches(part, names, n=1)
+            if not close:
+                return ".".join(found) + " (the rest of the key aside)" if corrected else None
+            part, corrected = close[0], True
+        found.append(part)
+        node = node[part]
+    return ".".join(found) if corrected else None
+
+
 def _composed(overrides: list[str]):
     """The config these overrides compose (Hydra's own included), or None when it cannot be composed."""
     from hydra import compose, initialize_config_dir

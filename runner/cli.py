@@ -24,6 +24,7 @@ from .argv_checks import (
     group_value_problem,
     help_argv,
     missing_launcher,
+    misspelt_key_hint,
     search_problem,
     swept_group_key_problem,
     trials_problem,
@@ -216,6 +217,10 @@ def entry() -> None:
     except (SystemExit, Exception) as err:
         if not isinstance(err, SystemExit) or err.code not in (0, None):  # the search stopped on an error
             _settle_trials(started, "stopped by that error")
+        if isinstance(err, SystemExit) and err.code == 1 and not interrupts.run_started():
+            hint = misspelt_key_hint(args)  # Hydra refused the config: "Key 'c' is not in struct" says no more
+            if hint:
+                print(hint, file=sys.stderr)
         raise
 
 

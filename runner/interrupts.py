@@ -29,6 +29,7 @@ _held = False
 _pending: int | None = None
 _stopping: int | None = None
 _run_completed = False
+_run_started = False
 
 
 def hold() -> None:
@@ -67,9 +68,14 @@ def stopping() -> int | None:
 def note_run(completed: bool) -> None:
     """Whether this process's last run wrote run.json ``completed``: a signal after that ends the
     process, not the run."""
-    global _run_completed
-    _run_completed = completed
+    global _run_completed, _run_started
+    _run_completed, _run_started = completed, True
 
 
 def run_completed() -> bool:
     return _run_completed
+
+
+def run_started() -> bool:
+    """Whether a run started in this process (its config composed)."""
+    return _run_started

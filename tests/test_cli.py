@@ -630,6 +630,22 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     assert not (tmp_path / "dl" / "local").exists()
 
 
+@pytest.mark.parametrize(("override", "meant"), [
+    ("adapter.configuration.estimator.c=3", "adapter.configuration.estimator.C"),  # case
+    ("batch_sise=3", "batch_size"),
+    ("adapter.configuraton.C=3", "adapter.configuration (the rest of the key aside)"),
+    ("adapter=torch_cnn adapter.configuration.epoch=1", "adapter.configuration.epochs"),  # the chosen option's keys
+])
+def test_a_misspelt_key_hydra_refuses_gets_the_key_likely_meant(tmp_path, override, meant):
+    result = dlrun(tmp_path, *override.split(), "pipeline=train")
+    assert result.returncode == 1, result.stdout + result.stderr
+    key = override.split()[-1].partition("=")[0]
+    assert "is not in struct" in result.stderr  # Hydra's own message first
+    assert result.stderr.rstrip().endswith(f"hint: did you mean {meant}? (+{key} would add a new key beside it)"), \
+        result.stderr
+    assert not (tmp_path / "dl" / "local").exists()
+
+
 def test_a_key_added_with_plus_that_is_a_letter_off_its_neighbour_is_named_in_a_warning(tmp_path):
     """Hydra's advice for a key the config lacks is ``+key=value``: followed for a misspelt key, the run
     goes on (the key may be the adapter's own) but says which key was likely meant."""
