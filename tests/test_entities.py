@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import dtlpy as dl
@@ -196,6 +197,21 @@ def test_the_ontology_recipe_and_annotation_builder_adapters_reach_for(platform,
     builder.add(annotation_definition=dl.Classification(label="dog"))
     item.annotations.upload(builder)
     assert [a.label for a in item.annotations.list()] == ["dog"]
+
+
+def test_dataset_download_annotations_writes_the_items_json_as_dataloop_does(platform, dataset, tmp_path):
+    item = dataset.items.get(filepath="/a/01.png")
+    collection = item.annotations.builder()
+    collection.add(annotation_definition=dl.Box(top=1, left=1, bottom=3, right=2, label="cat"))
+    item.annotations.upload(collection)
+    out = dataset.download_annotations(local_path=str(tmp_path / "dl"), filters=dl.Filters(field="dir", values="/a"))
+    assert out == str(tmp_path / "dl") and sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["json"]
+    written = sorted(p.relative_to(tmp_path / "dl" / "json").as_posix() for p in (tmp_path / "dl").rglob("*.json"))
+    assert written == [f"a/{i:02d}.json" for i in range(7)]
+    saved = json.loads((tmp_path / "dl" / "json" / "a" / "01.json").read_text())
+    assert saved["filename"] == "/a/01.png" and [a["label"] for a in saved["annotations"]] == ["cat"]
+    with pytest.raises(UnsupportedOperation, match="downloading annotations as"):
+        dataset.download_annotations(local_path=str(tmp_path / "m"), annotation_options=dl.ViewAnnotationOptions.MASK)
 
 
 def test_module_level_dtlpy_calls_name_themselves_not_a_login(platform, dataset, monkeypatch):

@@ -36,6 +36,16 @@ def _platform(repo) -> LocalPlatform:
 
 # -- repositories ---------------------------------------------------------------------------------
 
+def _json_only(annotation_options) -> list:
+    """The annotation formats asked for, as a list: JSON alone is served (masks and instance maps are
+    drawn by Dataloop's own converters)."""
+    options = annotation_options if isinstance(annotation_options, list) else [annotation_options]
+    if any(o not in (None, entities.ViewAnnotationOptions.JSON, "json") for o in options):
+        raise UnsupportedOperation(f"downloading annotations as {annotation_options!r}",
+                                   fix="use annotation_options=dl.ViewAnnotationOptions.JSON")
+    return options
+
+
 @local_repository(repositories.Datasets)
 class LocalDatasets(repositories.Datasets):
     def get(self, dataset_name=None, dataset_id=None, checkout=False, fetch=None):
@@ -43,6 +53,15 @@ class LocalDatasets(repositories.Datasets):
 
     def list(self, name=None, creator=None, filters=None):
         return miscellaneous.List(d for d in _platform(self).list_datasets() if name is None or d.name == name)
+
+    def download_annotations(self, dataset, local_path=None, filters=None, annotation_options=None,
+                             annotation_filters=None, overwrite=False, **_ignored):
+        """The items' JSON with their annotations under ``local_path/json/``, as Dataloop writes them."""
+        _json_only(annotation_options)
+        platform = _platform(self)
+        local_path = local_path or platform.default_download_path(dataset)
+        platform.export(dataset, filters_json(filters), filters_json(annotation_filters), local_path, with_items=False)
+        return local_path
 
 
 @local_repository(repositories.Items)
@@ -109,10 +128,7 @@ class LocalItems(repositories.Items):
             if not save_locally or to_array:
                 raise UnsupportedOperation("dataset.items.download(save_locally=False) over a filter",
                                            fix="download single items: item.download(save_locally=False)")
-            options = annotation_options if isinstance(annotation_options, list) else [annotation_options]
-            if any(o not in (None, entities.ViewAnnotationOptions.JSON, "json") for o in options):
-                raise UnsupportedOperation(f"downloading annotations as {annotation_options!r}",
-                                           fix="use annotation_options=dl.ViewAnnotationOptions.JSON")
+            options = _json_only(annotation_options)
             local_path = local_path or platform.default_download_path(self._dataset)
             with_json = entities.ViewAnnotationOptions.JSON in options or "json" in options
             platform.export(self._dataset, filters_json(filters), filters_json(annotation_filters),

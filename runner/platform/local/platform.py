@@ -271,7 +271,7 @@ class LocalPlatform(Platform):
         for page in self.store.iter_items(dataset.id, filters, page_size, start, stop):
             yield [self.item_entity(j, dataset=dataset) for j in page]
 
-    def export(self, dataset, filters, annotation_filters, dest, with_json=True) -> int:
+    def export(self, dataset, filters, annotation_filters, dest, with_json=True, with_items=True) -> int:
         dest = Path(dest)
         count = 0
         written: set[Path] = set()
@@ -280,7 +280,7 @@ class LocalPlatform(Platform):
             for item_json in page:
                 relative = item_json["filename"].lstrip("/")
                 blob = item_json.pop(BLOB_KEY)
-                if item_json["type"] == "file" and blob:
+                if with_items and item_json["type"] == "file" and blob:
                     self._copy_blob(blob, dest / "items" / relative, lambda item_json=item_json, blob=blob:
                                     self._missing_item_file(item_json["filename"], dataset.name, blob))
                 if with_json:
