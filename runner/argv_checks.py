@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from .text_table import closest
+
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
@@ -59,6 +61,11 @@ def _config_folders(argv: list[str]) -> list[Path]:
     return [Path(f) for f in folders if f]
 
 
+def _group_of(entry: str) -> str:
+    """The group a defaults-list entry names: ``override /adapter@x`` -> ``adapter``."""
+    return entry.split("@")[0].removeprefix("override ").strip("/")
+
+
 def _chosen_options(argv: list[str]) -> dict[str, set[str]]:
     """group -> the options this command line may compose: the primary config's defaults, replaced by
     the command line's ``group=option`` (each of a sweep's; ``*`` for a glob or a sweep function)."""
@@ -68,7 +75,7 @@ def _chosen_options(argv: list[str]) -> dict[str, set[str]]:
     for entry in yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text()).get("defaults") or []:
         if isinstance(entry, dict):
             for group, option in entry.items():
-                chosen[group.split("@")[0].removeprefix("override ").strip("/")] = {str(option)}
+                chosen[_group_of(group)] = {str(option)}
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
         if sep and not key.startswith("-") and "." not in key:
@@ -93,7 +100,7 @@ def _files_read(folder: Path, chosen: dict[str, set[str]]) -> list[Path]:
                 defaults = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("defaults") or []
             except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
                 continue  # reported as the file's own problem
-            todo += [(key.split("@")[0].removeprefix("override ").strip("/"), str(value))
+            todo += [(_group_of(key), str(value))
                      for entry in defaults if isinstance(entry, dict) for key, value in entry.items()]
     return files
 
@@ -115,9 +122,10 @@ def config_file_problem(argv: list[str]) -> str | None:
     import yaml
     from omegaconf._utils import get_yaml_loader
 
-    chosen = _chosen_options(argv)
-    for folder in _config_folders(argv):
-        for path in _files_read(folder, chosen) if folder.is_dir() else []:
+    folders = [folder for folder in _config_folders(argv) if folder.is_dir()]
+    chosen = _chosen_options(argv) if folders else {}
+    for folder in folders:
+        for path in _files_read(folder, chosen):
             try:
                 yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())
             except yaml.YAMLError as err:
@@ -206,20 +214,13 @@ def swept_group_key_problem(argv: list[str]) -> str | None:
                and arg.split(".")[0] in swept and "." in arg.partition("=")[0]]
     if not setting:
         return None
-    folders = _config_folders(argv)
-    search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
-    fixed = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not is_sweep_override(a)
-             and a not in setting]
-    cfg = _composed(fixed + search_path)
+    cfg = _composed_from(argv, leaving_out=setting)
     if cfg is None:
         return None
-    from omegaconf import OmegaConf
-
-    absent = object()
     for arg in setting:
         key = arg.partition("=")[0]
         group = key.split(".")[0]
-        if OmegaConf.select(cfg, key, default=absent) is absent:
+        if not _has_key(cfg, key):
             return (f"{key} is not a key of {group}={cfg.hydra.runtime.choices.get(group)}, the option Hydra "
                     f"composes the sweep's config with before it expands {group}=...: the sweep would stop there\n"
                     f"  where: {arg}\n  fix: ++{arg} (sets the key in each job, adding it where an option lacks it)")
@@ -232,16 +233,12 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
     is there (the failure was another), or no key is close."""
     if _unknowable_options(argv):
         return None
-    folders = _config_folders(argv)
-    groups = [Path(CONFIG_DIR), *folders]
+    groups = [Path(CONFIG_DIR), *_config_folders(argv)]
     plain = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~", "hydra.")) and
              not is_sweep_override(arg) and not any((g / arg.partition("=")[0]).is_dir() for g in groups)]
     if not plain:
         return None
-    search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
-    rest = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and a not in plain
-            and not is_sweep_override(a)]
-    cfg = _composed(rest + search_path)
+    cfg = _composed_from(argv, leaving_out=plain)
     if cfg is None:
         return None
     for arg in plain:
@@ -263,13 +260,33 @@ def _closest_key(cfg, key: str) -> str | None:
             return None
         names = [str(k) for k in node]
         if part not in names:
-            close = [n for n in names if n.lower() == part.lower()] or difflib.get_close_matches(part, names, n=1)
-            if not close:
+            close = closest(part, names)
+            if close is None:
                 return ".".join(found) + " (the rest of the key aside)" if corrected else None
-            part, corrected = close[0], True
+            part, corrected = close, True
         found.append(part)
         node = node[part]
     return ".".join(found) if corrected else None
+
+
+def _has_key(cfg, key: str) -> bool:
+    from omegaconf import OmegaConf
+
+    absent = object()
+    return OmegaConf.select(cfg, key, default=absent) is not absent
+
+
+def _search_path_override(argv: list[str]) -> list[str]:
+    """The command line's config folders as the override compose takes (not as ``--config-dir``)."""
+    folders = _config_folders(argv)
+    return [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
+
+
+def _composed_from(argv: list[str], leaving_out: list[str] = ()):
+    """The config the command line composes, its sweeps and ``leaving_out`` aside (None: it does not)."""
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath="))
+                 and not is_sweep_override(a) and a not in leaving_out]
+    return _composed(overrides + _search_path_override(argv))
 
 
 def _composed(overrides: list[str]):
@@ -299,13 +316,11 @@ def composed_search(argv: list[str]) -> Search | None:
     if not any(arg.startswith("hparams_search=") for arg in argv) or "hydra.mode=RUN" in argv or \
             _unknowable_options(argv):
         return None
-    folders = _config_folders(argv)  # compose takes them as hydra.searchpath, not as --config-dir
-    search_path = [f"hydra.searchpath=[{','.join(f'file://{f.resolve()}' for f in folders)}]"] if folders else []
-    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.searchpath=")) and not is_sweep_override(a)]
-    cfg = _composed(overrides + search_path)
+    cfg = _composed_from(argv)
     if cfg is None or "optuna" not in str(cfg.hydra.sweeper.get("_target_", "")).lower():
         return None
-    return Search(cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name"), cfg, search_path)
+    return Search(cfg.hydra.sweeper.get("storage"), cfg.hydra.sweeper.get("study_name"), cfg,
+                  _search_path_override(argv))
 
 
 def search_problem(argv: list[str], search: Search) -> str | None:
@@ -343,12 +358,8 @@ def _search_params(argv: list[str], cfg) -> list[str]:
 
 def _absent_search_keys(argv: list[str], cfg) -> list[str]:
     """Keys of the search space that are not in ``cfg`` (a group such as ``adapter`` is: its node)."""
-    from omegaconf import OmegaConf
-
-    absent = object()
     keys = dict.fromkeys(param.partition("=")[0] for param in _search_params(argv, cfg))
-    return [key for key in keys if not key.startswith(("+", "~")) and "/" not in key
-            and OmegaConf.select(cfg, key, default=absent) is absent]
+    return [key for key in keys if not key.startswith(("+", "~")) and "/" not in key and not _has_key(cfg, key)]
 
 
 _SWEEP_FUNCTION = re.compile(r"\s*(choice|range|interval|tag|glob|shuffle|sort)\(")
@@ -373,7 +384,6 @@ def study_problem(argv: list[str], study: Search) -> str | None:
     over a search space that Optuna refuses for the parameters its trials drew."""
     from .studies import (
         fixed_overrides,
-        free_to_change,
         resume_message,
         search_space_changes,
         search_space_message,
@@ -384,15 +394,23 @@ def study_problem(argv: list[str], study: Search) -> str | None:
     stored = stored_trials(storage, study_name)
     if stored is None:
         return None
-    now = fixed_overrides(argv)
-    ran_with = stored.ran_with
+    # trials that all failed hold no value that new ones would be compared with
+    changed = [] if stored.ran_with is None else _changed_settings(stored.ran_with, fixed_overrides(argv), now_cfg,
+                                                                   search_path)
+    if changed:
+        return resume_message(study_name, storage, stored.n_finished, changed)
+    space_changed = search_space_changes(stored.distributions, _search_params(argv, now_cfg))
+    return search_space_message(study_name, storage, stored.n_trials, space_changed) if space_changed else None
+
+
+def _changed_settings(ran_with: dict, now: dict, now_cfg, search_path: list[str]) -> list[tuple[str, object, object]]:
+    """(key, as the study's first finished trial set it, as now) for each fixed setting whose composed
+    value differs; settings free to change aside."""
+    from .studies import free_to_change
+
+    then_cfg = _composed([f"{key}={value}" for key, value in ran_with.items()] + search_path)
     changed = []
-    if ran_with is None:  # its trials all failed: no value that new ones would be compared with
-        ran_with, keys, then_cfg = {}, [], None
-    else:
-        keys = sorted(set(ran_with) | set(now))
-        then_cfg = _composed([f"{key}={value}" for key, value in ran_with.items()] + search_path)
-    for key in keys:
+    for key in sorted(set(ran_with) | set(now)):
         if free_to_change(key):
             continue
         if then_cfg is not None:
@@ -401,7 +419,4 @@ def study_problem(argv: list[str], study: Search) -> str | None:
             before, after = ran_with.get(key, "<not set>"), now.get(key, "<not set>")
         if before != after:
             changed.append((key, ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
-    if changed:
-        return resume_message(study_name, storage, stored.n_finished, changed)
-    space_changed = search_space_changes(stored.distributions, _search_params(argv, now_cfg))
-    return search_space_message(study_name, storage, stored.n_trials, space_changed) if space_changed else None
+    return changed

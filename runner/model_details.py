@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -53,40 +54,45 @@ def rerun_command(run: str | None) -> str | None:
     it ran in, its config folders (``--config-dir``, ``hydra.searchpath``) and the overrides it was
     given; an Optuna trial alone, not a new search (``hydra.mode=RUN``). Where its outputs went, and
     how a sweep launched it, are left out. None when the folder or its files are gone."""
-    if not run:
+    launched = _launched(run, with_overrides=True)
+    if launched is None:
         return None
-    try:
-        overrides = [str(o) for o in yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []]
-        hydra = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]
-        cwd = hydra["runtime"]["cwd"]
-        config_dirs, searchpath = _config_folder_args(hydra)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        return None
+    overrides = launched.overrides
     if any(o.startswith("hparams_search=") for o in overrides):
         overrides.append("hydra.mode=RUN")
-    return " ".join(["cd", shlex.quote(str(cwd)), "&&", "python", "-m", "runner",
-                     *map(shlex.quote, [*config_dirs, *overrides, *searchpath])])
-
-
-def _config_folder_args(hydra: dict) -> tuple[list[str], list[str]]:
-    """(``--config-dir <path>`` arguments, ``hydra.searchpath=`` overrides) a run was given, from its
-    ``.hydra/hydra.yaml``."""
-    sources = hydra["runtime"].get("config_sources") or []
-    config_dirs = [arg for source in sources if source.get("provider") == "command-line"
-                   for arg in ("--config-dir", source["path"])]
-    searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
-    return config_dirs, searchpath
+    return " ".join(["cd", shlex.quote(str(launched.cwd)), "&&", "python", "-m", "runner",
+                     *map(shlex.quote, [*launched.config_dirs, *overrides, *launched.searchpath])])
 
 
 def config_folders_of(run: str | None) -> list[str]:
     """The arguments that gave a run its config folders (``--config-dir``, ``hydra.searchpath``), as a
     command line writes them; empty when it had none or its folder is gone."""
+    launched = _launched(run)
+    return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
+
+
+class Launch(NamedTuple):
+    cwd: str  # the working folder it ran in
+    config_dirs: list[str]  # --config-dir <path> arguments
+    overrides: list[str]  # the task's overrides (empty unless asked for)
+    searchpath: list[str]  # hydra.searchpath= overrides
+
+
+def _launched(run: str | None, with_overrides: bool = False) -> Launch | None:
+    """How a run was launched, from its folder's ``.hydra/``; None when the folder or its files are gone."""
+    if not run:
+        return None
     try:
-        config_dirs, searchpath = _config_folder_args(
-            yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"])
+        hydra = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        overrides = [str(o) for o in yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []] \
+            if with_overrides else []
+        sources = hydra["runtime"].get("config_sources") or []
+        config_dirs = [arg for source in sources if source.get("provider") == "command-line"
+                       for arg in ("--config-dir", source["path"])]
+        searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
+        return Launch(hydra["runtime"]["cwd"], config_dirs, overrides, searchpath)
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        return []
-    return [shlex.quote(arg) for arg in config_dirs + searchpath]
+        return None
 
 
 def print_details(details: dict) -> None:

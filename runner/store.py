@@ -18,7 +18,6 @@ whose file bytes are gone and bytes no record uses (``--clean`` removes those).
 from __future__ import annotations
 
 import argparse
-import difflib
 import fnmatch
 import json
 import os
@@ -34,7 +33,7 @@ from .paths import dataloop_path
 from .platform.local.check import check_store, remove_unused, training_copies
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import runner_metadata
-from .text_table import aligned, did_you_mean, first_few, number_cell
+from .text_table import aligned, closest, did_you_mean, first_few, number_cell
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
@@ -131,10 +130,9 @@ def _unknown_metric(sort: str, rows: list[dict]) -> RunnerError:
         return RunnerError(f"no listed model has a metric {sort!r}: none of them has been evaluated",
                            where=f"--sort {sort}", fix="leave --sort out, or evaluate a version first "
                            "(python -m runner pipeline=evaluate model.name=<version>)")
-    same_but_case = [name for name in have if name.lower() == sort.lower()]  # AP for ap: difflib minds case
-    close = same_but_case or difflib.get_close_matches(sort, have, n=1)
+    close = closest(sort, have)
     return RunnerError(f"no listed model has a metric {sort!r} in its latest evaluation"
-                       + (f" (did you mean {close[0]}?)" if close else ""), where=f"--sort {sort}",
+                       + (f" (did you mean {close}?)" if close else ""), where=f"--sort {sort}",
                        fix=f"sort by one they have: {', '.join(have)}")
 
 
@@ -405,9 +403,9 @@ def check(platform, args) -> int:
         print("every record has its file, and every file a record")
     copies, size = training_copies()
     if copies:
-        print(f"model_data: {copies} training data cop{'y' if copies == 1 else 'ies'} ({_megabytes(size)}) in {dataloop_path() / 'model_data'}, "
-              "which no later run reads: delete the folder (not while a training runs), or train with "
-              "pipeline.cleanup=true, which deletes each copy when its training ends")
+        print(f"model_data: {copies} training data cop{'y' if copies == 1 else 'ies'} ({_megabytes(size)}) in "
+              f"{dataloop_path() / 'model_data'}, which no later run reads: delete the folder (not while a training "
+              "runs), or train with pipeline.cleanup=true, which deletes each copy when its training ends")
     return 1 if found.missing else 0
 
 

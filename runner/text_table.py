@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal: columns padded to their widest cell, a rule under the header."""
+"""Plain-text tables for the terminal (columns padded to their widest cell, a rule under the header),
+and the short lists and suggested names that messages hold."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def number_cell(value: Any, digits: int = 4) -> str:
 def first_few(names: Sequence[str], shown: int = 5) -> str:
     """The first ``shown`` of ``names`` and how many more there are: a message about many stays short."""
     return ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+def closest(name: str, names: Sequence[str]) -> str | None:
+    """The name of ``names`` closest to ``name``: the same but for case first (difflib minds case:
+    ``AP`` for ``ap``), else difflib's closest; None when none is close."""
+    same_but_case = [n for n in names if n.lower() == name.lower()]
+    close = same_but_case or difflib.get_close_matches(name, list(names), n=1)
+    return close[0] if close else None
 
 
 def did_you_mean(name: str, names: Sequence[str], prefix: str = "") -> str:

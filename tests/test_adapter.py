@@ -217,6 +217,20 @@ def test_a_failing_batch_leaves_the_others_stored(platform, digits):
     assert {i for i, a in stored.items() if a} == {i.id for i in items} - failed
 
 
+def _failed_at_predict(platform, digits, adapter_class, name: str, batch_size: int, count: int):
+    """``predict_items`` of ``count`` validation items with ``adapter_class``, whose predict returns
+    wrongly: (the items, the PredictionError), which must name that predict as the place."""
+    import inspect
+
+    model = platform.create_model(name, digits, configuration={"batch_size": batch_size}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:count]
+    with pytest.raises(PredictionError) as err:
+        adapter_class(model_entity=model).predict_items(items)
+    line = inspect.getsourcelines(adapter_class.predict)[1]
+    assert f"raised at {__file__}:{line} in {adapter_class.__name__}.predict (what it returned)" in str(err.value)
+    return items, err
+
+
 class OneShortAdapter(FlakyAdapter):
     fail_names: set[str] = set()  # FlakyAdapter's is set by another test
 
@@ -227,15 +241,8 @@ class OneShortAdapter(FlakyAdapter):
 def test_a_predict_that_returns_too_few_is_reported_at_the_adapters_predict_grouped_by_cause(platform, digits):
     """The check is the runner's; the mistake, and the place the error names, is the adapter's predict.
     Every item of a batch fails with one cause: the message shows each cause once, with its count."""
-    import inspect
-
-    model = platform.create_model("short", digits, configuration={"batch_size": 8}, subsets=SUBSETS)
-    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:20]
-    with pytest.raises(PredictionError) as err:
-        OneShortAdapter(model_entity=model).predict_items(items)
-    line = inspect.getsourcelines(OneShortAdapter.predict)[1]
+    items, err = _failed_at_predict(platform, digits, OneShortAdapter, "short", batch_size=8, count=20)
     message = str(err.value)
-    assert f"raised at {__file__}:{line} in OneShortAdapter.predict (what it returned)" in message
     assert len(err.value.failed) == 20 and platform.store.count_annotations(digits.id, "short") == 0
     eight = "ValueError: predict returned 7 results for a batch of 8 items; it must return one per item, in order"
     four = "ValueError: predict returned 3 results for a batch of 4 items; it must return one per item, in order"
@@ -253,15 +260,8 @@ class AnnotationsNotCollections(FlakyAdapter):
 
 
 def test_a_predict_that_returns_annotations_not_collections_is_reported_at_the_adapters_predict(platform, digits):
-    import inspect
-
-    model = platform.create_model("bare", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
-    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:8]
-    with pytest.raises(PredictionError) as err:
-        AnnotationsNotCollections(model_entity=model).predict_items(items)
-    line = inspect.getsourcelines(AnnotationsNotCollections.predict)[1]
+    _items, err = _failed_at_predict(platform, digits, AnnotationsNotCollections, "bare", batch_size=4, count=8)
     message = str(err.value)
-    assert f"raised at {__file__}:{line} in AnnotationsNotCollections.predict (what it returned)" in message
     assert ("TypeError: predict must return one dl.AnnotationCollection per item; its list held Annotation; put each "
             "item's annotations in a dl.AnnotationCollection (collection.add(...)) (8 items)") in message
     assert platform.store.count_annotations(digits.id, "bare") == 0

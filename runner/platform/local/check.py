@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...paths import dataloop_path
+
 # a partial write (.tmp-*) younger than this may be a running job's: only older ones are removed
 PARTIAL_WRITE_AGE_S = 3600.0
 
@@ -90,8 +92,6 @@ def remove_unused(platform, found: StoreCheck) -> tuple[int, int]:
 def training_copies() -> tuple[int, int]:
     """(copies, bytes) of the data ``prepare_data`` wrote under ``DATALOOP_PATH/model_data/<model>/<timestamp>/``
     by default: a training's own copy, which no later run reads."""
-    from ...paths import dataloop_path
-
     copies = [Path(model.path) / copy.name for model in _scan(dataloop_path() / "model_data") if model.is_dir()
               for copy in _scan(Path(model.path)) if copy.is_dir()]
     size = sum(_size(Path(root) / name) for copy in copies for root, _dirs, names in os.walk(copy) for name in names)
