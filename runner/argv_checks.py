@@ -242,10 +242,41 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
     if cfg is None:
         return None
     for arg in plain:
-        meant = _closest_key(cfg, arg.partition("=")[0])
+        key = arg.partition("=")[0]
+        meant = _same_name_elsewhere(cfg, key) or _closest_key(cfg, key)
         if meant:
             return f"hint: did you mean {meant}? (+{arg.partition('=')[0]} would add a new key beside it)"
     return None
+
+
+def _same_name_elsewhere(cfg, key: str) -> str | None:
+    """Where the config has a key of the same last name as ``key`` in another place
+    (``adapter.configuration.batch_size`` for the top-level ``batch_size``), which beats a fuzzy match
+    beside it: the one sharing most of ``key``'s leading parts, then the shortest (None on a tie). A key that only
+    interpolates another (``model.configuration.batch_size: ${batch_size}``) is left out for it."""
+    from omegaconf import DictConfig
+
+    parts = key.split(".")
+    found: list[list[str]] = []
+
+    def walk(node: DictConfig, path: list[str]) -> None:
+        for name in node:
+            child = node._get_node(name)
+            if isinstance(child, DictConfig):
+                walk(child, [*path, str(name)])
+            elif str(name) == parts[-1] and not child._is_interpolation():
+                found.append([*path, str(name)])
+
+    walk(cfg, [])
+    found = [f for f in found if f[0] != "hydra" and f != parts]
+
+    def shared(path: list[str]) -> int:
+        return next((i for i, (a, b) in enumerate(zip(path, parts)) if a != b), min(len(path), len(parts)))
+
+    ranked = sorted(found, key=lambda f: (-shared(f), len(f)))
+    if not ranked or (len(ranked) > 1 and shared(ranked[0]) == shared(ranked[1]) and len(ranked[0]) == len(ranked[1])):
+        return None  # none, or no one place to name (``name`` is the adapter's, the model's and the dataset's)
+    return ".".join(ranked[0])
 
 
 def _closest_key(cfg, key: str) -> str | None:

@@ -633,7 +633,10 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
 @pytest.mark.parametrize(("override", "meant"), [
     ("adapter.configuration.estimator.c=3", "adapter.configuration.estimator.C"),  # case
     ("batch_sise=3", "batch_size"),
-    ("adapter.configuraton.C=3", "adapter.configuration (the rest of the key aside)"),
+    ("adapter.configuraton.C=3", "adapter.configuration.estimator.C"),  # the same name elsewhere
+    ("adapter.configuraton.max_iterations=3", "adapter.configuration (the rest of the key aside)"),
+    ("adapter.configuration.batch_size=3", "batch_size"),  # a fuzzy neighbour (image_size) is not it
+    ("adapter.configuration.max_iter=3", "adapter.configuration.estimator.max_iter"),
     ("adapter=torch_cnn adapter.configuration.epoch=1", "adapter.configuration.epochs"),  # the chosen option's keys
 ])
 def test_a_misspelt_key_hydra_refuses_gets_the_key_likely_meant(tmp_path, override, meant):
