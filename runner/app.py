@@ -1,4 +1,5 @@
-"""Composition from config: the only code that reads the config tree.
+"""Composition from config: with ``runner.run_plan``, which checks the config alone, the only code
+that reads the config tree.
 
 ``run(cfg, output_dir)`` validates everything it can before it writes anything, then builds the
 platform, the dataset, the model version and the adapter, runs the pipeline steps, writes the run's
@@ -7,7 +8,6 @@ outputs and returns the objective metric (for sweepers).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import logging
@@ -17,22 +17,17 @@ import re
 import secrets
 import shlex
 import sys
-from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from omegaconf import DictConfig
 
 from . import interrupts
-from .configuration import is_whole_number
+from .config_sources import adapter_option, option_found
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
 from .gc_control import collection_paused
-from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
 from .model_details import config_folders_of
-from .paths import is_folder_name
 from .reporting import (
     RunRecord,
     metrics_table,
@@ -44,225 +39,11 @@ from .reporting import (
     write_json,
 )
 from .resolvers import register_resolvers
-from .studies import objective_problem
+from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
 
 logger = logging.getLogger("runner")
 
-STEPS = ("train", "evaluate", "predict", "embed")
-
 register_resolvers()
-
-
-@dataclass
-class Plan:
-    """What the config asks for, checked and resolved before anything runs."""
-
-    settings: dict
-    steps: list[str]
-    adapter_class: type
-    metric_functions: dict[str, Any]
-    sharding: Any
-
-
-def plan(cfg: DictConfig) -> Plan:
-    from .adapter import bind_adapter_class
-    from .evaluation import leave_out_shadowing_metric
-    from .locating import locate
-
-    register_resolvers()  # a launcher's worker process may run many jobs, and Hydra resets resolvers per job
-
-    try:
-        settings = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except MissingMandatoryValue as err:
-        raise ConfigError(f"the config is missing a required value: {err.full_key}",
-                          where=f"key {err.full_key}",
-                          fix=f"set it on the command line, e.g. {err.full_key}=<value>") from None
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"the config cannot be resolved: {err.msg if hasattr(err, 'msg') else err}",
-                          where=f"key {getattr(err, 'full_key', '?')}",
-                          fix="check the interpolations (${...}) and overrides of that key") from None
-
-    for key in ("platform", "dataset", "adapter", "model", "subsets", "pipeline"):
-        if not isinstance(settings.get(key), dict):
-            raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
-
-    _check_group_keys(settings)
-    _warn_added_near_misses(settings)
-    _check_scalars(settings)
-    _check_run_settings(settings)
-
-    steps = list(settings["pipeline"].get("steps") or [])
-    unknown = [s for s in steps if s not in STEPS]
-    if not steps or unknown:
-        raise ConfigError(f"pipeline steps {unknown or steps} are not steps this runner knows",
-                          where="pipeline.steps", fix=f"use steps from {list(STEPS)}")
-    _check_search_has_an_objective(steps, settings)
-
-    target = settings["adapter"].get("_target_")
-    located = locate(target, "adapter._target_", "check the module path and class name, or install the package that "
-                                                 "provides it")
-    try:
-        adapter_class = bind_adapter_class(located)
-    except TypeError as err:
-        raise ConfigError(str(err), where="adapter._target_",
-                          fix="point _target_ at a class subclassing runner.BaseModelAdapter or dl.BaseModelAdapter") from None
-
-    for step in steps:
-        for name in STEP_NEEDS[step]:
-            if not _defines(adapter_class, name):
-                raise ConfigError(f"the {step} step needs the user function {name!r}, which "
-                                  f"{adapter_class.__name__} does not define", where=f"adapter._target_ {target!r}",
-                                  fix=f"define {name} on the adapter, or choose a pipeline without {step}")
-    metric_functions: dict[str, Any] = {}
-    metrics = settings.get("metrics") or {}
-    output_type = settings["model"].get("output_type")
-    _check_output_type(output_type)
-    if "evaluate" in steps and metrics:
-        family = OUTPUT_FAMILY.get(output_type, output_type)
-        if OUTPUT_FAMILY.get(metrics.get("output_type"), metrics.get("output_type")) not in (None, family):
-            raise ConfigError(f"the metrics set scores {metrics['output_type']!r} outputs, but model "
-                              f"{settings['model']['name']!r} outputs {output_type!r}",
-                              where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: "
-                              + {"class": "metrics=classification (or metrics=minimal)", "box": "metrics=detection",
-                                 "segment": "metrics=segmentation"}.get(family, "metrics=<option>"))
-        standard = set(DEFAULT_SCALARS.get(output_type, ())) if _uses_default_evaluate(adapter_class) else set()
-        for name, spec in (metrics.get("scores") or {}).items():
-            if name in standard:  # as older metrics sets (and saved configs) have them: the standard one stays
-                leave_out_shadowing_metric(name)
-                continue
-            spec = dict(spec)
-            function = locate(spec.pop("_target_", None), f"metrics.scores.{name}._target_",
-                              "name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score")
-            if not callable(function):
-                raise ConfigError(f"metrics.scores.{name}._target_ names {type(function).__name__} {function!r}, not a "
-                                  "function", where=f"metrics.scores.{name}._target_",
-                                  fix="name a function f(y_true, y_pred), e.g. sklearn.metrics.f1_score")
-            metric_functions[name] = partial(function, **spec)
-
-    objective = (settings.get("objective") or {}).get("metric")
-    if "evaluate" in steps and objective and _uses_default_evaluate(adapter_class):
-        known = set(DEFAULT_SCALARS.get(output_type, ())) | set(metric_functions)
-        if output_type in ("class", "text_mark"):
-            known |= set(SCORE_SCALARS)  # when the adapter gives per-class scores
-        if objective not in known:
-            raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
-                              where="objective.metric", fix=f"choose one of {sorted(known)}")
-
-    names = _subset_names(settings["subsets"])
-    if names is not None:  # else known once computed (subsets=model)
-        _check_used_subsets(settings["pipeline"], steps, names)
-    if not isinstance(settings["pipeline"].get("cleanup", False), bool):
-        raise ConfigError(f"pipeline.cleanup is {settings['pipeline']['cleanup']!r}, not true or false",
-                          where="pipeline.cleanup", fix="pipeline.cleanup=true or pipeline.cleanup=false")
-    from .sharding import Sharding
-
-    try:
-        sharding = Sharding(**(settings.get("sharding") or {}))
-    except TypeError as err:
-        raise ConfigError(f"the sharding settings are not valid: {err}", where="sharding",
-                          fix="use the keys workers, backend and ray_address") from None
-    return Plan(settings, steps, adapter_class, metric_functions, sharding)
-
-
-def _check_output_type(output_type) -> None:
-    import dtlpy as dl
-
-    known = sorted({t.value for t in dl.AnnotationType} | {"embedding"})
-    if output_type is not None and output_type not in known:
-        raise ConfigError(f"output type {output_type!r} is not one Dataloop knows", where="adapter.output_type "
-                          "(model.output_type)", fix=f"use one of {known} (class for classification, box for "
-                          "detection, segment or binary for segmentation)")
-
-
-# the keys the runner reads of these groups: any other is a misspelling (``configuraton:``) that would
-# leave the setting it meant unset without a word
-GROUP_KEYS = {"adapter": ("_target_", "name", "input_type", "output_type", "configuration"),
-              "model": ("name", "labels", "input_type", "output_type", "description", "configuration")}
-
-
-def _check_group_keys(settings: dict) -> None:
-    for group, known in GROUP_KEYS.items():
-        for key in settings.get(group) or {}:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                path = _file_setting(group, key)
-                raise ConfigError(f"{group}.{key} is not a key the runner reads"
-                                  + (f" (did you mean {group}.{close[0]}?)" if close else ""),
-                                  where=f"{group}.{key}" + (f", written in {path}" if path else ""),
-                                  fix=f"the keys of {group} are {', '.join(known)}; an adapter's own settings go under "
-                                      f"{group}.configuration")
-
-
-def _warn_added_near_misses(settings: dict) -> None:
-    """A key added with ``+`` (Hydra's advice for a key the config lacks) that is a letter or two off a
-    key beside it (``+batch_sise=3``, ``+adapter.configuration.estimater.C=2`` next to ``estimator``):
-    nothing reads it, and the setting meant keeps its value. And a subset's filter added with ``+`` over
-    the option's, which Hydra merges into it: both then apply."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return
-    task = HydraConfig.get().overrides.task
-    for override in task:
-        key = override[1:].partition("=")[0]
-        if not override.startswith("+") or override.startswith("++") or key.startswith("hydra."):
-            continue
-        parts = key.split(".")
-        if len(parts) == 3 and parts[0] == "subsets" and parts[2] == "filter" and f"~{key}" not in task:
-            logger.warning("%s, added with '+', is merged into the filter of the subsets option (both apply); to "
-                           "replace it: '~%s' '+%s=...'", key, key, key)
-        # an adapter's configuration takes new keys at any depth below it; elsewhere the added key is
-        # the last part (the parts before it name existing nodes)
-        configuration = parts[0] in ("adapter", "model") and parts[1:2] == ["configuration"]
-        first = 2 if configuration else len(parts) - 1
-        node = settings
-        for depth, part in enumerate(parts):
-            if not isinstance(node, dict):
-                break
-            beside = [k for k in {*node, *(RUN_SETTINGS if configuration and depth == 2 else ())} if k != part]
-            close = difflib.get_close_matches(part, beside, n=1, cutoff=0.8) if depth >= first else []
-            if close:
-                meant = ".".join([*parts[:depth], close[0]])
-                logger.warning("%s, added with '+', is close to %s: a misspelt key is a new setting %s does not "
-                               "read (did you mean %s?)", ".".join(parts[:depth + 1]), meant,
-                               "the adapter" if configuration else "the runner", meant)
-                break
-            node = node.get(part)
-
-
-def _check_scalars(settings: dict) -> None:
-    """The top-level values every step uses: a bad one would otherwise fail, or score wrong, only
-    after a model version was trained."""
-    for key, minimum, example in (("batch_size", 1, "batch_size=32"), ("seed", 0, "seed=0")):
-        if key in settings and not is_whole_number(settings[key], minimum):
-            bound = f" of at least {minimum}" if minimum is not None else ""
-            raise ConfigError(f"{key} is {settings[key]!r}, not a whole number{bound}", where=key,
-                              fix=f"e.g. {example}")
-    direction = (settings.get("objective") or {}).get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError(f"objective.direction is {direction!r}, not maximize or minimize", where="objective.direction",
-                          fix="objective.direction=maximize or objective.direction=minimize")
-    for group, example in (("dataset", "my-photos"), ("model", "digits-cnn")):  # model.name derives from dataset.name
-        name = settings[group].get("name")
-        if not is_folder_name(name):
-            raise ConfigError(f"{group}.name is {name!r}: a {group}'s name names its folders, so it must be a "
-                              "non-empty name without '/', '\\' or a NUL", where=f"{group}.name",
-                              fix=f"{group}.name=<name>, e.g. {group}.name={example}")
-
-
-_SEGMENTATION_SCALARS = (*SEMANTIC_SCALARS, *(f"instance_{k}" for k in INSTANCE_SCALARS))
-DEFAULT_SCALARS = {"class": CLASSIFICATION_SCALARS, "text_mark": CLASSIFICATION_SCALARS, "box": COCO_SCALARS,
-                   "segment": _SEGMENTATION_SCALARS, "binary": _SEGMENTATION_SCALARS}
-# output types one metrics set serves: polygons and masks are both scored as segmentation
-OUTPUT_FAMILY = {"binary": "segment", "text_mark": "class"}
-STEP_NEEDS = {"train": ("load", "save", "train"), "evaluate": ("load", "predict"),
-              "predict": ("load", "predict"), "embed": ("load", "embed")}
-
-
-def _defines(adapter_class: type, name: str) -> bool:
-    import dtlpy as dl
-
-    return getattr(adapter_class, name) is not getattr(dl.BaseModelAdapter, name)
 
 
 def _in_sweep() -> bool:
@@ -270,48 +51,6 @@ def _in_sweep() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _check_search_has_an_objective(steps: list[str], settings: dict) -> None:
-    """An Optuna trial must return its objective; checked before the search starts too, except for a
-    config only Hydra composes (runner.argv_checks): stop each trial before it trains."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized() or "optuna" not in str(HydraConfig.get().sweeper.get("_target_", "")).lower():
-        return
-    problem = objective_problem(steps, (settings.get("objective") or {}).get("metric"))
-    if problem:
-        raise ConfigError(*problem)
-
-
-def _subset_names(spec: dict) -> list[str] | None:
-    """The subsets a subsets option defines; a computed one (``_target_``) names them in ``fractions``,
-    or is known only once computed (None)."""
-    if "_target_" in spec:
-        return sorted(spec["fractions"]) if "fractions" in spec else None
-    return sorted(spec)
-
-
-_STEP_SUBSET = {"evaluate": "evaluate_subset", "predict": "predict_subset", "embed": "embed_subset"}
-
-
-def _used_subsets(pipeline: dict, steps: list[str]) -> dict[str, str]:
-    """pipeline key -> the subset name a non-training step reads (null: every item, left out)."""
-    return {key: pipeline[key] for step, key in _STEP_SUBSET.items() if step in steps and pipeline.get(key) is not None}
-
-
-def _check_used_subsets(pipeline: dict, steps: list[str], names) -> None:
-    for key, subset in _used_subsets(pipeline, steps).items():
-        if subset not in names:
-            raise ConfigError(f"pipeline.{key} is {subset!r}, which is not one of the subsets {sorted(names)}",
-                              where=f"pipeline.{key}",
-                              fix="name a subset of the chosen subsets group, or null for every item")
-
-
-def _uses_default_evaluate(adapter_class: type) -> bool:
-    from .adapter import BaseModelAdapter
-
-    return adapter_class.evaluate is BaseModelAdapter.evaluate
 
 
 def seed_everything(seed: int) -> None:
@@ -420,39 +159,12 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
-def _configuration(settings: dict) -> dict:
-    """A new version's configuration: the adapter's, with ``model.configuration`` merged over it."""
-    return {**(settings["adapter"].get("configuration") or {}), **(settings["model"].get("configuration") or {})}
-
-
-# configuration keys that say how a run goes, not what the model is: a run that does not train takes
-# them from its own config (the version keeps the rest of what it was trained with)
-RUN_SETTINGS = ("batch_size", "prepare_in", "prepare_workers")
-
-
-def _check_run_settings(settings: dict) -> None:
-    """The configuration keys the runner itself reads, checked before anything is stored (a bad one
-    would fail the evaluate step after a version was trained)."""
-    from .adapter import check_prepare_settings
-
-    configuration = _configuration(settings)
-    given = settings["adapter"].get("configuration") or {}
-    if "batch_size" in given and given["batch_size"] != configuration.get("batch_size"):
-        logger.warning("adapter.configuration.batch_size=%r is replaced by the run's batch_size (%r): set the batch "
-                       "size with batch_size=%s", given["batch_size"], configuration.get("batch_size"),
-                       given["batch_size"])
-    if "batch_size" in configuration and not is_whole_number(configuration["batch_size"], 1):
-        raise ConfigError(f"configuration.batch_size is {configuration['batch_size']!r}, not a whole number of at "
-                          "least 1", where="model.configuration.batch_size", fix="batch_size=32")
-    check_prepare_settings(configuration, "adapter.configuration")
-
-
 def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
     """Before a version is made: every subset holds items that prepare_data will take (with an
     annotation of the output type, as on Dataloop), else the error comes now, not after training."""
     from .adapter import downloaded, ground_truth_filter, no_annotated_items
 
-    configuration = _configuration(settings)
+    configuration = version_configuration(settings)
     output_type = settings["model"].get("output_type")
     background = bool(configuration.get("include_background", False))
     annotations = ground_truth_filter(output_type, bool(configuration.get("include_model_annotations", False)))
@@ -546,47 +258,6 @@ def _trained_by(model) -> dict | None:
     return runner_metadata(model).get("adapter")
 
 
-def _adapter_option() -> str | None:
-    """The ``adapter=`` option of this run (None outside a Hydra run)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get().runtime.choices.get("adapter") if HydraConfig.initialized() else None
-
-
-def _option_files(group: str, option: str | None = None) -> list[Path] | None:
-    """This run's files of ``group/option.yaml`` (``option``: this run's choice), in search-path order;
-    None when it cannot tell: outside a Hydra run, or with a package's config folder on the search path."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    runtime = HydraConfig.get().runtime
-    option = option or runtime.choices.get(group)
-    found = []
-    for source in runtime.config_sources:
-        if source.schema == "file" and (Path(source.path) / group / f"{option}.yaml").is_file():
-            found.append(Path(source.path) / group / f"{option}.yaml")
-        if source.schema == "pkg" and not source.path.startswith(("hydra.", "hydra_plugins.")):
-            return None  # only Hydra reads a package's config folder
-    return found
-
-
-def _option_found(group: str, option: str) -> bool:
-    files = _option_files(group, option)
-    return files is None or bool(files)
-
-
-def _file_setting(group: str, key: str) -> Path | None:
-    """The file of this run's ``group`` option that writes ``key`` (None: the command line did)."""
-    import yaml
-
-    for path in _option_files(group) or []:  # the first on the search path is the one Hydra reads
-        with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
-            if key in (yaml.safe_load(path.read_text()) or {}):
-                return path
-    return None
-
-
 def _stored_version(platform, name: str):
     """The version a run without training uses; missing, the error names the key and how to make one."""
     try:
@@ -599,14 +270,14 @@ def _stored_version(platform, name: str):
 
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, run_dir: Path):
     spec = settings["model"]
-    configuration = _configuration(settings)
+    configuration = version_configuration(settings)
     if "train" not in steps:
         model = _stored_version(platform, spec["name"])
         trained_by = _trained_by(model)
         if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
             option = trained_by.get("option")
             fix = f"add adapter={option}" if option else "choose the adapter that trained it"
-            if option and not _option_found("adapter", option):
+            if option and not option_found("adapter", option):
                 folders = config_folders_of(runner_metadata(model).get("run"))
                 fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
                     " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
@@ -651,7 +322,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
     # which adapter trained it: a run that evaluates or predicts with it names the one to choose; and
     # the run folder, whose .hydra/ holds the config and overrides that reproduce it
     version.metadata.setdefault("user", {})["runner"] = {"adapter": {"_target_": settings["adapter"].get("_target_"),
-                                                                      "option": _adapter_option()},
+                                                                      "option": adapter_option()},
                                                          "run": str(run_dir.resolve())}
     # model.labels null: the dataset's labels now, which may have grown since the base model was made
     version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
@@ -725,9 +396,9 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         _stored_version(platform, settings["model"]["name"])
     dataset = _dataset(platform, settings["dataset"])
     subsets = _subsets(platform, dataset, settings["subsets"])
-    _check_used_subsets(settings["pipeline"], steps, subsets)
+    check_used_subsets(settings["pipeline"], steps, subsets)
     # a training run writes every subset; the other steps need only the ones they read
-    needed = set(subsets) if "train" in steps else set(_used_subsets(settings["pipeline"], steps).values())
+    needed = set(subsets) if "train" in steps else set(used_subsets(settings["pipeline"], steps).values())
     counts = {}
     for name, subset_filter in subsets.items():
         try:

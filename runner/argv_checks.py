@@ -271,7 +271,7 @@ def _same_name_elsewhere(cfg, key: str) -> str | None:
     found = [f for f in found if f[0] != "hydra" and f != parts]
 
     def shared(path: list[str]) -> int:
-        return next((i for i, (a, b) in enumerate(zip(path, parts)) if a != b), min(len(path), len(parts)))
+        return next((i for i, (a, b) in enumerate(zip(path, parts, strict=False)) if a != b), min(len(path), len(parts)))
 
     ranked = sorted(found, key=lambda f: (-shared(f), len(f)))
     if not ranked or (len(ranked) > 1 and shared(ranked[0]) == shared(ranked[1]) and len(ranked[0]) == len(ranked[1])):

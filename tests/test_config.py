@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from runner import app
+from runner import app, run_plan
 from runner.data import import_digits
 from runner.errors import ConfigError, EmptySubsetError, FilterError, NotFoundError
 from runner.platform.local import LocalPlatform
@@ -83,7 +83,7 @@ def test_the_config_groups_are_all_found():
 def test_every_option_composes_resolves_and_plans(group, option):
     overrides = [f"{group}={option}", *REQUIRED.get((group, option), [])]
     cfg = compose_config(*overrides, hydra=True)
-    family = app.OUTPUT_FAMILY.get(cfg.model.output_type, cfg.model.output_type)
+    family = run_plan.OUTPUT_FAMILY.get(cfg.model.output_type, cfg.model.output_type)
     if group == "metrics" and cfg.metrics.get("output_type") not in (None, family):
         # a metrics set for another output type plans with a model of that type
         overrides.append(f"model.output_type={cfg.metrics.output_type}")
@@ -119,12 +119,12 @@ def test_every_option_composes_resolves_and_plans(group, option):
         assert cfg.hydra.runtime.choices["adapter"] in options_of("adapter")
 
     adapter_class = get_class(cfg.adapter._target_)
-    if any(not app._defines(adapter_class, fn) for step in cfg.pipeline.steps for fn in app.STEP_NEEDS[step]):
+    if any(not run_plan._defines(adapter_class, fn) for step in cfg.pipeline.steps for fn in run_plan.STEP_NEEDS[step]):
         with pytest.raises(ConfigError, match="needs the user function"):  # e.g. embed with a classifier
-            app.plan(compose_config(*overrides))
+            run_plan.plan(compose_config(*overrides))
         return
-    the_plan = app.plan(compose_config(*overrides))
-    assert the_plan.steps and set(the_plan.steps) <= set(app.STEPS)
+    the_plan = run_plan.plan(compose_config(*overrides))
+    assert the_plan.steps and set(the_plan.steps) <= set(run_plan.STEPS)
     scores = cfg.metrics.get("scores") or {}
     assert set(the_plan.metric_functions) == set(scores) or "evaluate" not in the_plan.steps
     assert all(callable(f) for f in the_plan.metric_functions.values())
@@ -140,16 +140,16 @@ def test_plan_accepts_every_valid_combination_of_adapter_metrics_subsets_and_pip
                              f"pipeline={pipeline}")
         fits = cfg.metrics.get("output_type") in (None, cfg.model.output_type)
         adapter_class = get_class(cfg.adapter._target_)
-        missing = [fn for step in cfg.pipeline.steps for fn in app.STEP_NEEDS[step]
-                   if not app._defines(adapter_class, fn)]
+        missing = [fn for step in cfg.pipeline.steps for fn in run_plan.STEP_NEEDS[step]
+                   if not run_plan._defines(adapter_class, fn)]
         if missing:
             with pytest.raises(ConfigError, match="needs the user function"):
-                app.plan(cfg)
+                run_plan.plan(cfg)
         elif fits or "evaluate" not in cfg.pipeline.steps:
-            assert app.plan(cfg).steps == list(cfg.pipeline.steps), (adapter, metrics, subsets, pipeline)
+            assert run_plan.plan(cfg).steps == list(cfg.pipeline.steps), (adapter, metrics, subsets, pipeline)
         else:
             with pytest.raises(ConfigError, match="metrics"):
-                app.plan(cfg)
+                run_plan.plan(cfg)
 
 
 def test_required_lists_every_option_with_a_missing_value():
@@ -164,14 +164,14 @@ def test_required_values_are_marked_missing_and_plan_names_the_first(option):
     keys = [assignment.split("=")[0] for assignment in REQUIRED[option]]
     assert all(OmegaConf.is_missing(cfg[group], key.split(".", 1)[1]) for key in keys)
     with pytest.raises(ConfigError, match=keys[0].replace(".", r"\.")):
-        app.plan(cfg)
+        run_plan.plan(cfg)
 
 
 def test_an_extra_metric_under_a_standard_name_is_left_out_with_a_warning(caplog):
     """It would replace the standard metric with one computed otherwise (over the labels scikit-learn
     sees): the standard one stays, as older metrics sets and saved configs name ``accuracy`` there."""
     with caplog.at_level(logging.WARNING, logger="runner"):
-        the_plan = app.plan(compose_config("+metrics.scores.f1_macro._target_=sklearn.metrics.f1_score",
+        the_plan = run_plan.plan(compose_config("+metrics.scores.f1_macro._target_=sklearn.metrics.f1_score",
                                            "+metrics.scores.accuracy._target_=sklearn.metrics.accuracy_score"))
     assert set(the_plan.metric_functions) == {"matthews_corrcoef"}
     assert "metrics.scores.f1_macro is left out" in caplog.text and "f1_macro_sklearn" in caplog.text
@@ -180,15 +180,15 @@ def test_an_extra_metric_under_a_standard_name_is_left_out_with_a_warning(caplog
 def test_the_metrics_of_per_class_scores_can_be_the_objective():
     """top-k accuracy and ROC-AUC are computed when the adapter gives per-class scores (torch_cnn does)."""
     for metric in ("roc_auc_ovr_macro", "top_2_accuracy"):
-        assert app.plan(compose_config("adapter=torch_cnn", f"objective.metric={metric}")).steps
+        assert run_plan.plan(compose_config("adapter=torch_cnn", f"objective.metric={metric}")).steps
     with pytest.raises(ConfigError, match="top_k_accuracy"):
-        app.plan(compose_config("adapter=torch_cnn", "objective.metric=top_k_accuracy"))
+        run_plan.plan(compose_config("adapter=torch_cnn", "objective.metric=top_k_accuracy"))
 
 
 def test_batch_size_reaches_the_model_configuration():
     cfg = compose_config("batch_size=16")
     assert cfg.model.configuration.batch_size == 16
-    assert app.plan(cfg).settings["model"]["configuration"]["batch_size"] == 16
+    assert run_plan.plan(cfg).settings["model"]["configuration"]["batch_size"] == 16
     # and the default follows the top-level key
     assert compose_config().model.configuration.batch_size == compose_config().batch_size == 32
 
