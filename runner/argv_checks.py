@@ -243,7 +243,11 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
         return None
     for arg in plain:
         key = arg.partition("=")[0]
+        if _has_key(cfg, key):
+            continue  # not the key Hydra refused
         meant = _same_name_elsewhere(cfg, key) or _closest_key(cfg, key)
+        if not meant and key.startswith("model.configuration."):  # merged over the adapter's configuration
+            meant = _closest_key(cfg, "adapter." + key.removeprefix("model."))
         if meant:
             return f"hint: did you mean {meant}? (+{arg.partition('=')[0]} would add a new key beside it)"
     return None
@@ -296,15 +300,27 @@ def _closest_key(cfg, key: str) -> str | None:
                 return ".".join(found) + " (the rest of the key aside)" if corrected else None
             part, corrected = close, True
         found.append(part)
-        node = node[part]
+        node = node._get_node(part, validate_access=False)  # unresolved: a missing value (???) beside it is no failure here
     return ".".join(found) if corrected else None
 
 
 def _has_key(cfg, key: str) -> bool:
-    from omegaconf import OmegaConf
+    """Whether ``cfg`` has ``key``, read node by node without resolving: a missing value (``???``) or an
+    interpolation is a key it has (``OmegaConf.select`` says the first is absent and raises on the second)."""
+    return _node(cfg, key) is not None
 
-    absent = object()
-    return OmegaConf.select(cfg, key, default=absent) is not absent
+
+def _node(cfg, key: str):
+    from omegaconf import DictConfig
+
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or node._is_missing() or node._is_none():
+            return None
+        node = node._get_node(part, validate_access=False)  # struct mode raises for a key it lacks
+        if node is None:
+            return None
+    return node
 
 
 def _search_path_override(argv: list[str]) -> list[str]:

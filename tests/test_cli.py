@@ -637,6 +637,10 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     ("adapter.configuraton.max_iterations=3", "adapter.configuration (the rest of the key aside)"),
     ("adapter.configuration.batch_size=3", "batch_size"),  # a fuzzy neighbour (image_size) is not it
     ("adapter.configuration.max_iter=3", "adapter.configuration.estimator.max_iter"),
+    # keys the config has beside it are not the one refused, even where a value is missing (???) without them
+    ("dataset.name=photos batch_sise=3", "batch_size"),
+    ("dataset=image_folder dataset.folder=photos dataset.name=ph batch_sise=3", "batch_size"),
+    ("model.configuration.estimator.c=3", "adapter.configuration.estimator.C"),  # merged over the adapter's
     ("adapter=torch_cnn adapter.configuration.epoch=1", "adapter.configuration.epochs"),  # the chosen option's keys
 ])
 def test_a_misspelt_key_hydra_refuses_gets_the_key_likely_meant(tmp_path, override, meant):
