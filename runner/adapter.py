@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import reprlib
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -288,6 +289,12 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 raise returned_wrongly(TypeError(
                     f"predict must return one dl.AnnotationCollection per item; its list held "
                     f"{type(collection).__name__}{hint}"), self._defined_at("predict"))
+            wrong = next((a for a in collection if not isinstance(a, dl.Annotation)), None)
+            if wrong is not None:
+                raise returned_wrongly(TypeError(
+                    f"predict must return one dl.AnnotationCollection per item, holding dl.Annotation objects; an "
+                    f"item's held {type(wrong).__name__} {reprlib.repr(wrong)}: build each with "
+                    "collection.add(annotation_definition=dl.Box(...), model_info={...})"), self._defined_at("predict"))
             self._stamp(item, collection)
         return self.platform.encode_predictions(self.model_entity, items, collections)
 

@@ -267,6 +267,23 @@ def test_a_predict_that_returns_annotations_not_collections_is_reported_at_the_a
     assert platform.store.count_annotations(digits.id, "bare") == 0
 
 
+class RawLists(FlakyAdapter):
+    fail_names: set[str] = set()
+
+    def predict(self, batch, **kwargs):
+        return [[[1.0, 2.0, 5.0, 6.0, 0.9, "3"]] for _ in batch]  # [x0, y0, x1, y1, score, label] per box
+
+
+def test_a_predict_that_returns_raw_lists_per_item_is_reported_at_the_adapters_predict(platform, digits):
+    _items, err = _failed_at_predict(platform, digits, RawLists, "raw", batch_size=4, count=8)
+    message = str(err.value)
+    assert ("TypeError: predict must return one dl.AnnotationCollection per item, holding dl.Annotation objects; an "
+            "item's held list [1.0, 2.0, 5.0, 6.0, 0.9, '3']: build each with collection.add(annotation_definition="
+            "dl.Box(...), model_info={...}) (8 items)") in message, message
+    assert "_stamp" not in message
+    assert platform.store.count_annotations(digits.id, "raw") == 0
+
+
 def test_one_collection_object_returned_for_every_item_is_stored_for_each(platform, digits):
     """As on Dataloop, where each item's upload makes new annotations: one collection object (with an
     empty polygon too) returned for every item of every batch gives each item its own records."""
