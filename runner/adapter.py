@@ -39,6 +39,7 @@ from .images import eight_bit
 from .paths import model_data_folder, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
+from .predicted_boxes import BoxesOutside, inverted_box
 from .prepare_processes import PREPARE_IN, ProcessPrepare, processes_possible
 from .sharding import Sharding, run_in_shards
 
@@ -295,6 +296,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                     f"predict must return one dl.AnnotationCollection per item, holding dl.Annotation objects; an "
                     f"item's held {type(wrong).__name__} {reprlib.repr(wrong)}: build each with "
                     "collection.add(annotation_definition=dl.Box(...), model_info={...})"), self._defined_at("predict"))
+            for annotation in collection:
+                problem = inverted_box(annotation)
+                if problem:
+                    raise returned_wrongly(ValueError(problem), self._defined_at("predict"))
+                self._boxes_outside.check(item, annotation)
             self._stamp(item, collection)
         return self.platform.encode_predictions(self.model_entity, items, collections)
 
@@ -307,10 +313,13 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     def _predict_stream(self, items: Iterable, batch_size: int | None, keep: bool, **kwargs):
         self._require("predict", "predict_items")
         batch_size = self._batch_size(batch_size)
-        return self.batch_runner.run(items, batch_size, self.prepare_item_func,
-                                     lambda batch: self._predict_batch(batch, **kwargs), self._write_predictions, keep,
-                                     encode=self._encode_predictions, own_files=self._own_files(),
-                                     defined_at=self._defined_at("predict"))
+        try:
+            return self.batch_runner.run(items, batch_size, self.prepare_item_func,
+                                         lambda batch: self._predict_batch(batch, **kwargs), self._write_predictions,
+                                         keep, encode=self._encode_predictions, own_files=self._own_files(),
+                                         defined_at=self._defined_at("predict"))
+        finally:
+            self._boxes_outside.warn()
 
     def _own_files(self) -> tuple[str, ...]:
         """The source files of the adapter's own classes (not the runner's or dtlpy's): a failure is
@@ -515,6 +524,7 @@ def _init_adapter_state(adapter) -> None:
     adapter.sharding = Sharding()  # how predict_dataset spreads over workers (1: this process)
     adapter.artifacts_path = None  # where load_from_model put the artifacts
     adapter.item_to_batch_mapping = {}
+    adapter._boxes_outside = BoxesOutside()
 
 
 _NOT_COPIED = {"__init__", "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"}

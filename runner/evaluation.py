@@ -20,6 +20,7 @@ from .configuration import is_number
 from .errors import RunnerError
 from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics, confidence_of
 from .platform import Platform
+from .text_table import closest
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +38,20 @@ class Problems:
     def __init__(self):
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
+        self.more: set[str] = set()  # kinds with items beyond the examples
 
     def add(self, kind: str, item_id: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         examples = self.examples.setdefault(kind, [])
+        if item_id in examples:  # an item with several such annotations is named once
+            return
         if len(examples) < _EXAMPLES:
             examples.append(item_id)
+        else:
+            self.more.add(kind)
 
     def describe(self, kind: str) -> str:
-        return f"{self.counts[kind]} ({', '.join(self.examples[kind])}{', ...' if self.counts[kind] > _EXAMPLES else ''})"
+        return f"{self.counts[kind]} ({', '.join(self.examples[kind])}{', ...' if kind in self.more else ''})"
 
 
 def _annotation_filter(types: list[str], model: dl.Model) -> dict:
@@ -78,6 +84,15 @@ def _refuse_other_types_only(problems: Problems, types: list[str], n_predictions
                           where=f"model {model.name!r}, output_type {model.output_type!r}",
                           fix="make predict return annotations of the output type, or set the adapter's "
                               "output_type (adapter.output_type=...) to the type predict returns")
+
+
+def _unknown_labels(bad: str, unknown: set[str], problems: Problems, model: dl.Model, labels: list[str]) -> RunnerError:
+    close = {label: closest(label, labels) for label in sorted(unknown)[:_EXAMPLES]}
+    named = ", ".join(f"{label!r}" + (f" (did you mean {meant!r}?)" if meant else "") for label, meant in close.items())
+    return RunnerError(f"{bad}: {named}; {problems.describe(bad)}",
+                       where=f"model {model.name!r}, labels {labels}",
+                       fix="make the adapter's predict use the model's labels (self.model_entity.labels; labels are "
+                           "case-sensitive), or add those labels to the model (model.labels)")
 
 
 @dataclass
@@ -144,9 +159,7 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
     _refuse_other_types_only(problems, types, n_predictions, model)
     bad = "predictions with labels the model does not have"
     if bad in problems.counts:
-        raise RunnerError(f"{bad} ({', '.join(sorted(unknown)[:_EXAMPLES])}): {problems.describe(bad)}",
-                          where=f"model {model.name!r}, labels {labels}",
-                          fix="add those labels to the model (model.labels) or fix the adapter's predict")
+        raise _unknown_labels(bad, unknown, problems, model, labels)
     if not truth:
         raise RunnerError(f"nothing to evaluate: no item matching the filter has a ground-truth {annotation_type} annotation "
                           f"the model knows ({sum(problems.counts.values())} items left out)",
@@ -244,6 +257,7 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
     truth: dict[str, list] = {"image": [], "label": [], "xyxy": [], "area": []}
     predicted: dict[str, list] = {"image": [], "label": [], "xyxy": [], "score": []}
     n_images = n_predictions = 0
+    unknown: set[str] = set()  # labels predicted that the model does not have
     for page in platform.iter_items(dataset, filters):
         annotations = platform.annotations_of(page, _annotation_filter(["box"], model))
         for item in page:
@@ -260,6 +274,8 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
                 kind = "predictions" if stamp else "ground truth"
                 if annotation.get("label") not in index:
                     problems.add(f"{kind} with labels the model does not have", item.id)
+                    if stamp:
+                        unknown.add(str(annotation.get("label")))
                     continue
                 box = _box_xyxy(annotation)
                 if box is None:
@@ -281,11 +297,13 @@ def evaluate_detection(platform: Platform, model: dl.Model, dataset: dl.Dataset,
                     predicted["score"].append(confidence)
     _refuse_other_types_only(problems, ["box"], n_predictions, model)
     # ground truth of labels outside the model's is left out (a warning), as for classification
-    for bad in ("predictions with labels the model does not have", "predictions with malformed box coordinates",
-                "ground truth with malformed box coordinates"):
+    bad = "predictions with labels the model does not have"
+    if bad in problems.counts:
+        raise _unknown_labels(bad, unknown, problems, model, labels)
+    for bad in ("predictions with malformed box coordinates", "ground truth with malformed box coordinates"):
         if bad in problems.counts:
-            raise RunnerError(f"{bad}: {problems.describe(bad)}", where=f"model {model.name!r}, labels {labels}",
-                              fix="fix those annotations (boxes need two finite corner points) or the model labels")
+            raise RunnerError(f"{bad}: {problems.describe(bad)}", where=f"model {model.name!r}",
+                              fix="fix those annotations: a box needs two finite corner points")
     if not truth["image"]:
         raise RunnerError("nothing to evaluate: no item matching the filter has a ground-truth box",
                           where=f"dataset {dataset.name!r}, filter {filters}",

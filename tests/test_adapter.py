@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -282,6 +283,58 @@ def test_a_predict_that_returns_raw_lists_per_item_is_reported_at_the_adapters_p
             "dl.Box(...), model_info={...}) (8 items)") in message, message
     assert "_stamp" not in message
     assert platform.store.count_annotations(digits.id, "raw") == 0
+
+
+class WidthAsRight(FlakyAdapter):
+    """Passes a width and height as dl.Box's right and bottom, the usual mistake."""
+    fail_names: set[str] = set()
+
+    def predict(self, batch, **kwargs):
+        import dtlpy as dl
+
+        collections = []
+        for _ in batch:
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Box(left=5, top=4, right=2, bottom=3, label="3"),
+                           model_info={"name": self.model_entity.name, "confidence": 0.5})
+            collections.append(collection)
+        return collections
+
+
+def test_a_predicted_box_with_its_corners_the_wrong_way_round_fails_at_the_adapters_predict(platform, digits):
+    _items, err = _failed_at_predict(platform, digits, WidthAsRight, "inverted", batch_size=4, count=8)
+    assert ("ValueError: predict returned a box with right < left (left=5, top=4, right=2, bottom=3): dl.Box takes two "
+            "corners, so right = left + width and bottom = top + height (8 items)") in str(err.value), str(err.value)
+    assert platform.store.count_annotations(digits.id, "inverted") == 0
+
+
+def test_predicted_boxes_wholly_outside_their_image_are_counted_in_one_warning(platform, digits, caplog):
+    """Boxes in the resized input's pixels, or scaled for another size, miss the 8x8 digits: stored
+    (they are the adapter's output) and named once, with their count, when the predict call ends."""
+    import dtlpy as dl
+
+    class Scaled(FlakyAdapter):
+        fail_names: set[str] = set()
+
+        def predict(self, batch, **kwargs):
+            collections = []
+            for n, _ in enumerate(batch):
+                collection = dl.AnnotationCollection()
+                for left in (1, 40 + n):  # one inside the image, one wholly outside it
+                    collection.add(annotation_definition=dl.Box(left=left, top=1, right=left + 6, bottom=7, label="3"),
+                                   model_info={"name": self.model_entity.name, "confidence": 0.5})
+                collections.append(collection)
+            return collections
+
+    model = platform.create_model("scaled", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:10]
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        Scaled(model_entity=model).predict_items(items)
+    warnings = [r.getMessage() for r in caplog.records if "wholly outside" in r.getMessage()]
+    assert warnings == [f"10 predicted boxes lie wholly outside their image (e.g. item {items[0].id}: (40, 1)-(46, 7) "
+                        "on a 8x8 image), so they score as false positives: are the coordinates in the item's own "
+                        "pixels, not the resized input's?"], warnings
+    assert platform.store.count_annotations(digits.id, "scaled") == 20
 
 
 def test_one_collection_object_returned_for_every_item_is_stored_for_each(platform, digits):

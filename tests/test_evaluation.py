@@ -281,6 +281,24 @@ def test_ground_truth_boxes_of_labels_outside_the_model_are_left_out(platform, i
     assert metrics["problems"]["ground truth with labels the model does not have"]["count"] == len(rows)
 
 
+def test_predicted_boxes_with_unknown_labels_name_the_labels_the_closest_and_each_item_once(platform, images):
+    dataset, rows = images
+    model = platform.create_model("cased", dataset, output_type="box", subsets={})
+    annotations = []
+    for row in rows[:3]:
+        annotations.append(_annotation(dl.Box(left=1, top=1, right=40, bottom=40, label="cat"), row["id"], dataset.id))
+        for left in (1, 50):  # two such predictions on each item
+            annotations.append(_annotation(dl.Box(left=left, top=1, right=left + 40, bottom=40, label="Cat"), row["id"],
+                                           dataset.id, model, 0.9))
+    platform.store.insert_annotations(annotations)
+    with pytest.raises(RunnerError) as err:
+        evaluate(platform, model, dataset, None)
+    ids = ", ".join(row["id"] for row in rows[:3])
+    assert err.value.what == ("predictions with labels the model does not have: 'Cat' (did you mean 'cat'?); "
+                              f"6 ({ids})"), err.value.what
+    assert "labels are case-sensitive" in err.value.fix and "boxes need" not in err.value.fix
+
+
 def test_predictions_of_another_type_than_the_output_type_are_not_scored_in_silence(platform, classified, caplog):
     """A class model whose predict returns boxes: an error when it stored none of its type, else the
     others are left out with a warning and counted under problems."""
@@ -310,7 +328,7 @@ def test_a_prediction_with_an_unknown_label_is_an_error_on_an_item_left_out_too(
         [_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id) for i, row in enumerate(rows)]
         + [_annotation(dl.Classification(label="zebra" if i % 3 == 2 else LABELS[i % 3]), row["id"], dataset.id,
                        model, 0.9) for i, row in enumerate(rows)])
-    with pytest.raises(RunnerError, match="predictions with labels the model does not have \\(zebra\\)"):
+    with pytest.raises(RunnerError, match="predictions with labels the model does not have: 'zebra'; "):
         evaluate(platform, model, dataset, None)
 
 
@@ -332,7 +350,7 @@ def test_predictions_with_unknown_labels_are_an_error_naming_items(platform, cla
     with pytest.raises(RunnerError) as err:
         evaluate(platform, model, dataset, None)
     message = str(err.value)
-    assert "labels the model does not have (zebra): 7 (" in message and rows[0]["id"] in message and "..." in message
+    assert "labels the model does not have: 'zebra'; 7 (" in message and rows[0]["id"] in message and "..." in message
 
 
 class PolygonOracle(Oracle):
