@@ -27,7 +27,7 @@ from . import interrupts
 from .config_sources import adapter_option, option_found
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
 from .gc_control import collection_paused
-from .model_details import config_folders_of
+from .model_details import config_folders_of, with_its_settings
 from .reporting import (
     RunRecord,
     metrics_table,
@@ -40,6 +40,7 @@ from .reporting import (
 )
 from .resolvers import register_resolvers
 from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
+from .text_table import did_you_mean
 
 logger = logging.getLogger("runner")
 
@@ -88,8 +89,12 @@ def _dataset(platform, spec: dict):
                           "the local platform only", where="dataset.name",
                           fix="name a dataset that exists on the platform, or import it there first")
     if not source:
-        raise ConfigError(f"the platform has no dataset {spec['name']!r} and the config gives no source to import",
-                          where="dataset.source", fix="import the dataset first, or give dataset.source")
+        names = [d.name for d in platform.list_datasets()] if hasattr(platform, "list_datasets") else []
+        close = did_you_mean(spec["name"], names, "dataset.name=")
+        raise ConfigError(f"the platform has no dataset {spec['name']!r}{close} and the config gives no source to "
+                          "import", where="dataset.name, dataset.source",
+                          fix="name a stored dataset (python -m runner.store datasets lists them), or give "
+                              "dataset.source to import it (a dataset option does: dataset=<option>)")
     logger.info("importing dataset %r", spec["name"])
     dataset = instantiate(source, platform=platform).dataset
     platform.record_import_source(dataset, _as_json(source))
@@ -129,7 +134,7 @@ def _check_import_source(platform, dataset, wanted: dict | None) -> None:
                       f"dataset.source asks for {now}, which would be ignored",
                       where="dataset.source", fix=f"import the new data under another name (dataset.name=<new name>), "
                       f"delete the stored one (python -m runner.store delete-dataset {dataset.name} --with-models), "
-                      f"or set dataset.source back to {was}")
+                      f"set dataset.source back to {was}, or use the stored dataset as it is: dataset.source=null")
 
 
 def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
@@ -247,7 +252,7 @@ def _check_labels_meet(platform, model, dataset, steps: list[str]) -> None:
     if "evaluate" in steps:
         raise ConfigError(f"{apart}: there is nothing to evaluate", where="model.name, dataset.name",
                           fix=(f"evaluate it on its own dataset ({own_dataset}), " if own else "")
-                          + "or name a model trained on this dataset")
+                          + "or name a model trained on this dataset" + with_its_settings(model, steps))
     if "predict" in steps:
         logger.warning("%s: its predictions there carry labels the dataset does not have%s", apart,
                        f" (its own dataset: {own_dataset})" if own else "")
@@ -281,6 +286,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
                 folders = config_folders_of(runner_metadata(model).get("run"))
                 fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
                     " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
+            fix += with_its_settings(model, steps)
             raise ConfigError(f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}"
                               + (f" (adapter={option})" if option else "") + f", not this run's "
                               f"{settings['adapter'].get('_target_')!r}", where="adapter", fix=fix)
@@ -416,7 +422,10 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                                    where=f"subsets.{name}: {subset_filter}",
                                    fix=(f"to use every item of the dataset: {' '.join(every)}; or " if every else "")
                                    + "correct the filter (see conf/subsets/) or choose another subsets option "
-                                       "(subsets=random_split splits any dataset)"
+                                       "(subsets=random_split splits any dataset"
+                                   + ("; subsets=model, the subsets the version was trained with" if "train" not in
+                                      steps and not str(settings["subsets"].get("_target_", "")).endswith(
+                                          ".of_model") else "") + ")"
                                    + ("; a dataset imported from a folder whose layout has changed since is "
                                       "imported again under a new dataset.name" if from_folder else ""))
 

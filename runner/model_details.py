@@ -44,6 +44,7 @@ def model_details(platform, name: str) -> dict:
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(ours.get("run")),
+            "use": use_command(model),
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
@@ -71,11 +72,37 @@ def config_folders_of(run: str | None) -> list[str]:
     return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
 
 
+def use_command(model) -> dict[str, str]:
+    """The commands that evaluate and predict with a version the runner trained: in its training run's
+    folder, with the adapter, dataset (and the dataset's import settings) and metrics options that run
+    chose, and its config folders; on the version's own subsets. Empty when the run folder is gone."""
+    launched = _launched(runner_metadata(model).get("run"), with_overrides=True)
+    if launched is None:
+        return {}
+    chosen = [f"{group}={launched.choices[group]}" for group in ("adapter", "dataset", "metrics")
+              if launched.choices.get(group)]
+    dataset = [o for o in launched.overrides if o.lstrip("+").startswith("dataset.")]
+    own_subsets = {"evaluate": [], "predict": ["subsets=model"]}  # the evaluate pipeline's default already
+    return {pipeline: " ".join(["cd", shlex.quote(str(launched.cwd)), "&&", "python", "-m", "runner",
+                                *map(shlex.quote, [*launched.config_dirs, f"pipeline={pipeline}",
+                                                   f"model.name={model.name}", *chosen, *dataset, *own_subsets[pipeline],
+                                                   *launched.searchpath])])
+            for pipeline in ("evaluate", "predict")}
+
+
+def with_its_settings(model, steps: list[str]) -> str:
+    """``; or, with all it was trained with: <command>``, for a fix that names one setting at a time."""
+    pipeline = "evaluate" if "evaluate" in steps else "predict" if "predict" in steps else None
+    command = use_command(model).get(pipeline)
+    return f"; or, with all it was trained with: {command}" if command else ""
+
+
 class Launch(NamedTuple):
     cwd: str  # the working folder it ran in
     config_dirs: list[str]  # --config-dir <path> arguments
     overrides: list[str]  # the task's overrides (empty unless asked for)
     searchpath: list[str]  # hydra.searchpath= overrides
+    choices: dict  # group -> the option the run chose
 
 
 def _launched(run: str | None, with_overrides: bool = False) -> Launch | None:
@@ -90,7 +117,7 @@ def _launched(run: str | None, with_overrides: bool = False) -> Launch | None:
         config_dirs = [arg for source in sources if source.get("provider") == "command-line"
                        for arg in ("--config-dir", source["path"])]
         searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
-        return Launch(hydra["runtime"]["cwd"], config_dirs, overrides, searchpath)
+        return Launch(hydra["runtime"]["cwd"], config_dirs, overrides, searchpath, hydra["runtime"].get("choices") or {})
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return None
 
@@ -105,6 +132,7 @@ def print_details(details: dict) -> None:
              ("run folder", details["run"] and details["run"] + ("" if os.path.isdir(details["run"]) else
                                                                   " (no longer there)")),
              ("rerun", details["rerun"] or ""),
+             *((pipeline, command) for pipeline, command in (details.get("use") or {}).items()),
              ("input, output", f"{details['input_type']}, {details['output_type']}"),
              ("labels", f"{len(details['labels'])}: {' '.join(map(str, details['labels'][:20]))}"
                         + (" ..." if len(details["labels"]) > 20 else ""))]

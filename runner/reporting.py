@@ -157,8 +157,9 @@ def metrics_table(metrics: Mapping) -> str:
     if isinstance(per_label, Mapping) and per_label:
         columns = [k for k, v in next(iter(per_label.values())).items() if _number(v)]
         lw = max(5, *(len(str(label)) for label in per_label))
-        widths = [max(len(c), 6) for c in columns]
+        cells = {label: [number_cell(row.get(c)) for c in columns] for label, row in per_label.items()}
+        widths = [max(len(c), 6, *(len(row[i]) for row in cells.values())) for i, c in enumerate(columns)]
         lines += ["", f"{'label':<{lw}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
-        for label, row in per_label.items():
-            lines.append(f"{label:<{lw}}  " + "  ".join(f"{number_cell(row[c]):>{w}}" for c, w in zip(columns, widths, strict=True)))
+        for label, row in cells.items():
+            lines.append(f"{label:<{lw}}  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(row, widths, strict=True)))
     return "\n".join(lines)

@@ -45,6 +45,8 @@ def of_model(platform: Platform, dataset: dl.Dataset, name: str) -> dict[str, di
     subsets = ((model.metadata or {}).get("system") or {}).get("subsets") or {}
     choose = "choose the subsets to use: subsets=by_dir, subsets=by_tag or subsets=random_split seed=<n>"
     if model.dataset_id != dataset.id:
+        from .model_details import with_its_settings
+
         try:
             own = platform.get_dataset(dataset_id=model.dataset_id).name
         except Exception:  # noqa: BLE001 - the name only adds a hint
@@ -52,7 +54,8 @@ def of_model(platform: Platform, dataset: dl.Dataset, name: str) -> dict[str, di
         raise ConfigError(f"subsets=model: model {name!r} was trained on "
                           f"{f'dataset {own!r}' if own else 'another dataset'}, not {dataset.name!r}, so its subsets "
                           "do not apply here", where="subsets",
-                          fix=(f"evaluate it on its own dataset (dataset.name={own}), or " if own else "") + choose)
+                          fix=(f"evaluate it on its own dataset (dataset.name={own}), or " if own else "") + choose
+                          + with_its_settings(model, ["evaluate"]))
     if not subsets:
         raise ConfigError(f"subsets=model: model {name!r} records no subsets (metadata.system.subsets)",
                           where="subsets", fix=choose)

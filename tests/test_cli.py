@@ -469,11 +469,47 @@ def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run
     version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert f"fix: add adapter=mine '{searchpath}' (the config folder its training run had)" in refused.stderr
+    assert f"fix: add adapter=mine '{searchpath}' (the config folder its training run had); " in refused.stderr
     ok(dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=mine", searchpath))
     # with the folder given, the fix is the option alone
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", searchpath)
-    assert refused.returncode == 2 and refused.stderr.rstrip().endswith("fix: add adapter=mine"), refused.stderr
+    assert refused.returncode == 2 and "fix: add adapter=mine; " in refused.stderr, refused.stderr
+
+
+def test_a_version_names_the_commands_that_evaluate_and_predict_with_all_it_was_trained_with(tmp_path):
+    """One error, and one line of ``runner.store show``, give the whole command: the adapter from a
+    config folder, the dataset with its import settings and the metrics set, not one at a time."""
+    (tmp_path / "mine_adapter.py").write_text("from adapters.sklearn_classifier import SklearnImageClassifier\n\n\n"
+                                              "class Mine(SklearnImageClassifier):\n    pass\n")
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
+        "adapters.sklearn_classifier.SklearnImageClassifier", "mine_adapter.Mine").replace("name: sklearn", "name: mine"))
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    first = ok(dlrun(tmp_path, "adapter=mine", searchpath, "dataset.name=digits2", "dataset.source.seed=1",
+                     "metrics=minimal", "pipeline=train"))
+    version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
+    tail = (f"model.name={version} adapter=mine dataset=digits metrics=minimal dataset.name=digits2 "
+            f"dataset.source.seed=1 '{searchpath}'")
+    shown = json.loads(ok(dlrun(tmp_path, "show", version, "--json", command=[sys.executable, "-m", "runner.store"])
+                          ).stdout)["use"]
+    assert shown == {"evaluate": f"cd {tmp_path} && python -m runner pipeline=evaluate {tail}",
+                     "predict": f"cd {tmp_path} && python -m runner pipeline=predict {tail}".replace(
+                         " '", " subsets=model '")}
+    assert f"predict        {shown['predict']}" in ok(dlrun(
+        tmp_path, "show", version, command=[sys.executable, "-m", "runner.store"])).stdout
+    refused = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.rstrip().endswith(f"; or, with all it was trained with: {shown['evaluate']}"), refused.stderr
+    again = ok(dlrun(tmp_path, command=["bash", "-c", shown["evaluate"].replace(
+        "&& python ", f"&& {sys.executable} ")]))
+    assert read_json(output_dirs(again.stdout)[0] / "metrics.json")["accuracy"] > 0.8
+    # a predict run reads the subsets option as given (by_dir): where a subset is empty, the version's own is a fix
+    empty = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=mine", searchpath,
+                  "dataset.name=digits2", "dataset.source=null", "~subsets.test.filter",
+                  "+subsets.test.filter={dir: /nowhere}")
+    assert empty.returncode == 2 and "subsets=model, the subsets the version was trained with" in empty.stderr, \
+        empty.stderr
 
 
 def test_a_yaml_error_in_the_users_config_folder_is_one_message_with_file_and_line(tmp_path):

@@ -484,6 +484,8 @@ BAD_CONFIGS = {
     "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
                      ["empty", "/nowhere"]),
+    "stored-dataset-misspelt": (["dataset.name=digit", "dataset.source=null"], ConfigError,
+                                ["no dataset 'digit' (did you mean dataset.name=digits?)", "runner.store datasets"]),
     # a computed split that leaves a subset empty: the dataset is too small for it (here: a fraction of 0)
     "split-leaves-a-subset-empty": (["subsets=random_split", "subsets.fractions.train=0.85",
                                      "subsets.fractions.test=0.0"], EmptySubsetError,

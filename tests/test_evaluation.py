@@ -429,3 +429,15 @@ def test_a_model_label_no_scored_item_has_is_named_in_a_warning(platform, images
     assert metrics["labels_without_truth"] == ["zebra"]
     assert "1 of the model's 4 labels have no item among those scored (zebra): the macro averages count each as 0" \
         in caplog.text
+
+
+def test_the_per_label_table_keeps_its_columns_aligned_for_wider_cells():
+    """COCO's -1 (a label with no ground truth) is wider than the column names' minimum."""
+    from runner.reporting import metrics_table
+
+    table = metrics_table({"AP": 0.5, "per_label": {"cat": {"AP": 0.5, "AP50": 1.0, "n_truth": 8},
+                                                    "bird": {"AP": -1.0, "AP50": -1.0, "n_truth": 0}}})
+    rows = table.splitlines()[-3:]
+    assert rows == ["label       AP     AP50  n_truth",
+                    "cat     0.5000   1.0000        8",
+                    "bird   -1.0000  -1.0000        0"], rows
