@@ -105,6 +105,33 @@ def _files_read(folder: Path, chosen: dict[str, set[str]]) -> list[Path]:
     return files
 
 
+def expanded_globs(argv: list[str]) -> list[str]:
+    """``group=glob(...)`` with the group's options listed, from the config folders a ``hydra.searchpath``
+    adds too: Hydra's sweeper lists the options a glob matches without the command line's search path,
+    so an option of the user's own folder was left out of the sweep (``--config-dir`` it does see)."""
+    searched = _config_folders([a for a in argv if a.lstrip("+").startswith("hydra.searchpath=")])
+    if not searched:
+        return argv
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+
+    folders = [Path(CONFIG_DIR), *_config_folders(argv)]
+    expanded = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and "." not in key and not key.startswith("-") and value.lstrip().startswith("glob("):
+            try:
+                glob = OverridesParser.create().parse_override(arg).value()
+            except Exception:  # noqa: BLE001 - Hydra reports a malformed override itself
+                glob = None
+            group = key.lstrip("+~").split("@")[0]
+            options = sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
+            if isinstance(glob, Glob) and glob.filter(options):
+                arg = f"{key}={','.join(glob.filter(options))}"
+        expanded.append(arg)
+    return expanded
+
+
 def help_argv(argv: list[str]) -> list[str]:
     """``--help`` lists each group's options from the config folders Hydra starts with, which take in
     ``--config-dir`` but not ``hydra.searchpath``: the first file:// folder of the search path is given as

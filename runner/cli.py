@@ -21,6 +21,7 @@ from .argv_checks import (
     composed_search,
     config_file_problem,
     direction_problem,
+    expanded_globs,
     group_value_problem,
     help_argv,
     missing_launcher,
@@ -185,7 +186,7 @@ def _children() -> list[int]:
 
 def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
-    args = sys.argv[1:]
+    args = expanded_globs(sys.argv[1:])
     started = time.time()
     message = (missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
                or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args))

@@ -774,3 +774,17 @@ def test_a_sigterm_during_a_runs_last_writes_waits_for_them():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert not cli._terminating
+
+
+def test_a_glob_sweep_takes_in_the_options_of_a_config_folder_on_the_search_path(tmp_path):
+    """Hydra's sweeper lists a glob's options without the command line's ``hydra.searchpath``; the
+    runner lists them first, so the user's own experiment runs with the shipped ones."""
+    extra = tmp_path / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "digits_mine.yaml").write_text((CONF_DIR / "experiment" / "digits_logreg.yaml").read_text())
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    result = ok(dlrun(tmp_path, "-m", "experiment=glob(digits_*,exclude=digits_svc)", searchpath, "debug=default",
+                      "pipeline=train", "hydra.sweep.dir=sweep"))
+    launched = re.findall(r"#\d+ : (experiment=\S+)", result.stdout + result.stderr)
+    assert launched == ["experiment=digits_logreg", "experiment=digits_mine"], result.stdout + result.stderr
+    assert "2 jobs (2 completed)" in result.stdout
