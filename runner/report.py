@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from omegaconf import DictConfig
 
 from .errors import NotFoundError
 from .files import write_whole
-from .studies import study_line
+from .studies import running_trials_warning, study_line
 from .sweep_table import Sweep, collect, count_of, job_folders
 from .text_table import aligned, number_cell
 
@@ -190,7 +191,8 @@ def build(folder: str | Path, echo: bool = True) -> Sweep:
 
 
 _current_sweep: Path | None = None  # the folder of the multirun this process runs (Hydra keeps no config of it)
-_current_study: tuple[str | None, str | None] = (None, None)  # (storage, study name) of its sweeper, if it stores one
+# (storage, study name, when the search began) of its sweeper, if it stores one
+_current_study: tuple[str | None, str | None, float] = (None, None, 0.0)
 
 
 def current_sweep_dir() -> Path | None:
@@ -198,7 +200,7 @@ def current_sweep_dir() -> Path | None:
 
 
 def current_sweep_study() -> tuple[str | None, str | None]:
-    return _current_study
+    return _current_study[0], _current_study[1]
 
 
 class SweepReport(Callback):
@@ -213,7 +215,10 @@ class SweepReport(Callback):
         global _current_sweep, _current_study
         self.sweep_dir = _current_sweep = _sweep_dir(config)
         with contextlib.suppress(Exception):  # a sweeper without a study, or one whose storage does not resolve
-            _current_study = (config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name"))
+            _current_study = (config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name"), time.time())
+            warning = running_trials_warning(*_current_study[:2])
+            if warning:
+                logger.warning("%s", warning)
         if self.sweep_dir is not None:
             atexit.register(self._at_exit)
 
@@ -234,7 +239,7 @@ class SweepReport(Callback):
                 return
             sys.stdout.flush()
             sweep = build(folder)
-            study = study_line(*_current_study, len(sweep.jobs), sweep.metric)
+            study = study_line(*_current_study, folder, len(sweep.jobs), sweep.metric)
             if study:
                 print(study)
             sys.stdout.flush()

@@ -178,9 +178,11 @@ def search_space_message(study_name: str, storage: str, n_trials: int, changed: 
             f"hydra.sweeper.study_name=<new name>")
 
 
-def study_line(storage: str | None, study_name: str | None, trials_here: int, metric: str | None) -> str | None:
-    """For the end of a search: what the stored study holds now, beside this sweep's jobs (Optuna's
-    sweeper prints the study's best, which may come from an earlier run of it). None without a study."""
+def study_line(storage: str | None, study_name: str | None, since: float, sweep_dir: str | Path | None,
+               trials_here: int, metric: str | None) -> str | None:
+    """For the end of a search begun at ``since``: what the stored study holds now, beside this sweep's
+    jobs (Optuna's sweeper prints the study's best, which may come from an earlier run of it, or from
+    another search of the same study running at the same time). None without a study."""
     if not storage or not study_name:
         return None
     import optuna
@@ -191,14 +193,50 @@ def study_line(storage: str | None, study_name: str | None, trials_here: int, me
         trials = study.get_trials(deepcopy=False)
     except Exception:  # noqa: BLE001 - the report goes on without it
         return None
-    earlier = len(trials) - trials_here
-    line = f"study {study_name!r}: {len(trials)} trials" + (
-        f" ({earlier} from its earlier runs, resumed here)" if earlier > 0 else "")
+
+    def before(trial) -> bool:
+        return trial.datetime_start is not None and trial.datetime_start.timestamp() < since
+
+    earlier = sum(map(before, trials))
+    meanwhile = len(trials) - earlier - trials_here
+    notes = ([f"{earlier} from its earlier runs, resumed here"] if earlier else []) + (
+        [f"{meanwhile} more begun meanwhile that are not this sweep's jobs: another search of the study at the "
+         "same time, or trials stopped before their jobs began"] if meanwhile > 0 else [])
+    line = f"study {study_name!r}: {len(trials)} trials" + (f" ({'; '.join(notes)})" if notes else "")
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
         best = study.best_trial
-        where = "this sweep" if best.number >= earlier else "an earlier run of it"
+        if before(best):
+            where = "an earlier run of it"
+        elif any(value == best.value and all(overrides.get(k) == _plain(v) for k, v in best.params.items())
+                 for overrides, value in finished_jobs(sweep_dir)):
+            where = "this sweep"
+        else:
+            where = "another search of it"
         line += f"; the study's best: {metric or 'objective'} {best.value:.4f}, trial {best.number}, from {where}"
     return line
+
+
+def running_trials_warning(storage: str | None, study_name: str | None) -> str | None:
+    """A study that holds RUNNING trials as a search of it starts: another search of the same study
+    is running (they share it, each asking for its own trials), or one was killed before it could
+    settle its trials. None when there are none, or no study yet."""
+    if not storage or not study_name:
+        return None
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        running = optuna.load_study(study_name=study_name, storage=storage).get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,))
+    except Exception:  # noqa: BLE001 - a new study, or a storage Optuna reports itself
+        return None
+    if not running:
+        return None
+    return (f"study {study_name!r} holds {len(running)} running trials (numbers {', '.join(str(t.number) for t in running[:5])}"
+            f"{', ...' if len(running) > 5 else ''}): another search of it is running now, and the two share the study "
+            "(each counts the other's trials toward its n_trials), or a search of it was killed before it could "
+            "settle them (they stay running; a resumed search counts them)")
 
 
 def finished_jobs(sweep_dir: str | Path | None) -> list[tuple[dict, float]]:

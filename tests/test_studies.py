@@ -141,3 +141,39 @@ def test_interrupted_trials_are_told_their_value_when_their_job_finished(tmp_pat
     assert settle_interrupted_trials(storage, "cut", since=0.0, sweep_dir=sweep) == (1, 1)
     states = [(t.state.name, t.value) for t in optuna.load_study(study_name="cut", storage=storage).trials]
     assert states == [("COMPLETE", 0.9), ("FAIL", None)]
+
+
+def test_the_study_line_tells_earlier_runs_this_sweep_and_another_search_at_the_same_time_apart(tmp_path):
+    """Trials begun before the search are its earlier runs; trials begun since that are not its jobs
+    came from another search of the same study (or were stopped before their jobs began); the best
+    trial is placed by when it began and whether a job of this sweep holds its value and params."""
+    import json
+    import time
+
+    from runner.studies import running_trials_warning, study_line
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="shared", storage=storage, direction="maximize")
+    distribution = {"x": optuna.distributions.UniformDistribution(0.0, 1.0)}
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.1}, distributions=distribution, value=0.5))
+    time.sleep(0.05)
+    since = time.time()
+    time.sleep(0.05)
+    mine = study.ask(distribution)
+    study.tell(mine, 0.7)
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "0" / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": 0.7}}))
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text(f"- x={mine.params['x']}\n")
+    other = study.ask(distribution)  # another search's trial, still running
+    assert running_trials_warning(storage, "shared").startswith(f"study 'shared' holds 1 running trials (numbers "
+                                                                f"{other.number}): another search of it")
+    line = study_line(storage, "shared", since, sweep, 1, "accuracy")
+    assert line == ("study 'shared': 3 trials (1 from its earlier runs, resumed here; 1 more begun meanwhile that are "
+                    "not this sweep's jobs: another search of the study at the same time, or trials stopped before "
+                    f"their jobs began); the study's best: accuracy 0.7000, trial {mine.number}, from this sweep"), line
+    study.tell(other, 0.9)
+    assert study_line(storage, "shared", since, sweep, 1, "accuracy").endswith(
+        f"accuracy 0.9000, trial {other.number}, from another search of it")
+    assert running_trials_warning(storage, "shared") is None
+    assert study_line(storage, "shared", time.time() + 60, sweep, 0, None).endswith("from an earlier run of it")
