@@ -235,8 +235,8 @@ def running_trials_warning(storage: str | None, study_name: str | None) -> str |
         return None
     return (f"study {study_name!r} holds {len(running)} running trials (numbers {', '.join(str(t.number) for t in running[:5])}"
             f"{', ...' if len(running) > 5 else ''}): another search of it is running now, and the two share the study "
-            "(each counts the other's trials toward its n_trials), or a search of it was killed before it could "
-            "settle them (they stay running; a resumed search counts them)")
+            "(each runs its own n_trials; the samplers see each other's finished trials), or a search of it was "
+            "killed before it could settle them (they stay running)")
 
 
 def finished_jobs(sweep_dir: str | Path | None) -> list[tuple[dict, float]]:
