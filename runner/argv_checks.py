@@ -261,8 +261,9 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
     if _unknowable_options(argv):
         return None
     groups = [Path(CONFIG_DIR), *_config_folders(argv)]
+    # a sweep's key too (``-m batch_sise=16,32``): the config is composed without it either way
     plain = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~", "hydra.")) and
-             not is_sweep_override(arg) and not any((g / arg.partition("=")[0]).is_dir() for g in groups)]
+             not any((g / arg.partition("=")[0]).is_dir() for g in groups)]
     if not plain:
         return None
     cfg = _composed_from(argv, leaving_out=plain)

@@ -677,6 +677,7 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     ("dataset.name=photos batch_sise=3", "batch_size"),
     ("dataset=image_folder dataset.folder=photos dataset.name=ph batch_sise=3", "batch_size"),
     ("model.configuration.estimator.c=3", "adapter.configuration.estimator.C"),  # merged over the adapter's
+    ("-m batch_sise=16,32", "batch_size"),  # a sweep's key
     ("adapter=torch_cnn adapter.configuration.epoch=1", "adapter.configuration.epochs"),  # the chosen option's keys
 ])
 def test_a_misspelt_key_hydra_refuses_gets_the_key_likely_meant(tmp_path, override, meant):
