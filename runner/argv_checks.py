@@ -212,6 +212,11 @@ def trials_problem(argv: list[str]) -> str | None:
         if key == "hydra.sweeper.n_trials" and sep and value.strip().lstrip("-").isdigit() and int(value) < 1:
             return (f"hydra.sweeper.n_trials is {value.strip()}: a search needs at least one trial\n  where: {arg}\n"
                     "  fix: hydra.sweeper.n_trials=<1 or more>")
+        # the sweeper divides by it, after it has made the study
+        if key == "hydra.sweeper.n_jobs" and sep and value.strip().lstrip("-").isdigit() and int(value) < 1:
+            return (f"hydra.sweeper.n_jobs is {value.strip()}: the trials a search asks for at a time must be at "
+                    f"least one\n  where: {arg}\n  fix: hydra.sweeper.n_jobs=<1 or more> (the launcher's own "
+                    "n_jobs says how many run at once)")
     return None
 
 
@@ -457,6 +462,8 @@ def study_problem(argv: list[str], study: Search) -> str | None:
     """The message when a stored study would be resumed with fixed settings that compose to other
     values than those its trials ran with (``seed=0`` written out is the default, not a change), or
     over a search space that Optuna refuses for the parameters its trials drew."""
+    from omegaconf import OmegaConf
+
     from .studies import (
         fixed_overrides,
         resume_message,
@@ -474,6 +481,12 @@ def study_problem(argv: list[str], study: Search) -> str | None:
                                                                    search_path)
     if changed:
         return resume_message(study_name, storage, stored.n_finished, changed)
+    direction = OmegaConf.select(now_cfg, "hydra.sweeper.direction", default=None)
+    if stored.direction and isinstance(direction, str) and direction.lower() != stored.direction:
+        return (f"study {study_name!r} was made to {stored.direction} its objective; this search would {direction} it, "
+                f"which Optuna refuses for a stored study\n  where: hydra.sweeper.direction={direction}\n  fix: "
+                f"objective.direction=<the objective's direction> with a new study (hydra.sweeper.study_name=<new "
+                f"name>), or hydra.sweeper.direction={stored.direction} to resume this one")
     space_changed = search_space_changes(stored.distributions, _search_params(argv, now_cfg))
     return search_space_message(study_name, storage, stored.n_trials, space_changed) if space_changed else None
 
@@ -493,5 +506,7 @@ def _changed_settings(ran_with: dict, now: dict, now_cfg, search_path: list[str]
         else:  # the first trial's overrides do not compose again: compare them as written
             before, after = ran_with.get(key, "<not set>"), now.get(key, "<not set>")
         if before != after:
-            changed.append((key, ran_with.get(key, "<not set>"), now.get(key, "<not set>")))
+            if isinstance(before, (dict, list)) or isinstance(after, (dict, list)):  # a group: its options say more
+                before, after = ran_with.get(key, "<not set>"), now.get(key, "<not set>")
+            changed.append((key, before, after))
     return changed

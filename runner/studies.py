@@ -96,6 +96,7 @@ class StoredStudy(NamedTuple):
     n_finished: int  # trials told their value: those a resumed study's new values would be compared with
     ran_with: dict | None  # the fixed overrides its first finished trial ran with; None: none finished
     distributions: dict  # parameter -> the distribution its trials (failed ones too) drew it from
+    direction: str | None  # maximize / minimize, as the study was made
 
 
 def stored_trials(storage: str | None, study_name: str | None) -> StoredStudy | None:
@@ -109,18 +110,20 @@ def stored_trials(storage: str | None, study_name: str | None) -> StoredStudy | 
     if _summary(storage, study_name) is None:
         return None
     try:
-        trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
     except Exception:  # noqa: BLE001 - a storage optuna cannot open is reported by the sweeper itself
         return None
     if not trials:
         return None
+    direction = study.direction.name.lower() if study.direction.name in ("MAXIMIZE", "MINIMIZE") else None
     distributions = {}
     for trial in trials:
         for name, distribution in trial.distributions.items():
             distributions.setdefault(name, distribution)
     finished = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
     ran_with = {key: _plain(value) for key, value in finished[0].user_attrs.items()} if finished else None
-    return StoredStudy(len(trials), len(finished), ran_with, distributions)
+    return StoredStudy(len(trials), len(finished), ran_with, distributions, direction)
 
 
 def search_space_changes(stored: dict, overrides: list[str]) -> list[tuple[str, str, str]]:

@@ -277,8 +277,14 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     refused = dlrun(tmp_path, *search, "objective.metric=balanced_accuracy")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.startswith("error: study 'resumed' holds 1 finished trials run with other settings "
-                                     "(objective.metric: <not set> -> balanced_accuracy)")
+                                     "(objective.metric: accuracy -> balanced_accuracy)")
     assert "hydra.sweeper.study_name=<new name>" in refused.stderr
+    # the sweeper's own direction, set apart from objective.direction: Optuna would raise for the stored study
+    refused = dlrun(tmp_path, *search, "hydra.sweeper.direction=minimize")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith("error: study 'resumed' was made to maximize its objective; this search would "
+                                     "minimize it"), refused.stderr
+    assert "hydra.sweeper.direction=maximize to resume this one" in refused.stderr and "Traceback" not in refused.stderr
     # the same values written out (defaults), and settings free to change: resumed, 2 trials now
     resumed = ok(dlrun(tmp_path, *search, "batch_size=64", "seed=0", "subsets=by_dir"))
     assert len(run_folders(tmp_path, "multirun")) == 2
@@ -647,13 +653,15 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     # an Optuna sweeper reads the direction before any job runs
     ("hparams_search=digits_optuna objective.direction=max", ["'max'", "objective.direction=maximize"]),
     ("hparams_search=digits_optuna hydra.sweeper.n_trials=0", ["n_trials is 0", "at least one trial"]),
+    # the sweeper would divide by it after making the study
+    ("hparams_search=digits_optuna hydra.sweeper.n_jobs=0", ["n_jobs is 0", "hydra.sweeper.n_jobs=<1 or more>"]),
     # a misspelt key of the adapter group would leave its settings unset without a word
     ("+adapter.configuraton.C=2", ["adapter.configuraton is not a key", "did you mean adapter.configuration?"]),
     # Hydra composes a sweep with the default adapter first, which lacks the key: it would suggest +key
     ("-m adapter=torch_cnn,sklearn_svc adapter.configuration.epochs=1",
      ["adapter.configuration.epochs is not a key of adapter=sklearn", "fix: ++adapter.configuration.epochs=1"]),
-], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "adapter-key",
-        "swept-group-key"])
+], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "no-trials-at-a-time",
+        "adapter-key", "swept-group-key"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
@@ -662,8 +670,8 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     for mention in mentions:
         assert mention in result.stderr
     assert "Traceback" not in result.stderr
-    # found before anything is written to the platform
-    assert not (tmp_path / "dl" / "local").exists()
+    # found before anything is written to the platform, or a study made
+    assert not (tmp_path / "dl" / "local").exists() and not (tmp_path / "dl" / "studies").exists()
 
 
 @pytest.mark.parametrize(("override", "meant"), [
