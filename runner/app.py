@@ -362,7 +362,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
             record.model["status"] = "failed"
         record.failed(err)
         if (record.model or {}).get("status") in ("trained", "failed"):
-            err.kept_version = (record.model["name"], record.model["status"])  # the command line names it
+            err.kept_version = (record.model["name"], record.model["status"], record.model.get("artifacts"))
         raise
     interrupts.release()  # a signal that came while the outputs were written ends the process now
     return objective
@@ -453,7 +453,10 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         logger.info("step %s: model %s (%s)", step, model.name, model.id)
         if step == "train":
             record.model["status"] = "training"
-            adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
+            try:
+                adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
+            finally:  # a failed training keeps what it saved: the note on the console says whether that is anything
+                record.model["artifacts"] = len(model.artifacts.list())
             record.model["status"] = "trained"  # a later step's failure leaves this version, run.json says
         elif step == "evaluate":
             metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))

@@ -92,13 +92,16 @@ def main(cfg: DictConfig) -> float | None:
 
 def _kept_version_note(err: BaseException) -> str:
     """For a run that stopped during or after its training: the version it leaves in the store."""
-    name, status = getattr(err, "kept_version", (None, None))
+    name, status, artifacts = getattr(err, "kept_version", (None, None, None))
     if status == "trained":
-        return (f"\n  kept: model version {name} had finished training (status trained); once the cause is fixed, "
+        when = "" if isinstance(err, KeyboardInterrupt) else "once the cause is fixed, "
+        return (f"\n  kept: model version {name} had finished training (status trained); {when}"
                 f"pipeline=evaluate model.name={name} scores it without training again")
     if status == "failed":
-        return (f"\n  kept: model version {name}, status failed, with what its training had saved; model.name={name} "
-                f"trains it again from there, python -m runner.store delete-model {name} removes it")
+        saved = ("with what its training had saved; model.name={name} trains it again from there" if artifacts else
+                 "with no artifacts saved (its training wrote none to output_path)")
+        return (f"\n  kept: model version {name}, status failed, {saved.format(name=name)}; "
+                f"python -m runner.store delete-model {name} removes it")
     return ""
 
 

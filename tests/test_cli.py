@@ -727,7 +727,10 @@ def test_an_adapters_error_is_one_message_with_the_traceback_in_the_runs_log(tmp
     log = tmp_path / "run" / "dlrun.log"
     assert f"traceback: {log}" in result.stderr
     assert "Traceback (most recent call last)" in log.read_text()
-    assert read_json(tmp_path / "run" / "run.json")["status"] == "failed"
+    record = read_json(tmp_path / "run" / "run.json")
+    assert record["status"] == "failed" and record["model"]["artifacts"] == 0
+    # it failed before saving anything: the note says so, not that it resumes from what it saved
+    assert f"kept: model version {record['model']['name']}, status failed, with no artifacts saved" in result.stderr
 
 
 def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
@@ -740,7 +743,7 @@ def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
     name = record["model"]["name"]
     assert stderr.rstrip().endswith(
         f"interrupted (SIGTERM): the run stopped; run.json records it as failed\n  kept: model version {name}, status "
-        f"failed, with what its training had saved; model.name={name} trains it again from there, python -m "
+        f"failed, with what its training had saved; model.name={name} trains it again from there; python -m "
         f"runner.store delete-model {name} removes it"), stderr
     assert record["status"] == "failed" and record["error"]["type"] == "Terminated"
     assert record["model"]["status"] == "failed"
@@ -760,6 +763,23 @@ def test_ctrl_c_as_a_run_prints_its_outputs_leaves_it_completed(tmp_path):
     assert "interrupted (SIGINT) after the run had completed: run.json records it as completed" in stderr
     record = read_json(tmp_path / "run" / "run.json")
     assert record["status"] == "completed" and record["model"]["status"] == "trained"
+
+
+def test_the_kept_version_note_says_what_to_do_for_how_the_run_stopped():
+    """An error has a cause to fix before the version is scored; an interrupt has none. A failed
+    training that saved nothing is not said to resume from what it saved."""
+    from runner.cli import _kept_version_note
+
+    error, interrupt = RuntimeError("boom"), KeyboardInterrupt()
+    for err in (error, interrupt):
+        err.kept_version = ("v1", "trained", 2)
+    assert "; once the cause is fixed, pipeline=evaluate model.name=v1" in _kept_version_note(error)
+    assert _kept_version_note(interrupt).endswith("(status trained); pipeline=evaluate model.name=v1 scores it without "
+                                                  "training again")
+    error.kept_version = ("v2", "failed", 0)
+    assert _kept_version_note(error) == ("\n  kept: model version v2, status failed, with no artifacts saved (its "
+                                         "training wrote none to output_path); python -m runner.store delete-model v2 "
+                                         "removes it")
 
 
 def test_a_sigterm_during_a_runs_last_writes_waits_for_them():
