@@ -432,6 +432,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         finally:
             if cleanup and root_path is not None:
                 shutil.rmtree(root_path, ignore_errors=True)
+                with contextlib.suppress(OSError):  # the model's folder, when no other copy is in it
+                    Path(root_path).parent.rmdir()
         return model
 
     def evaluate_model(self, model, dataset, filters=None, progress=None, context=None) -> dict:

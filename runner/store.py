@@ -8,6 +8,7 @@
     python -m runner.store export digits digits-export/ --model <version> --dir /test
     python -m runner.store check --clean
     python -m runner.store check --restore
+    python -m runner.store check --clean-model-data
 
 A delete is one transaction: the records go, and file bytes no other record uses are removed with
 them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not). An export
@@ -30,7 +31,7 @@ from .configuration import is_number
 from .errors import NotFoundError, RunnerError
 from .model_details import cloned_from, day, model_details, print_details
 from .paths import dataloop_path
-from .platform.local.check import check_store, remove_unused, training_copies
+from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import runner_metadata
 from .text_table import aligned, closest, did_you_mean, first_few, number_cell
@@ -401,11 +402,18 @@ def check(platform, args) -> int:
               "or a save that stopped half-way, or put in blobs/ by hand; --clean removes them")
     if not found.missing and not leftovers:
         print("every record has its file, and every file a record")
-    copies, size = training_copies()
-    if copies:
-        print(f"model_data: {copies} training data cop{'y' if copies == 1 else 'ies'} ({_megabytes(size)}) in "
-              f"{dataloop_path() / 'model_data'}, which no later run reads: delete the folder (not while a training "
-              "runs), or train with pipeline.cleanup=true, which deletes each copy when its training ends")
+    training = {m["id"] for m in platform.store.list_models(platform.project.id) if m.get("status") == "training"}
+    copies, size = training_copies(training)
+    if copies and args.clean_model_data:
+        removed = remove_training_copies(copies)
+        print(f"model_data: removed {removed} training data cop{'y' if removed == 1 else 'ies'} ({_megabytes(size)} "
+              f"on disk)" + (f"; {len(copies) - removed} could not be removed" if removed < len(copies) else "")
+              + (f"; left the copies of {len(training)} training(s) under way" if training else ""))
+    elif copies:
+        print(f"model_data: {len(copies)} training data cop{'y' if len(copies) == 1 else 'ies'} ({_megabytes(size)} on "
+              f"disk) in {dataloop_path() / 'model_data'}, which no later run reads: --clean-model-data removes them "
+              "(a training under way keeps its own), and pipeline.cleanup=true deletes each copy when its training "
+              "ends")
     return 1 if found.missing else 0
 
 
@@ -476,6 +484,9 @@ def _parser() -> argparse.ArgumentParser:
                                    help="find records whose file is gone, and files no record uses")
     cleaning.add_argument("--clean", action="store_true",
                           help="remove the files no record uses (a record's file is never removed)")
+    cleaning.add_argument("--clean-model-data", action="store_true",
+                          help="remove the training data copies under DATALOOP_PATH/model_data (not those of a "
+                               "training under way)")
     cleaning.add_argument("--restore", action="store_true",
                           help="import the datasets whose item files are gone again from their sources, which puts "
                                "the files back")

@@ -349,8 +349,17 @@ def test_the_command_line_after_runs(tmp_path):
     assert "restore: importing dataset 'digits' again from runner.data.import_digits" in restored.stdout
     assert "put back the bytes of 1 item file(s)" in restored.stderr
     assert "every record has its file" in restored.stdout and (root / "blobs" / blob[:2] / blob).is_file()
-    assert re.search(rf"^model_data: 1 training data copy \(\d+\.\d MB\) in {re.escape(str(tmp_path / 'dl'))}/model_data, "
-                     "which no later run reads", restored.stdout, re.MULTILINE), restored.stdout
+    assert re.search(rf"^model_data: 1 training data copy \(\d+\.\d MB on disk\) in {re.escape(str(tmp_path / 'dl'))}"
+                     "/model_data, which no later run reads: --clean-model-data removes them", restored.stdout,
+                     re.MULTILINE), restored.stdout
+    # the copy's many small files take whole blocks: the disk use, not the bytes, is what reclaiming gives
+    copy_files = [f for f in (tmp_path / "dl" / "model_data").rglob("*") if f.is_file()]
+    on_disk = float(re.search(r"\((\d+\.\d) MB on disk\)", restored.stdout).group(1))
+    assert on_disk == round(sum(f.stat().st_blocks * 512 for f in copy_files) / 1e6, 1)
+    assert on_disk > sum(f.stat().st_size for f in copy_files) / 1e6
+    cleaned = run("check", "--clean-model-data")
+    assert cleaned.returncode == 0 and "model_data: removed 1 training data copy (" in cleaned.stdout, cleaned.stdout
+    assert list((tmp_path / "dl" / "model_data").iterdir()) == []  # the model's folder went with its only copy
 
     deleted = run("delete-model", versions[0], "--yes")
     assert deleted.returncode == 0 and f"deleted 1 model(s) from the local platform at {tmp_path / 'dl' / 'local'}: " \
@@ -527,6 +536,18 @@ def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(pla
     store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
     code, out, _err = store(platform, capsys, "check")
     assert code == 0 and "every record has its file, and every file a record" in out
+
+
+def test_clean_model_data_keeps_the_copy_of_a_training_under_way(platform, digits, versions, capsys):
+    _base, v1, v2 = versions
+    v2.status = "training"  # as a training that runs now has it
+    v2.update()
+    done, under_way = (model_data_folder(v.id, v.name) for v in (v1, v2))
+    assert any(done.iterdir()) and any(under_way.iterdir())  # each training's own copy
+    code, out, _err = store(platform, capsys, "check", "--clean-model-data")
+    assert code == 0 and "model_data: removed 1 training data copy (" in out, out
+    assert "left the copies of 1 training(s) under way" in out
+    assert not done.exists() and any(under_way.iterdir())
 
 
 def test_show_prints_one_version_whole_and_names_a_misspelt_one(platform, digits, versions, capsys):

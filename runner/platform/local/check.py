@@ -7,6 +7,7 @@ stopped between writing its files and committing its records; they are harmless 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -89,13 +90,34 @@ def remove_unused(platform, found: StoreCheck) -> tuple[int, int]:
     return len(gone), sum(gone)
 
 
-def training_copies() -> tuple[int, int]:
-    """(copies, bytes) of the data ``prepare_data`` wrote under ``DATALOOP_PATH/model_data/<model>/<timestamp>/``
-    by default: a training's own copy, which no later run reads."""
-    copies = [Path(model.path) / copy.name for model in _scan(dataloop_path() / "model_data") if model.is_dir()
+def training_copies(training: set[str] = frozenset()) -> tuple[list[Path], int]:
+    """(copies, bytes on disk) of the data ``prepare_data`` wrote under
+    ``DATALOOP_PATH/model_data/<model id>_<name>/<timestamp>/`` by default: a training's own copy, which
+    no later run reads. The copies of the model ids in ``training`` (trainings under way) are left out.
+    Disk use counts whole blocks: a copy is many small files, each taking a block or more."""
+    copies = [Path(model.path) / copy.name for model in _scan(dataloop_path() / "model_data")
+              if model.is_dir() and model.name.split("_")[0] not in training
               for copy in _scan(Path(model.path)) if copy.is_dir()]
-    size = sum(_size(Path(root) / name) for copy in copies for root, _dirs, names in os.walk(copy) for name in names)
-    return len(copies), size
+    size = sum(_disk_size(Path(root) / name) for copy in copies for root, _dirs, names in os.walk(copy)
+               for name in names)
+    return copies, size
+
+
+def remove_training_copies(copies: list[Path]) -> int:
+    """Remove the copies (and a model's folder they leave empty); returns how many are gone."""
+    for copy in copies:
+        shutil.rmtree(copy, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            copy.parent.rmdir()
+    return sum(not copy.exists() for copy in copies)
+
+
+def _disk_size(path: Path) -> int:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return 0
+    return stat.st_blocks * 512 if hasattr(stat, "st_blocks") else stat.st_size
 
 
 def _scan(folder: Path) -> list[os.DirEntry]:
