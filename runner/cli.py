@@ -33,6 +33,7 @@ from .argv_checks import (
 from .closed_pipe import run_on_when_reader_leaves
 from .gc_control import collection_paused, job_heap
 from .interrupts import Terminated
+from .paths import dataloop_path_problem
 from .resolvers import register_resolvers
 
 register_resolvers()
@@ -191,7 +192,7 @@ def entry() -> None:
     """``python -m runner`` and ``dlrun``."""
     args = expanded_globs(sys.argv[1:])
     started = time.time()
-    message = (missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
+    message = (dataloop_path_problem() or missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
                or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args))
     search = None if message else composed_search(args)
     if search:

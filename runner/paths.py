@@ -11,6 +11,26 @@ def dataloop_path() -> Path:
     return Path(os.environ.get("DATALOOP_PATH") or Path.home() / ".dataloop")
 
 
+def dataloop_path_problem() -> str | None:
+    """Why ``DATALOOP_PATH`` cannot hold the store (and dtlpy's own files, which dtlpy writes there as it
+    is imported), as an error message; None when it can. Checked before anything imports dtlpy, whose
+    own failure there is a traceback."""
+    given = os.environ.get("DATALOOP_PATH")
+    fix = "point DATALOOP_PATH at a folder you can write (it is made if missing), or unset it (~/.dataloop)"
+    if given is not None and not given.strip():
+        return f"DATALOOP_PATH is set but empty\n  where: DATALOOP_PATH\n  fix: {fix}"
+    path = dataloop_path().expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    why = None
+    if path.exists() and not path.is_dir():
+        why = "is a file, not a folder"
+    elif existing is not None and not existing.is_dir():
+        why = f"cannot be made: {existing} is a file"
+    elif existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        why = "is read-only" if existing == path else f"cannot be made: {existing} is read-only"
+    return None if why is None else f"DATALOOP_PATH {path} {why}\n  where: DATALOOP_PATH\n  fix: {fix}"
+
+
 def default_local_root() -> Path:
     return dataloop_path() / "local"
 

@@ -27,14 +27,19 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .configuration import is_number
-from .errors import NotFoundError, RunnerError
-from .model_details import cloned_from, day, model_details, print_details
-from .paths import dataloop_path
-from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies
-from .report import PREFERRED, SHOWN_METRICS
-from .reporting import runner_metadata
-from .text_table import aligned, closest, did_you_mean, first_few, number_cell
+from .paths import dataloop_path, dataloop_path_problem
+
+if __name__ == "__main__" and dataloop_path_problem():  # before the imports below bring in dtlpy, which writes there
+    print(f"error: {dataloop_path_problem()}", file=sys.stderr)
+    raise SystemExit(2)
+
+from .configuration import is_number  # noqa: E402
+from .errors import NotFoundError, RunnerError  # noqa: E402
+from .model_details import cloned_from, day, model_details, print_details  # noqa: E402
+from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
+from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
+from .reporting import runner_metadata  # noqa: E402
+from .text_table import aligned, closest, did_you_mean, first_few, number_cell  # noqa: E402
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)

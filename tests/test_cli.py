@@ -817,3 +817,22 @@ def test_a_glob_sweep_takes_in_the_options_of_a_config_folder_on_the_search_path
     launched = re.findall(r"#\d+ : (experiment=\S+)", result.stdout + result.stderr)
     assert launched == ["experiment=digits_logreg", "experiment=digits_mine"], result.stdout + result.stderr
     assert "2 jobs (2 completed)" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["empty", "a-file", "under-a-file"])
+@pytest.mark.parametrize("module", ["runner", "runner.store"])
+def test_a_dataloop_path_that_cannot_hold_the_store_is_one_message_before_dtlpy_is_imported(tmp_path, where, module):
+    """dtlpy writes its own files there as it is imported: without this check, a traceback from
+    inside dtlpy's import."""
+    (tmp_path / "afile").write_text("not a folder")
+    path = {"empty": "", "a-file": str(tmp_path / "afile"), "under-a-file": str(tmp_path / "afile" / "dl")}[where]
+    env = {**os.environ, "DATALOOP_PATH": path}
+    args = ["models"] if module == "runner.store" else []
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = {"empty": "DATALOOP_PATH is set but empty", "a-file": f"DATALOOP_PATH {path} is a file, not a folder",
+            "under-a-file": f"DATALOOP_PATH {path} cannot be made: {tmp_path / 'afile'} is a file"}[where]
+    assert result.stderr.startswith(f"error: {said}\n  where: DATALOOP_PATH\n  fix: point DATALOOP_PATH at a folder"), \
+        result.stderr
+    assert "Traceback" not in result.stderr
