@@ -40,7 +40,7 @@ from .reporting import (
 )
 from .resolvers import register_resolvers
 from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
-from .text_table import did_you_mean
+from .text_table import did_you_mean, first_few
 
 logger = logging.getLogger("runner")
 
@@ -304,6 +304,14 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         _warn_ignored_overrides(model, steps)
         return model
     labels = spec.get("labels")
+    absent = [label for label in labels or [] if str(label) not in dataset.labels_flat_dict]
+    if absent:  # no item would train or score them: a misspelling, found before a version is made
+        known = sorted(dataset.labels_flat_dict)
+        named = ", ".join(f"{label!r}" + did_you_mean(str(label), known) for label in absent)
+        raise ConfigError(f"model.labels names {named}, which dataset {dataset.name!r} does not have (it has "
+                          f"{first_few(known, 12)})", where="model.labels",
+                          fix="name only the dataset's labels (labels are case-sensitive), or model.labels=null for "
+                              "all of them")
     base = platform.find_model(spec["name"])
     base_trained_by = _trained_by(base) if base is not None else None
     if base_trained_by and base_trained_by.get("_target_") != settings["adapter"].get("_target_"):
@@ -332,11 +340,6 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
                                                          "run": str(run_dir.resolve())}
     # model.labels null: the dataset's labels now, which may have grown since the base model was made
     version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
-    absent = [label for label in version.labels if label not in dataset.labels_flat_dict]
-    if labels is not None and absent:
-        logger.warning("model.labels names %s, which dataset %r does not have (it has %s): no item trains or scores "
-                       "%s (a misspelling?)", absent, dataset.name, sorted(dataset.labels_flat_dict)[:12],
-                       "it" if len(absent) == 1 else "them")
     version.dataset_id = dataset.id
     version.update()
     return platform.get_model(version.id)

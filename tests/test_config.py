@@ -570,21 +570,20 @@ def test_a_folder_source_compares_as_the_folder_it_names_not_as_text(tmp_path, m
         app._dataset(platform, spec("photos"))
 
 
-def test_a_model_label_the_dataset_lacks_is_named_when_the_version_is_made(platform, digits, caplog, tmp_path):
-    import logging
-
+def test_a_model_label_the_dataset_lacks_is_refused_before_a_version_is_made(platform, digits, tmp_path):
+    """No item would train or score it: a misspelling, refused before the base model or a version is
+    made (the adapter would otherwise meet ground truth of a label its model lacks)."""
     settings = {"adapter": {"configuration": {}}, "model": {
-        "name": "misspelt", "labels": [*(str(d) for d in range(9)), "nine"], "input_type": "image",
+        "name": "misspelt", "labels": [*(str(d) for d in range(9)), "nine", "08"], "input_type": "image",
         "output_type": "class", "configuration": {}}}
-    with caplog.at_level(logging.WARNING, logger="runner.app"):
-        version = app._model(platform, digits, settings, ["train"], {}, tmp_path)
-    assert version.labels[-1] == "nine"
-    assert "model.labels names ['nine'], which dataset 'digits' does not have" in caplog.text
-    caplog.clear()
-    settings["model"]["labels"] = None  # the dataset's own
-    with caplog.at_level(logging.WARNING, logger="runner.app"):
+    with pytest.raises(ConfigError) as err:
         app._model(platform, digits, settings, ["train"], {}, tmp_path)
-    assert "model.labels" not in caplog.text
+    assert err.value.what.startswith("model.labels names 'nine', '08' (did you mean 8?), which dataset 'digits' does "
+                                     "not have (it has 0, 1, 2"), err.value.what
+    assert err.value.where == "model.labels" and "model.labels=null" in err.value.fix
+    assert platform.find_model("misspelt") is None
+    settings["model"]["labels"] = ["3", "5"]  # some of the dataset's labels: a model of those
+    assert app._model(platform, digits, settings, ["train"], {}, tmp_path).labels == ["3", "5"]
 
 
 def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_model(platform, digits, caplog,
