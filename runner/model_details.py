@@ -144,7 +144,7 @@ def print_details(details: dict) -> None:
     if details["subsets"]:
         print("\nsubsets:")
         print(_indented("\n".join(aligned(["subset", "filter"], [
-            [name, json.dumps(spec.get("filter", spec) if isinstance(spec, dict) else spec)]
+            [name, json.dumps(_shortened(spec.get("filter", spec) if isinstance(spec, dict) else spec))]
             for name, spec in details["subsets"].items()]))))
     print("\nartifacts:" if details["artifacts"] else "\nartifacts: none")
     if details["artifacts"]:
@@ -156,6 +156,17 @@ def print_details(details: dict) -> None:
     else:
         print(f"\nlatest evaluation, on {evaluation['dataset']}:")
         print(_indented(metrics_table(evaluation["metrics"])))
+
+
+def _shortened(value, shown: int = 3):
+    """A filter for the eye: a long list (a random split's item ids) as its first few and a count;
+    ``--json`` keeps it whole."""
+    if isinstance(value, dict):
+        return {key: _shortened(item, shown) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_shortened(item, shown) for item in value]
+        return [*items[:shown], f"... {len(value) - shown} more"] if len(value) > shown + 1 else items
+    return value
 
 
 def _indented(text: str) -> str:

@@ -574,3 +574,15 @@ def test_show_prints_one_version_whole_and_names_a_misspelt_one(platform, digits
 
     code, _out, err = store(platform, capsys, "show", "digits-lr-1")
     assert code == 2 and "no model named 'digits-lr-1' (did you mean digits-lr-v1?)" in err
+
+
+def test_show_prints_a_long_subset_filter_shortened_and_json_keeps_it_whole(platform, digits, capsys):
+    """A random split's subsets are lists of item ids: hundreds of them on one line helped no one."""
+    ids = [item.id for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:10]
+    subsets = {"test": {"filter": {"$and": [{"hidden": False}, {"id": {"$in": ids}}]}, "resource": "items"}}
+    platform.create_model("split", digits, subsets=subsets)
+    code, out, _err = store(platform, capsys, "show", "split")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.strip().startswith("test "))
+    assert line.split(None, 1)[1] == json.dumps({"$and": [{"hidden": False}, {"id": {"$in": [*ids[:3], "... 7 more"]}}]})
+    assert listed(platform, capsys, "show", "split")["subsets"] == subsets
