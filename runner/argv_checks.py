@@ -220,6 +220,46 @@ def trials_problem(argv: list[str]) -> str | None:
     return None
 
 
+def grid_sweep_problem(argv: list[str]) -> str | None:
+    """A sweep value the basic (grid) sweeper cannot list, or lists as nothing or one value by mistake:
+    ``interval(...)`` (a range only a search draws from: a traceback), ``range(3,0)`` (no job: the
+    sweep ends at once, exit 0), ``range(0,3,0)`` (a traceback), ``range(0.1,1.0)`` (step 1: one job).
+    The message, else None; an Optuna search or another sweeper reads its own sweeps."""
+    if not any(a in ("-m", "--multirun") for a in argv) or any(
+            a.startswith(("hparams_search=", "hydra/sweeper=", "+hparams_search=")) for a in argv):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import RangeSweep
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or not is_sweep_override(arg) or "glob(" in arg:
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # noqa: BLE001 - Hydra reports a malformed override itself
+            continue
+        fix = "list the values (key=a,b,c), or use range(start, stop, step)"
+        if override.is_interval_sweep():
+            return (f"{arg}: interval(...) is a range an Optuna search draws from; a grid sweep (-m) cannot list its "
+                    f"values\n  where: {arg}\n  fix: {fix}, or search it: hparams_search=<preset> with this key in "
+                    "its params")
+        try:
+            values = list(override.sweep_string_iterator())
+        except ValueError as err:
+            return f"{arg} gives no values: {err}\n  where: {arg}\n  fix: {fix}"
+        sweep = override.value()
+        if not values:
+            return (f"{arg} gives no value, so the sweep would run no job\n  where: {arg}\n  fix: range(start, stop) "
+                    "counts up from start and stops before stop; to count down give a negative step, "
+                    "range(3,0,-1)")
+        if isinstance(sweep, RangeSweep) and len(values) == 1 and any(
+                isinstance(v, float) for v in (sweep.start, sweep.stop)):
+            return (f"{arg} gives one value ({values[0]}): range's step is 1 unless given\n  where: {arg}\n  fix: "
+                    f"give the step, e.g. range({sweep.start},{sweep.stop},{(sweep.stop - sweep.start) / 4:g})")
+    return None
+
+
 def direction_problem(argv: list[str]) -> str | None:
     """``objective.direction=<other than maximize / minimize>``: the message, else None. Each job checks
     it too, but an Optuna sweeper reads it before any job runs, and fails with a traceback."""

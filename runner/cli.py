@@ -22,6 +22,7 @@ from .argv_checks import (
     config_file_problem,
     direction_problem,
     expanded_globs,
+    grid_sweep_problem,
     group_value_problem,
     help_argv,
     missing_launcher,
@@ -193,7 +194,8 @@ def entry() -> None:
     args = expanded_globs(sys.argv[1:])
     started = time.time()
     message = (dataloop_path_problem() or missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
-               or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args))
+               or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args)
+               or grid_sweep_problem(args))
     search = None if message else composed_search(args)
     if search:
         message = search_problem([a for a in args if not a.startswith("-")], search)

@@ -660,8 +660,15 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     # Hydra composes a sweep with the default adapter first, which lacks the key: it would suggest +key
     ("-m adapter=torch_cnn,sklearn_svc adapter.configuration.epochs=1",
      ["adapter.configuration.epochs is not a key of adapter=sklearn", "fix: ++adapter.configuration.epochs=1"]),
+    # a grid sweep's value it cannot list, or lists as nothing (exit 0, no job) or as one value by mistake
+    ("-m adapter.configuration.estimator.C=interval(0.1,1.0)", ["interval(...) is a range an Optuna search draws from",
+                                                                "hparams_search=<preset>"]),
+    ("-m seed=range(3,0)", ["gives no value, so the sweep would run no job", "range(3,0,-1)"]),
+    ("-m seed=range(0,3,0)", ["gives no values: range() arg 3 must not be zero"]),
+    ("-m adapter.configuration.estimator.C=range(0.1,1.0)", ["gives one value (0.1)", "range(0.1,1.0,0.225)"]),
 ], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "no-trials-at-a-time",
-        "adapter-key", "swept-group-key"])
+        "adapter-key", "swept-group-key", "grid-interval", "grid-range-empty", "grid-range-step-zero",
+        "grid-float-range-one-value"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
