@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .text_table import closest
+from .text_table import closest, did_you_mean
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -29,8 +29,19 @@ def missing_launcher(argv: list[str]) -> str | None:
     import importlib.util
 
     for arg in argv:
-        key, _, name = arg.lstrip("+~").partition("=")
-        if key != "hydra/launcher" or name not in LAUNCHER_PLUGINS:
+        key, sep, name = arg.lstrip("+~").partition("=")
+        if key == "hydra.launcher" and sep:  # a dot for the slash: Hydra says "no _target_ field"
+            return (f"hydra.launcher={name} sets the launcher's settings node, not the launcher\n  where: {arg}\n"
+                    f"  fix: hydra/launcher={name} (a slash: the hydra/launcher config group)")
+        if key != "hydra/launcher":
+            continue
+        if name not in ("basic", *LAUNCHER_PLUGINS) and not any(c in name for c in ",()*"):
+            known = _launcher_options(argv)
+            if name not in known:
+                return (f"hydra/launcher has no option {name!r}{did_you_mean(name, known, 'hydra/launcher=')}\n  "
+                        f"where: {arg}\n  fix: one of {known} (those this project documents: basic, "
+                        f"{', '.join(LAUNCHER_PLUGINS)})")
+        if name not in LAUNCHER_PLUGINS:
             continue
         module, extra = LAUNCHER_PLUGINS[name]
         try:
@@ -41,6 +52,18 @@ def missing_launcher(argv: list[str]) -> str | None:
             return (f"hydra/launcher={name} needs the {module.split('.')[-1].replace('_', '-')} plugin, which is "
                     f"not installed\n  where: {arg}\n  fix: pip install -e \".[{extra}]\" (or choose another launcher)")
     return None
+
+
+def _launcher_options(argv: list[str]) -> list[str]:
+    """The hydra/launcher options there are: the installed plugins' and the config folders'."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # imports the installed plugins, which register their launchers' configs
+    names = {n.removesuffix(".yaml") for n in ConfigStore.instance().list("hydra/launcher")}
+    for folder in [Path(CONFIG_DIR), *_config_folders(argv)]:
+        names |= {path.stem for path in (folder / "hydra" / "launcher").glob("*.yaml")}
+    return sorted(names)
 
 
 # flags that replace the primary config (conf/config.yaml): its groups and options are then Hydra's alone

@@ -666,9 +666,13 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     ("-m seed=range(3,0)", ["gives no value, so the sweep would run no job", "range(3,0,-1)"]),
     ("-m seed=range(0,3,0)", ["gives no values: range() arg 3 must not be zero"]),
     ("-m adapter.configuration.estimator.C=range(0.1,1.0)", ["gives one value (0.1)", "range(0.1,1.0,0.225)"]),
+    # Hydra's own messages: its option list with the search path, and "no _target_ field"
+    ("-m seed=0,1 hydra/launcher=jobilb", ["hydra/launcher has no option 'jobilb' (did you mean "
+                                           "hydra/launcher=joblib?)", "'submitit_local'"]),
+    ("-m seed=0,1 hydra.launcher=joblib", ["sets the launcher's settings node", "fix: hydra/launcher=joblib"]),
 ], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "no-trials-at-a-time",
         "adapter-key", "swept-group-key", "grid-interval", "grid-range-empty", "grid-range-step-zero",
-        "grid-float-range-one-value"])
+        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
