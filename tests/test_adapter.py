@@ -478,7 +478,12 @@ def test_train_failure_saves_the_checkpoint_marks_failed_and_resumes(platform, d
 def test_cleanup_deletes_the_local_data_copy(digits, model):
     adapter = SklearnImageClassifier()
     adapter.train_model(model, cleanup=True)
-    assert not any((dataloop_path() / "model_data" / f"{model.id}_{model.name}").iterdir())
+    # the model's folder goes with its only copy; one holding another training's copy stays
+    assert not (dataloop_path() / "model_data" / f"{model.id}_{model.name}").exists()
+    other = dataloop_path() / "model_data" / f"{model.id}_{model.name}" / "20260101-000000-000000"
+    other.mkdir(parents=True)
+    adapter.train_model(model, cleanup=True)
+    assert [p.name for p in other.parent.iterdir()] == [other.name]
 
 
 def test_binding_names_the_wrapper_functions_a_class_overrides(caplog):
