@@ -243,7 +243,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             if target.is_dir() and any(target.iterdir()) and not overwrite:
                 logger.info("subset %r already at %s; kept (overwrite=False)", subset, target)
                 continue
-            if self.platform.count_items(dataset, subset_filter) == 0:
+            in_subset = self.platform.count_items(dataset, subset_filter)
+            if in_subset == 0:
                 raise EmptySubsetError(f"subset {subset!r} of model {model.name!r} matches no item in dataset "
                                        f"{dataset.name!r}", where=f"filter: {subset_filter}",
                                        fix="correct the subset filter or import the data it selects")
@@ -256,7 +257,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             if count == 0:
                 raise no_annotated_items(subset, model.name, model.output_type, subset_filter, annotation_filter,
                                          bool(self.configuration.get("include_background", False)))
-            logger.info("subset %r: %d items → %s", subset, count, target)
+            left_out = in_subset - count
+            logger.info("subset %r: %d items → %s%s", subset, count, target, "" if left_out <= 0 else (
+                f" ({left_out} of its {in_subset} items left out: they have no annotation the model trains on"
+                + ("" if self.configuration.get("include_background") else
+                   "; configuration.include_background=true takes in those with none") + ")"))
         self.convert_from_dtlpy(data_path=str(data_path), **kwargs)
         return str(root_path), str(data_path), str(output_path)
 

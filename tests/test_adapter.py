@@ -61,7 +61,7 @@ def test_prepare_data_excludes_model_predictions_unless_asked(platform, digits, 
     assert len(first["annotations"]) == 2
 
 
-def test_prepare_data_takes_the_items_dataloop_downloads(platform, digits):
+def test_prepare_data_takes_the_items_dataloop_downloads(platform, digits, caplog):
     """As dtlpy's prepare_data (the annotation filter joined into the item filter): only items with an
     annotation of the model's output type; with include_background also items with no annotation at
     all; items annotated with other types never. None at all is an error that says why."""
@@ -84,9 +84,17 @@ def test_prepare_data_takes_the_items_dataloop_downloads(platform, digits):
         _root, data, _out = adapter.prepare_data(digits)
         return {json.loads(p.read_text())["id"] for p in (Path(data) / "train" / "json").rglob("*.json")}
 
-    assert written() == {i.id for i in items[7:]}
+    with caplog.at_level(logging.INFO, logger="runner"):
+        assert written() == {i.id for i in items[7:]}
+    # the items left out are counted, with the way to take in those with no annotation
+    assert re.search(r"subset 'train': 23 items → \S+ \(7 of its 30 items left out: they have no annotation the "
+                     r"model trains on; configuration\.include_background=true takes in those with none\)$",
+                     caplog.text, re.MULTILINE), caplog.text
     adapter.configuration["include_background"] = True
-    assert written() == {i.id for i in items[7:] + unannotated}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="runner"):
+        assert written() == {i.id for i in items[7:] + unannotated}
+    assert "(3 of its 30 items left out: they have no annotation the model trains on)" in caplog.text
 
     points = platform.create_model("points", digits, subsets={"train": train}, output_type="point")
     with pytest.raises(EmptySubsetError) as err:

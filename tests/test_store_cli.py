@@ -586,3 +586,17 @@ def test_show_prints_a_long_subset_filter_shortened_and_json_keeps_it_whole(plat
     line = next(line for line in out.splitlines() if line.strip().startswith("test "))
     assert line.split(None, 1)[1] == json.dumps({"$and": [{"hidden": False}, {"id": {"$in": [*ids[:3], "... 7 more"]}}]})
     assert listed(platform, capsys, "show", "split")["subsets"] == subsets
+
+
+def test_a_new_local_platform_says_so_and_an_existing_one_does_not(tmp_path, caplog):
+    """A DATALOOP_PATH or platform.root naming another folder than meant would otherwise start an
+    empty store in silence."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="runner"):
+        LocalPlatform(tmp_path / "here")
+    assert f"a new local platform at {tmp_path / 'here'} (there was none)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="runner"):
+        LocalPlatform(tmp_path / "here")
+    assert "a new local platform" not in caplog.text

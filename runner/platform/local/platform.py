@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -31,6 +32,8 @@ from .entities import (
 )
 from .store import BLOB_KEY, Store, new_id
 
+logger = logging.getLogger("runner")
+
 DEFAULT_PROJECT = "local"
 
 
@@ -40,6 +43,7 @@ class LocalPlatform(Platform):
     def __init__(self, root: str | os.PathLike | None = None, project: str = DEFAULT_PROJECT,
                  create_project: bool = True):
         self.root = Path(root) if root is not None else default_local_root()
+        new = not (self.root / "platform.db").exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self.store = Store(self.root / "platform.db")
@@ -55,6 +59,8 @@ class LocalPlatform(Platform):
         if not create_project and project not in self.store.project_names():
             raise NotFoundError(f"no project {project!r} in the local platform at {self.root}", where="project",
                                 fix=f"use one of: {', '.join(self.store.project_names()) or 'none (a first run makes one)'}")
+        if new:  # a first run, or a DATALOOP_PATH / platform.root that names another folder than meant
+            logger.info("a new local platform at %s (there was none)", self.root)
         self.client = LocalApiClient(self)
         guard_global_client()
         self.project = LocalProject(_dict=self.store.get_or_create_project(project), _client_api=self.client)
