@@ -99,11 +99,14 @@ def plan(cfg: DictConfig) -> Plan:
     if "evaluate" in steps and metrics:
         family = OUTPUT_FAMILY.get(output_type, output_type)
         if OUTPUT_FAMILY.get(metrics.get("output_type"), metrics.get("output_type")) not in (None, family):
+            option = {"class": "classification", "box": "detection", "segment": "segmentation"}.get(family)
             raise ConfigError(f"the metrics set scores {metrics['output_type']!r} outputs, but model "
                               f"{settings['model']['name']!r} outputs {output_type!r}",
                               where="metrics", fix=f"choose a metrics set for {output_type!r} outputs: "
-                              + {"class": "metrics=classification (or metrics=minimal)", "box": "metrics=detection",
-                                 "segment": "metrics=segmentation"}.get(family, "metrics=<option>"))
+                              + (f"metrics={option}" + (" (or metrics=minimal)" if family == "class" else "")
+                                 + f"; or let the adapter's option choose it, as the shipped shapes_detector does: "
+                                   f"defaults: [override /metrics@_global_.metrics: {option}] in its YAML"
+                                 if option else "metrics=<option>"))
         standard = set(DEFAULT_SCALARS.get(output_type, ())) if _uses_default_evaluate(adapter_class) else set()
         for name, spec in (metrics.get("scores") or {}).items():
             if name in standard:  # as older metrics sets (and saved configs) have them: the standard one stays

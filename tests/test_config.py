@@ -537,6 +537,17 @@ def test_a_bad_config_raises_a_helpful_error_and_writes_nothing(tmp_path, datalo
     assert record["status"] == "failed" and record["error"]["type"] == error.__name__
 
 
+@pytest.mark.parametrize(("overrides", "metrics"), [
+    (["adapter=shapes_detector"], "box"),  # the adapter option's own choice
+    (["adapter=shapes_segmenter"], "segment"),
+    (["adapter=shapes_detector", "metrics=minimal"], "class"),  # the command line's wins
+    (["experiment=shapes_detection"], "box"),
+    ([], "class"),
+])
+def test_an_adapter_option_chooses_the_metrics_set_of_its_outputs(overrides, metrics):
+    assert compose_config(*overrides).metrics.output_type == metrics
+
+
 def test_a_version_of_a_version_gets_a_fresh_suffix_not_a_second_one():
     first = app._version_name("torch-cnn-digits")
     again = app._version_name(first)
