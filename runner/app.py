@@ -39,6 +39,7 @@ from .reporting import (
     write_json,
 )
 from .resolvers import register_resolvers
+from .run_log import say
 from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
 from .text_table import did_you_mean, first_few
 
@@ -490,7 +491,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                 plot_confusion_matrix(metrics["confusion_matrix"], output_dir / "confusion_matrix.png")
             if isinstance(metrics.get("pr_curves"), dict):
                 plot_pr_curves(metrics["pr_curves"], output_dir / "pr_curves.png")
-            print(metrics_table(metrics))
+            say(metrics_table(metrics))
         objective_key = settings.get("objective", {}).get("metric")
         if objective_key and objective_key in metrics:
             objective = float(metrics[objective_key])
@@ -503,6 +504,6 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
             if _in_sweep():  # a sweeper ranks the jobs by it
                 raise ConfigError(what, where="objective.metric", fix=fix)
             logger.warning("%s: this run has no objective value; %s", what, fix)
-    print(f"model version: {model.name} ({model.id}), status {model.status}")
-    print(f"outputs: {output_dir.resolve()}")
+    say(f"model version: {model.name} ({model.id}), status {model.status}")
+    say(f"outputs: {output_dir.resolve()}")
     return objective, model

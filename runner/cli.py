@@ -36,6 +36,7 @@ from .gc_control import collection_paused, job_heap
 from .interrupts import Terminated
 from .paths import dataloop_path_problem
 from .resolvers import register_resolvers
+from .run_log import to_log_file
 
 register_resolvers()
 
@@ -67,7 +68,7 @@ def main(cfg: DictConfig) -> float | None:
             # failures of many items (PredictionError) carry the first one's traceback: to the log
             trace = getattr(err, "traceback_text", None)
             every = f"\n  every failed item:\n{err.every_failure()}" if hasattr(err, "every_failure") else ""
-            log = _to_log_file(logging.ERROR, "%s", f"{err}{every}\n  first failure:\n{trace}" if trace else err)
+            log = to_log_file(logging.ERROR, "%s", f"{err}{every}\n  first failure:\n{trace}" if trace else err)
             message = f"{err}\n  traceback: {log or 'in the run log'}" if trace else str(err)
             message += _kept_version_note(err)
             print(f"error: {message}", file=sys.stderr)
@@ -81,7 +82,7 @@ def main(cfg: DictConfig) -> float | None:
                 raise
             # raised by an adapter or a library: the message and where it was raised here, the whole
             # traceback in the run's log
-            log = _to_log_file(logging.ERROR, "the run failed", exc_info=err)
+            log = to_log_file(logging.ERROR, "the run failed", exc_info=err)
             message = (f"{type(err).__name__}: {err}"
                        + "".join(f"\n  note: {note}" for note in getattr(err, "__notes__", ()))
                        + f"\n  where: {raised_at(err)}"
@@ -110,19 +111,6 @@ def _kept_version_note(err: BaseException) -> str:
 class JobFailed(CompactHydraException):
     """A sweep's job stopped by a runner error (its message already printed): Hydra shows compact
     exceptions as their message alone."""
-
-
-def _to_log_file(level: int, message: str, *args, exc_info: BaseException | None = None) -> str | None:
-    """Log to the job's log file only (the console gets one message on stderr instead); returns its path."""
-    logger = logging.getLogger("runner")
-    record = logger.makeRecord(logger.name, level, __file__, 0, message, args,
-                               (type(exc_info), exc_info, exc_info.__traceback__) if exc_info else None)
-    path = None
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
-            path = handler.baseFilename
-    return path
 
 
 _GRACE = 3.0  # seconds a process's children (launcher or shard workers) get to end their jobs as interrupted

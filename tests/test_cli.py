@@ -128,6 +128,9 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     assert config["adapter"]["_target_"] == "adapters.sklearn_classifier.SklearnImageClassifier"
     log = (out / "dlrun.log").read_text()
     assert "step train" in log and "step evaluate" in log
+    # what the console shows beside the log lines is kept there too: the metrics table, the version, the outputs
+    assert f"outputs: {out}" in log and f"model version: {model['name']}" in log
+    assert re.search(r"\] - metric +value\n-+ +-+\naccuracy +0\.\d{4}$", log, re.MULTILINE), log
     # the platform is under DATALOOP_PATH, not in the working directory
     assert (tmp_path / "dl" / "local" / "platform.db").is_file()
     # the version names the run folder that made it, and shows its configuration and evaluation
