@@ -717,3 +717,18 @@ def test_unlabeled_images_keep_their_paths_and_carry_no_annotation(platform, tmp
     (folder / "bad.png").write_bytes(b"not a png")
     with pytest.raises(DataImportError, match="bad.png"):
         import_unlabeled_images(platform, folder, "new")
+
+
+def test_a_coco_bbox_reaching_past_its_image_is_imported_as_given_with_one_warning(platform, coco, caplog):
+    import logging
+
+    path, images, data, _mask = coco
+    data["annotations"] += [{"id": 4, "image_id": 100, "category_id": 1, "bbox": [35, 3, 10, 5]},  # past x = 40
+                            {"id": 5, "image_id": 200, "category_id": 1, "bbox": [0, 0, 20.4, 16]}]  # rounding
+    path.write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        result = import_coco(platform, path, images, "coco")
+    warnings = [r.getMessage() for r in caplog.records if "reach past their image" in r.getMessage()]
+    assert warnings == [f"1 bbox(es) of {path} reach past their image (imported as given; they score as such): "
+                        "annotations[3] bbox [35, 3, 10, 5] on 40x30"], warnings
+    assert result.added == 3

@@ -119,6 +119,7 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
         images[image["id"]] = record, info.width, info.height
 
     palette = None  # binary masks need their label colours; built on the first one
+    outside: list[str] = []  # boxes reaching past their image: imported as given, named in one warning
     for i, ann in enumerate(coco["annotations"]):
         where = _describe("annotations", i, ann)
         if not isinstance(ann, dict):
@@ -140,6 +141,8 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
             if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v, finite=True) for v in bbox) or min(bbox[2:]) < 0:
                 fail("bbox must be 4 numbers [x, y, width, height] with width, height >= 0", where)
             x, y, w, h = bbox
+            if x + w > width + 1 or y + h > height + 1 or x < -1 or y < -1:  # a pixel's rounding aside
+                outside.append(f"annotations[{i}] bbox {bbox} on {width}x{height}")
             definitions.append(dl.Box(left=x, top=y, right=x + w, bottom=y + h, label=label))
         if isinstance(segmentation, list):
             for polygon in segmentation:
@@ -166,6 +169,9 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
             fail("annotation has neither bbox nor segmentation", where)
         record.annotations.extend(annotation_json(d, metadata={"user": user}, palette=palette) for d in definitions)
 
+    if outside:
+        logger.warning("%d bbox(es) of %s reach past their image (imported as given; they score as such): %s",
+                       len(outside), annotation_file, first_few(outside, 3))
     records = [record for record, _w, _h in images.values()]
     result = store_records(platform, dataset_name or annotation_file.stem, labels, records)
     log_summary(logger, str(annotation_file), result)
