@@ -483,10 +483,16 @@ def search_problem(argv: list[str], search: Search) -> str | None:
         choices = search.cfg.hydra.runtime.choices
         searches = sorted(p.stem for folder in [Path(CONFIG_DIR), *_config_folders(argv)]
                           for p in (folder / "hparams_search").glob("*.yaml"))
+        # some keys there and some not: a misspelling; none there: a search made for another adapter
+        some_there = len(absent) < len(dict.fromkeys(p.partition("=")[0] for p in _search_params(argv, search.cfg)))
+        meant = {key: some_there and (_same_name_elsewhere(search.cfg, key) or _closest_key(search.cfg, key))
+                 for key in absent}
+        named = ", ".join(key + (f" (did you mean {meant[key]}?)" if meant[key] else "") for key in absent)
+        given = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") in absent]
         return str(ConfigError(
-            f"the search varies {', '.join(absent)}, which this configuration (adapter={choices.get('adapter')}) does "
+            f"the search varies {named}, which this configuration (adapter={choices.get('adapter')}) does "
             "not have: every trial would fail",
-            where=f"hparams_search={choices.get('hparams_search')}: hydra.sweeper.params",
+            where=", ".join(given) if given else f"hparams_search={choices.get('hparams_search')}: hydra.sweeper.params",
             fix=f"pick a search made for this adapter (hparams_search: {', '.join(searches)}), or write one in a "
                 "hparams_search/ folder of your config folder, with params this configuration has (`--cfg job` "
                 "prints them; a key written +<key> is added)"))

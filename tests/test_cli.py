@@ -328,6 +328,13 @@ def test_a_search_over_keys_the_adapter_lacks_is_refused_and_failed_trials_do_no
         "  where: hparams_search=digits_optuna: hydra.sweeper.params\n"
         "  fix: pick a search made for this adapter (hparams_search: digits_optuna, torch_cnn_optuna)"), refused.stderr
     assert not (tmp_path / "dl" / "studies" / "optuna.db").exists()
+    # a misspelt key swept on the command line: named there, with the key likely meant
+    refused = dlrun(tmp_path, "hparams_search=digits_optuna", "adapter.configuration.estimator.CC=interval(0.1,1.0)")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith(
+        "error: the search varies adapter.configuration.estimator.CC (did you mean adapter.configuration.estimator.C?)"
+        ", which this configuration (adapter=sklearn) does not have: every trial would fail\n"
+        "  where: adapter.configuration.estimator.CC=interval(0.1,1.0)\n"), refused.stderr
 
     search = ["hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=failing"]
     failed = dlrun(tmp_path, *search, "adapter.configuration.estimator.max_iter=-3")  # scikit-learn refuses it
