@@ -432,6 +432,17 @@ def _composed_from(argv: list[str], leaving_out: list[str] = ()):
     return _composed(overrides + _search_path_override(argv))
 
 
+def composed_config(argv: list[str]) -> dict | None:
+    """The config a command line's overrides and config folders compose now, without Hydra's own node
+    and unresolved, as a run's ``.hydra/config.yaml`` holds it; None when it does not compose."""
+    from omegaconf import OmegaConf
+
+    cfg = _composed_from(argv)
+    if cfg is None:
+        return None
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=False)
+
+
 def _composed(overrides: list[str]):
     """The config these overrides compose (Hydra's own included), or None when it cannot be composed."""
     from hydra import compose, initialize_config_dir

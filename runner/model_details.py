@@ -44,7 +44,7 @@ def model_details(platform, name: str) -> dict:
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(ours.get("run")),
-            "use": use_command(model),
+            "use": use_command(model), "rerun_changes": rerun_changes(ours.get("run")),
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
@@ -63,6 +63,38 @@ def rerun_command(run: str | None) -> str | None:
         overrides.append("hydra.mode=RUN")
     return " ".join(["cd", shlex.quote(str(launched.cwd)), "&&", "python", "-m", "runner",
                      *map(shlex.quote, [*launched.config_dirs, *overrides, *launched.searchpath])])
+
+
+def rerun_changes(run: str | None, shown: int = 3) -> list[str]:
+    """``key: then -> now`` for each setting the rerun command would compose differently from the
+    config the run had (its ``.hydra/config.yaml``): a config file edited since, or a package's default
+    changed. Empty when they agree, or the run folder is gone."""
+    from .argv_checks import composed_config
+
+    launched = _launched(run, with_overrides=True)
+    try:
+        then = yaml.safe_load((Path(run) / ".hydra" / "config.yaml").read_text()) if launched else None
+    except (OSError, yaml.YAMLError):
+        then = None
+    if not isinstance(then, dict):
+        return []
+    now = composed_config([*launched.config_dirs, *launched.overrides, *launched.searchpath])
+    if now is None:
+        return ["the config does not compose from its command line any more"]
+    before, after = _flat(then), _flat(now)
+    changed = [f"{key}: {before.get(key, '<not set>')} -> {after.get(key, '<not set>')}"
+               for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
+    return changed[:shown] + ([f"and {len(changed) - shown} more"] if len(changed) > shown else [])
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def config_folders_of(run: str | None) -> list[str]:
@@ -132,6 +164,9 @@ def print_details(details: dict) -> None:
              ("run folder", details["run"] and details["run"] + ("" if os.path.isdir(details["run"]) else
                                                                   " (no longer there)")),
              ("rerun", details["rerun"] or ""),
+             ("rerun composes", "differently now (the config files changed since; its .hydra/config.yaml holds what "
+                                f"it ran with): {'; '.join(details['rerun_changes'])}"
+                                if details.get("rerun_changes") else ""),
              *((pipeline, command) for pipeline, command in (details.get("use") or {}).items()),
              ("input, output", f"{details['input_type']}, {details['output_type']}"),
              ("labels", f"{len(details['labels'])}: {' '.join(map(str, details['labels'][:20]))}"

@@ -463,10 +463,19 @@ def test_the_rerun_of_a_version_keeps_the_users_config_folders(tmp_path):
     first = ok(dlrun(tmp_path, "--config-dir", "extra", "adapter=mine", "seed=3", searchpath,
                      "pipeline=train", "hydra.run.dir=first"))
     version = read_json(output_dirs(first.stdout)[0] / "model.json")
-    rerun = json.loads(ok(dlrun(tmp_path, "show", version["name"], "--json",
-                                command=[sys.executable, "-m", "runner.store"])).stdout)["rerun"]
+    shown = json.loads(ok(dlrun(tmp_path, "show", version["name"], "--json",
+                                command=[sys.executable, "-m", "runner.store"])).stdout)
+    rerun = shown["rerun"]
     assert rerun == (f"cd {tmp_path} && python -m runner --config-dir {tmp_path / 'extra'} adapter=mine seed=3 "
                      f"pipeline=train '{searchpath}'")  # not where its outputs went
+    assert shown["rerun_changes"] == []
+    # a config file edited since: the rerun would compose another config, and show says which keys
+    mine = extra / "mine.yaml"
+    mine.write_text(mine.read_text().replace("C: 1.0", "C: 2.5"))
+    after_edit = ok(dlrun(tmp_path, "show", version["name"], command=[sys.executable, "-m", "runner.store"])).stdout
+    assert ("rerun composes  differently now (the config files changed since; its .hydra/config.yaml holds what it "
+            "ran with): adapter.configuration.estimator.C: 1.0 -> 2.5") in after_edit, after_edit
+    mine.write_text(mine.read_text().replace("C: 2.5", "C: 1.0"))
     again = ok(dlrun(tmp_path / "other", command=["bash", "-c", rerun.replace("&& python ", f"&& {sys.executable} ")]))
     [out] = output_dirs(again.stdout)
     assert out.parent.parent == tmp_path / "outputs"
