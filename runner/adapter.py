@@ -178,9 +178,20 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         from . import evaluation  # scikit-learn's import (1.5 s) only where metrics are computed
 
         metrics = evaluation.evaluate(self.platform, model, dataset, filters_json(filters), self.metric_functions)
+        self._name_the_subset(model, metrics, filters)
         self.platform.store_evaluation(model, dataset, metrics)
         self._last_metrics = metrics
         return model
+
+    @staticmethod
+    def _name_the_subset(model, metrics: dict, filters) -> None:
+        """``metrics["subset"]``: the model's subset whose filter was scored (a validation score and a
+        test score then do not pass for one another in a listing); absent for another filter."""
+        subsets = ((model.metadata or {}).get("system") or {}).get("subsets") or {}
+        wanted = filters_json(filters)
+        name = next((name for name, subset in subsets.items() if filters_json(subset) == wanted), None)
+        if name is not None and "subset" not in metrics:
+            metrics["subset"] = name
 
     # -- wrapper functions -----------------------------------------------------------------------
 
@@ -453,6 +464,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         self._last_metrics = None
         returned = self.evaluate(model=self.model_entity, dataset=dataset, filters=filters_json(filters))
         if isinstance(returned, dict):  # an evaluate that returns its metrics: store them for it
+            self._name_the_subset(self.model_entity, returned, filters)
             self.platform.store_evaluation(self.model_entity, dataset, returned)
             return returned
         if self._last_metrics is not None:

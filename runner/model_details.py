@@ -189,7 +189,8 @@ def print_details(details: dict) -> None:
     if evaluation is None:
         print("\nnot evaluated")
     else:
-        print(f"\nlatest evaluation, on {evaluation['dataset']}:")
+        subset = evaluation["metrics"].get("subset")
+        print(f"\nlatest evaluation, on {evaluation['dataset']}" + (f" ({subset})" if subset else "") + ":")
         print(_indented(metrics_table(evaluation["metrics"])))
 
 

@@ -115,7 +115,8 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
                      "run": runner_metadata(m).get("run"),
                      "metrics": _scalars(evaluation),
                      "evaluated_on": None if evaluation is None else {
-                         "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "items": evaluation.get("n_items")}})
+                         "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "subset": evaluation.get("subset"),
+                         "items": evaluation.get("n_items")}})
     return rows if sort is None else _sorted(rows, sort)  # --sort '' too: refused, as a typo
 
 
@@ -182,7 +183,8 @@ def _none_listed(platform, args) -> str:
 def _evaluated_on(where: dict | None) -> str:
     if not where:
         return ""
-    return f"{where['dataset']}" + (f", {where['items']} items" if where.get("items") is not None else "")
+    return (f"{where['dataset']}" + (f" ({where['subset']})" if where.get("subset") else "")
+            + (f", {where['items']} items" if where.get("items") is not None else ""))
 
 
 def _confirm(question: str, yes: bool) -> bool:

@@ -103,13 +103,20 @@ def test_models_sorted_by_a_metric_with_where_each_was_evaluated(platform, digit
     accuracy = {v.name: platform.latest_evaluation(v)["accuracy"] for v in (v1, v2)}
     rows = listed(platform, capsys, "models", "--sort", "accuracy")
     assert [r["name"] for r in rows] == [*sorted(accuracy, key=accuracy.get, reverse=True), "digits-lr"]
-    assert rows[0]["evaluated_on"] == {"dataset": "digits", "items": n_test} and rows[-1]["evaluated_on"] is None
+    assert rows[0]["evaluated_on"] == {"dataset": "digits", "subset": "test", "items": n_test}
+    assert rows[-1]["evaluated_on"] is None
     # evaluated again elsewhere (the validation subset): the listing says where its latest score comes from
     adapter = SklearnImageClassifier(model_entity=v1)
     adapter.evaluate_model(v1, digits, filters=SUBSETS["validation"])
     code, out, _ = store(platform, capsys, "models", "--sort", "f1_macro")
     line = next(line for line in out.splitlines() if line.startswith("digits-lr-v1 "))
-    assert f"digits, {platform.count_items(digits, SUBSETS['validation'])} items" in line and "f1_macro=" in line
+    assert f"digits (validation), {platform.count_items(digits, SUBSETS['validation'])} items" in line, line
+    assert "f1_macro=" in line
+    # on a filter that is none of its subsets: no subset named
+    adapter.evaluate_model(v1, digits, filters={"filter": {"dir": "/test"}, "resource": "items",
+                                                "page": 0, "pageSize": 1000})
+    [row] = [r for r in listed(platform, capsys, "models") if r["name"] == "digits-lr-v1"]
+    assert row["evaluated_on"]["subset"] is None
 
 
 def test_a_sort_by_a_metric_no_listed_model_has_is_refused_naming_those_they_have(platform, digits, versions,
@@ -563,7 +570,7 @@ def test_show_prints_one_version_whole_and_names_a_misspelt_one(platform, digits
     [(artifact, _blob, size)] = platform.store.list_artifacts(v1.id)
     assert any(line.split() == [artifact, str(size)] for line in lines)
     accuracy = platform.latest_evaluation(v1)["accuracy"]
-    assert "latest evaluation, on digits:" in lines
+    assert "latest evaluation, on digits (test):" in lines
     assert any(line.split() == ["accuracy", f"{accuracy:.4f}"] for line in lines)
     assert "run folder" not in out  # trained from Python, not by a run
 
