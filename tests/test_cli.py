@@ -521,8 +521,8 @@ def test_a_version_names_the_commands_that_evaluate_and_predict_with_all_it_was_
     assert shown == {"evaluate": f"cd {tmp_path} && python -m runner pipeline=evaluate {tail}",
                      "predict": f"cd {tmp_path} && python -m runner pipeline=predict {tail}".replace(
                          " '", " subsets=model '")}
-    assert f"predict        {shown['predict']}" in ok(dlrun(
-        tmp_path, "show", version, command=[sys.executable, "-m", "runner.store"])).stdout
+    printed = ok(dlrun(tmp_path, "show", version, command=[sys.executable, "-m", "runner.store"])).stdout
+    assert re.search(rf"^predict +{re.escape(shown['predict'])}$", printed, re.MULTILINE), printed
     refused = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.rstrip().endswith(f"; or, with all it was trained with: {shown['evaluate']}"), refused.stderr

@@ -91,6 +91,34 @@ def test_item_annotations_upload_list_delete(dataset):
     assert len(item.annotations.list()) == 0
 
 
+def test_dataset_annotations_list_pages_over_the_datasets_annotations_as_dataloop_does(dataset):
+    """The usual way to read a model's predictions back: a dataset-wide annotation query, in pages."""
+    items = [dataset.items.get(filepath=f"/a/{i:02d}.png") for i in range(5)]
+    for n, item in enumerate(items):
+        collection = dl.AnnotationCollection()
+        collection.add(annotation_definition=dl.Box(left=0, top=1, right=3, bottom=5, label="cat"))  # ground truth
+        collection.add(annotation_definition=dl.Box(left=n, top=1, right=n + 2, bottom=5, label="dog"),
+                       model_info={"name": "m", "confidence": 0.5 + n / 10})
+        # stamped as the runner's predict stamps them (Dataloop does it for a model's uploads)
+        collection.annotations[-1].metadata.setdefault("system", {})["model"] = {"name": "m", "model_id": "x",
+                                                                                 "confidence": 0.5 + n / 10}
+        item.annotations.upload(collection)
+    predictions = dl.Filters(resource=dl.FiltersResource.ANNOTATION, field="metadata.system.model.name", values="m")
+    pages = dataset.annotations.list(filters=predictions, page_size=2)
+    assert isinstance(pages, dl.entities.PagedEntities)
+    assert (pages.items_count, pages.total_pages_count) == (5, 3)
+    listed = [annotation for page in pages for annotation in page]
+    # dtlpy asks for them by id, paging on the last id seen, as Dataloop serves them
+    assert [a.id for a in listed] == sorted(a.id for a in listed)
+    assert sorted((a.item_id, a.label, a.left) for a in listed) == sorted((item.id, "dog", n)
+                                                                          for n, item in enumerate(items))
+    assert all(a.dataset_id == dataset.id for a in listed)
+    everything = dataset.annotations.list()
+    assert everything.items_count == 10 and {a.type for a in everything.all()} == {"box"}
+    with pytest.raises(UnsupportedOperation, match="dataset.annotations.list with an items filter"):
+        dataset.annotations.list(filters=dl.Filters(field="dir", values="/a"))
+
+
 def test_an_annotation_uploaded_as_a_plain_dict_lists_again(dataset):
     item = dataset.items.get(filepath="/a/02.png")
     item.annotations.upload({"type": "class", "label": "circle", "coordinates": None, "metadata": {}})

@@ -162,7 +162,32 @@ class LocalAnnotations(repositories.Annotations):
     def _entities(self, jsons):
         return entities.AnnotationCollection.from_json(_json=jsons, item=self._item)
 
+    def _list(self, filters):
+        """A page of ``dataset.annotations.list(filters)``: the dataset's annotations matching the
+        annotation DQL, as Dataloop's query endpoint answers (dtlpy's own ``list`` pages over it)."""
+        query = filters_json(filters)
+        page, size = int(query.get("page", 0)), int(query.get("pageSize", 1000))
+        store = _platform(self).store
+        found = [] if size == 0 else store.list_annotations(self._dataset.id, query, page * size, size + 1)
+        total = store.count_matching_annotations(self._dataset.id, query)
+        return {"items": found[:size], "totalItemsCount": total,
+                "totalPagesCount": 0 if size == 0 else -(-total // size), "hasNextPage": len(found) > size}
+
+    def _build_entities_from_response(self, response_items):
+        annotations = miscellaneous.List(entities.Annotation.from_json(_json=j, item=self._item, dataset=self._dataset)
+                                         for j in response_items)
+        for annotation in annotations:
+            annotation._annotations = self
+        return annotations
+
     def list(self, filters=None, page_offset=None, page_size=None):
+        if self._item is None:  # dataset.annotations.list: pages, as on Dataloop
+            if isinstance(filters, dict):
+                filters = entities.Filters(custom_filter=filters, resource=entities.FiltersResource.ANNOTATION)
+            if filters is not None and filters.resource != entities.FiltersResource.ANNOTATION:
+                raise UnsupportedOperation("dataset.annotations.list with an items filter",
+                                           fix="pass a dl.Filters(resource=dl.FiltersResource.ANNOTATION)")
+            return super().list(filters=filters, page_offset=page_offset, page_size=page_size)
         query = filters_json(filters)
         if query is not None and query.get("resource", "annotations") != "annotations":
             raise UnsupportedOperation("item.annotations.list with an items filter",
@@ -496,6 +521,7 @@ class LocalDataset(_LocalJson, entities.Dataset):
             datasets=datasets,
             recipes=LocalRecipes(client_api=self._client_api, dataset=self, project=project),
             ontologies=LocalOntologies(client_api=self._client_api, dataset=self, project=project),
+            annotations=LocalAnnotations(client_api=self._client_api, dataset=self),
             feature_sets=project.feature_sets if project is not None else None)
 
     @property

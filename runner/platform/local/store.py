@@ -313,6 +313,20 @@ class Store:
                 out[item_id].append(json.loads(js))
         return out
 
+    def list_annotations(self, dataset_id: str, dql_json: dict | None, offset: int, limit: int) -> list[dict]:
+        """A page of a dataset's annotations matching annotation DQL, in the query's sort (dtlpy pages
+        by ``id``), then in insertion order."""
+        f = dql.annotation_filter(dql_json)
+        return [json.loads(js) for (js,) in self.query(
+            f"SELECT annotations.json FROM annotations WHERE annotations.dataset_id = ? AND ({f.where}) "
+            f"ORDER BY {dql.order_by(dql_json, 'annotations')} LIMIT ? OFFSET ?", (dataset_id, *f.params, limit, offset))]
+
+    def count_matching_annotations(self, dataset_id: str, dql_json: dict | None) -> int:
+        f = dql.annotation_filter(dql_json)
+        return self.connection().execute(
+            f"SELECT COUNT(*) FROM annotations WHERE annotations.dataset_id = ? AND ({f.where})",
+            (dataset_id, *f.params)).fetchone()[0]
+
     def get_annotation(self, annotation_id: str) -> dict:
         row = self.connection().execute("SELECT json FROM annotations WHERE id = ?", (annotation_id,)).fetchone()
         if row is None:
