@@ -306,13 +306,13 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 raise returned_wrongly(TypeError(
                     f"predict must return one dl.AnnotationCollection per item; its list held "
                     f"{type(collection).__name__}{hint}"), self._defined_at("predict"))
-            wrong = next((a for a in collection if not isinstance(a, dl.Annotation)), None)
-            if wrong is not None:
-                raise returned_wrongly(TypeError(
-                    f"predict must return one dl.AnnotationCollection per item, holding dl.Annotation objects; an "
-                    f"item's held {type(wrong).__name__} {reprlib.repr(wrong)}: build each with "
-                    "collection.add(annotation_definition=dl.Box(...), model_info={...})"), self._defined_at("predict"))
             for annotation in collection:
+                if not isinstance(annotation, dl.Annotation):
+                    raise returned_wrongly(TypeError(
+                        f"predict must return one dl.AnnotationCollection per item, holding dl.Annotation objects; an "
+                        f"item's held {type(annotation).__name__} {reprlib.repr(annotation)}: build each with "
+                        "collection.add(annotation_definition=dl.Box(...), model_info={...})"),
+                        self._defined_at("predict"))
                 problem = inverted_box(annotation)
                 if problem:
                     raise returned_wrongly(ValueError(problem), self._defined_at("predict"))

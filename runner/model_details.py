@@ -38,42 +38,44 @@ def model_details(platform, name: str) -> dict:
     model = platform.model_entity(record)
     datasets = {d.id: d.name for d in platform.list_datasets()}
     ours = runner_metadata(record)
+    launched = _launched(ours.get("run"), with_overrides=True)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id) or (None, None)
     return {**model_summary(model),
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
-            "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(ours.get("run")),
-            "use": use_command(model), "rerun_changes": rerun_changes(ours.get("run")),
+            "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
+            "use": use_command(model, launched), "rerun_changes": rerun_changes(launched),
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
 
 
-def rerun_command(run: str | None) -> str | None:
+def _command(launched: Launch, args: list[str]) -> str:
+    """``cd <the folder it ran in> && python -m runner <its config folders and args>``."""
+    return " ".join(["cd", shlex.quote(str(launched.cwd)), "&&", "python", "-m", "runner",
+                     *map(shlex.quote, [*launched.config_dirs, *args, *launched.searchpath])])
+
+
+def rerun_command(launched: Launch | None) -> str | None:
     """The command that runs a version's run again, from its run folder's ``.hydra/``: in the folder
     it ran in, its config folders (``--config-dir``, ``hydra.searchpath``) and the overrides it was
     given; an Optuna trial alone, not a new search (``hydra.mode=RUN``). Where its outputs went, and
     how a sweep launched it, are left out. None when the folder or its files are gone."""
-    launched = _launched(run, with_overrides=True)
     if launched is None:
         return None
-    overrides = launched.overrides
-    if any(o.startswith("hparams_search=") for o in overrides):
-        overrides.append("hydra.mode=RUN")
-    return " ".join(["cd", shlex.quote(str(launched.cwd)), "&&", "python", "-m", "runner",
-                     *map(shlex.quote, [*launched.config_dirs, *overrides, *launched.searchpath])])
+    trial = any(o.startswith("hparams_search=") for o in launched.overrides)
+    return _command(launched, [*launched.overrides, *(["hydra.mode=RUN"] if trial else [])])
 
 
-def rerun_changes(run: str | None, shown: int = 3) -> list[str]:
+def rerun_changes(launched: Launch | None, shown: int = 3) -> list[str]:
     """``key: then -> now`` for each setting the rerun command would compose differently from the
     config the run had (its ``.hydra/config.yaml``): a config file edited since, or a package's default
     changed. Empty when they agree, or the run folder is gone."""
     from .argv_checks import composed_config
 
-    launched = _launched(run, with_overrides=True)
     try:
-        then = yaml.safe_load((Path(run) / ".hydra" / "config.yaml").read_text()) if launched else None
+        then = yaml.safe_load((Path(launched.folder) / ".hydra" / "config.yaml").read_text()) if launched else None
     except (OSError, yaml.YAMLError):
         then = None
     if not isinstance(then, dict):
@@ -104,21 +106,20 @@ def config_folders_of(run: str | None) -> list[str]:
     return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
 
 
-def use_command(model) -> dict[str, str]:
+def use_command(model, launched: Launch | None = None) -> dict[str, str]:
     """The commands that evaluate and predict with a version the runner trained: in its training run's
     folder, with the adapter, dataset (and the dataset's import settings) and metrics options that run
-    chose, and its config folders; on the version's own subsets. Empty when the run folder is gone."""
-    launched = _launched(runner_metadata(model).get("run"), with_overrides=True)
+    chose, and its config folders; on the version's own subsets. Empty when the run folder is gone.
+    ``launched``: its run's, when the caller has read it already."""
+    launched = launched or _launched(runner_metadata(model).get("run"), with_overrides=True)
     if launched is None:
         return {}
     chosen = [f"{group}={launched.choices[group]}" for group in ("adapter", "dataset", "metrics")
               if launched.choices.get(group)]
     dataset = [o for o in launched.overrides if o.lstrip("+").startswith("dataset.")]
     own_subsets = {"evaluate": [], "predict": ["subsets=model"]}  # the evaluate pipeline's default already
-    return {pipeline: " ".join(["cd", shlex.quote(str(launched.cwd)), "&&", "python", "-m", "runner",
-                                *map(shlex.quote, [*launched.config_dirs, f"pipeline={pipeline}",
-                                                   f"model.name={model.name}", *chosen, *dataset, *own_subsets[pipeline],
-                                                   *launched.searchpath])])
+    return {pipeline: _command(launched, [f"pipeline={pipeline}", f"model.name={model.name}", *chosen, *dataset,
+                                          *own_subsets[pipeline]])
             for pipeline in ("evaluate", "predict")}
 
 
@@ -130,6 +131,7 @@ def with_its_settings(model, steps: list[str]) -> str:
 
 
 class Launch(NamedTuple):
+    folder: str  # the run folder
     cwd: str  # the working folder it ran in
     config_dirs: list[str]  # --config-dir <path> arguments
     overrides: list[str]  # the task's overrides (empty unless asked for)
@@ -149,7 +151,8 @@ def _launched(run: str | None, with_overrides: bool = False) -> Launch | None:
         config_dirs = [arg for source in sources if source.get("provider") == "command-line"
                        for arg in ("--config-dir", source["path"])]
         searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
-        return Launch(hydra["runtime"]["cwd"], config_dirs, overrides, searchpath, hydra["runtime"].get("choices") or {})
+        return Launch(run, hydra["runtime"]["cwd"], config_dirs, overrides, searchpath,
+                      hydra["runtime"].get("choices") or {})
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return None
 

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from .paths import dataloop_path, dataloop_path_problem
 
-if __name__ == "__main__" and dataloop_path_problem():  # before the imports below bring in dtlpy, which writes there
-    print(f"error: {dataloop_path_problem()}", file=sys.stderr)
+# before the imports below bring in dtlpy, which writes there as it is imported
+if __name__ == "__main__" and (_problem := dataloop_path_problem()):
+    print(f"error: {_problem}", file=sys.stderr)
     raise SystemExit(2)
 
 from .configuration import is_number  # noqa: E402

@@ -482,14 +482,20 @@ def test_the_rerun_of_a_version_keeps_the_users_config_folders(tmp_path):
     assert read_json(out / "model.json")["configuration"] == version["configuration"]
 
 
-def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run_without_it(tmp_path):
+def _adapter_mine_in_a_config_folder(tmp_path: Path) -> str:
+    """An adapter class of the user's own (``mine_adapter.Mine``) with its option ``adapter=mine`` in a
+    config folder: the ``hydra.searchpath`` override that adds the folder."""
     (tmp_path / "mine_adapter.py").write_text("from adapters.sklearn_classifier import SklearnImageClassifier\n\n\n"
                                               "class Mine(SklearnImageClassifier):\n    pass\n")
     extra = tmp_path / "extra" / "adapter"
     extra.mkdir(parents=True)
     (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
         "adapters.sklearn_classifier.SklearnImageClassifier", "mine_adapter.Mine").replace("name: sklearn", "name: mine"))
-    searchpath = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    return f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+
+
+def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run_without_it(tmp_path):
+    searchpath = _adapter_mine_in_a_config_folder(tmp_path)
     first = ok(dlrun(tmp_path, "adapter=mine", searchpath, "pipeline=train"))
     version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}")
@@ -504,13 +510,7 @@ def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run
 def test_a_version_names_the_commands_that_evaluate_and_predict_with_all_it_was_trained_with(tmp_path):
     """One error, and one line of ``runner.store show``, give the whole command: the adapter from a
     config folder, the dataset with its import settings and the metrics set, not one at a time."""
-    (tmp_path / "mine_adapter.py").write_text("from adapters.sklearn_classifier import SklearnImageClassifier\n\n\n"
-                                              "class Mine(SklearnImageClassifier):\n    pass\n")
-    extra = tmp_path / "extra" / "adapter"
-    extra.mkdir(parents=True)
-    (extra / "mine.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
-        "adapters.sklearn_classifier.SklearnImageClassifier", "mine_adapter.Mine").replace("name: sklearn", "name: mine"))
-    searchpath = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    searchpath = _adapter_mine_in_a_config_folder(tmp_path)
     first = ok(dlrun(tmp_path, "adapter=mine", searchpath, "dataset.name=digits2", "dataset.source.seed=1",
                      "metrics=minimal", "pipeline=train"))
     version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]

@@ -71,21 +71,15 @@ class LocalItems(repositories.Items):
 
     def _list(self, filters):
         query = filters_json(filters)
-        page, size = int(query.get("page", 0)), int(query.get("pageSize", 1000))
-        platform = _platform(self)
-        dataset_id = self._dataset.id
-        result = {"items": [] if size == 0 else platform.store.list_items(dataset_id, query, page * size, size + 1)}
+        store, dataset_id = _platform(self).store, self._dataset.id
         # counted on the first page a listing asks for (the pages after it keep that figure), and on
         # page 0 always: a listing that starts later (page_offset) has its count too
         key = json.dumps({k: v for k, v in query.items() if k not in ("page", "pageSize")}, sort_keys=True)
         counts = self.__dict__.setdefault("_counts", {})
-        if page == 0 or key not in counts:
-            counts[key] = platform.store.count_items(dataset_id, query)
-        result["totalItemsCount"] = total = counts[key]
-        result["totalPagesCount"] = 0 if size == 0 else -(-total // size)
-        result["hasNextPage"] = size > 0 and len(result["items"]) > size
-        result["items"] = result["items"][:size]
-        return result
+        if int(query.get("page", 0)) == 0 or key not in counts:
+            counts[key] = store.count_items(dataset_id, query)
+        return _page_response(query, lambda offset, limit: store.list_items(dataset_id, query, offset, limit),
+                              counts[key])
 
     def list(self, filters=None, page_offset=None, page_size=None):
         if filters is None:
@@ -157,6 +151,15 @@ class LocalItems(repositories.Items):
         return local_path
 
 
+def _page_response(query: dict, fetch, total: int) -> dict:
+    """One page of a listing as Dataloop's query endpoints answer, for dtlpy's PagedEntities:
+    ``fetch(offset, limit)`` reads one row past the page, to tell whether another follows."""
+    page, size = int(query.get("page", 0)), int(query.get("pageSize", 1000))
+    found = [] if size == 0 else fetch(page * size, size + 1)
+    return {"items": found[:size], "totalItemsCount": total, "totalPagesCount": 0 if size == 0 else -(-total // size),
+            "hasNextPage": size > 0 and len(found) > size}
+
+
 @local_repository(repositories.Annotations)
 class LocalAnnotations(repositories.Annotations):
     def _entities(self, jsons):
@@ -166,12 +169,9 @@ class LocalAnnotations(repositories.Annotations):
         """A page of ``dataset.annotations.list(filters)``: the dataset's annotations matching the
         annotation DQL, as Dataloop's query endpoint answers (dtlpy's own ``list`` pages over it)."""
         query = filters_json(filters)
-        page, size = int(query.get("page", 0)), int(query.get("pageSize", 1000))
-        store = _platform(self).store
-        found = [] if size == 0 else store.list_annotations(self._dataset.id, query, page * size, size + 1)
-        total = store.count_matching_annotations(self._dataset.id, query)
-        return {"items": found[:size], "totalItemsCount": total,
-                "totalPagesCount": 0 if size == 0 else -(-total // size), "hasNextPage": len(found) > size}
+        store, dataset_id = _platform(self).store, self._dataset.id
+        return _page_response(query, lambda offset, limit: store.list_annotations(dataset_id, query, offset, limit),
+                              store.count_matching_annotations(dataset_id, query))
 
     def _build_entities_from_response(self, response_items):
         annotations = miscellaneous.List(entities.Annotation.from_json(_json=j, item=self._item, dataset=self._dataset)
