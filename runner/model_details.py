@@ -27,7 +27,8 @@ def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
     return names.get(model_id, f"{model_id} (deleted)")
 
 
-def model_details(platform, name: str) -> dict:
+def model_details(platform, name: str, rerun_check: bool = True) -> dict:
+    """``rerun_check``: compose the rerun command's config again, to name what composes differently now."""
     records = platform.store.list_models(platform.project.id)
     names = {m["id"]: m["name"] for m in records}
     record = next((m for m in records if m["name"] == name), None)
@@ -45,7 +46,7 @@ def model_details(platform, name: str) -> dict:
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
-            "use": use_command(model, launched), "rerun_changes": rerun_changes(launched),
+            "use": use_command(model, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
@@ -83,20 +84,21 @@ def rerun_changes(launched: Launch | None, shown: int = 3) -> list[str]:
     now = composed_config([*launched.config_dirs, *launched.overrides, *launched.searchpath])
     if now is None:
         return ["the config does not compose from its command line any more"]
-    before, after = _flat(then), _flat(now)
+    before, after = flat(then), flat(now)
     changed = [f"{key}: {before.get(key, '<not set>')} -> {after.get(key, '<not set>')}"
                for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
     return changed[:shown] + ([f"and {len(changed) - shown} more"] if len(changed) > shown else [])
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
+def flat(tree: dict, prefix: str = "") -> dict:
+    """A nested dict's leaves by dotted key (``estimator.C``)."""
+    leaves = {}
     for key, value in tree.items():
         if isinstance(value, dict) and value:
-            flat.update(_flat(value, f"{prefix}{key}."))
+            leaves.update(flat(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+            leaves[f"{prefix}{key}"] = value
+    return leaves
 
 
 def config_folders_of(run: str | None) -> list[str]:

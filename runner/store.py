@@ -3,6 +3,7 @@
     python -m runner.store datasets                         # items, annotations, predictions, models
     python -m runner.store models --dataset digits          # versions, status, their latest metrics
     python -m runner.store show <version>                   # one version: configuration, artifacts, evaluation
+    python -m runner.store compare <version> <version>...   # side by side: metrics, settings that differ
     python -m runner.store delete-model 'sklearn-digits-2026*' --status failed
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
@@ -36,16 +37,17 @@ if __name__ == "__main__" and (_problem := dataloop_path_problem()):
 
 from .configuration import is_number  # noqa: E402
 from .errors import NotFoundError, RunnerError  # noqa: E402
+from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
 from .model_details import cloned_from, day, model_details, print_details  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
-from .text_table import aligned, closest, did_you_mean, first_few, number_cell  # noqa: E402
+from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
 STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
-LISTINGS = ("datasets", "models", "show")  # the commands whose output --json changes
+LISTINGS = ("datasets", "models", "show", "compare")  # the commands whose output --json changes
 
 
 def _platform(args):
@@ -127,8 +129,7 @@ def _sorted(rows: list[dict], sort: str) -> list[dict]:
     scored = [r for r in rows if sort in r["metrics"]]
     if rows and not scored:
         raise _unknown_metric(sort, rows)
-    lower_is_better = any(word in sort.lower() for word in ("loss", "error"))
-    scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better)
+    scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better(sort))
     return scored + [r for r in rows if sort not in r["metrics"]]
 
 
@@ -219,15 +220,11 @@ def _statuses(found: list[dict], label: str = "statuses here") -> str:
     return f"{label}: {', '.join(sorted({m['status'] for m in found})) or 'none (no models)'}"
 
 
-def _is_pattern(name: str) -> bool:
-    return any(c in name for c in "*?[")
-
-
 def delete_models(platform, args) -> int:
     found: dict[str, dict] = {}
     for name in args.names:
         matched = models(platform, status=args.status, pattern=name)
-        if not matched and not _is_pattern(name):  # a name, not a pattern: most likely a typo
+        if not matched and not is_pattern(name):  # a name, not a pattern: most likely a typo
             every = models(platform)
             raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else "")
                                 + did_you_mean(name, [m["name"] for m in every]),
@@ -464,6 +461,11 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[where, as_json],
                                help="one model version: configuration, subsets, artifacts, run folder, latest evaluation")
     show.add_argument("name", help="the version's name (python -m runner.store models lists them)")
+    compare = commands.add_parser("compare", parents=[where, as_json],
+                                  help="versions side by side: latest metrics (the best marked), the facts and "
+                                       "configuration settings in which they differ")
+    compare.add_argument("names", nargs="+", help="two or more versions; shell-style patterns "
+                                                  "('sklearn-digits-2026*') name every version they match")
 
     delete = commands.add_parser("delete-model", parents=[where],
                                  help="delete models: artifacts, metrics, evaluations, predictions")
@@ -514,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                                     _print_models, platform),
             "show": lambda: _show(args, model_details(platform, args.name), lambda d, _p, _a: print_details(d),
                                   platform),
+            "compare": lambda: _show(args, comparison(platform, chosen_names(platform, args.names)),
+                                     lambda c, _p, _a: print_comparison(c), platform),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),

@@ -38,3 +38,8 @@ def did_you_mean(name: str, names: Sequence[str], prefix: str = "") -> str:
     """`` (did you mean <prefix><closest>?)`` for a misspelt ``name``; empty when none is close."""
     close = difflib.get_close_matches(name, list(names), n=1)
     return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def is_pattern(name: str) -> bool:
+    """A shell-style pattern (``sklearn-digits-2026*``), not a name."""
+    return any(c in name for c in "*?[")

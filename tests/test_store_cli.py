@@ -607,3 +607,43 @@ def test_a_new_local_platform_says_so_and_an_existing_one_does_not(tmp_path, cap
     with caplog.at_level(logging.INFO, logger="runner"):
         LocalPlatform(tmp_path / "here")
     assert "a new local platform" not in caplog.text
+
+
+def test_compare_puts_versions_side_by_side_marks_the_best_and_names_the_settings_that_differ(
+        platform, digits, versions, capsys):
+    base, v1, v2 = versions
+    scores = {v.name: platform.latest_evaluation(v) for v in (v1, v2)}
+    compared = listed(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2")
+    assert [m["name"] for m in compared["models"]] == ["digits-lr-v1", "digits-lr-v2"]
+    assert compared["metrics"]["accuracy"] == [scores["digits-lr-v1"]["accuracy"], scores["digits-lr-v2"]["accuracy"]]
+    assert compared["configuration_differs"] == {"estimator.C": [1.0, 0.05]}  # and nothing else: same batch_size
+    assert compared["evaluated_alike"] is True
+    better = max((0, 1), key=lambda i: compared["metrics"]["f1_macro"][i])
+    assert f"{compared['metrics']['f1_macro'][0]:.4f}" != f"{compared['metrics']['f1_macro'][1]:.4f}"
+    assert compared["best"]["f1_macro"] == [better]
+    assert compared["best"]["n_items"] == []  # a count is no score
+
+    code, out, _err = store(platform, capsys, "compare", "digits-lr-v*")  # a pattern: both, oldest first
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    f1 = [f"{v:.4f}" for v in compared["metrics"]["f1_macro"]]
+    f1[better] += " *"
+    assert rows["f1_macro"] == " ".join(f1).split()
+    assert rows["estimator.C"] == ["1.0", "0.05"]  # as set, not rounded: 2e-05 would print 0.0000
+    assert "note: their latest evaluations scored different data" not in out
+
+    # the base was never evaluated: said, and no metric of the others marked against nothing
+    code, out, _err = store(platform, capsys, "compare", "digits-lr", "digits-lr-v1")
+    assert code == 0 and "not evaluated" in out and " *" not in out
+    assert "note: their latest evaluations scored different data" not in out
+    # evaluated on different subsets: said, as their scores do not compare
+    SklearnImageClassifier(model_entity=v1).evaluate_model(v1, digits, filters=SUBSETS["validation"])
+    code, out, _err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2")
+    assert "note: their latest evaluations scored different data" in out
+
+    code, _out, err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-x2")
+    assert code == 2 and "no model named 'digits-lr-x2' (did you mean digits-lr-v2?)" in err
+    code, _out, err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v1")
+    assert code == 2 and "compare needs two or more" in err
+    code, _out, err = store(platform, capsys, "compare", "nothing-*", "digits-lr-v1")
+    assert code == 2 and "no model matches 'nothing-*'" in err

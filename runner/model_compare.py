@@ -1,0 +1,121 @@
+"""Versions side by side, for ``python -m runner.store compare``: their latest evaluations metric by
+metric (the best of each marked), and the facts and configuration settings in which they differ."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+
+from .configuration import is_number
+from .errors import NotFoundError, RunnerError
+from .model_details import day, flat, model_details
+from .text_table import aligned, did_you_mean, is_pattern, number_cell
+
+BEST = " *"  # after the best value of a metric
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(word in metric.lower() for word in ("loss", "error"))
+
+
+def chosen_names(platform, given: list[str]) -> list[str]:
+    """The versions ``given`` names, in that order, each once; a shell-style pattern names every
+    version it matches, oldest first. Fewer than two is refused: nothing to compare."""
+    every = [m["name"] for m in platform.store.list_models(platform.project.id)]
+    chosen: list[str] = []
+    for name in given:
+        pattern = is_pattern(name)
+        matched = fnmatch.filter(every, name) if pattern else [n for n in every if n == name]
+        if not matched:
+            raise NotFoundError(f"no model {'matches' if pattern else 'named'} {name!r}{did_you_mean(name, every)}",
+                                where=f"the local platform at {platform.root}",
+                                fix="python -m runner.store models lists the models")
+        chosen += [n for n in matched if n not in chosen]
+    if len(chosen) < 2:
+        raise RunnerError(f"{' '.join(given)} names {len(chosen)} version: compare needs two or more",
+                          where="python -m runner.store compare", fix="name another version, or use show for one")
+    return chosen
+
+
+def comparison(platform, names: list[str]) -> dict:
+    """The versions' details (as ``show --json`` gives them, less the rerun check), the metrics of
+    their latest evaluations, and the configuration settings that differ between them."""
+    details = [model_details(platform, name, rerun_check=False) for name in names]
+    evaluations = [(d["evaluation"] or {}).get("metrics") or {} for d in details]
+    metrics = list(dict.fromkeys(k for e in evaluations for k, v in e.items() if is_number(v, finite=True)))
+    settings = [flat(d["configuration"]) for d in details]
+    keys = sorted({k for s in settings for k in s})
+    differ = [k for k in keys if len({repr(s.get(k, _UNSET)) for s in settings}) > 1]
+    return {"models": details, "metrics": {m: [e.get(m) for e in evaluations] for m in metrics},
+            "best": {m: _best(m, [e.get(m) for e in evaluations]) for m in metrics},
+            "configuration_differs": {k: [s.get(k, _UNSET) for s in settings] for k in differ},
+            "evaluated_alike": len({_evaluated_on(d) for d in details if d["evaluation"]}) <= 1}
+
+
+_UNSET = "<not set>"
+
+
+def _best(metric: str, values: list) -> list[int]:
+    """The columns holding the best score, as the table prints it (ties: each). None for a count
+    (``n_items``), nor when fewer than two have the metric or all print the same."""
+    scored = {i: number_cell(v) for i, v in enumerate(values) if isinstance(v, float) and is_number(v, finite=True)}
+    if len(scored) < 2 or len(set(scored.values())) == 1:
+        return []
+    pick = min if lower_is_better(metric) else max
+    top = number_cell(pick(values[i] for i in scored))
+    return [i for i, cell in scored.items() if cell == top]
+
+
+def _evaluated_on(details: dict) -> str:
+    evaluation = details["evaluation"]
+    if not evaluation:
+        return "not evaluated"
+    metrics = evaluation["metrics"]
+    where = f"{evaluation['dataset']}" + (f" ({metrics['subset']})" if metrics.get("subset") else "")
+    return where + (f", {metrics['n_items']} items" if metrics.get("n_items") is not None else "")
+
+
+def print_comparison(compared: dict) -> None:
+    details = compared["models"]
+    facts = {"status": [d["status"] for d in details], "dataset": [d["dataset"] or "" for d in details],
+             "cloned from": [d["cloned_from"] or "" for d in details],
+             "created": [day(d["created"]) for d in details],
+             "adapter": [(d["adapter"] or {}).get("option") or (d["adapter"] or {}).get("_target_", "")
+                         for d in details],
+             "labels": [str(len(d["labels"])) for d in details],
+             "evaluated on": [_evaluated_on(d) for d in details]}
+    rows = [[name, *values] for name, values in facts.items()]
+    rows += [[metric, *(number_cell(v) + (BEST if i in compared["best"][metric] else "") for i, v in
+                        enumerate(values))] for metric, values in compared["metrics"].items()]
+    header = _headers([d["name"] for d in details])
+    print("\n".join(aligned(["", *header], rows)))
+    if any(compared["best"].values()):
+        print(f"({BEST.strip()}: the best of a metric; lower is better for losses and errors)")
+    if not compared["evaluated_alike"]:
+        print("note: their latest evaluations scored different data (evaluated on, above): evaluate each on the "
+              "same subset to compare them (python -m runner pipeline=evaluate model.name=<version>)")
+    differ = compared["configuration_differs"]
+    if not differ:
+        print("\nconfiguration: the same")
+        return
+    print("\nconfiguration, the settings that differ:")
+    print("\n".join("  " + line for line in aligned(
+        ["setting", *header],
+        [[key, *(_cell(v) for v in values)] for key, values in differ.items()])))
+
+
+def _headers(names: list[str]) -> list[str]:
+    """Column names: the versions' names, less a long prefix they share (up to a ``-``), which is
+    printed once above the table instead: a sweep's versions differ in their last characters."""
+    shared = os.path.commonprefix(names)
+    shared = shared[:shared.rfind("-") + 1]
+    if len(shared) < 8:
+        return names
+    print(f"versions {shared}... :")
+    return ["..." + name[len(shared):] for name in names]
+
+
+def _cell(value) -> str:
+    """A setting as its YAML writes it: ``2e-05`` stays itself, not a rounded ``0.0000``."""
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
