@@ -611,6 +611,24 @@ def no_annotated_items(subset: str, model_name: str, output_type: str | None, su
                                              "without annotations too"))
 
 
+def new_adapter(adapter_class: type, model: dl.Model):
+    """An instance of a bound adapter class for a run on ``model``. A class whose own ``__init__``
+    takes the model (``def __init__(self, model_entity)``, as Dataloop builds an adapter with its
+    service's ``init_inputs``) is given it, and so loads it there, as on Dataloop; any other is built
+    bare and loads the model in the wrapper function that needs it (one load, not two)."""
+    return adapter_class(model_entity=model) if _init_takes_model(adapter_class) else adapter_class()
+
+
+def _init_takes_model(adapter_class: type) -> bool:
+    own = getattr(adapter_class, "__wrapped_adapter__", adapter_class).__init__
+    if own in (dl.BaseModelAdapter.__init__, BaseModelAdapter.__init__):
+        return False
+    try:
+        return "model_entity" in inspect.signature(own).parameters
+    except (TypeError, ValueError):  # a builtin's or C extension's __init__: no signature to read
+        return False
+
+
 def bind_adapter_class(cls: type) -> type:
     """The class to instantiate for ``cls``: itself if it subclasses ``runner.BaseModelAdapter``; for a
     class written against ``dl.BaseModelAdapter``, a subclass that keeps its user functions (and

@@ -442,7 +442,9 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         name = settings["pipeline"].get("evaluate_subset")
         _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None, counts.get(name),
                             training="train" in steps)
-    adapter = the_plan.adapter_class()
+    from .adapter import new_adapter
+
+    adapter = new_adapter(the_plan.adapter_class, model)
     adapter.platform = platform
     adapter.metric_functions = the_plan.metric_functions
     adapter.sharding = the_plan.sharding

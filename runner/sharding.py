@@ -222,15 +222,15 @@ def loaded_adapter(platform: Platform, adapter_class: type, model_id: str, artif
                    prepare_workers: int = 1):
     """In a worker process: the adapter of ``model_id``, bound and loaded once per process (from the
     parent's copy of the artifacts when this machine has it; a remote worker fetches its own)."""
-    from .adapter import bind_adapter_class
+    from .adapter import bind_adapter_class, new_adapter
 
     key = (adapter_class, model_id, repr(platform))
     adapter = _LOADED.get(key)
     if adapter is None:
-        adapter = bind_adapter_class(adapter_class)()
+        model = platform.get_model(model_id=model_id)
+        adapter = new_adapter(bind_adapter_class(adapter_class), model)
         adapter.platform = platform
         adapter._batch_runner = BatchRunner(prepare_workers)
-        model = platform.get_model(model_id=model_id)
         path = Path(artifacts_path) if artifacts_path else None
         if path is None or not path.is_dir():
             path = Path(tempfile.mkdtemp(prefix=f"{model.name}-"))

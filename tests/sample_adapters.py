@@ -74,6 +74,16 @@ class CentroidAdapter(dl.BaseModelAdapter):
         return [np.asarray(image, dtype=np.float32).ravel() / 255.0 for image in batch]
 
 
+class CentroidBuiltWithItsModel(CentroidAdapter):
+    """Takes its model in ``__init__``, as Dataloop builds an adapter (the service's ``init_inputs``),
+    and reads its configuration there."""
+
+    def __init__(self, model_entity: dl.Model):
+        super().__init__(model_entity=model_entity)
+        self.scale_at_init = self.model_entity.configuration.get("pixel_scale", 255.0)
+        self.loaded_at_init = self.model_entity.name
+
+
 class FlakyAdapter(BaseModelAdapter):
     """Predicts the constant label "0", and fails any batch holding an item named in ``fail_names``."""
 

@@ -228,6 +228,18 @@ def test_an_evaluate_that_returns_the_model_completes_a_single_run_with_a_warnin
     assert "the adapter's evaluate returned no metrics" in caplog.text and "return a dict of metrics" in caplog.text
 
 
+def test_an_adapter_whose_init_takes_its_model_is_built_with_the_version_as_on_dataloop(tmp_path, dataloop_home):
+    """``def __init__(self, model_entity)`` with no default: Dataloop always passes the model, so the
+    runner does too, in a run and in each step after training."""
+    target = "adapter._target_=tests.sample_adapters.CentroidBuiltWithItsModel"
+    objective, out = run(tmp_path, "built-with-model", target)
+    assert objective is not None and objective > 0.5
+    version = read_json(out / "model.json")
+    assert version["status"] == "trained" and version["artifacts"] == ["centroids.npz"]
+    again, _ = run(tmp_path, "evaluate", target, "pipeline=evaluate", f"model.name={version['name']}")
+    assert again == objective
+
+
 def test_a_run_folder_used_again_keeps_no_output_of_the_earlier_run(tmp_path, dataloop_home):
     """hydra.run.dir=fixed twice: a train-only run after a train_evaluate one leaves no metrics.json or
     plot of the first that would pass for its own."""

@@ -211,3 +211,20 @@ def test_the_shards_of_a_worker_that_died_come_back_to_this_process():
     with ThreadPoolExecutor(1) as pool:
         assert _dispatch(list(range(6)), lambda task: task + 100, lambda task: pool.submit(dies, task), 1) == \
             [100, 101, 102, 103, 104, 105]
+
+
+def test_a_worker_builds_an_adapter_whose_init_takes_its_model_with_it(platform):
+    """As a run does: a worker's adapter whose ``__init__`` needs the model gets the version, loaded."""
+    from runner import bind_adapter_class
+    from runner.sharding import loaded_adapter
+    from tests.sample_adapters import CentroidBuiltWithItsModel
+
+    dataset = import_digits(platform).dataset
+    model = platform.create_model("digits-centroids", dataset, subsets=SUBSETS)
+    bound = bind_adapter_class(CentroidBuiltWithItsModel)
+    trainer = bound(model_entity=model)
+    trainer.platform = platform
+    trainer.train_model(model)
+    adapter = loaded_adapter(platform, CentroidBuiltWithItsModel, model.id, "")
+    assert adapter.loaded_at_init == "digits-centroids" and adapter.model_entity.id == model.id
+    assert set(adapter.centroids) == set(model.labels)  # its artifacts loaded
