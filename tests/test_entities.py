@@ -56,6 +56,27 @@ def test_items_list_pages_and_counts(dataset):
     one = pages.items[0]
     assert dataset.items.list(filters=dl.Filters(field="id", values=one.id)).items_count == 1
     assert dataset.items.get(filepath="/b/08.png").name == "08.png"
+    # as a fetched Dataloop dataset carries it
+    assert platform_dataset_count(dataset) == 13
+
+
+def platform_dataset_count(dataset) -> int:
+    return dataset.project.datasets.get(dataset_id=dataset.id).items_count
+
+
+def test_a_record_not_found_is_dtlpys_not_found_as_adapters_catch_it(platform, dataset):
+    """``except dl.exceptions.NotFound`` is the adapters' idiom (e.g. look for an item, upload it if
+    absent): the local platform's lookups raise that, a 404 that is also the runner's NotFoundError."""
+    lookups = {"item by id": lambda: dataset.items.get(item_id="0" * 24),
+               "item by path": lambda: dataset.items.get(filepath="/a/nope.png"),
+               "dataset": lambda: platform.project.datasets.get(dataset_name="nope"),
+               "model": lambda: platform.project.models.get(model_name="nope")}
+    for what, lookup in lookups.items():
+        with pytest.raises(dl.exceptions.NotFound) as caught:
+            lookup()
+        assert isinstance(caught.value, NotFoundError), what
+        assert caught.value.status_code == "404", what
+        assert "nope" in caught.value.message or "0" * 24 in caught.value.message, what
 
 
 def test_item_download_forms(dataset, tmp_path):

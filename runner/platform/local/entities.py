@@ -20,11 +20,11 @@ import attr
 import numpy as np
 from dtlpy import entities, miscellaneous, repositories
 
-from ...errors import ArtifactError, NotFoundError, UnsupportedOperation
+from ...errors import ArtifactError, UnsupportedOperation
 from ..annotation_json import annotation_to_json, completed
 from ..base import filters_json
 from .client import local_repository, unsupported_repository
-from .store import new_id, now_iso
+from .store import RecordNotFound, new_id, now_iso
 
 if TYPE_CHECKING:
     from .platform import LocalPlatform
@@ -103,7 +103,7 @@ class LocalItems(repositories.Items):
                 raise ValueError("dataset.items.get needs item_id or filepath")
             found = platform.store.list_items(self._dataset.id, {"filter": {"filename": filepath}}, 0, 1)
             if not found:
-                raise NotFoundError(f"no item {filepath!r} in dataset {self._dataset.name!r}")
+                raise RecordNotFound(f"no item {filepath!r} in dataset {self._dataset.name!r}")
             return platform.item_entity(found[0], dataset=self._dataset)
         return platform.item_entity(platform.store.get_item(item_id), dataset=self._dataset)
 
@@ -254,7 +254,7 @@ class LocalOntologies(repositories.Ontologies):
     def get(self, ontology_id):
         ontology = self._dataset._get_ontology()
         if ontology_id != ontology.id:
-            raise NotFoundError(f"ontology {ontology_id!r} not found", where=f"dataset {self._dataset.name!r}",
+            raise RecordNotFound(f"ontology {ontology_id!r} not found", where=f"dataset {self._dataset.name!r}",
                                 fix=f"its ontology is {ontology.id!r} (dataset.ontology_ids)")
         return ontology
 
@@ -268,7 +268,7 @@ class LocalRecipes(repositories.Recipes):
 
     def get(self, recipe_id):
         if recipe_id != recipe_id_of(self._dataset.id):
-            raise NotFoundError(f"recipe {recipe_id!r} not found", where=f"dataset {self._dataset.name!r}",
+            raise RecordNotFound(f"recipe {recipe_id!r} not found", where=f"dataset {self._dataset.name!r}",
                                 fix=f"its recipe is {recipe_id_of(self._dataset.id)!r} (dataset.recipes.list())")
         return self._recipe()
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import dtlpy as dl
 import numpy as np
 
-from ...errors import ArtifactError, NotFoundError, RunnerError
+from ...errors import ArtifactError, RunnerError
 from ...paths import dataloop_path, default_local_root, is_folder_name, model_data_folder, model_folder
 from ..base import Platform
 from .blobs import BlobStore
@@ -30,7 +30,7 @@ from .entities import (
     new_annotation_json,
     ontology_id_of,
 )
-from .store import BLOB_KEY, Store, new_id
+from .store import BLOB_KEY, RecordNotFound, Store, new_id
 
 logger = logging.getLogger("runner")
 
@@ -57,7 +57,7 @@ class LocalPlatform(Platform):
             with self.store.write():
                 self._recover_trash()
         if not create_project and project not in self.store.project_names():
-            raise NotFoundError(f"no project {project!r} in the local platform at {self.root}", where="project",
+            raise RecordNotFound(f"no project {project!r} in the local platform at {self.root}", where="project",
                                 fix=f"use one of: {', '.join(self.store.project_names()) or 'none (a first run makes one)'}")
         if new:  # a first run, or a DATALOOP_PATH / platform.root that names another folder than meant
             logger.info("a new local platform at %s (there was none)", self.root)
@@ -88,6 +88,8 @@ class LocalPlatform(Platform):
         return stored if stored is not None else {**item.to_json(), BLOB_KEY: getattr(item, "local_blob", None)}
 
     def dataset_entity(self, dataset_json: dict) -> dl.Dataset:
+        # the count Dataloop's dataset JSON carries as it is fetched
+        dataset_json = {**dataset_json, "itemsCount": self.store.count_items(dataset_json["id"], None)}
         dataset = LocalDataset.from_json(_json=dataset_json, client_api=self.client, project=self.project)
         dataset._ontology = dl.Ontology.from_json(
             _json={"id": ontology_id_of(dataset.id), "roots": dataset_json["labels"],
@@ -125,7 +127,7 @@ class LocalPlatform(Platform):
         dataset = self.find_dataset(name)
         if dataset is None:
             names = [d["name"] for d in self.store.list_datasets(self.project.id)]
-            raise NotFoundError(f"no dataset named {name!r} in the local platform at {self.root}",
+            raise RecordNotFound(f"no dataset named {name!r} in the local platform at {self.root}",
                                 fix=f"import it first; datasets here: {_some_names(name, names)}")
         return dataset
 
@@ -159,7 +161,7 @@ class LocalPlatform(Platform):
         found = self.store.find_model(self.project.id, name)
         if found is None:
             names = [m["name"] for m in self.store.list_models(self.project.id)]
-            raise NotFoundError(f"no model named {name!r} in the local platform at {self.root}",
+            raise RecordNotFound(f"no model named {name!r} in the local platform at {self.root}",
                                 fix=f"use one of: {_some_names(name, names)} (python -m runner.store models lists "
                                     "them), or create it first")
         return self.model_entity(found)

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dtlpy as dl
+
 from ...errors import AlreadyExistsError, NotFoundError, RunnerError
 from . import dql
 from .schema import SCHEMA, SCHEMA_VERSION
@@ -29,6 +31,15 @@ _ITEM_COLUMNS = "items.rid, items.id, items.dataset_id, items.filename, items.di
 _DELETED_UNDER_RUN = ("it was deleted while this run was using it (python -m runner.store delete-model); run "
                       "again with a model that exists")
 _SQL_VARS = 500  # ids per IN (...) chunk, well under SQLite's variable limit
+
+
+class RecordNotFound(NotFoundError, dl.exceptions.NotFound):
+    """A record the local platform does not hold. Adapters catch it as they would on Dataloop,
+    ``except dl.exceptions.NotFound`` (status code 404), and the runner as any of its errors."""
+
+    def __init__(self, what: str, where: str | None = None, fix: str | None = None):
+        super().__init__(what, where, fix)
+        self.status_code, self.message = "404", str(self)
 
 
 BLOB_KEY = "_blob"  # the item's blob travels with its JSON inside the platform; never shown to adapters
@@ -143,7 +154,7 @@ class Store:
         row = self.connection().execute("SELECT id, name, created_at FROM projects WHERE id = ?",
                                         (project_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no project with id {project_id!r} in the local platform at {self.path}")
+            raise RecordNotFound(f"no project with id {project_id!r} in the local platform at {self.path}")
         return {"id": row[0], "name": row[1], "createdAt": row[2]}
 
     # -- datasets ------------------------------------------------------------------------------
@@ -188,7 +199,7 @@ class Store:
             "SELECT id, project_id, name, created_at, labels, attributes FROM datasets WHERE id = ?",
             (dataset_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no dataset with id {dataset_id!r} in the local platform at {self.path}")
+            raise RecordNotFound(f"no dataset with id {dataset_id!r} in the local platform at {self.path}")
         return self._dataset_json(row)
 
     def list_datasets(self, project_id: str) -> list[dict]:
@@ -247,13 +258,13 @@ class Store:
             f"SELECT {_ITEM_COLUMNS}, EXISTS(SELECT 1 FROM annotations a WHERE a.item_id = items.id) "
             "FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no item with id {item_id!r} in the local platform at {self.path}")
+            raise RecordNotFound(f"no item with id {item_id!r} in the local platform at {self.path}")
         return self.item_json(row)
 
     def item_blob(self, item_id: str) -> tuple[str, str]:
         row = self.connection().execute("SELECT blob, name FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None or row[0] is None:
-            raise NotFoundError(f"item {item_id!r} has no stored file in the local platform at {self.path}")
+            raise RecordNotFound(f"item {item_id!r} has no stored file in the local platform at {self.path}")
         return row[0], row[1]
 
     def update_item_metadata(self, item_id: str, metadata: dict) -> None:
@@ -330,7 +341,7 @@ class Store:
     def get_annotation(self, annotation_id: str) -> dict:
         row = self.connection().execute("SELECT json FROM annotations WHERE id = ?", (annotation_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no annotation with id {annotation_id!r} in the local platform at {self.path}")
+            raise RecordNotFound(f"no annotation with id {annotation_id!r} in the local platform at {self.path}")
         return json.loads(row[0])
 
     @staticmethod
@@ -357,7 +368,7 @@ class Store:
                 cur = con.execute("UPDATE annotations SET item_id=?, dataset_id=?, type=?, label=?, model_name=?, "
                                   "created_at=?, json=? WHERE id = ?", (*row[1:], row[0]))
                 if cur.rowcount == 0:
-                    raise NotFoundError(f"no annotation with id {a['id']!r} to update")
+                    raise RecordNotFound(f"no annotation with id {a['id']!r} to update")
 
     def delete_annotations(self, item_id: str | None = None, dql_json: dict | None = None,
                            annotation_ids: Sequence[str] = ()) -> int:
@@ -419,7 +430,7 @@ class Store:
     def get_model(self, model_id: str) -> dict:
         row = self.connection().execute("SELECT json, cloned_from FROM models WHERE id = ?", (model_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no model with id {model_id!r} in the local platform at {self.path}",
+            raise RecordNotFound(f"no model with id {model_id!r} in the local platform at {self.path}",
                                 fix="list the models with LocalPlatform.list_models()")
         model = json.loads(row[0])
         if row[1] is not None:  # kept in its column: an entity's update() writes JSON without it
@@ -441,7 +452,7 @@ class Store:
     def _require_model(self, con: sqlite3.Connection, model_id: str) -> None:
         """Inside a write: the model must still be there (a delete may have run while a job used it)."""
         if con.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is None:
-            raise NotFoundError(f"model {model_id} is not in the local platform at {self.path} any more",
+            raise RecordNotFound(f"model {model_id} is not in the local platform at {self.path} any more",
                                 where="a write of its artifacts, metrics or predictions",
                                 fix=_DELETED_UNDER_RUN)
 
@@ -453,7 +464,7 @@ class Store:
                               (model["name"], model.get("status") or "created", model.get("datasetId"),
                                model["updatedAt"], json.dumps(model), model["id"]))
             if cur.rowcount == 0:
-                raise NotFoundError(f"model {model['id']} ({model['name']!r}) is not in the local platform at "
+                raise RecordNotFound(f"model {model['id']} ({model['name']!r}) is not in the local platform at "
                                     f"{self.path} any more: it cannot be updated",
                                     fix=_DELETED_UNDER_RUN)
         return self.get_model(model["id"])
@@ -520,7 +531,7 @@ class Store:
     def get_feature_set(self, feature_set_id: str) -> dict:
         row = self.connection().execute("SELECT * FROM feature_sets WHERE id = ?", (feature_set_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no feature set with id {feature_set_id!r} in the local platform at {self.path}")
+            raise RecordNotFound(f"no feature set with id {feature_set_id!r} in the local platform at {self.path}")
         return self._feature_set_json(row)
 
     def find_feature_sets(self, project_id: str, name: str | None = None, model_id: str | None = None) -> list[dict]:
