@@ -366,7 +366,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
             record.model["status"] = "failed"
         record.failed(err)
         if (record.model or {}).get("status") in ("trained", "failed"):
-            err.kept_version = (record.model["name"], record.model["status"], record.model.get("artifacts"))
+            err.kept_version = (record.model["name"], record.model["status"], record.model.get("artifacts"),
+                                str(output_dir))
         raise
     interrupts.release()  # a signal that came while the outputs were written ends the process now
     return objective

@@ -94,18 +94,24 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _kept_version_note(err: BaseException) -> str:
-    """For a run that stopped during or after its training: the version it leaves in the store."""
-    name, status, artifacts = getattr(err, "kept_version", (None, None, None))
+    """For a run that stopped during or after its training: the version it leaves in the store, and
+    the whole command that goes on with it (this run's adapter, data and config folders, read from
+    its ``.hydra/``), as ``runner.store show`` gives them."""
+    name, status, artifacts, run_folder = getattr(err, "kept_version", (None, None, None, None))
+    if status not in ("trained", "failed"):
+        return ""
+    from .model_details import read_launch, train_again_command, use_command
+
+    launch = read_launch(run_folder, with_overrides=True)
     if status == "trained":
         when = "" if isinstance(err, KeyboardInterrupt) else "once the cause is fixed, "
+        command = use_command(name, launch).get("evaluate") or f"pipeline=evaluate model.name={name}"
         return (f"\n  kept: model version {name} had finished training (status trained); {when}"
-                f"pipeline=evaluate model.name={name} scores it without training again")
-    if status == "failed":
-        saved = ("with what its training had saved; model.name={name} trains it again from there" if artifacts else
-                 "with no artifacts saved (its training wrote none to output_path)")
-        return (f"\n  kept: model version {name}, status failed, {saved.format(name=name)}; "
-                f"python -m runner.store delete-model {name} removes it")
-    return ""
+                f"{command} scores it without training again")
+    saved = (f"with what its training had saved; {train_again_command(launch, name) or f'model.name={name}'} trains "
+             "it again from there" if artifacts else "with no artifacts saved (its training wrote none to output_path)")
+    return (f"\n  kept: model version {name}, status failed, {saved}; "
+            f"python -m runner.store delete-model {name} removes it")
 
 
 class JobFailed(CompactHydraException):

@@ -39,14 +39,14 @@ def model_details(platform, name: str, rerun_check: bool = True) -> dict:
     model = platform.model_entity(record)
     datasets = {d.id: d.name for d in platform.list_datasets()}
     ours = runner_metadata(record)
-    launched = _launched(ours.get("run"), with_overrides=True)
+    launched = read_launch(ours.get("run"), with_overrides=True)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id) or (None, None)
     return {**model_summary(model),
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
-            "use": use_command(model, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
+            "use": use_command(model.name, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
@@ -63,10 +63,22 @@ def rerun_command(launched: Launch | None) -> str | None:
     it ran in, its config folders (``--config-dir``, ``hydra.searchpath``) and the overrides it was
     given; an Optuna trial alone, not a new search (``hydra.mode=RUN``). Where its outputs went, and
     how a sweep launched it, are left out. None when the folder or its files are gone."""
+    return None if launched is None else _command(launched, _run_again(launched))
+
+
+def train_again_command(launched: Launch | None, name: str) -> str | None:
+    """The command of a run whose version failed, on that version (``model.name=<it>``): it trains
+    again from what the failed training saved, with the run's adapter, data and config folders."""
     if launched is None:
         return None
+    return _command(launched, [*(o for o in _run_again(launched) if not o.lstrip("+").startswith("model.name=")),
+                               f"model.name={name}"])
+
+
+def _run_again(launched: Launch) -> list[str]:
+    """A run's overrides; an Optuna trial's with ``hydra.mode=RUN``: the trial alone, not a new search."""
     trial = any(o.startswith("hparams_search=") for o in launched.overrides)
-    return _command(launched, [*launched.overrides, *(["hydra.mode=RUN"] if trial else [])])
+    return [*launched.overrides, *(["hydra.mode=RUN"] if trial else [])]
 
 
 def rerun_changes(launched: Launch | None, shown: int = 3) -> list[str]:
@@ -104,23 +116,22 @@ def flat(tree: dict, prefix: str = "") -> dict:
 def config_folders_of(run: str | None) -> list[str]:
     """The arguments that gave a run its config folders (``--config-dir``, ``hydra.searchpath``), as a
     command line writes them; empty when it had none or its folder is gone."""
-    launched = _launched(run)
+    launched = read_launch(run)
     return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
 
 
-def use_command(model, launched: Launch | None = None) -> dict[str, str]:
+def use_command(name: str, launched: Launch | None) -> dict[str, str]:
     """The commands that evaluate and predict with a version the runner trained: in its training run's
     folder, with the adapter, dataset (and the dataset's import settings) and metrics options that run
     chose, and its config folders; on the version's own subsets. Empty when the run folder is gone.
-    ``launched``: its run's, when the caller has read it already."""
-    launched = launched or _launched(runner_metadata(model).get("run"), with_overrides=True)
+    ``launched``: the training run of version ``name`` (:func:`read_launch`)."""
     if launched is None:
         return {}
     chosen = [f"{group}={launched.choices[group]}" for group in ("adapter", "dataset", "metrics")
               if launched.choices.get(group)]
     dataset = [o for o in launched.overrides if o.lstrip("+").startswith("dataset.")]
     own_subsets = {"evaluate": [], "predict": ["subsets=model"]}  # the evaluate pipeline's default already
-    return {pipeline: _command(launched, [f"pipeline={pipeline}", f"model.name={model.name}", *chosen, *dataset,
+    return {pipeline: _command(launched, [f"pipeline={pipeline}", f"model.name={name}", *chosen, *dataset,
                                           *own_subsets[pipeline]])
             for pipeline in ("evaluate", "predict")}
 
@@ -128,7 +139,7 @@ def use_command(model, launched: Launch | None = None) -> dict[str, str]:
 def with_its_settings(model, steps: list[str]) -> str:
     """``; or, with all it was trained with: <command>``, for a fix that names one setting at a time."""
     pipeline = "evaluate" if "evaluate" in steps else "predict" if "predict" in steps else None
-    command = use_command(model).get(pipeline)
+    command = use_command(model.name, read_launch(runner_metadata(model).get("run"), with_overrides=True)).get(pipeline)
     return f"; or, with all it was trained with: {command}" if command else ""
 
 
@@ -141,7 +152,7 @@ class Launch(NamedTuple):
     choices: dict  # group -> the option the run chose
 
 
-def _launched(run: str | None, with_overrides: bool = False) -> Launch | None:
+def read_launch(run: str | None, with_overrides: bool = False) -> Launch | None:
     """How a run was launched, from its folder's ``.hydra/``; None when the folder or its files are gone."""
     if not run:
         return None

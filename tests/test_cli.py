@@ -661,9 +661,12 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     # the version it trained before its evaluate step failed is named, with the command that scores it
     trained = read_json(log.parent / "run.json")["model"]
     assert trained["status"] == "trained" and read_json(log.parent / "run.json")["status"] == "failed"
+    # (the whole command: this run's adapter option and config folder, as runner.store show gives it)
     assert result.stderr.rstrip().endswith(
         f"kept: model version {trained['name']} had finished training (status trained); once the cause is fixed, "
-        f"pipeline=evaluate model.name={trained['name']} scores it without training again"), result.stderr
+        f"cd {tmp_path} && python -m runner pipeline=evaluate model.name={trained['name']} adapter=broken "
+        f"dataset=digits metrics=classification 'hydra.searchpath=[file://{tmp_path / 'extra'}]' scores it without "
+        "training again"), result.stderr
 
 
 @pytest.mark.parametrize(("override", "mentions"), [
@@ -773,7 +776,8 @@ def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
     name = record["model"]["name"]
     assert stderr.rstrip().endswith(
         f"interrupted (SIGTERM): the run stopped; run.json records it as failed\n  kept: model version {name}, status "
-        f"failed, with what its training had saved; model.name={name} trains it again from there; python -m "
+        f"failed, with what its training had saved; cd {tmp_path} && python -m runner adapter=torch_cnn "
+        f"adapter.configuration.epochs=500 model.name={name} trains it again from there; python -m "
         f"runner.store delete-model {name} removes it"), stderr
     assert record["status"] == "failed" and record["error"]["type"] == "Terminated"
     assert record["model"]["status"] == "failed"
