@@ -38,10 +38,11 @@ def chosen_names(platform, given: list[str]) -> list[str]:
     return chosen
 
 
-def comparison(platform, names: list[str]) -> dict:
+def comparison(platform, names: list[str], subset: str | None = None) -> dict:
     """The versions' details (as ``show --json`` gives them, less the rerun check), the metrics of
-    their latest evaluations, and the configuration settings that differ between them."""
-    details = [model_details(platform, name, rerun_check=False) for name in names]
+    their latest evaluations (on ``subset``, when given), and the configuration settings that differ
+    between them."""
+    details = [model_details(platform, name, rerun_check=False, subset=subset) for name in names]
     evaluations = [(d["evaluation"] or {}).get("metrics") or {} for d in details]
     metrics = list(dict.fromkeys(k for e in evaluations for k, v in e.items() if is_number(v, finite=True)))
     settings = [flat(d["configuration"]) for d in details]
@@ -50,7 +51,8 @@ def comparison(platform, names: list[str]) -> dict:
     return {"models": details, "metrics": {m: [e.get(m) for e in evaluations] for m in metrics},
             "best": {m: _best(m, [e.get(m) for e in evaluations]) for m in metrics},
             "configuration_differs": {k: [s.get(k, _UNSET) for s in settings] for k in differ},
-            "evaluated_alike": len({_evaluated_on(d) for d in details if d["evaluation"]}) <= 1}
+            "evaluated_alike": len({_evaluated_on(d) for d in details if d["evaluation"]}) <= 1,
+            "evaluated_on": subset}
 
 
 _UNSET = "<not set>"
@@ -67,10 +69,10 @@ def _best(metric: str, values: list) -> list[int]:
     return [i for i, cell in scored.items() if cell == top]
 
 
-def _evaluated_on(details: dict) -> str:
+def _evaluated_on(details: dict, subset: str | None = None) -> str:
     evaluation = details["evaluation"]
     if not evaluation:
-        return "not evaluated"
+        return "not evaluated" + (f" on {subset}" if subset else "")
     metrics = evaluation["metrics"]
     where = f"{evaluation['dataset']}" + (f" ({metrics['subset']})" if metrics.get("subset") else "")
     return where + (f", {metrics['n_items']} items" if metrics.get("n_items") is not None else "")
@@ -84,7 +86,7 @@ def print_comparison(compared: dict) -> None:
              "adapter": [(d["adapter"] or {}).get("option") or (d["adapter"] or {}).get("_target_", "")
                          for d in details],
              "labels": [str(len(d["labels"])) for d in details],
-             "evaluated on": [_evaluated_on(d) for d in details]}
+             "evaluated on": [_evaluated_on(d, compared["evaluated_on"]) for d in details]}
     rows = [[name, *values] for name, values in facts.items()]
     rows += [[metric, *(number_cell(v) + (BEST if i in compared["best"][metric] else "") for i, v in
                         enumerate(values))] for metric, values in compared["metrics"].items()]

@@ -11,9 +11,11 @@ from typing import NamedTuple
 
 import yaml
 
+from .configuration import is_number
 from .errors import NotFoundError
+from .report import PREFERRED, SHOWN_METRICS
 from .reporting import metrics_table, model_summary, runner_metadata
-from .text_table import aligned, did_you_mean
+from .text_table import aligned, did_you_mean, number_cell
 
 
 def day(stamp: str | None) -> str:
@@ -27,8 +29,9 @@ def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
     return names.get(model_id, f"{model_id} (deleted)")
 
 
-def model_details(platform, name: str, rerun_check: bool = True) -> dict:
-    """``rerun_check``: compose the rerun command's config again, to name what composes differently now."""
+def model_details(platform, name: str, rerun_check: bool = True, subset: str | None = None) -> dict:
+    """``rerun_check``: compose the rerun command's config again, to name what composes differently now;
+    ``subset``: the evaluation shown is the latest on that subset of the version's (not its latest)."""
     records = platform.store.list_models(platform.project.id)
     names = {m["id"]: m["name"] for m in records}
     record = next((m for m in records if m["name"] == name), None)
@@ -40,7 +43,7 @@ def model_details(platform, name: str, rerun_check: bool = True) -> dict:
     datasets = {d.id: d.name for d in platform.list_datasets()}
     ours = runner_metadata(record)
     launched = read_launch(ours.get("run"), with_overrides=True)
-    evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id) or (None, None)
+    evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id, subset) or (None, None)
     return {**model_summary(model),
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
@@ -49,7 +52,11 @@ def model_details(platform, name: str, rerun_check: bool = True) -> dict:
             "use": use_command(model.name, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
-                "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation}}
+                "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation},
+            "evaluations": [{"created": when, "dataset": datasets.get(on, on), "subset": metrics.get("subset"),
+                             "items": metrics.get("n_items"),
+                             "metrics": {k: v for k, v in metrics.items() if is_number(v, finite=True)}}
+                            for when, on, metrics in platform.store.evaluations(model.id)]}
 
 
 def _command(launched: Launch, args: list[str]) -> str:
@@ -208,6 +215,14 @@ def print_details(details: dict) -> None:
         subset = evaluation["metrics"].get("subset")
         print(f"\nlatest evaluation, on {evaluation['dataset']}" + (f" ({subset})" if subset else "") + ":")
         print(_indented(metrics_table(evaluation["metrics"])))
+    every = details.get("evaluations") or []
+    if len(every) > 1:
+        print(f"\nevery evaluation ({len(every)}), latest first:")
+        shown = [name for name in PREFERRED if any(name in e["metrics"] for e in every)][:SHOWN_METRICS]
+        print(_indented("\n".join(aligned(
+            ["when", "dataset", "subset", "items", *shown],
+            [[day(e["created"]), str(e["dataset"] or ""), e["subset"] or "", number_cell(e["items"]),
+              *(number_cell(e["metrics"].get(name)) for name in shown)] for e in every]))))
 
 
 def _shortened(value, shown: int = 3):

@@ -104,14 +104,16 @@ def models(platform, dataset: str | None = None, status: str | None = None, patt
             and (dataset_id is None or m.get("datasetId") == dataset_id) and (status is None or m["status"] == status)]
 
 
-def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dict]:
+def model_rows(platform, found: list[dict], sort: str | None = None, subset: str | None = None) -> list[dict]:
     """One row per model; with ``sort`` (a metric's name) best first by its latest evaluation, the
-    models without that metric last."""
+    models without that metric last. With ``subset``: each one's latest evaluation on that subset of
+    its own (none when it has none there)."""
+    _evaluated_subset(platform, subset)
     datasets_by_id = {d.id: d.name for d in platform.list_datasets()}
     names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
     rows = []
     for m in found:
-        evaluation, evaluated_on = platform.store.latest_evaluation_on(m["id"]) or (None, None)
+        evaluation, evaluated_on = platform.store.latest_evaluation_on(m["id"], subset) or (None, None)
         rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
                      "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
                      "cloned_from": cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
@@ -120,21 +122,38 @@ def model_rows(platform, found: list[dict], sort: str | None = None) -> list[dic
                      "evaluated_on": None if evaluation is None else {
                          "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "subset": evaluation.get("subset"),
                          "items": evaluation.get("n_items")}})
-    return rows if sort is None else _sorted(rows, sort)  # --sort '' too: refused, as a typo
+    return rows if sort is None else _sorted(rows, sort, subset)  # --sort '' too: refused, as a typo
 
 
-def _sorted(rows: list[dict], sort: str) -> list[dict]:
+def _evaluated_subset(platform, subset: str | None) -> str | None:
+    """``--evaluated-on``'s subset. One no evaluation in the store was taken on is most likely a typo:
+    refused, with the closest."""
+    scored = platform.store.evaluated_subsets() if subset is not None else []
+    if subset is not None and subset not in scored:
+        raise NotFoundError(f"no evaluation in the store was taken on a subset named {subset!r}"
+                            + did_you_mean(subset, scored), where=f"--evaluated-on {subset}",
+                            fix=f"evaluations here were taken on: {', '.join(scored) or 'no named subset'}")
+    return subset
+
+
+def _sorted(rows: list[dict], sort: str, subset: str | None = None) -> list[dict]:
     """Best first by ``sort``, those without it last. A metric none of them has is refused: the
     listing unsorted would hide the typo."""
     scored = [r for r in rows if sort in r["metrics"]]
     if rows and not scored:
-        raise _unknown_metric(sort, rows)
+        raise _unknown_metric(sort, rows, subset)
     scored.sort(key=lambda r: r["metrics"][sort], reverse=not lower_is_better(sort))
     return scored + [r for r in rows if sort not in r["metrics"]]
 
 
-def _unknown_metric(sort: str, rows: list[dict]) -> RunnerError:
+def _unknown_metric(sort: str, rows: list[dict], subset: str | None = None) -> RunnerError:
     have = list(dict.fromkeys(name for r in rows for name in r["metrics"]))
+    if not have and subset:
+        return RunnerError(f"no listed model has a metric {sort!r}: none of them has been evaluated on a subset "
+                           f"named {subset!r}", where=f"--evaluated-on {subset}",
+                           fix="name a subset they were evaluated on (the listing without --evaluated-on shows "
+                               "where), or evaluate them there (python -m runner pipeline=evaluate "
+                               f"model.name=<version> pipeline.evaluate_subset={subset})")
     if not have:
         return RunnerError(f"no listed model has a metric {sort!r}: none of them has been evaluated",
                            where=f"--sort {sort}", fix="leave --sort out, or evaluate a version first "
@@ -160,10 +179,15 @@ def _print_models(rows: list[dict], platform, args) -> None:
     if not rows:
         print(_none_listed(platform, args))
         return
-    header = ["model", "status", "dataset", "cloned from", "created", "latest evaluation", "evaluated on"]
+    latest = "latest evaluation" + (f" on {args.evaluated_on}" if args.evaluated_on else "")
+    header = ["model", "status", "dataset", "cloned from", "created", latest, "evaluated on"]
     print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
                                       day(r["created"]), _metrics_cell(r["metrics"], args.sort),
                                       _evaluated_on(r["evaluated_on"])] for r in rows])))
+    ranked = {_evaluated_on(r["evaluated_on"]) for r in rows if args.sort in r["metrics"]}
+    if args.sort and len(ranked) > 1:
+        print(f"note: this ranking mixes scores taken on different data ({'; '.join(sorted(ranked))}): "
+              "--evaluated-on test ranks each version by its latest evaluation on its own test subset")
 
 
 def _metrics_cell(metrics: dict[str, float], sort: str | None) -> str:
@@ -455,6 +479,9 @@ def _parser() -> argparse.ArgumentParser:
                                   help="the models and versions, oldest first, with their latest metrics")
     listing.add_argument("--dataset", help="only the models of this dataset")
     listing.add_argument("--status", choices=STATUSES, help="only models with this status")
+    listing.add_argument("--evaluated-on", metavar="SUBSET",
+                         help="the metrics of each version's latest evaluation on this subset of its own (test, "
+                              "validation, ...), not its latest of all")
     listing.add_argument("--sort", metavar="METRIC", help="best first by this metric of the latest evaluation "
                          "(e.g. accuracy, AP; a *loss* or *error* metric: lowest first); those without it last")
 
@@ -466,6 +493,8 @@ def _parser() -> argparse.ArgumentParser:
                                        "configuration settings in which they differ")
     compare.add_argument("names", nargs="+", help="two or more versions; shell-style patterns "
                                                   "('sklearn-digits-2026*') name every version they match")
+    compare.add_argument("--evaluated-on", metavar="SUBSET",
+                         help="each version's latest evaluation on this subset of its own, not its latest of all")
 
     delete = commands.add_parser("delete-model", parents=[where],
                                  help="delete models: artifacts, metrics, evaluations, predictions")
@@ -512,11 +541,12 @@ def main(argv: list[str] | None = None) -> int:
         platform = _platform(args)
         commands: dict[str, Callable[[], int | None]] = {
             "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
-            "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status), args.sort),
-                                    _print_models, platform),
+            "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status), args.sort,
+                                               args.evaluated_on), _print_models, platform),
             "show": lambda: _show(args, model_details(platform, args.name), lambda d, _p, _a: print_details(d),
                                   platform),
-            "compare": lambda: _show(args, comparison(platform, chosen_names(platform, args.names)),
+            "compare": lambda: _show(args, comparison(platform, chosen_names(platform, args.names),
+                                                       _evaluated_subset(platform, args.evaluated_on)),
                                      lambda c, _p, _a: print_comparison(c), platform),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),

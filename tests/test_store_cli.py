@@ -112,6 +112,21 @@ def test_models_sorted_by_a_metric_with_where_each_was_evaluated(platform, digit
     line = next(line for line in out.splitlines() if line.startswith("digits-lr-v1 "))
     assert f"digits (validation), {platform.count_items(digits, SUBSETS['validation'])} items" in line, line
     assert "f1_macro=" in line
+    # a ranking of scores taken on different data says so, and --evaluated-on ranks by one subset's
+    assert "note: this ranking mixes scores taken on different data" in out
+    rows = listed(platform, capsys, "models", "--sort", "accuracy", "--evaluated-on", "test")
+    assert [r["metrics"]["accuracy"] for r in rows[:2]] == sorted(accuracy.values(), reverse=True)
+    assert {r["evaluated_on"]["subset"] for r in rows[:2]} == {"test"}
+    code, out, _ = store(platform, capsys, "models", "--sort", "accuracy", "--evaluated-on", "test")
+    assert "latest evaluation on test" in out and "note: this ranking mixes" not in out
+    code, _out, err = store(platform, capsys, "models", "--evaluated-on", "tset")
+    assert code == 2 and "no evaluation in the store was taken on a subset named 'tset' (did you mean test?)" in err
+    # show lists every evaluation, latest first
+    shown = listed(platform, capsys, "show", "digits-lr-v1")
+    assert [e["subset"] for e in shown["evaluations"]] == ["validation", "test"]
+    assert shown["evaluations"][1]["metrics"]["accuracy"] == accuracy["digits-lr-v1"]
+    code, out, _ = store(platform, capsys, "show", "digits-lr-v1")
+    assert "every evaluation (2), latest first:" in out
     # on a filter that is none of its subsets: no subset named
     adapter.evaluate_model(v1, digits, filters={"filter": {"dir": "/test"}, "resource": "items",
                                                 "page": 0, "pageSize": 1000})
@@ -640,6 +655,11 @@ def test_compare_puts_versions_side_by_side_marks_the_best_and_names_the_setting
     SklearnImageClassifier(model_entity=v1).evaluate_model(v1, digits, filters=SUBSETS["validation"])
     code, out, _err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2")
     assert "note: their latest evaluations scored different data" in out
+    # unless told which evaluations to compare
+    on_test = listed(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2", "--evaluated-on", "test")
+    assert on_test["metrics"]["accuracy"] == compared["metrics"]["accuracy"] and on_test["evaluated_alike"]
+    code, out, _err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2", "--evaluated-on", "validation")
+    assert "not evaluated on validation" in out
 
     code, _out, err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-x2")
     assert code == 2 and "no model named 'digits-lr-x2' (did you mean digits-lr-v2?)" in err

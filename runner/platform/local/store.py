@@ -507,11 +507,23 @@ class Store:
         found = self.latest_evaluation_on(model_id)
         return None if found is None else found[0]
 
-    def latest_evaluation_on(self, model_id: str) -> tuple[dict, str | None] | None:
-        """The model's latest evaluation and the id of the dataset it was taken on."""
-        row = self.connection().execute("SELECT json, dataset_id FROM evaluations WHERE model_id = ? "
-                                        "ORDER BY rid DESC LIMIT 1", (model_id,)).fetchone()
+    def latest_evaluation_on(self, model_id: str, subset: str | None = None) -> tuple[dict, str | None] | None:
+        """The model's latest evaluation (with ``subset``: its latest of that subset of its own, as the
+        evaluation records it) and the id of the dataset it was taken on."""
+        where, params = ("", ()) if subset is None else (" AND json_extract(json, '$.subset') = ?", (subset,))
+        row = self.connection().execute(f"SELECT json, dataset_id FROM evaluations WHERE model_id = ?{where} "
+                                        "ORDER BY rid DESC LIMIT 1", (model_id, *params)).fetchone()
         return None if row is None else (json.loads(row[0]), row[1])
+
+    def evaluated_subsets(self) -> list[str]:
+        """The names of the subsets evaluations were taken on (as each records it), sorted."""
+        return [r[0] for r in self.query("SELECT DISTINCT json_extract(json, '$.subset') AS s FROM evaluations "
+                                         "WHERE s IS NOT NULL ORDER BY s")]
+
+    def evaluations(self, model_id: str) -> list[tuple[str, str | None, dict]]:
+        """Every evaluation of the model, latest first: (when, dataset id, metrics)."""
+        return [(r[0], r[1], json.loads(r[2])) for r in self.query(
+            "SELECT created_at, dataset_id, json FROM evaluations WHERE model_id = ? ORDER BY rid DESC", (model_id,))]
 
     # -- feature sets --------------------------------------------------------------------------
 
