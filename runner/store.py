@@ -263,11 +263,15 @@ def delete_models(platform, args) -> int:
     chosen = [platform.model_entity(m) for m in found.values()]
     _refuse_in_use(chosen, args.force)
     what = "with their artifacts, metrics" + ("" if args.keep_predictions else " and predictions")
+    clones = [m["name"] for m in models(platform) if m.get("clonedFrom") in found and m["id"] not in found]
+    # a version trained on from one of them: it keeps working, but its listing loses where it came from
+    lineage = (f"; {len(clones)} version(s) cloned from them stay, listed as cloned from a deleted model: "
+               f"{first_few(clones, 10)}") if clones else ""
     if not _confirm(f"delete {len(chosen)} model(s) {what} from the local platform at {platform.root}: "
-                    f"{_names(chosen)}?", args.yes):
+                    f"{_names(chosen)}{lineage}?", args.yes):
         return 1
     platform.delete_models(chosen, predictions=not args.keep_predictions)
-    print(f"deleted {len(chosen)} model(s) from the local platform at {platform.root}: {_names(chosen)}")
+    print(f"deleted {len(chosen)} model(s) from the local platform at {platform.root}: {_names(chosen)}{lineage}")
     return 0
 
 
