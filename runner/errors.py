@@ -84,6 +84,13 @@ class SaveWroteNothing(ArtifactError):
     exit_code = 1
 
 
+class AdapterOutputError(RunnerError):
+    """What the adapter's code returned is wrong (predictions with labels its model lacks): a mistake
+    in its code, so the CLI exits 1, as for an exception it raised."""
+
+    exit_code = 1
+
+
 class PredictionError(RunnerError):
     """Some batches failed; the others were stored. ``failed`` maps item id to cause; ``first`` is
     the first failure's (where it was raised, its traceback), which the CLI writes to the run's log.

@@ -17,7 +17,7 @@ import dtlpy as dl
 import numpy as np
 
 from .configuration import is_number
-from .errors import RunnerError
+from .errors import AdapterOutputError, RunnerError
 from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics, confidence_of
 from .platform import Platform
 from .text_table import closest
@@ -89,7 +89,8 @@ def _refuse_other_types_only(problems: Problems, types: list[str], n_predictions
 def _unknown_labels(bad: str, unknown: set[str], problems: Problems, model: dl.Model, labels: list[str]) -> RunnerError:
     close = {label: closest(label, labels) for label in sorted(unknown)[:_EXAMPLES]}
     named = ", ".join(f"{label!r}" + (f" (did you mean {meant!r}?)" if meant else "") for label, meant in close.items())
-    return RunnerError(f"{bad}: {named}; {problems.describe(bad)}",
+    return AdapterOutputError(f"{bad}: {named}; {problems.counts[bad]} such prediction(s), on items "
+                              f"{', '.join(problems.examples[bad])}{', ...' if bad in problems.more else ''}",
                        where=f"model {model.name!r}, labels {labels}",
                        fix="make the adapter's predict use the model's labels (self.model_entity.labels; labels are "
                            "case-sensitive), or add those labels to the model (model.labels)")

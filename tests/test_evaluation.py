@@ -295,7 +295,8 @@ def test_predicted_boxes_with_unknown_labels_name_the_labels_the_closest_and_eac
         evaluate(platform, model, dataset, None)
     ids = ", ".join(row["id"] for row in rows[:3])
     assert err.value.what == ("predictions with labels the model does not have: 'Cat' (did you mean 'cat'?); "
-                              f"6 ({ids})"), err.value.what
+                              f"6 such prediction(s), on items {ids}"), err.value.what
+    assert err.value.exit_code == 1  # the adapter's mistake, not the configuration's
     assert "labels are case-sensitive" in err.value.fix and "boxes need" not in err.value.fix
 
 
@@ -350,7 +351,8 @@ def test_predictions_with_unknown_labels_are_an_error_naming_items(platform, cla
     with pytest.raises(RunnerError) as err:
         evaluate(platform, model, dataset, None)
     message = str(err.value)
-    assert "labels the model does not have: 'zebra'; 7 (" in message and rows[0]["id"] in message and "..." in message
+    assert "labels the model does not have: 'zebra'; 7 such prediction(s), on items " in message
+    assert rows[0]["id"] in message and "..." in message
 
 
 class PolygonOracle(Oracle):
