@@ -41,6 +41,7 @@ from .platform import Platform, platform_of
 from .platform.base import filters_json
 from .predicted_boxes import BoxesOutside, inverted_box
 from .prepare_processes import PREPARE_IN, ProcessPrepare, processes_possible
+from .run_configuration import changed_for_this_run
 from .sharding import Sharding, run_in_shards
 
 logger = logging.getLogger("runner.adapter")
@@ -186,12 +187,16 @@ class BaseModelAdapter(dl.BaseModelAdapter):
     @staticmethod
     def _name_the_subset(model, metrics: dict, filters) -> None:
         """``metrics["subset"]``: the model's subset whose filter was scored (a validation score and a
-        test score then do not pass for one another in a listing); absent for another filter."""
+        test score then do not pass for one another in a listing); absent for another filter. And
+        ``metrics["configuration_changes"]``: the configuration keys this run changed, as scored."""
         subsets = ((model.metadata or {}).get("system") or {}).get("subsets") or {}
         wanted = filters_json(filters)
         name = next((name for name, subset in subsets.items() if filters_json(subset) == wanted), None)
         if name is not None and "subset" not in metrics:
             metrics["subset"] = name
+        changed = changed_for_this_run(model)  # a score of the version with a setting changed for the run
+        if changed and "configuration_changes" not in metrics:
+            metrics["configuration_changes"] = changed
 
     # -- wrapper functions -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from .reporting import (
     write_json,
 )
 from .resolvers import register_resolvers
+from .run_configuration import apply_for_this_run, changed_for_this_run, given_keys, shown
 from .run_log import say
 from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
 from .text_table import did_you_mean, first_few
@@ -203,21 +204,23 @@ def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filte
                        name or "null: every item", model.name, hint)
 
 
-def _warn_ignored_overrides(model, steps: list[str]) -> None:
-    """Configuration keys set on the command line of a run that does not train do not reach the
-    version (it keeps what it was trained with, as on Dataloop): say so rather than ignore them."""
+def _apply_given_configuration(model, configuration: dict, steps: list[str]) -> None:
+    """Configuration keys set on the command line of a run that does not train: applied for this run,
+    and said, with the version's own values; ``experiment=`` (a training recipe) is not applied."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return
-    given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-    # adapter=<option> is how the run finds the class that loads the version: it applies
-    ignored = [key for key in given if key == "experiment" or (key.startswith(
-        ("adapter.configuration.", "model.configuration.")) and key.split(".", 2)[2] not in RUN_SETTINGS)]
-    if ignored:
-        logger.warning("%s: not applied; this run (%s) uses the configuration model %s was trained with (only %s "
-                       "are taken from this run): train a new version with them (pipeline=train_evaluate ...)",
-                       ", ".join(ignored), "/".join(steps), model.name, ", ".join(RUN_SETTINGS))
+    task = HydraConfig.get().overrides.task
+    if any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in task):
+        logger.warning("experiment: not applied; this run (%s) uses the configuration model %s was trained with "
+                       "(and the configuration keys its command line sets): train a new version with it "
+                       "(pipeline=train_evaluate ...)", "/".join(steps), model.name)
+    keys = [(key, deleted) for key, deleted in given_keys(task) if key.split(".", 1)[0] not in RUN_SETTINGS]
+    changes = apply_for_this_run(model, configuration, keys)
+    if changes:
+        logger.info("model %s, for this run only (the version keeps its own configuration): %s", model.name,
+                    "; ".join(f"{key}: {shown(before)} -> {shown(after)}" for key, (before, after) in changes.items()))
 
 
 def _export_hint(platform, dataset, model) -> str:
@@ -297,12 +300,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
                               fix="name a trained version (python -m runner.store models lists them), or train one "
                                   "first (pipeline=train)")
         _check_labels_meet(platform, model, dataset, steps)
-        # how this run goes, not what the model is: from the run; the version keeps the rest of the
-        # configuration it was trained with (this copy is not stored)
-        for key in RUN_SETTINGS:
-            if key in configuration:
-                model.configuration[key] = configuration[key]
-        _warn_ignored_overrides(model, steps)
+        # how this run goes, not what the model is (the run settings), and what its command line
+        # sets: for this run only (runner/run_configuration.py); the version keeps its own
+        apply_for_this_run(model, configuration, [(key, False) for key in RUN_SETTINGS if key in configuration],
+                           recorded=False)
+        _apply_given_configuration(model, configuration, steps)
         return model
     labels = spec.get("labels")
     absent = [label for label in labels or [] if str(label) not in dataset.labels_flat_dict]
@@ -365,6 +367,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
         if (record.model or {}).get("status") == "training":  # train_model marked it failed
             record.model["status"] = "failed"
         record.failed(err)
+        if record.configuration_changes:  # a setting the weights depend on cannot change without training
+            err.configuration_changes = record.configuration_changes
         if (record.model or {}).get("status") in ("trained", "failed"):
             err.kept_version = (record.model["name"], record.model["status"], record.model.get("artifacts"),
                                 str(output_dir))
@@ -439,6 +443,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets, output_dir)
     record.model = {"id": model.id, "name": model.name}
+    record.configuration_changes = changed_for_this_run(model)
     if "evaluate" in steps:
         name = settings["pipeline"].get("evaluate_subset")
         _warn_if_trained_on(platform, dataset, model, name, subsets.get(name) if name else None, counts.get(name),

@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> float | None:
             every = f"\n  every failed item:\n{err.every_failure()}" if hasattr(err, "every_failure") else ""
             log = to_log_file(logging.ERROR, "%s", f"{err}{every}\n  first failure:\n{trace}" if trace else err)
             message = f"{err}\n  traceback: {log or 'in the run log'}" if trace else str(err)
-            message += _kept_version_note(err)
+            message += _changed_configuration_note(err) + _kept_version_note(err)
             print(f"error: {message}", file=sys.stderr)
             if multirun:
                 # the launcher marks this job failed and the sweep goes on (its sweeper decides when to
@@ -86,11 +86,25 @@ def main(cfg: DictConfig) -> float | None:
             message = (f"{type(err).__name__}: {err}"
                        + "".join(f"\n  note: {note}" for note in getattr(err, "__notes__", ()))
                        + f"\n  where: {raised_at(err)}"
-                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}{_kept_version_note(err)}")
+                       f"\n  traceback: {log or 'set HYDRA_FULL_ERROR=1 to see it'}{_changed_configuration_note(err)}"
+                       f"{_kept_version_note(err)}")
             print(f"error: {message}", file=sys.stderr)
             if multirun:  # as for a runner error: the sweep goes on, and ends on this message if it ends here
                 raise JobFailed(f"job {hydra_config.job.num} failed: {message}") from None
             raise SystemExit(1) from None
+
+
+def _changed_configuration_note(err: BaseException) -> str:
+    """For a run that failed with the version's configuration changed from its command line: the
+    change is the likely cause when it is a setting the trained weights depend on."""
+    from .run_configuration import with_changes
+
+    changes = getattr(err, "configuration_changes", None)
+    if not changes:
+        return ""
+    return (f"\n  note: this run changed the version's configuration, for this run only: {with_changes(changes)}; a "
+            "setting the trained model depends on (an input size, a layer's width) cannot change without training "
+            "again")
 
 
 def _kept_version_note(err: BaseException) -> str:

@@ -39,11 +39,18 @@ class ModelConfiguration(MutableMapping):
         if key in self._data and self._data[key] == value:
             return
         self._data[key] = value
-        self._model.update()
+        self._persist()
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
-        self._model.update()
+        self._persist()
+
+    def _persist(self) -> None:
+        """``model.update()``, keeping out of the store what holds for this run only."""
+        from .run_configuration import as_stored
+
+        with as_stored(self._model):
+            self._model.update()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -61,7 +68,7 @@ class ModelConfiguration(MutableMapping):
         changes = dict(*args, **kwargs)
         if any(k not in self._data or self._data[k] != v for k, v in changes.items()):
             self._data.update(changes)
-            self._model.update()
+            self._persist()
 
     def resolve(self, key: str, *candidates: Any) -> Any:
         """The first candidate that is not None, else the configured value (dtlpy's AdapterDefaults API)."""

@@ -9,7 +9,7 @@ import os
 
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
-from .model_details import day, flat, model_details
+from .model_details import day, flat, model_details, scored_on
 from .text_table import aligned, did_you_mean, is_pattern, number_cell
 
 BEST = " *"  # after the best value of a metric
@@ -74,8 +74,8 @@ def _evaluated_on(details: dict, subset: str | None = None) -> str:
     if not evaluation:
         return "not evaluated" + (f" on {subset}" if subset else "")
     metrics = evaluation["metrics"]
-    where = f"{evaluation['dataset']}" + (f" ({metrics['subset']})" if metrics.get("subset") else "")
-    return where + (f", {metrics['n_items']} items" if metrics.get("n_items") is not None else "")
+    return scored_on(evaluation["dataset"], metrics.get("subset"), metrics.get("n_items"),
+                     metrics.get("configuration_changes"))
 
 
 def print_comparison(compared: dict) -> None:
@@ -95,7 +95,7 @@ def print_comparison(compared: dict) -> None:
     if any(compared["best"].values()):
         print(f"({BEST.strip()}: the best of a metric; lower is better for losses and errors)")
     if not compared["evaluated_alike"]:
-        print("note: their latest evaluations scored different data (evaluated on, above): evaluate each on the "
+        print("note: their latest evaluations scored different data or settings (evaluated on, above): evaluate each on the "
               "same subset to compare them (python -m runner pipeline=evaluate model.name=<version>)")
     differ = compared["configuration_differs"]
     if not differ:

@@ -15,12 +15,20 @@ from .configuration import is_number
 from .errors import NotFoundError
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import metrics_table, model_summary, runner_metadata
+from .run_configuration import with_changes
 from .text_table import aligned, did_you_mean, number_cell
 
 
 def day(stamp: str | None) -> str:
     """``2026-11-24T06:04:35.123Z`` -> ``2026-11-24 06:04``."""
     return (stamp or "")[:16].replace("T", " ")
+
+
+def scored_on(dataset, subset: str | None, items: int | None, changes: dict | None = None) -> str:
+    """Where an evaluation was taken: ``digits (test), 269 items``, and the configuration keys its
+    run changed (``, with min_score=0.9``: runner/run_configuration.py)."""
+    return (f"{dataset}" + (f" ({subset})" if subset else "") + (f", {items} items" if items is not None else "")
+            + (f", with {with_changes(changes)}" if changes else ""))
 
 
 def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
@@ -54,7 +62,7 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation},
             "evaluations": [{"created": when, "dataset": datasets.get(on, on), "subset": metrics.get("subset"),
-                             "items": metrics.get("n_items"),
+                             "items": metrics.get("n_items"), "with": metrics.get("configuration_changes"),
                              "metrics": {k: v for k, v in metrics.items() if is_number(v, finite=True)}}
                             for when, on, metrics in platform.store.evaluations(model.id)]}
 
@@ -212,17 +220,20 @@ def print_details(details: dict) -> None:
     if evaluation is None:
         print("\nnot evaluated")
     else:
-        subset = evaluation["metrics"].get("subset")
-        print(f"\nlatest evaluation, on {evaluation['dataset']}" + (f" ({subset})" if subset else "") + ":")
+        metrics = evaluation["metrics"]
+        where = scored_on(evaluation["dataset"], metrics.get("subset"), None, metrics.get("configuration_changes"))
+        print(f"\nlatest evaluation, on {where}:")
         print(_indented(metrics_table(evaluation["metrics"])))
     every = details.get("evaluations") or []
     if len(every) > 1:
         print(f"\nevery evaluation ({len(every)}), latest first:")
         shown = [name for name in PREFERRED if any(name in e["metrics"] for e in every)][:SHOWN_METRICS]
+        changed = ["with"] if any(e["with"] for e in every) else []
         print(_indented("\n".join(aligned(
-            ["when", "dataset", "subset", "items", *shown],
+            ["when", "dataset", "subset", "items", *shown, *changed],
             [[day(e["created"]), str(e["dataset"] or ""), e["subset"] or "", number_cell(e["items"]),
-              *(number_cell(e["metrics"].get(name)) for name in shown)] for e in every]))))
+              *(number_cell(e["metrics"].get(name)) for name in shown), *([with_changes(e["with"])] if changed else [])]
+             for e in every]))))
 
 
 def _shortened(value, shown: int = 3):

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import ConfigError, FailedElsewhere, first_failure, one_line
 from .platform import Platform
+from .run_configuration import carried
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class WorkerSetup:
     adapter_class: type
     model_id: str
     artifacts_path: str
+    this_run: dict | None = None  # the configuration the run changed (runner/run_configuration.py)
 
 
 def processes_possible() -> bool:
@@ -65,7 +67,8 @@ class ProcessPrepare:
                               where=f"model {adapter.model_entity.name!r} configuration.prepare_in",
                               fix="define the class at the top level of a module (a .py file), or use prepare_in: "
                                   "threads")
-        setup = WorkerSetup(self._platform, cls, adapter.model_entity.id, str(adapter.artifacts_path or ""))
+        setup = WorkerSetup(self._platform, cls, adapter.model_entity.id, str(adapter.artifacts_path or ""),
+                            carried(adapter.model_entity))
         logger.info("prepare_item_func on %d worker process%s (prepare_in: processes)", workers,
                     "es" if workers > 1 else "")
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -122,7 +125,8 @@ def _worker() -> tuple[Any, tuple[str, ...]] | FailedElsewhere:
     global _WORKER
     if _WORKER is None:
         try:
-            adapter = loaded_adapter(_SETUP.platform, _SETUP.adapter_class, _SETUP.model_id, _SETUP.artifacts_path)
+            adapter = loaded_adapter(_SETUP.platform, _SETUP.adapter_class, _SETUP.model_id, _SETUP.artifacts_path,
+                                     this_run=_SETUP.this_run)
             _WORKER = adapter, adapter._own_files()
         except Exception as err:  # noqa: BLE001 - every item fails with the cause
             _WORKER = FailedElsewhere(f"the prepare worker could not load the model: {one_line(err)}",

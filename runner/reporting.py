@@ -23,6 +23,7 @@ class RunRecord:
         self.started = datetime.now(UTC)
         self.objective: dict = {}
         self.model: dict | None = None
+        self.configuration_changes: dict = {}  # keys of the version's configuration this run changed
         self._write("running")
 
     def completed(self, objective_value: float | None, model) -> None:
@@ -46,6 +47,7 @@ class RunRecord:
             "seconds": round((finished - self.started).total_seconds(), 3) if finished else None,
             "objective": {**self.objective, "value": objective_value},
             "model": self.model,
+            **({"configuration_changes": self.configuration_changes} if self.configuration_changes else {}),
             "error": error,
         })
 

@@ -13,6 +13,7 @@ are the same. The counts are summed and every failed item id, from every shard, 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -31,6 +32,7 @@ from .errors import ConfigError, PredictionError, first_failure
 from .gc_control import job_heap
 from .platform import Platform
 from .prepare_processes import processes_possible
+from .run_configuration import carried, carry_over
 
 logger = logging.getLogger("runner.sharding")
 
@@ -76,6 +78,7 @@ class ShardTask:
     artifacts_path: str
     kwargs: dict  # of the user function (predict or embed)
     operation: str = "predict"  # or "embed"
+    this_run: dict | None = None  # the configuration this run changed (runner/run_configuration.py)
 
 
 def plan_shards(count: int, workers: int, max_page_size: int = 500) -> tuple[int, list[range]]:
@@ -113,8 +116,10 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     kwargs = dict(kwargs or {})
     cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
     prepare_workers = max(1, (os.cpu_count() or 1) // sharding.workers)
+    this_run = carried(adapter.model_entity)
     tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size, batch_size,
-                       prepare_workers, str(adapter.artifacts_path or ""), kwargs, operation) for pages in shards]
+                       prepare_workers, str(adapter.artifacts_path or ""), kwargs, operation, this_run)
+             for pages in shards]
     logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s", verb, count, len(tasks), page_size,
                 sharding.workers - 1, "Ray worker(s)" if sharding.backend == "ray" else "worker process(es)")
 
@@ -208,7 +213,7 @@ def run_shard(task: ShardTask) -> BatchResult:
     shards, so the pool's shutdown does not wait for the worker's exit to scan it."""
     with job_heap():
         adapter = loaded_adapter(task.platform, task.adapter_class, task.model_id, task.artifacts_path,
-                                 task.prepare_workers)
+                                 task.prepare_workers, task.this_run)
         dataset = adapter.platform.get_dataset(task.dataset_id)
         run_pages = getattr(adapter, OPERATIONS[task.operation][0])
         return run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
@@ -219,15 +224,17 @@ _LOADED: dict[tuple, Any] = {}
 
 
 def loaded_adapter(platform: Platform, adapter_class: type, model_id: str, artifacts_path: str,
-                   prepare_workers: int = 1):
+                   prepare_workers: int = 1, this_run: dict | None = None):
     """In a worker process: the adapter of ``model_id``, bound and loaded once per process (from the
-    parent's copy of the artifacts when this machine has it; a remote worker fetches its own)."""
+    parent's copy of the artifacts when this machine has it; a remote worker fetches its own), with
+    the configuration the run changed (``this_run``)."""
     from .adapter import bind_adapter_class, new_adapter
 
-    key = (adapter_class, model_id, repr(platform))
+    key = (adapter_class, model_id, repr(platform), json.dumps(this_run, sort_keys=True, default=str))
     adapter = _LOADED.get(key)
     if adapter is None:
         model = platform.get_model(model_id=model_id)
+        carry_over(model, this_run)
         adapter = new_adapter(bind_adapter_class(adapter_class), model)
         adapter.platform = platform
         adapter._batch_runner = BatchRunner(prepare_workers)

@@ -38,7 +38,7 @@ if __name__ == "__main__" and (_problem := dataloop_path_problem()):
 from .configuration import is_number  # noqa: E402
 from .errors import NotFoundError, RunnerError  # noqa: E402
 from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
-from .model_details import cloned_from, day, model_details, print_details  # noqa: E402
+from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
@@ -121,7 +121,7 @@ def model_rows(platform, found: list[dict], sort: str | None = None, subset: str
                      "metrics": _scalars(evaluation),
                      "evaluated_on": None if evaluation is None else {
                          "dataset": datasets_by_id.get(evaluated_on, evaluated_on), "subset": evaluation.get("subset"),
-                         "items": evaluation.get("n_items")}})
+                         "items": evaluation.get("n_items"), "with": evaluation.get("configuration_changes")}})
     return rows if sort is None else _sorted(rows, sort, subset)  # --sort '' too: refused, as a typo
 
 
@@ -186,7 +186,7 @@ def _print_models(rows: list[dict], platform, args) -> None:
                                       _evaluated_on(r["evaluated_on"])] for r in rows])))
     ranked = {_evaluated_on(r["evaluated_on"]) for r in rows if args.sort in r["metrics"]}
     if args.sort and len(ranked) > 1:
-        print(f"note: this ranking mixes scores taken on different data ({'; '.join(sorted(ranked))}): "
+        print(f"note: this ranking mixes scores taken on different data or settings ({'; '.join(sorted(ranked))}): "
               "--evaluated-on test ranks each version by its latest evaluation on its own test subset")
 
 
@@ -207,10 +207,7 @@ def _none_listed(platform, args) -> str:
 
 
 def _evaluated_on(where: dict | None) -> str:
-    if not where:
-        return ""
-    return (f"{where['dataset']}" + (f" ({where['subset']})" if where.get("subset") else "")
-            + (f", {where['items']} items" if where.get("items") is not None else ""))
+    return scored_on(where["dataset"], where.get("subset"), where.get("items"), where.get("with")) if where else ""
 
 
 def _confirm(question: str, yes: bool) -> bool:

@@ -143,13 +143,17 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     rows = json.loads(ok(dlrun(tmp_path, "models", "--json", command=[sys.executable, "-m", "runner.store"])).stdout)
     assert {r["name"]: r["run"] for r in rows} == {"sklearn-digits": None, model["name"]: str(out)}
 
-    # evaluating that version again: a configuration key given on the command line does not reach it
-    again = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={model['name']}", "adapter.configuration.image_size=4",
-                     "batch_size=8"))
-    assert f"adapter.configuration.image_size: not applied; this run (evaluate) uses the configuration model " \
-           f"{model['name']} was trained with" in again.stderr + again.stdout
-    assert "batch_size" not in (again.stderr + again.stdout).split("not applied")[0]
-    assert read_json(output_dirs(again.stdout)[0] / "metrics.json")["accuracy"] == metrics["accuracy"]
+    # evaluating that version again with a configuration key given on the command line: it applies to
+    # that run; one its weights depend on fails there, and the error names the change
+    again = dlrun(tmp_path, "pipeline=evaluate", f"model.name={model['name']}", "adapter.configuration.image_size=4",
+                  "batch_size=8", "hydra.run.dir=again")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "X has 16 features" in again.stderr
+    assert "note: this run changed the version's configuration, for this run only: image_size=4;" in again.stderr
+    assert read_json(tmp_path / "again" / "run.json")["configuration_changes"] == {"image_size": 4}  # not batch_size
+    shown = json.loads(ok(dlrun(tmp_path, "show", model["name"], "--json",
+                                command=[sys.executable, "-m", "runner.store"])).stdout)
+    assert shown["configuration"] == model["configuration"]  # the version keeps its own
 
 
 def test_cfg_job_prints_the_composed_config_and_creates_nothing(tmp_path):
@@ -870,3 +874,28 @@ def test_a_dataloop_path_that_cannot_hold_the_store_is_one_message_before_dtlpy_
     assert result.stderr.startswith(f"error: {said}\n  where: DATALOOP_PATH\n  fix: point DATALOOP_PATH at a folder"), \
         result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_inference_setting_given_to_an_evaluate_run_applies_to_that_run_and_is_recorded_with_its_score(tmp_path):
+    """A detector's min_score tried (and swept) on a trained version without training again: the run
+    scores with it, the evaluation records it, the version keeps its own."""
+    shapes = ["adapter=shapes_detector", "dataset=shapes", "dataset.source.n_images=60"]
+    ok(dlrun(tmp_path, *shapes, "hydra.run.dir=train"))
+    trained = read_json(tmp_path / "train" / "metrics.json")
+    version = read_json(tmp_path / "train" / "model.json")
+    assert version["configuration"]["min_score"] == 0.05
+    result = ok(dlrun(tmp_path, "-m", *shapes, "pipeline=evaluate", f"model.name={version['name']}",
+                      "adapter.configuration.min_score=0.05,0.95", "hydra.sweep.dir=sweep"))
+    low, high = (read_json(tmp_path / "sweep" / job / "metrics.json") for job in ("0", "1"))
+    assert high["configuration_changes"] == {"min_score": 0.95} and "configuration_changes" not in low
+    assert low["n_predictions"] == trained["n_predictions"] > high["n_predictions"]
+    log = (tmp_path / "sweep" / "1" / "dlrun.log").read_text()
+    assert f"model {version['name']}, for this run only (the version keeps its own configuration): " \
+           "min_score: 0.05 -> 0.95" in log
+    assert "min_score=0.95" in result.stdout  # the sweep's table has the setting
+    store = [sys.executable, "-m", "runner.store"]
+    shown = json.loads(ok(dlrun(tmp_path, "show", version["name"], "--json", command=store)).stdout)
+    assert shown["configuration"] == version["configuration"]
+    assert [e["with"] for e in shown["evaluations"]] == [{"min_score": 0.95}, None, None]
+    listing = ok(dlrun(tmp_path, "models", command=store)).stdout
+    assert "shapes (test), 9 items, with min_score=0.95" in listing

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import ArtifactError, RunnerError
 from ...paths import dataloop_path, default_local_root, is_folder_name, model_data_folder, model_folder
+from ...run_configuration import to_store
 from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient, guard_global_client
@@ -175,6 +176,8 @@ class LocalPlatform(Platform):
 
     def update_model(self, model: dl.Model) -> dl.Model:
         model_json = model.to_json()
+        # a run's own settings and command-line configuration stay out of the version's record
+        model_json["configuration"] = to_store(model, model_json.get("configuration") or {})
         model_json["context"] = {**(model_json.get("context") or {}), "project": self.project.id}
         return self.model_entity(self.store.update_model(model_json))
 
