@@ -9,9 +9,14 @@ from pathlib import Path
 
 def adapter_option() -> str | None:
     """The ``adapter=`` option of this run (None outside a Hydra run)."""
+    return option_choice("adapter")
+
+
+def option_choice(group: str) -> str | None:
+    """The option of ``group`` this run chose (None outside a Hydra run, or for no such group)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return HydraConfig.get().runtime.choices.get("adapter") if HydraConfig.initialized() else None
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
 
 
 def option_files(group: str, option: str | None = None) -> list[Path] | None:

@@ -86,6 +86,7 @@ def print_comparison(compared: dict) -> None:
              "adapter": [(d["adapter"] or {}).get("option") or (d["adapter"] or {}).get("_target_", "")
                          for d in details],
              "labels": [str(len(d["labels"])) for d in details],
+             "run overrides": _own_overrides(details),
              "evaluated on": [_evaluated_on(d, compared["evaluated_on"]) for d in details]}
     rows = [[name, *values] for name, values in facts.items()]
     rows += [[metric, *(number_cell(v) + (BEST if i in compared["best"][metric] else "") for i, v in
@@ -105,6 +106,14 @@ def print_comparison(compared: dict) -> None:
     print("\n".join("  " + line for line in aligned(
         ["setting", *header],
         [[key, *(_cell(v) for v in values)] for key, values in differ.items()])))
+
+
+def _own_overrides(details: list[dict]) -> list[str]:
+    """Each training run's command-line overrides that not all of them had (``seed=3``: a setting
+    outside the configuration, which the settings below would not show); empty where a run folder is gone."""
+    given = [d.get("overrides") or [] for d in details]
+    shared = set.intersection(*map(set, given)) if all(given) else set()
+    return [" ".join(o for o in overrides if o not in shared) for overrides in given]
 
 
 def _headers(names: list[str]) -> list[str]:

@@ -57,6 +57,7 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
+            "overrides": launched.overrides if launched else None,
             "use": use_command(model.name, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {

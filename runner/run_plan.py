@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -57,9 +58,7 @@ def plan(cfg: DictConfig) -> Plan:
                           where=f"key {err.full_key}",
                           fix=f"set it on the command line, e.g. {err.full_key}=<value>") from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"the config cannot be resolved: {err.msg if hasattr(err, 'msg') else err}",
-                          where=f"key {getattr(err, 'full_key', '?')}",
-                          fix="check the interpolations (${...}) and overrides of that key") from None
+        raise _unresolved(err) from None
 
     for key in ("platform", "dataset", "adapter", "model", "subsets", "pipeline"):
         if not isinstance(settings.get(key), dict):
@@ -144,6 +143,27 @@ def plan(cfg: DictConfig) -> Plan:
         raise ConfigError(f"the sharding settings are not valid: {err}", where="sharding",
                           fix="use the keys workers, backend and ray_address") from None
     return Plan(settings, steps, adapter_class, metric_functions, sharding)
+
+
+def _unresolved(err) -> ConfigError:
+    """A config that does not resolve. An interpolation of a key a group's option does not set (an
+    adapter YAML without ``output_type``, which ``model.output_type`` reads) names that option's file
+    and the key to add to it; anything else is shown as OmegaConf says it."""
+    from .config_sources import option_choice, option_files
+
+    message = err.msg if hasattr(err, "msg") else str(err)
+    full_key = getattr(err, "full_key", None) or "?"
+    missing = re.fullmatch(r"Interpolation key '([\w]+)\.([\w]+)' not found", message.strip())
+    option = option_choice(missing.group(1)) if missing else None
+    if missing and option:
+        group, key = missing.groups()
+        files = option_files(group, option) or []
+        where = str(files[0]) if files else f"{group}={option}"
+        return ConfigError(f"the {group} option {option!r} sets no {key!r}, which {full_key} takes (${{{group}.{key}}})",
+                           where=where, fix=f"add '{key}: <value>' to {where}, or give it on the command line: "
+                                            f"+{group}.{key}=<value>")
+    return ConfigError(f"the config cannot be resolved: {message}", where=f"key {full_key}",
+                       fix="check the interpolations (${...}) and overrides of that key")
 
 
 def _check_output_type(output_type) -> None:

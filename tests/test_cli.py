@@ -810,11 +810,11 @@ def test_the_kept_version_note_says_what_to_do_for_how_the_run_stopped():
 
     error, interrupt = RuntimeError("boom"), KeyboardInterrupt()
     for err in (error, interrupt):
-        err.kept_version = ("v1", "trained", 2)
+        err.kept_version = ("v1", "trained", 2, None)  # (no run folder: the short form of the commands)
     assert "; once the cause is fixed, pipeline=evaluate model.name=v1" in _kept_version_note(error)
     assert _kept_version_note(interrupt).endswith("(status trained); pipeline=evaluate model.name=v1 scores it without "
                                                   "training again")
-    error.kept_version = ("v2", "failed", 0)
+    error.kept_version = ("v2", "failed", 0, None)
     assert _kept_version_note(error) == ("\n  kept: model version v2, status failed, with no artifacts saved (its "
                                          "training wrote none to output_path); python -m runner.store delete-model v2 "
                                          "removes it")

@@ -103,7 +103,7 @@ def test_models_sorted_by_a_metric_with_where_each_was_evaluated(platform, digit
     accuracy = {v.name: platform.latest_evaluation(v)["accuracy"] for v in (v1, v2)}
     rows = listed(platform, capsys, "models", "--sort", "accuracy")
     assert [r["name"] for r in rows] == [*sorted(accuracy, key=accuracy.get, reverse=True), "digits-lr"]
-    assert rows[0]["evaluated_on"] == {"dataset": "digits", "subset": "test", "items": n_test}
+    assert rows[0]["evaluated_on"] == {"dataset": "digits", "subset": "test", "items": n_test, "with": None}
     assert rows[-1]["evaluated_on"] is None
     # evaluated again elsewhere (the validation subset): the listing says where its latest score comes from
     adapter = SklearnImageClassifier(model_entity=v1)
