@@ -153,7 +153,7 @@ def _unresolved(err) -> ConfigError:
 
     message = err.msg if hasattr(err, "msg") else str(err)
     full_key = getattr(err, "full_key", None) or "?"
-    missing = re.fullmatch(r"Interpolation key '([\w]+)\.([\w]+)' not found", message.strip())
+    missing = re.match(r"Interpolation key '(\w+)\.(\w+)' not found", message.strip())
     option = option_choice(missing.group(1)) if missing else None
     if missing and option:
         group, key = missing.groups()

@@ -899,3 +899,20 @@ def test_an_inference_setting_given_to_an_evaluate_run_applies_to_that_run_and_i
     assert [e["with"] for e in shown["evaluations"]] == [{"min_score": 0.95}, None, None]
     listing = ok(dlrun(tmp_path, "models", command=store)).stdout
     assert "shapes (test), 9 items, with min_score=0.95" in listing
+
+
+def test_an_adapter_option_without_a_key_the_config_reads_names_its_file_and_the_key(tmp_path):
+    """model.output_type is ${adapter.output_type}: an adapter YAML of one's own without it."""
+    extra = tmp_path / "extra" / "adapter"
+    extra.mkdir(parents=True)
+    text = (CONF_DIR / "adapter" / "sklearn.yaml").read_text()
+    assert "output_type: class\n" in text
+    (extra / "mine.yaml").write_text(text.replace("output_type: class\n", ""))
+    result = dlrun(tmp_path, "adapter=mine", f"hydra.searchpath=[file://{tmp_path / 'extra'}]")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: the adapter option 'mine' sets no 'output_type', which model.output_type takes " \
+           "(${adapter.output_type})" in result.stderr
+    assert f"where: {extra / 'mine.yaml'}" in result.stderr
+    assert f"fix: add 'output_type: <value>' to {extra / 'mine.yaml'}, or give it on the command line: " \
+           "+adapter.output_type=<value>" in result.stderr
+    assert not (tmp_path / "dl" / "local").exists() or not list((tmp_path / "dl" / "local").glob("*.db"))
