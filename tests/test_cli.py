@@ -230,6 +230,11 @@ def test_a_grid_multirun_trains_one_version_per_job(tmp_path):
     [out] = output_dirs(again.stdout)
     assert read_json(out / "model.json")["configuration"] == models[1]["configuration"]
     assert read_json(out / "metrics.json")["accuracy"] == read_json(jobs[1] / "metrics.json")["accuracy"]
+    # side by side, the two jobs' versions show the override that set them apart, not the one they share
+    compared = ok(dlrun(tmp_path, "compare", models[0]["name"], models[1]["name"],
+                        command=[sys.executable, "-m", "runner.store"])).stdout
+    assert ["run", "overrides", "adapter=sklearn", "adapter=sklearn_svc"] in [line.split() for line in
+                                                                               compared.splitlines()]
 
 
 @pytest.mark.parametrize("args", [(), ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")],
