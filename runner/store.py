@@ -286,11 +286,12 @@ def delete_dataset(platform, args) -> int:
                           fix="nothing was deleted; add --with-models to delete them with it")
     _refuse_in_use(owned, args.force)
     extra = f" and its {len(owned)} model(s)" if owned else ""
-    if not _confirm(f"delete dataset {dataset.name!r} ({counts['items']} items){extra} from the local platform at "
+    held = (f"{counts['items']} items, {counts['annotations']} annotations, {counts['predictions']} predictions")
+    if not _confirm(f"delete dataset {dataset.name!r} ({held}){extra} from the local platform at "
                     f"{platform.root}?", args.yes):
         return 1
     deleted = platform.delete_dataset(dataset, with_models=args.with_models)
-    print(f"deleted dataset {dataset.name!r} from the local platform at {platform.root}: {counts['items']} items"
+    print(f"deleted dataset {dataset.name!r} from the local platform at {platform.root}: {held}"
           + (f", {len(deleted)} model(s): {_names(deleted)}" if deleted else ""))
     return 0
 

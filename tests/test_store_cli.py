@@ -299,8 +299,9 @@ def test_delete_dataset_keeps_bytes_another_dataset_uses(platform, tmp_path, cap
 
     code, out, err = store(platform, capsys, "delete-dataset", "a", "--with-models", "--yes")
     assert code == 0, err
-    assert f"deleted dataset 'a' from the local platform at {platform.root}: {len(written)} items, 1 model(s): " \
-        "a-model" in out
+    truth = platform.store.dataset_counts(platform.project.id)[b.id]["annotations"]  # b holds what a held
+    assert f"deleted dataset 'a' from the local platform at {platform.root}: {len(written)} items, {truth} " \
+        "annotations, 0 predictions, 1 model(s): a-model" in out
     assert platform.find_dataset("a") is None and platform.find_model("a-model") is None
     assert platform.store.query("SELECT COUNT(*) FROM annotations WHERE dataset_id = ?", (a.id,))[0][0] == 0
     assert {i.name: platform.read_item_bytes(i) for i in b.items.list().items} == written
