@@ -324,8 +324,11 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         versions = [m.name for m in platform.list_models() if _VERSION_SUFFIX.search(m.name)]
         close = difflib.get_close_matches(spec["name"], versions, n=1, cutoff=0.9)
         if close:  # a first run makes its base model on purpose; a misspelt version's name would make one too
-            logger.warning("there is no model %r: this run makes it as a new base model and trains it from scratch "
-                           "(did you mean model.name=%s?)", spec["name"], close[0])
+            raise ConfigError(f"there is no model {spec['name']!r}, and its name is that of a version but for a "
+                              f"character or two (did you mean model.name={close[0]}?): this run would make it as a "
+                              "new base model, trained from scratch", where="model.name",
+                              fix=f"model.name={close[0]} trains on from that version; a new base model needs a name "
+                                  "not this close to a version's (python -m runner.store models lists them)")
         try:
             base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
                                          input_type=spec["input_type"], output_type=spec["output_type"],

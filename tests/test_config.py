@@ -609,8 +609,8 @@ def test_a_model_label_the_dataset_lacks_is_refused_before_a_version_is_made(pla
     assert app._model(platform, digits, settings, ["train"], {}, tmp_path).labels == ["3", "5"]
 
 
-def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_model(platform, digits, caplog,
-                                                                                    tmp_path):
+def test_a_training_run_on_a_misspelt_version_name_is_refused_before_it_makes_a_new_base_model(
+        platform, digits, caplog, tmp_path):
     import logging
 
     def settings(name):
@@ -618,13 +618,15 @@ def test_a_training_run_on_a_misspelt_version_name_says_it_makes_a_new_base_mode
                                                             "output_type": "class", "configuration": {}}}
 
     version = app._model(platform, digits, settings("sklearn-digits"), ["train"], {}, tmp_path)
+    typo = version.name[:-1]  # the last character dropped
+    models = len(platform.list_models())
+    with pytest.raises(ConfigError) as err:
+        app._model(platform, digits, settings(typo), ["train"], {}, tmp_path)
+    assert f"(did you mean model.name={version.name}?)" in err.value.what and err.value.where == "model.name"
+    assert len(platform.list_models()) == models  # nothing made
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="runner.app"):
-        typo = version.name[:-1] + ("0" if version.name[-1] != "0" else "1")
-        app._model(platform, digits, settings(typo), ["train"], {}, tmp_path)
-        assert f"(did you mean model.name={version.name}?)" in caplog.text
-        caplog.clear()
-        app._model(platform, digits, settings("sklearn-digits2"), ["train"], {}, tmp_path)  # a new base model: no warning
+        app._model(platform, digits, settings("sklearn-digits2"), ["train"], {}, tmp_path)  # a new base model
     assert "did you mean" not in caplog.text
 
 
