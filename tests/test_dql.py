@@ -461,3 +461,14 @@ def test_join_uses_annotation_index(db):
     sql = f"SELECT items.id FROM items WHERE items.dataset_id = ? AND ({where.where})"
     plan = " ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", ("d1", *where.params)))
     assert "annotations_item" in plan
+
+
+def test_an_unknown_field_operator_names_the_field_operators_and_a_pattern_points_to_globs():
+    with pytest.raises(FilterError) as err:
+        item_filter(items_filter({"filename": {"$regex": "^/train/.*"}}))
+    assert "unknown operator $regex" in err.value.what
+    assert "$and and $or combine whole clauses" in err.value.fix
+    assert 'a * glob on filename or dir ({"filename": "/train/*.png"})' in err.value.fix
+    with pytest.raises(FilterError) as err:
+        item_filter(items_filter({"filename": {"$eqq": "/a.png"}}))
+    assert "glob" not in err.value.fix and "$eq" in err.value.fix

@@ -211,7 +211,10 @@ class _Translator:
                     f'write {{"{f.name}": {{"$not": {{"$eq": v}}}}}}',
                 )
             return _not(self.field(f, value, loc))
-        raise _bad(f"unknown operator {op}", loc, part, f"use one of: {', '.join(_FIELD_OPS)}")
+        patterns = ('; patterns: a * glob on filename or dir ({"filename": "/train/*.png"}), as $regex is not served'
+                    if op in ("$regex", "$glob", "$like") else "")
+        raise _bad(f"unknown operator {op}", loc, part, f"on a field, use one of: {', '.join(_FIELD_OPS)} ($and and $or "
+                   f"combine whole clauses){patterns}")
 
     def scalar(self, f: _Field, value: Any, loc: str, part: Any, allow_list: bool = False) -> Any:
         if isinstance(value, list) and allow_list and f.json:
