@@ -7,6 +7,8 @@ import numbers
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from .run_configuration import as_stored
+
 
 def is_number(value: Any, finite: bool = False) -> bool:
     """A real number (numpy's too), not a bool, which Python counts as one; with ``finite`` not NaN or
@@ -47,8 +49,6 @@ class ModelConfiguration(MutableMapping):
 
     def _persist(self) -> None:
         """``model.update()``, keeping out of the store what holds for this run only."""
-        from .run_configuration import as_stored
-
         with as_stored(self._model):
             self._model.update()
 

@@ -51,7 +51,11 @@ class Problems:
             self.more.add(kind)
 
     def describe(self, kind: str) -> str:
-        return f"{self.counts[kind]} ({', '.join(self.examples[kind])}{', ...' if kind in self.more else ''})"
+        return f"{self.counts[kind]} ({self.items(kind)})"
+
+    def items(self, kind: str) -> str:
+        """The example item ids of ``kind``, with ``...`` when there are more."""
+        return f"{', '.join(self.examples[kind])}{', ...' if kind in self.more else ''}"
 
 
 def _annotation_filter(types: list[str], model: dl.Model) -> dict:
@@ -90,7 +94,7 @@ def _unknown_labels(bad: str, unknown: set[str], problems: Problems, model: dl.M
     close = {label: closest(label, labels) for label in sorted(unknown)[:_EXAMPLES]}
     named = ", ".join(f"{label!r}" + (f" (did you mean {meant!r}?)" if meant else "") for label, meant in close.items())
     return AdapterOutputError(f"{bad}: {named}; {problems.counts[bad]} such prediction(s), on items "
-                              f"{', '.join(problems.examples[bad])}{', ...' if bad in problems.more else ''}",
+                              f"{problems.items(bad)}",
                        where=f"model {model.name!r}, labels {labels}",
                        fix="make the adapter's predict use the model's labels (self.model_entity.labels; labels are "
                            "case-sensitive), or add those labels to the model (model.labels)")
