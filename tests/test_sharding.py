@@ -99,7 +99,9 @@ def test_a_worker_shard_leaves_the_heap_frozen_and_the_next_shard_still_runs(pla
         assert frozen > 10_000  # a worker that exits now skips the collector's pass over them
         assert gc.isenabled()
         gc.collect()
-        assert gc.get_freeze_count() == frozen  # out of the collector's reach until the next shard
+        # still out of the collector's reach until the next shard; objects freed by reference count
+        # (a finished helper thread's frames) leave the frozen set, so a few may go
+        assert gc.get_freeze_count() >= frozen * 0.99
         result = run_shard(tasks[1])
         assert (result.processed, result.failed, result.first) == (page_size * len(tasks[1].pages), {}, None)
         assert platform.store.count_annotations(dataset.id, model.name) == page_size * (len(tasks[0].pages) + len(tasks[1].pages))
