@@ -9,7 +9,7 @@ import os
 
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
-from .model_details import day, flat, model_details, scored_on
+from .model_details import day, flat, listing, model_details, scored_on
 from .text_table import aligned, did_you_mean, is_pattern, number_cell
 
 BEST = " *"  # after the best value of a metric
@@ -42,7 +42,8 @@ def comparison(platform, names: list[str], subset: str | None = None) -> dict:
     """The versions' details (as ``show --json`` gives them, less the rerun check), the metrics of
     their latest evaluations (on ``subset``, when given), and the configuration settings that differ
     between them."""
-    details = [model_details(platform, name, rerun_check=False, subset=subset) for name in names]
+    listed = listing(platform)
+    details = [model_details(platform, name, rerun_check=False, subset=subset, listed=listed) for name in names]
     evaluations = [(d["evaluation"] or {}).get("metrics") or {} for d in details]
     metrics = list(dict.fromkeys(k for e in evaluations for k, v in e.items() if is_number(v, finite=True)))
     settings = [flat(d["configuration"]) for d in details]
@@ -91,7 +92,9 @@ def print_comparison(compared: dict) -> None:
     rows = [[name, *values] for name, values in facts.items()]
     rows += [[metric, *(number_cell(v) + (BEST if i in compared["best"][metric] else "") for i, v in
                         enumerate(values))] for metric, values in compared["metrics"].items()]
-    header = _headers([d["name"] for d in details])
+    shared, header = _headers([d["name"] for d in details])
+    if shared:
+        print(f"versions {shared}... :")
     print("\n".join(aligned(["", *header], rows)))
     if any(compared["best"].values()):
         print(f"({BEST.strip()}: the best of a metric; lower is better for losses and errors)")
@@ -116,15 +119,14 @@ def _own_overrides(details: list[dict]) -> list[str]:
     return [" ".join(o for o in overrides if o not in shared) for overrides in given]
 
 
-def _headers(names: list[str]) -> list[str]:
-    """Column names: the versions' names, less a long prefix they share (up to a ``-``), which is
-    printed once above the table instead: a sweep's versions differ in their last characters."""
+def _headers(names: list[str]) -> tuple[str, list[str]]:
+    """The long prefix the versions' names share (up to a ``-``; empty when short), printed once above
+    the table, and the column names less it: a sweep's versions differ in their last characters."""
     shared = os.path.commonprefix(names)
     shared = shared[:shared.rfind("-") + 1]
     if len(shared) < 8:
-        return names
-    print(f"versions {shared}... :")
-    return ["..." + name[len(shared):] for name in names]
+        return "", names
+    return shared, ["..." + name[len(shared):] for name in names]
 
 
 def _cell(value) -> str:

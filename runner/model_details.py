@@ -37,10 +37,22 @@ def cloned_from(model_id: str | None, names: dict[str, str]) -> str | None:
     return names.get(model_id, f"{model_id} (deleted)")
 
 
-def model_details(platform, name: str, rerun_check: bool = True, subset: str | None = None) -> dict:
+class Listing(NamedTuple):
+    """The project's model records and dataset names, read once for details of several versions."""
+    records: list[dict]
+    datasets: dict[str, str]
+
+
+def listing(platform) -> Listing:
+    return Listing(platform.store.list_models(platform.project.id), {d.id: d.name for d in platform.list_datasets()})
+
+
+def model_details(platform, name: str, rerun_check: bool = True, subset: str | None = None,
+                  listed: Listing | None = None) -> dict:
     """``rerun_check``: compose the rerun command's config again, to name what composes differently now;
-    ``subset``: the evaluation shown is the latest on that subset of the version's (not its latest)."""
-    records = platform.store.list_models(platform.project.id)
+    ``subset``: the evaluation shown is the latest on that subset of the version's (not its latest);
+    ``listed``: the project's listing, when the caller already read it."""
+    records, datasets = listed or listing(platform)
     names = {m["id"]: m["name"] for m in records}
     record = next((m for m in records if m["name"] == name), None)
     if record is None:
@@ -48,7 +60,6 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
                             where=f"the local platform at {platform.root}",
                             fix="python -m runner.store models lists the models")
     model = platform.model_entity(record)
-    datasets = {d.id: d.name for d in platform.list_datasets()}
     ours = runner_metadata(record)
     launched = read_launch(ours.get("run"), with_overrides=True)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id, subset) or (None, None)

@@ -7,13 +7,14 @@
     python -m runner.store delete-model 'sklearn-digits-2026*' --status failed
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
+    python -m runner.store export new predictions.csv --model <version> --no-ground-truth
     python -m runner.store check --clean
     python -m runner.store check --restore
     python -m runner.store check --clean-model-data
 
 A delete is one transaction: the records go, and file bytes no other record uses are removed with
 them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not). An export
-writes a Dataloop export folder (``items/`` + ``json/``), whole or not at all. A check finds records
+writes a Dataloop export folder (``items/`` + ``json/``), or one CSV or COCO file, whole or not at all. A check finds records
 whose file bytes are gone and bytes no record uses (``--clean`` removes those).
 """
 
@@ -25,7 +26,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .paths import dataloop_path, dataloop_path_problem
@@ -37,6 +38,7 @@ if __name__ == "__main__" and (_problem := dataloop_path_problem()):
 
 from .configuration import is_number  # noqa: E402
 from .errors import NotFoundError, RunnerError  # noqa: E402
+from .export_formats import FORMATS, SUFFIXES, coco_json, csv_text  # noqa: E402
 from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
 from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
@@ -330,19 +332,24 @@ def _item_filter(args) -> dict | None:
 
 
 def export(platform, args) -> int:
-    """A Dataloop export folder of a dataset's items and their annotations, written to a temporary
-    folder beside ``dest`` and renamed into place: a failed export leaves nothing behind."""
+    """A dataset's items and annotations: a Dataloop export folder, or one CSV or COCO file. Each is
+    written beside ``dest`` first and renamed into place: a failed export leaves nothing behind."""
     dataset = platform.find_dataset(args.dataset)
     if dataset is None:
         raise NotFoundError(f"no dataset named {args.dataset!r} in the local platform at {platform.root}",
                             fix=f"datasets here: {', '.join(d.name for d in platform.list_datasets()) or 'none'}")
     if args.model and platform.find_model(args.model) is None:
-        raise NotFoundError(f"no model named {args.model!r} in the local platform at {platform.root}",
-                            where="--model", fix="python -m runner.store models lists the models")
+        names = [m["name"] for m in models(platform)]
+        raise NotFoundError(f"no model named {args.model!r}{did_you_mean(args.model, names)} in the local platform "
+                            f"at {platform.root}", where="--model", fix="python -m runner.store models lists the models")
     dest = Path(args.dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    fmt = args.format or SUFFIXES.get(dest.suffix.lower(), "dataloop")
+    if fmt == "dataloop" and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise RunnerError(f"{dest} already exists and is not an empty folder", where=str(dest),
                           fix="name a new folder: an export never writes over files")
+    if fmt != "dataloop" and dest.exists():
+        raise RunnerError(f"{dest} already exists", where=str(dest),
+                          fix="name a new file: an export never writes over files")
     items = _item_filter(args)
     annotations = _annotation_filter(args.model, ground_truth=not args.no_ground_truth)
     made = next((d for d in reversed([dest.parent, *dest.parent.parents]) if not d.exists()), None)
@@ -350,35 +357,60 @@ def export(platform, args) -> int:
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     done = False
     try:
-        count = platform.export(dataset, items, annotations, partial)
+        if fmt == "dataloop":
+            count = platform.export(dataset, items, annotations, partial)
+            truth, predictions = _annotation_counts(
+                json.loads(p.read_text()) for p in (partial / "json").rglob("*.json"))
+            layout = "items/ + json/: Dataloop's export layout, which dataset=dataloop_export imports"
+        else:
+            exported = [item for item, _blob in platform.items_with_annotations(dataset, items, annotations)]
+            count = len(exported)
+            truth, predictions = _annotation_counts(exported)
+            layout = _write_file(fmt, exported, dataset, partial)
         if count == 0:
             raise RunnerError(f"no item of dataset {dataset.name!r} matches", where=_where(args),
                               fix="check --dir/--filter; python -m runner.store datasets shows the datasets")
-        if dest.exists():
+        if dest.is_dir():
             dest.rmdir()  # empty, checked above
         partial.rename(dest)
         done = True
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
         if not done and made is not None:  # the folders made for it
             shutil.rmtree(made, ignore_errors=True)
     kept = ("ground truth and " if not args.no_ground_truth else "") + \
         (f"the predictions of {args.model}" if args.model else "the predictions of every model")
-    truth, predictions = _annotation_counts(dest / "json")
     print(f"exported {count} items of dataset {dataset.name!r}, with {kept} ({truth} ground-truth annotations, "
-          f"{predictions} predictions), to {dest} (items/ + json/: Dataloop's export layout, which "
-          "dataset=dataloop_export imports)")
+          f"{predictions} predictions), to {dest} ({layout})")
     if args.model and predictions == 0:
         print(f"note: {args.model} has no predictions on these items (python -m runner pipeline=predict "
               f"model.name={args.model} stores some)")
     return 0
 
 
-def _annotation_counts(json_dir: Path) -> tuple[int, int]:
-    """(ground-truth annotations, predictions) in an export's JSON files."""
+def _write_file(fmt: str, exported: list[dict], dataset, path: Path) -> str:
+    """Write the CSV or COCO file; say what it holds (and, for COCO, what it left out)."""
+    if fmt == "csv":
+        path.write_text(csv_text(exported))
+        return "CSV: a row per annotation, and one per item without any"
+    document, written, left_out = coco_json(exported, [label.tag for label in dataset.labels])
+    omitted = ", ".join(f"{n} of type {kind}" for kind, n in sorted(left_out.items()))
+    if left_out and not written:
+        raise RunnerError(f"none of these annotations has a COCO instance form: {omitted} (COCO holds boxes, "
+                          "polygons and masks)", where=f"--format coco, dataset {dataset.name!r}",
+                          fix="use --format csv (a row per annotation) or --format dataloop")
+    path.write_text(json.dumps(document))
+    return "COCO instances JSON" + (f"; left out, having no COCO form: {omitted}" if omitted else "")
+
+
+def _annotation_counts(items: Iterable[dict]) -> tuple[int, int]:
+    """(ground-truth annotations, predictions) of exported item JSON."""
     truth = predictions = 0
-    for path in json_dir.rglob("*.json"):
-        for annotation in json.loads(path.read_text()).get("annotations") or []:
+    for item in items:
+        for annotation in item.get("annotations") or []:
             stamp = ((annotation.get("metadata") or {}).get("system") or {}).get("model")
             predictions += bool(stamp)
             truth += not stamp
@@ -514,9 +546,13 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
 
     out = commands.add_parser("export", parents=[where],
-                              help="write a dataset's items and annotations as a Dataloop export folder")
+                              help="write a dataset's items and annotations: a Dataloop export folder, a CSV or a "
+                                   "COCO JSON")
     out.add_argument("dataset", help="the dataset's name")
-    out.add_argument("dest", help="a new (or empty) folder to write items/ and json/ into")
+    out.add_argument("dest", help="a new (or empty) folder to write items/ and json/ into; a new file for csv or coco")
+    out.add_argument("--format", choices=FORMATS,
+                     help="dataloop (a folder), csv (a row per annotation) or coco (instances JSON: boxes, polygons, "
+                          "masks); default: csv for a .csv file, coco for .json, dataloop otherwise")
     out.add_argument("--model", help="of the predictions, keep only this model version's (default: every model's)")
     out.add_argument("--no-ground-truth", action="store_true", help="leave the ground-truth annotations out")
     out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")

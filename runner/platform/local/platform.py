@@ -282,29 +282,37 @@ class LocalPlatform(Platform):
         for page in self.store.iter_items(dataset.id, filters, page_size, start, stop):
             yield [self.item_entity(j, dataset=dataset) for j in page]
 
+    def items_with_annotations(self, dataset, filters, annotation_filters, with_annotations=True):
+        """(item JSON as an export writes it, with its ``annotations``; its blob key) per matching item,
+        read page by page."""
+        for page in self.store.iter_items(dataset.id, filters):
+            annotations = self.store.annotations_of([j["id"] for j in page], annotation_filters) \
+                if with_annotations else {}
+            for item_json in page:
+                blob = item_json.pop(BLOB_KEY)
+                if with_annotations:
+                    item_json["annotations"] = annotations[item_json["id"]]
+                    item_json["annotationsCount"] = len(item_json["annotations"])
+                    item_json["annotated"] = bool(item_json["annotations"])
+                yield item_json, blob
+
     def export(self, dataset, filters, annotation_filters, dest, with_json=True, with_items=True) -> int:
         dest = Path(dest)
         count = 0
         written: set[Path] = set()
-        for page in self.store.iter_items(dataset.id, filters):
-            annotations = self.store.annotations_of([j["id"] for j in page], annotation_filters) if with_json else {}
-            for item_json in page:
-                relative = item_json["filename"].lstrip("/")
-                blob = item_json.pop(BLOB_KEY)
-                if with_items and item_json["type"] == "file" and blob:
-                    self._copy_blob(blob, dest / "items" / relative, lambda item_json=item_json, blob=blob:
-                                    self._missing_item_file(item_json["filename"], dataset.name, blob))
-                if with_json:
-                    out = dict(item_json, annotations=annotations[item_json["id"]])
-                    out["annotationsCount"] = len(out["annotations"])
-                    out["annotated"] = bool(out["annotations"])
-                    target = (dest / "json" / relative).with_suffix(".json")
-                    if target in written:  # x.png and x.jpg in one folder: keep both, the second by full name
-                        target = dest / "json" / f"{relative}.json"
-                    written.add(target)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(json.dumps(out))
-                count += 1
+        for item_json, blob in self.items_with_annotations(dataset, filters, annotation_filters, with_json):
+            relative = item_json["filename"].lstrip("/")
+            if with_items and item_json["type"] == "file" and blob:
+                self._copy_blob(blob, dest / "items" / relative, lambda item_json=item_json, blob=blob:
+                                self._missing_item_file(item_json["filename"], dataset.name, blob))
+            if with_json:
+                target = (dest / "json" / relative).with_suffix(".json")
+                if target in written:  # x.png and x.jpg in one folder: keep both, the second by full name
+                    target = dest / "json" / f"{relative}.json"
+                written.add(target)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(item_json))
+            count += 1
         return count
 
     def fingerprint(self, dataset, filters) -> str:
