@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from .dtlpy_logger import claim_dtlpy_logger
@@ -16,6 +17,9 @@ claim_dtlpy_logger()  # before anything imports dtlpy: see runner/dtlpy_logger.p
 # this package (for the run's callbacks) but not the CLI module.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema",
                         category=UserWarning)
+# Optuna's SQLite storage (hparams_search) is pinned to sqlalchemy<2 in pyproject.toml, which is what
+# sqlalchemy's warning on importing it asks for: its own switch silences it (read as sqlalchemy loads)
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 
 def __getattr__(name: str):

@@ -489,7 +489,14 @@ def search_problem(argv: list[str], search: Search) -> str | None:
         problem = None
     if problem:
         return str(ConfigError(*problem))
+    problem = _search_range_problem(argv, search.cfg)
+    if problem:
+        return problem
     absent = _absent_search_keys(argv, search.cfg)
+    if not absent:
+        problem = _every_trial_problem(argv, search.cfg)
+        if problem:
+            return problem
     if absent:
         choices = search.cfg.hydra.runtime.choices
         searches = sorted(p.stem for folder in [Path(CONFIG_DIR), *_config_folders(argv)]
@@ -508,6 +515,67 @@ def search_problem(argv: list[str], search: Search) -> str | None:
                 "hparams_search/ folder of your config folder, with params this configuration has (`--cfg job` "
                 "prints them; a key written +<key> is added)"))
     return study_problem(argv, search) if search.storage and search.study_name else None
+
+
+def _search_range_problem(argv: list[str], cfg) -> str | None:
+    """A range of the search space Optuna cannot draw from (low above high, a log scale from 0 or
+    below, a step of 0 or less): the sweeper would stop with a traceback after making the study."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep, RangeSweep
+
+    parser = OverridesParser.create()
+    on_command_line = {arg.partition("=")[0].lstrip("+~"): arg for arg in argv if is_sweep_override(arg)}
+    for param in _search_params(argv, cfg):
+        try:
+            sweep = parser.parse_override(param).value()
+        except Exception:  # noqa: BLE001 - Hydra's sweeper reports a malformed one itself
+            continue
+        key = param.partition("=")[0].lstrip("+~")
+        where = on_command_line.get(key) or \
+            f"hparams_search={cfg.hydra.runtime.choices.get('hparams_search')}: hydra.sweeper.params.{key}"
+        if isinstance(sweep, IntervalSweep):
+            low, high, kind = sweep.start, sweep.end, "interval"
+        elif isinstance(sweep, RangeSweep) and not sweep.shuffle:
+            low, high, kind = sweep.start, sweep.stop, "range"
+            if sweep.step is not None and sweep.step <= 0:
+                return (f"{key}: range's step is {sweep.step}: Optuna draws from low to high in steps above 0\n"
+                        f"  where: {where}\n  fix: range({low}, {high}, <step above 0>)")
+        else:
+            continue
+        if low > high:
+            return (f"{key}: the {kind} runs from {low} down to {high}: Optuna draws from low to high\n"
+                    f"  where: {where}\n  fix: put the low end first: {kind}({high}, {low})")
+        if "log" in sweep.tags and low <= 0:
+            return (f"{key}: a log-scale {kind} must start above 0, this one starts at {low}\n  where: {where}\n"
+                    f"  fix: start it at a small positive value, e.g. {kind}({high / 1000:g}, {high})")
+    return None
+
+
+def _every_trial_problem(argv: list[str], cfg) -> str | None:
+    """What the run's own checks (runner.run_plan) refuse in the search's config, outside the keys it
+    varies: each trial would stop on it (a misspelt objective.metric), leaving a study of failed trials."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from .errors import ConfigError
+    from .run_plan import plan
+
+    varied = [param.partition("=")[0].lstrip("+~") for param in _search_params(argv, cfg)]
+    base = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    logging.disable(logging.WARNING)  # each trial warns of what it finds itself, once, in its own log
+    try:
+        OmegaConf.to_container(base, resolve=True)  # a value only a job resolves (${hydra:job.num}): no check
+        plan(base)
+    except ConfigError as err:
+        where = (err.where or "").split(" ")[0]
+        if not any(where.startswith(key) or key.startswith(where) for key in varied if where):
+            return str(err)
+    except Exception:  # noqa: BLE001 - what only a trial's own values show: each trial reports it
+        return None
+    finally:
+        logging.disable(logging.NOTSET)
+    return None
 
 
 def _search_params(argv: list[str], cfg) -> list[str]:

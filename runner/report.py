@@ -16,6 +16,7 @@ import io
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from omegaconf import DictConfig
 
 from .errors import NotFoundError
 from .files import write_whole
-from .studies import running_trials_warning, study_line
+from .studies import finished_job, ran_trial, running_trials_warning, study_line
 from .sweep_table import Sweep, collect, count_of, job_folders
 from .text_table import aligned, number_cell
 
@@ -193,6 +194,8 @@ def build(folder: str | Path, echo: bool = True) -> Sweep:
 _current_sweep: Path | None = None  # the folder of the multirun this process runs (Hydra keeps no config of it)
 # (storage, study name, when the search began) of its sweeper, if it stores one
 _current_study: tuple[str | None, str | None, float] = (None, None, 0.0)
+# (root, project) of the local platform the sweep's jobs store their versions in
+_platform_root: tuple[str, str] | None = None
 
 
 def current_sweep_dir() -> Path | None:
@@ -212,8 +215,11 @@ class SweepReport(Callback):
         self.done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _current_sweep, _current_study
+        global _current_sweep, _current_study, _platform_root
         self.sweep_dir = _current_sweep = _sweep_dir(config)
+        with contextlib.suppress(Exception):  # another platform, or a root that does not resolve: no lookup
+            if str(config.platform.get("_target_", "")).endswith("LocalPlatform"):
+                _platform_root = (str(config.platform.root), str(config.platform.project))
         with contextlib.suppress(Exception):  # a sweeper without a study, or one whose storage does not resolve
             _current_study = (config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name"), time.time())
             warning = running_trials_warning(*_current_study[:2])
@@ -239,12 +245,32 @@ class SweepReport(Callback):
                 return
             sys.stdout.flush()
             sweep = build(folder)
-            study = study_line(*_current_study, folder, len(sweep.jobs), sweep.metric)
+            study = study_line(*_current_study, folder, len(sweep.jobs), sweep.metric,
+                               version_of=partial(version_of_trial, *_platform_root) if _platform_root else None)
             if study:
                 print(study)
             sys.stdout.flush()
         except Exception as err:  # noqa: BLE001 - the sweep's own outcome stands; the report is extra
             logger.warning("the sweep report of %s was not written: %s: %s", folder, type(err).__name__, err)
+
+
+def version_of_trial(root: str, project: str, trial) -> str | None:
+    """The version, in the local platform at ``root``, whose run ran ``trial`` of a study (from an
+    earlier run of the search): its run folder's job completed with the trial's value and parameters."""
+    from .platform.local import LocalPlatform
+    from .reporting import runner_metadata
+
+    try:
+        platform = LocalPlatform(root, project=project, create_project=False)
+        records = platform.store.list_models(platform.project.id)
+    except Exception:  # noqa: BLE001 - the study line goes on without the name
+        return None
+    for record in reversed(records):  # the newest first
+        folder = runner_metadata(record).get("run")
+        job = finished_job(folder) if folder else None
+        if job is not None and ran_trial(job, trial):
+            return record["name"]
+    return None
 
 
 def _sweep_dir(config: DictConfig) -> Path | None:

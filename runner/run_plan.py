@@ -26,6 +26,7 @@ from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCO
 from .paths import is_folder_name
 from .resolvers import register_resolvers
 from .studies import objective_problem
+from .text_table import did_you_mean
 
 logger = logging.getLogger("runner")
 
@@ -126,7 +127,8 @@ def plan(cfg: DictConfig) -> Plan:
         if output_type in ("class", "text_mark"):
             known |= set(SCORE_SCALARS)  # when the adapter gives per-class scores
         if objective not in known:
-            raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes",
+            raise ConfigError(f"objective.metric {objective!r} is not a metric the evaluate step computes"
+                              + did_you_mean(objective, sorted(known)),
                               where="objective.metric", fix=f"choose one of {sorted(known)}")
 
     names = _subset_names(settings["subsets"])

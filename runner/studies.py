@@ -9,6 +9,7 @@ reproducible without repeating it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -182,10 +183,12 @@ def search_space_message(study_name: str, storage: str, n_trials: int, changed: 
 
 
 def study_line(storage: str | None, study_name: str | None, since: float, sweep_dir: str | Path | None,
-               trials_here: int, metric: str | None) -> str | None:
+               trials_here: int, metric: str | None,
+               version_of: Callable[[object], str | None] | None = None) -> str | None:
     """For the end of a search begun at ``since``: what the stored study holds now, beside this sweep's
     jobs (Optuna's sweeper prints the study's best, which may come from an earlier run of it, or from
-    another search of the same study running at the same time). None without a study."""
+    another search of the same study running at the same time), and the model version of its best
+    trial: this sweep's job's, or what ``version_of(trial)`` finds. None without a study."""
     if not storage or not study_name:
         return None
     import optuna
@@ -202,20 +205,22 @@ def study_line(storage: str | None, study_name: str | None, since: float, sweep_
 
     earlier = sum(map(before, trials))
     meanwhile = len(trials) - earlier - trials_here
-    notes = ([f"{earlier} from its earlier runs, resumed here"] if earlier else []) + (
+    # a resumed study numbers its trials on: job 0 of this sweep is not trial 0
+    numbers = [t.number for t in trials if not before(t)]
+    here = [] if not (earlier and numbers and meanwhile <= 0) else [
+        f"this sweep's job is trial {numbers[0]}" if len(numbers) == 1 else
+        f"this sweep's jobs are trials {min(numbers)}-{max(numbers)}"]
+    notes = ([f"{earlier} from its earlier runs, resumed here"] if earlier else []) + here + (
         [f"{meanwhile} more begun meanwhile that are not this sweep's jobs: another search of the study at the "
          "same time, or trials stopped before their jobs began"] if meanwhile > 0 else [])
     line = f"study {study_name!r}: {len(trials)} trials" + (f" ({'; '.join(notes)})" if notes else "")
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
         best = study.best_trial
-        if before(best):
-            where = "an earlier run of it"
-        elif any(value == best.value and all(overrides.get(k) == _plain(v) for k, v in best.params.items())
-                 for overrides, value in finished_jobs(sweep_dir)):
-            where = "this sweep"
-        else:
-            where = "another search of it"
-        line += f"; the study's best: {metric or 'objective'} {best.value:.4f}, trial {best.number}, from {where}"
+        job = None if before(best) else next((j for j in finished_jobs(sweep_dir) if ran_trial(j, best)), None)
+        where = "an earlier run of it" if before(best) else "this sweep" if job else "another search of it"
+        version = job.version if job else version_of(best) if version_of else None
+        line += (f"; the study's best: {metric or 'objective'} {best.value:.4f}, trial {best.number}, from {where}"
+                 + (f", model version {version}" if version else ""))
     return line
 
 
@@ -242,21 +247,37 @@ def running_trials_warning(storage: str | None, study_name: str | None) -> str |
             "killed before it could settle them (they stay running)")
 
 
-def finished_jobs(sweep_dir: str | Path | None) -> list[tuple[dict, float]]:
-    """(overrides as parsed values, objective value) of each job under ``sweep_dir`` whose run.json
-    says it completed with an objective."""
-    found = []
-    for record in Path(sweep_dir).glob("*/run.json") if sweep_dir else []:
-        try:
-            run = json.loads(record.read_text())
-            lines = yaml.safe_load((record.parent / ".hydra" / "overrides.yaml").read_text()) or []
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        value = (run.get("objective") or {}).get("value") if isinstance(run, dict) else None
-        if run.get("status") == "completed" and isinstance(value, (int, float)):
-            pairs = (str(line).partition("=") for line in lines)
-            found.append(({key.lstrip("+~"): _plain(v) for key, _, v in pairs}, float(value)))
-    return found
+class FinishedJob(NamedTuple):
+    overrides: dict  # as parsed values
+    value: float  # its objective
+    version: str | None  # the model version it trained or used
+
+
+def finished_job(folder: str | Path) -> FinishedJob | None:
+    """A job folder whose run.json says it completed with an objective; else None."""
+    folder = Path(folder)
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        lines = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    value = (run.get("objective") or {}).get("value") if isinstance(run, dict) else None
+    if run.get("status") != "completed" or not isinstance(value, (int, float)):
+        return None
+    pairs = (str(line).partition("=") for line in lines)
+    return FinishedJob({key.lstrip("+~"): _plain(v) for key, _, v in pairs}, float(value),
+                       (run.get("model") or {}).get("name"))
+
+
+def finished_jobs(sweep_dir: str | Path | None) -> list[FinishedJob]:
+    """The jobs under ``sweep_dir`` that completed with an objective."""
+    found = (finished_job(record.parent) for record in Path(sweep_dir).glob("*/run.json")) if sweep_dir else ()
+    return [job for job in found if job is not None]
+
+
+def ran_trial(job: FinishedJob, trial) -> bool:
+    """The job ran this trial: its value, and the trial's parameters among its overrides."""
+    return job.value == trial.value and all(job.overrides.get(k) == _plain(v) for k, v in trial.params.items())
 
 
 def settle_interrupted_trials(storage: str | None, study_name: str | None, since: float,
@@ -279,7 +300,7 @@ def settle_interrupted_trials(storage: str | None, study_name: str | None, since
                    if t.datetime_start is not None and t.datetime_start.timestamp() >= since - 1.0]
         for trial in running:
             wanted = {**{k: _plain(v) for k, v in trial.user_attrs.items()}, **trial.params}
-            value = next((v for overrides, v in jobs if all(overrides.get(k) == x for k, x in wanted.items())), None)
+            value = next((job.value for job in jobs if all(job.overrides.get(k) == x for k, x in wanted.items())), None)
             if value is None:
                 study.tell(trial.number, state=TrialState.FAIL)
                 failed += 1

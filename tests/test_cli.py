@@ -300,9 +300,13 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     # the same values written out (defaults), and settings free to change: resumed, 2 trials now
     resumed = ok(dlrun(tmp_path, *search, "batch_size=64", "seed=0", "subsets=by_dir"))
     assert len(run_folders(tmp_path, "multirun")) == 2
-    assert re.search(r"^study 'resumed': 2 trials \(1 from its earlier runs, resumed here\); the study's best: "
-                     r"accuracy 0\.\d{4}, trial [01], from (this sweep|an earlier run of it)$", resumed.stdout,
-                     re.MULTILINE), resumed.stdout
+    found = re.search(r"^study 'resumed': 2 trials \(1 from its earlier runs, resumed here; this sweep's job is "
+                      r"trial 1\); the study's best: accuracy 0\.\d{4}, trial [01], from (this sweep|an earlier run "
+                      r"of it), model version (\S+)$", resumed.stdout, re.MULTILINE)
+    assert found, resumed.stdout
+    versions = [json.loads((folder / "0" / "run.json").read_text())["model"]["name"]
+                for folder in run_folders(tmp_path, "multirun")]
+    assert found.group(2) in versions  # the run that scored the best trial, this sweep's or the earlier one's
     # one trial's overrides run again as a single run (README: Reproduce a run): no search, no check
     single = ok(dlrun(tmp_path, *search, "objective.metric=balanced_accuracy", "hydra.mode=RUN"))
     assert "balanced_accuracy" in single.stdout and len(run_folders(tmp_path, "multirun")) == 2
@@ -352,6 +356,32 @@ def test_a_search_over_keys_the_adapter_lacks_is_refused_and_failed_trials_do_no
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="failing", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+
+
+def test_a_search_every_trial_of_which_would_fail_is_refused_before_its_study_is_made(tmp_path):
+    """A range Optuna cannot draw from (low above high, a log scale from 0), on the command line or in a
+    search's file, and a misspelt objective.metric: each stops the search before a study or a sweep
+    folder exists, naming the key, where it was given and the fix."""
+    refused = dlrun(tmp_path, "hparams_search=digits_optuna", "adapter.configuration.estimator.C=tag(log, interval(10.0, 0.01))")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr == (
+        "error: adapter.configuration.estimator.C: the interval runs from 10.0 down to 0.01: Optuna draws from low to "
+        "high\n  where: adapter.configuration.estimator.C=tag(log, interval(10.0, 0.01))\n"
+        "  fix: put the low end first: interval(0.01, 10.0)\n")
+    folder = tmp_path / "conf" / "hparams_search"
+    folder.mkdir(parents=True)
+    (folder / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - digits_optuna\nhydra:\n  sweeper:\n"
+                                      "    params:\n      adapter.configuration.estimator.C: tag(log, interval(0, 1))\n")
+    refused = dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hparams_search=mine")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith(
+        "error: adapter.configuration.estimator.C: a log-scale interval must start above 0, this one starts at 0.0\n"
+        "  where: hparams_search=mine: hydra.sweeper.params.adapter.configuration.estimator.C\n"), refused.stderr
+    refused = dlrun(tmp_path, "hparams_search=digits_optuna", "objective.metric=acuracy")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith("error: objective.metric 'acuracy' is not a metric the evaluate step computes "
+                                     "(did you mean accuracy?)\n  where: objective.metric\n"), refused.stderr
+    assert not (tmp_path / "dl" / "studies" / "optuna.db").exists() and not (tmp_path / "multirun").exists()
 
 
 def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):

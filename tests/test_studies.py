@@ -177,3 +177,54 @@ def test_the_study_line_tells_earlier_runs_this_sweep_and_another_search_at_the_
         f"accuracy 0.9000, trial {other.number}, from another search of it")
     assert running_trials_warning(storage, "shared") is None
     assert study_line(storage, "shared", time.time() + 60, sweep, 0, None).endswith("from an earlier run of it")
+
+
+def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_sweep_ran(tmp_path):
+    """This sweep's job that ran the best trial names its version; a trial of an earlier run is found
+    in the local platform, by the run folder its version records; a resumed sweep's jobs are trials
+    numbered on from the earlier ones."""
+    import json
+    import time
+
+    from runner.platform.local import LocalPlatform
+    from runner.report import version_of_trial
+    from runner.studies import study_line
+
+    def job(folder, x, value, version):
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": value},
+                                                     "model": {"name": version}}))
+        (folder / ".hydra" / "overrides.yaml").write_text(f"- x={x}\n")
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    distribution = {"x": optuna.distributions.UniformDistribution(0.0, 1.0)}
+    first = study.ask(distribution)
+    job(tmp_path / "earlier" / "0", first.params["x"], 0.8, "v-first")
+    study.tell(first, 0.8)
+    platform = LocalPlatform(tmp_path / "platform")
+    for name, run in (("v-other", tmp_path / "nowhere"), ("v-first", tmp_path / "earlier" / "0")):
+        model = platform.create_model(name, None)
+        model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
+        model.update()
+    time.sleep(0.05)
+    since = time.time()
+    sweep = tmp_path / "sweep"
+    for i in range(2):
+        trial = study.ask(distribution)
+        job(sweep / str(i), trial.params["x"], 0.5 + i / 10, f"v-{i}")
+        study.tell(trial, 0.5 + i / 10)
+
+    line = study_line(storage, "s", since, sweep, 2, "accuracy", version_of=lambda t: version_of_trial(
+        str(platform.root), "local", t))
+    assert line == ("study 's': 3 trials (1 from its earlier runs, resumed here; this sweep's jobs are trials 1-2); "
+                    "the study's best: accuracy 0.8000, trial 0, from an earlier run of it, model version v-first"), line
+    best = study.ask(distribution)
+    job(sweep / "2", best.params["x"], 0.95, "v-2")
+    study.tell(best, 0.95)
+    assert study_line(storage, "s", since, sweep, 3, "accuracy").endswith(
+        "(1 from its earlier runs, resumed here; this sweep's jobs are trials 1-3); the study's best: accuracy 0.9500, "
+        "trial 3, from this sweep, model version v-2")
+    # a platform that is not there, or holds no such run: the line goes on without a name
+    assert version_of_trial(str(tmp_path / "none"), "local", study.trials[0]) is None
+    assert version_of_trial(str(platform.root), "local", study.trials[1]) is None
