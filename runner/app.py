@@ -267,11 +267,23 @@ def _trained_by(model) -> dict | None:
     return runner_metadata(model).get("adapter")
 
 
+def _version_near(platform, name: str) -> str | None:
+    """The version whose name is ``name`` but for a character or two: ``name`` is most likely it, misspelt."""
+    versions = [m.name for m in platform.list_models() if _VERSION_SUFFIX.search(m.name)]
+    close = difflib.get_close_matches(name, versions, n=1, cutoff=0.9)
+    return close[0] if close else None
+
+
 def _stored_version(platform, name: str):
-    """The version a run without training uses; missing, the error names the key and how to make one."""
+    """The version a run without training uses; missing, the error names the key and the version
+    meant, or how to make one."""
     try:
         return platform.get_model(name=name)
     except NotFoundError as err:
+        close = _version_near(platform, name)
+        if close:  # a misspelt version: training under that name is refused too (see _model)
+            raise NotFoundError(f"{err.what} (did you mean model.name={close}?)", where="model.name",
+                                fix=f"model.name={close}; python -m runner.store models lists the versions") from None
         raise NotFoundError(err.what, where="model.name", fix=(err.fix or "").removesuffix(", or create it first")
                             + f", or train one first: a run with pipeline=train (or train_evaluate) and "
                               f"model.name={name} trains a version of it") from None
@@ -321,13 +333,12 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         logger.warning("model.name %s was trained by the adapter %s; this run trains a new version of it with %s, "
                        "from scratch", base.name, base_trained_by.get("_target_"), settings["adapter"].get("_target_"))
     if base is None:
-        versions = [m.name for m in platform.list_models() if _VERSION_SUFFIX.search(m.name)]
-        close = difflib.get_close_matches(spec["name"], versions, n=1, cutoff=0.9)
+        close = _version_near(platform, spec["name"])
         if close:  # a first run makes its base model on purpose; a misspelt version's name would make one too
             raise ConfigError(f"there is no model {spec['name']!r}, and its name is that of a version but for a "
-                              f"character or two (did you mean model.name={close[0]}?): this run would make it as a "
+                              f"character or two (did you mean model.name={close}?): this run would make it as a "
                               "new base model, trained from scratch", where="model.name",
-                              fix=f"model.name={close[0]} trains on from that version; a new base model needs a name "
+                              fix=f"model.name={close} trains on from that version; a new base model needs a name "
                                   "not this close to a version's (python -m runner.store models lists them)")
         try:
             base = platform.create_model(spec["name"], dataset, labels=labels, configuration=configuration,
@@ -410,8 +421,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     record.objective = {"metric": objective_spec.get("metric"), "direction": objective_spec.get("direction", "maximize")}
     settings, steps = the_plan.settings, the_plan.steps
     platform = instantiate(cfg.platform)
-    if "train" not in steps:  # the model version must exist before anything is imported
-        _stored_version(platform, settings["model"]["name"])
+    # the model version must exist before anything is imported
+    version = _stored_version(platform, settings["model"]["name"]) if "train" not in steps else None
     dataset = _dataset(platform, settings["dataset"])
     subsets = _subsets(platform, dataset, settings["subsets"])
     check_used_subsets(settings["pipeline"], steps, subsets)
@@ -424,8 +435,11 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         except FilterError as err:  # the filter's own path alone does not say which subset holds it
             raise FilterError(err.what, where=f"subsets.{name}: {err.where}", fix=err.fix) from None
         if counts[name] == 0 and name in needed:
-            every = [f"pipeline.{key}=null" for key in ("predict_subset", "embed_subset")
-                     if key.split("_")[0] in steps and settings["pipeline"].get(key) == name]
+            # scoring on every item is for data the version was not trained on: of its own, that holds its training items
+            other_data = version is not None and version.dataset_id != dataset.id
+            every = [f"pipeline.{key}=null" for key in ("predict_subset", "embed_subset", "evaluate_subset")
+                     if key.split("_")[0] in steps and settings["pipeline"].get(key) == name
+                     and (key != "evaluate_subset" or other_data)]
             if "fractions" in settings["subsets"]:  # a computed split: the dataset is too small for it
                 _refuse_split_too_small(platform, dataset, settings["subsets"], name, every)
             source = platform.import_source(dataset) if platform.name == "local" else None
@@ -436,8 +450,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                                    + "correct the filter (see conf/subsets/) or choose another subsets option "
                                        "(subsets=random_split splits any dataset"
                                    + ("; subsets=model, the subsets the version was trained with" if "train" not in
-                                      steps and not str(settings["subsets"].get("_target_", "")).endswith(
-                                          ".of_model") else "") + ")"
+                                      steps and not other_data and not str(settings["subsets"].get("_target_", ""))
+                                      .endswith(".of_model") else "") + ")"
                                    + ("; a dataset imported from a folder whose layout has changed since is "
                                       "imported again under a new dataset.name" if from_folder else ""))
 
@@ -465,7 +479,11 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
 
     metrics: dict | None = None
     for step in steps:
-        logger.info("step %s: model %s (%s)", step, model.name, model.id)
+        key = f"{step}_subset"
+        read = "" if step == "train" else (
+            f", on dataset {dataset.name!r}: " + (f"subset {pipeline[key]!r}, {counts.get(pipeline[key])} items"
+                                                  if pipeline.get(key) is not None else "every item"))
+        logger.info("step %s: model %s (%s)%s", step, model.name, model.id, read)
         if step == "train":
             record.model["status"] = "training"
             try:

@@ -55,7 +55,8 @@ def of_model(platform: Platform, dataset: dl.Dataset, name: str) -> dict[str, di
                           f"{f'dataset {own!r}' if own else 'another dataset'}, not {dataset.name!r}, so its subsets "
                           "do not apply here", where="subsets",
                           fix=(f"evaluate it on its own dataset (dataset.name={own}), or " if own else "") + choose
-                          + with_its_settings(model, ["evaluate"]))
+                          + "; to score it on every item of this dataset: subsets=by_dir pipeline.evaluate_subset=null "
+                            "(pipeline.predict_subset=null to predict)" + with_its_settings(model, ["evaluate"]))
     if not subsets:
         raise ConfigError(f"subsets=model: model {name!r} records no subsets (metadata.system.subsets)",
                           where="subsets", fix=choose)

@@ -672,6 +672,46 @@ def test_predicting_a_folder_of_new_unlabeled_images(tmp_path):
     assert sum(labels == [str(digits.target[i])] for i, labels in predicted.items()) >= 10  # a real model's guesses
 
 
+def test_scoring_a_version_on_a_new_labelled_folder_without_a_split(tmp_path):
+    """A folder of class subfolders, not split into train/validation/test: the refusals lead to
+    ``subsets=by_dir pipeline.evaluate_subset=null``, which scores every item; the log says what each
+    evaluate read. A version's name misspelt gets the version meant, not an offer to train it."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for i in range(12):
+        folder = tmp_path / "lab" / str(digits.target[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(folder / f"d{i}.png")
+    trained = ok(dlrun(tmp_path))
+    version = read_json(output_dirs(trained.stdout)[0] / "model.json")["name"]
+    assert re.search(rf"step evaluate: model {version} \(\w+\), on dataset 'digits': subset 'test', \d+ items",
+                     trained.stdout + trained.stderr)
+    lab = ["pipeline=evaluate", f"model.name={version}", "dataset=image_folder", "dataset.folder=lab",
+           "dataset.name=lab"]
+    refused = dlrun(tmp_path, *lab)  # subsets=model: the version's own subsets, of another dataset
+    assert refused.returncode == 2 and "to score it on every item of this dataset: subsets=by_dir " \
+        "pipeline.evaluate_subset=null" in refused.stderr, refused.stderr
+    refused = dlrun(tmp_path, *lab, "subsets=by_dir")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "error: subset 'test' matches no item of dataset 'lab'" in refused.stderr
+    assert "fix: to use every item of the dataset: pipeline.evaluate_subset=null; or" in refused.stderr
+    assert "subsets=model" not in refused.stderr  # those are of the dataset it was trained on
+    done = ok(dlrun(tmp_path, *lab, "subsets=by_dir", "pipeline.evaluate_subset=null"))
+    assert "on dataset 'lab': every item" in done.stdout + done.stderr
+    assert read_json(output_dirs(done.stdout)[0] / "metrics.json")["n_items"] == 12
+    # its own dataset's every item holds what it was trained on: not offered there
+    own = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}", "subsets=by_dir",
+                "~subsets.test.filter",
+                "+subsets.test.filter={dir: /nothere}")
+    assert own.returncode == 2 and "matches no item of dataset 'digits'" in own.stderr, own.stdout + own.stderr
+    assert "evaluate_subset=null" not in own.stderr
+    misspelt = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version[:-1]}")
+    assert misspelt.returncode == 2, misspelt.stdout + misspelt.stderr
+    assert f"(did you mean model.name={version}?)\n  where: model.name\n  fix: model.name={version};" in misspelt.stderr
+    assert "train one first" not in misspelt.stderr
+
+
 def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     """Every batch fails in the adapter's predict (through scikit-learn): one message naming the
     adapter's own line (not the library's), the traceback in the run's log, exit 1 as for any error
