@@ -297,11 +297,13 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         trained_by = _trained_by(model)
         if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
             option = trained_by.get("option")
-            fix = f"add adapter={option}" if option else "choose the adapter that trained it"
+            fix = f"adapter={option}" if option else "choose the adapter that trained it"
             if option and not option_found("adapter", option):
                 folders = config_folders_of(runner_metadata(model).get("run"))
                 fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
                     " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
+            elif option:
+                fix += " (or no adapter= at all: a run that does not train takes the one that trained its version)"
             fix += with_its_settings(model, steps)
             raise ConfigError(f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}"
                               + (f" (adapter={option})" if option else "") + f", not this run's "

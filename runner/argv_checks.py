@@ -432,6 +432,41 @@ def _composed_from(argv: list[str], leaving_out: list[str] = ()):
     return _composed(overrides + _search_path_override(argv))
 
 
+def trained_adapter(argv: list[str]) -> str | None:
+    """``adapter=<option>`` for a run that uses a version without training it (``pipeline=evaluate
+    model.name=<version>``) and names no adapter: the option of the adapter that trained the version,
+    which it records, when that is not the default's and composes here. None otherwise (the run itself
+    then refuses an adapter that did not train the version, naming the one that did)."""
+    from omegaconf import OmegaConf
+
+    if any(a.lstrip("+~").startswith("adapter=") or a.startswith("adapter@") for a in argv) or \
+            not any(a.startswith("model.name=") and not is_sweep_override(a) for a in argv) or \
+            any(a in ("-m", "--multirun") for a in argv) or _unknowable_options(argv):
+        return None
+    cfg = _composed_from(argv)
+    if cfg is None or "train" in (OmegaConf.select(cfg, "pipeline.steps", default=None) or ["train"]):
+        return None
+    try:
+        if not str(cfg.platform.get("_target_", "")).endswith("LocalPlatform"):
+            return None
+        root, project, name = str(cfg.platform.root), str(cfg.platform.project), str(cfg.model.name)
+    except Exception:  # noqa: BLE001 - a value that does not resolve: the run reports it
+        return None
+    if not (Path(root) / "platform.db").is_file():
+        return None
+    from .platform.local import LocalPlatform
+    from .reporting import runner_metadata
+
+    try:
+        model = LocalPlatform(root, project=project, create_project=False).find_model(name)
+    except Exception:  # noqa: BLE001 - the run opens the store itself and says what is wrong
+        return None
+    option = (runner_metadata(model).get("adapter") or {}).get("option") if model is not None else None
+    if not option or option == cfg.hydra.runtime.choices.get("adapter"):
+        return None
+    return f"adapter={option}" if _composed_from([*argv, f"adapter={option}"]) is not None else None
+
+
 def composed_config(argv: list[str]) -> dict | None:
     """The config a command line's overrides and config folders compose now, without Hydra's own node
     and unresolved, as a run's ``.hydra/config.yaml`` holds it; None when it does not compose."""

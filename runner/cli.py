@@ -29,6 +29,7 @@ from .argv_checks import (
     misspelt_key_hint,
     search_problem,
     swept_group_key_problem,
+    trained_adapter,
     trials_problem,
 )
 from .closed_pipe import run_on_when_reader_leaves
@@ -210,6 +211,10 @@ def entry() -> None:
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
+    adapter = trained_adapter(args)
+    if adapter:
+        args.append(adapter)
+        print(f"{adapter}: the adapter that trained the version (adapter=<option> chooses another)", file=sys.stderr)
     run_on_when_reader_leaves()
     _handle_stop_signals()
     sys.argv[1:] = help_argv(args)

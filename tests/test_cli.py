@@ -539,11 +539,17 @@ def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run
     version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert f"fix: add adapter=mine '{searchpath}' (the config folder its training run had); " in refused.stderr
+    assert f"fix: adapter=mine '{searchpath}' (the config folder its training run had); " in refused.stderr
     ok(dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=mine", searchpath))
-    # with the folder given, the fix is the option alone
-    refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", searchpath)
-    assert refused.returncode == 2 and "fix: add adapter=mine; " in refused.stderr, refused.stderr
+    # with the folder given, the run takes the option that trained the version itself, and says so
+    taken = ok(dlrun(tmp_path, "pipeline=predict", f"model.name={version}", searchpath))
+    assert taken.stderr.startswith("adapter=mine: the adapter that trained the version (adapter=<option> chooses "
+                                   "another)\n"), taken.stderr
+    assert "step predict: model " + version in taken.stdout + taken.stderr
+    # another adapter named: refused, naming the one that trained it
+    refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=sklearn", searchpath)
+    assert refused.returncode == 2 and "fix: adapter=mine (or no adapter= at all: a run that does not train takes " \
+        "the one that trained its version); " in refused.stderr, refused.stderr
 
 
 def test_a_version_names_the_commands_that_evaluate_and_predict_with_all_it_was_trained_with(tmp_path):
@@ -636,7 +642,7 @@ def test_prepare_in_processes_scores_as_threads_do(tmp_path):
     other = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}", "adapter=torch_cnn")
     assert other.returncode == 2, other.stdout + other.stderr
     assert "was trained by the adapter 'adapters.sklearn_classifier.SklearnImageClassifier' (adapter=sklearn)" \
-        in other.stderr and "fix: add adapter=sklearn" in other.stderr
+        in other.stderr and "fix: adapter=sklearn (or no adapter= at all" in other.stderr
 
 
 def test_a_bad_run_setting_in_a_training_run_stops_it_before_anything_is_stored(tmp_path):
