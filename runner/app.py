@@ -42,6 +42,7 @@ from .resolvers import register_resolvers
 from .run_configuration import apply_for_this_run, changed_for_this_run, given_keys, shown
 from .run_log import say
 from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
+from .source_listing import is_path_key, source_listing
 from .text_table import did_you_mean, first_few
 
 logger = logging.getLogger("runner")
@@ -85,6 +86,7 @@ def _dataset(platform, spec: dict):
     dataset = platform.find_dataset(spec["name"])
     if dataset is not None:
         _check_import_source(platform, dataset, _as_json(source))
+        _import_what_is_new(platform, dataset, source)
         return dataset
     if source and platform.name != "local":
         raise ConfigError(f"the {platform.name} platform has no dataset {spec['name']!r}; the importers write to "
@@ -98,9 +100,35 @@ def _dataset(platform, spec: dict):
                           fix="name a stored dataset (python -m runner.store datasets lists them), or give "
                               "dataset.source to import it (a dataset option does: dataset=<option>)")
     logger.info("importing dataset %r", spec["name"])
+    listing = source_listing(_as_json(source))  # before the import: a file added meanwhile shows next time
     dataset = instantiate(source, platform=platform).dataset
     platform.record_import_source(dataset, _as_json(source))
+    if listing is not None:
+        platform.store.set_import_listing(dataset.id, listing)
     return dataset
+
+
+def _import_what_is_new(platform, dataset, source: dict | None) -> None:
+    """A dataset imported from files (a folder, a COCO file) whose files have changed since: imported
+    again, from the same source, which adds the files it lacks (a file it holds with other bytes is
+    refused, naming it). Items whose files were removed stay."""
+    wanted = _as_json(source)
+    listing = source_listing(wanted) if platform.name == "local" else None
+    if listing is None or listing == platform.store.import_listing(dataset.id):
+        return
+    logger.info("the files of dataset %r changed since it was imported (or it was imported before this was "
+                "recorded): importing it again from the same source, which adds the files it does not hold", dataset.name)
+    result = instantiate(source, platform=platform)
+    where = ", ".join(str(v) for k, v in wanted.items() if is_path_key(k))
+    if result.added:
+        logger.warning("dataset %r: %d new item(s) from %s", dataset.name, result.added, where)
+    gone = platform.count_items(dataset, None) - result.added - result.skipped
+    if gone > 0:
+        logger.warning("dataset %r holds %d item(s) whose files are no longer in %s (removed, or moved to another "
+                       "folder, which imports them as new items): they stay in the dataset; to have it match the "
+                       "files, import them under a new dataset.name (or python -m runner.store delete-dataset %s "
+                       "--with-models)", dataset.name, gone, where, dataset.name)
+    platform.store.set_import_listing(dataset.id, listing)
 
 
 def _as_json(source: dict | None) -> dict | None:
@@ -109,12 +137,8 @@ def _as_json(source: dict | None) -> dict | None:
     ``photos`` seen from another working folder is another."""
     if not source:
         return None
-    return {key: _absolute(value) if _is_path_key(key) and isinstance(value, str) else value
+    return {key: _absolute(value) if is_path_key(key) and isinstance(value, str) else value
             for key, value in json.loads(json.dumps(source)).items()}
-
-
-def _is_path_key(key: str) -> bool:
-    return key == "folder" or key.endswith(("_dir", "_file", "_folder", "_path"))
 
 
 def _absolute(path: str) -> str:
@@ -445,7 +469,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
             if "fractions" in settings["subsets"]:  # a computed split: the dataset is too small for it
                 _refuse_split_too_small(platform, dataset, settings["subsets"], name, every)
             source = platform.import_source(dataset) if platform.name == "local" else None
-            from_folder = any(_is_path_key(key) for key in source or {})
+            from_folder = any(is_path_key(key) for key in source or {})
             raise EmptySubsetError(f"subset {name!r} matches no item of dataset {dataset.name!r}",
                                    where=f"subsets.{name}: {subset_filter}",
                                    fix=(f"to use every item of the dataset: {' '.join(every)}; or " if every else "")

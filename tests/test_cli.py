@@ -677,6 +677,18 @@ def test_predicting_a_folder_of_new_unlabeled_images(tmp_path):
     assert sorted(predicted) == list(range(12)) and all(len(labels) == 1 for labels in predicted.values())
     assert sum(labels == [str(digits.target[i])] for i, labels in predicted.items()) >= 10  # a real model's guesses
 
+    # files added to the folder since: imported as the run starts; a file moved away is named, its item kept
+    for i in (12, 13):
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(tmp_path / "new" / f"d{i}.png")
+    (tmp_path / "new" / "d0.png").rename(tmp_path / "new" / "more" / "d0.png")
+    again = ok(dlrun(tmp_path, *new, "pipeline.predict_subset=null")).stdout
+    assert "the files of dataset 'new' changed since it was imported" in again
+    assert "dataset 'new': 3 new item(s) from " + str(tmp_path / "new") in again
+    assert "dataset 'new' holds 1 item(s) whose files are no longer in " + str(tmp_path / "new") in again
+    assert "predicted 15 items" in again
+    unchanged = ok(dlrun(tmp_path, *new, "pipeline.predict_subset=null")).stdout
+    assert "changed since it was imported" not in unchanged and "predicted 15 items" in unchanged
+
 
 def test_scoring_a_version_on_a_new_labelled_folder_without_a_split(tmp_path):
     """A folder of class subfolders, not split into train/validation/test: the refusals lead to

@@ -188,6 +188,16 @@ class Store:
                                         (f"import_source:{dataset_id}",)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def set_import_listing(self, dataset_id: str, listing: str) -> None:
+        """A digest of the source's files as they were imported (runner/source_listing.py)."""
+        with self.write() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"import_listing:{dataset_id}", listing))
+
+    def import_listing(self, dataset_id: str) -> str | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?",
+                                        (f"import_listing:{dataset_id}",)).fetchone()
+        return None if row is None else row[0]
+
     def find_dataset(self, project_id: str, name: str) -> dict | None:
         row = self.connection().execute(
             "SELECT id, project_id, name, created_at, labels, attributes FROM datasets WHERE project_id = ? AND name = ?",
@@ -594,14 +604,15 @@ class Store:
 
     def delete_dataset(self, dataset_id: str) -> set[str]:
         """Delete a dataset with its items, their annotations and feature vectors, and its recorded
-        import source. Returns the blobs its items used."""
+        import source and listing. Returns the blobs its items used."""
         with self.write() as con:
             blobs = {r[0] for r in con.execute(
                 "SELECT DISTINCT blob FROM items WHERE dataset_id = ? AND blob IS NOT NULL", (dataset_id,))}
             con.execute("DELETE FROM features WHERE item_id IN (SELECT id FROM items WHERE dataset_id = ?)", (dataset_id,))
             con.execute("DELETE FROM annotations WHERE dataset_id = ?", (dataset_id,))
             con.execute("DELETE FROM items WHERE dataset_id = ?", (dataset_id,))
-            con.execute("DELETE FROM meta WHERE key = ?", (f"import_source:{dataset_id}",))
+            con.execute("DELETE FROM meta WHERE key IN (?, ?)",
+                        (f"import_source:{dataset_id}", f"import_listing:{dataset_id}"))
             con.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
         return blobs
 
