@@ -444,8 +444,10 @@ def _refuse_split_too_small(platform, dataset, spec: dict, name: str, every: lis
 
 def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -> tuple[float | None, Any]:
     objective_spec = the_plan.settings.get("objective") or {}
-    record.objective = {"metric": objective_spec.get("metric"), "direction": objective_spec.get("direction", "maximize")}
     settings, steps = the_plan.settings, the_plan.steps
+    if "evaluate" in steps:  # the steps that score nothing have no objective to record
+        record.objective = {"metric": objective_spec.get("metric"),
+                            "direction": objective_spec.get("direction", "maximize")}
     platform = instantiate(cfg.platform)
     # the model version must exist before anything is imported
     version = _stored_version(platform, settings["model"]["name"]) if "train" not in steps else None

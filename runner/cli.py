@@ -129,6 +129,26 @@ def _kept_version_note(err: BaseException) -> str:
             f"python -m runner.store delete-model {name} removes it")
 
 
+def _kept_by_sweep(sweep_dir: Path) -> str:
+    """For a sweep stopped while jobs ran in other processes (a parallel launcher): the versions its
+    stopped jobs leave in the store, read from their ``run.json``."""
+    import json
+
+    kept = []
+    for record in sorted(Path(sweep_dir).glob("*/run.json")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            run = json.loads(record.read_text())
+            model = run.get("model") or {}
+            if run.get("status") == "failed" and model.get("status") in ("trained", "failed") and model.get("name"):
+                kept.append((model["name"], model["status"]))
+    if not kept:
+        return ""
+    names = " ".join(name for name, _status in kept)
+    return (f"\n  kept: {len(kept)} model version(s) of the jobs that stopped: "
+            f"{', '.join(f'{name} (status {status})' for name, status in kept)}; python -m runner.store show <version> "
+            f"gives the commands that go on with one, python -m runner.store delete-model {names} removes them")
+
+
 class JobFailed(CompactHydraException):
     """A sweep's job stopped by a runner error (its message already printed): Hydra shows compact
     exceptions as their message alone."""
@@ -232,7 +252,8 @@ def entry() -> None:
             what = ": the sweep stopped; each running job's run.json records it as failed, and no further job started"
         else:
             what = ": the run stopped; run.json records it as failed"
-        print(f"interrupted ({stopped_by.name}){what}{_kept_version_note(err)}", file=sys.stderr)
+        kept = _kept_version_note(err) or (_kept_by_sweep(current_sweep_dir()) if current_sweep_dir() else "")
+        print(f"interrupted ({stopped_by.name}){what}{kept}", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
     except (SystemExit, Exception) as err:
         if not isinstance(err, SystemExit) or err.code not in (0, None):  # the search stopped on an error
@@ -269,8 +290,8 @@ def _settle_trials(started: float, how: str) -> None:
         return
     told, failed = settle_interrupted_trials(storage, study_name, since=started, sweep_dir=current_sweep_dir())
     if told or failed:
-        print(f"study {study_name!r}: of the trials {how}, {told} had finished (told their value) and {failed} are "
-              "marked FAIL", file=sys.stderr)
+        print(f"study {study_name!r}: of the trials {how}, {told} had finished (told their value) and {failed} "
+              f"{'is' if failed == 1 else 'are'} marked FAIL", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -154,13 +154,15 @@ def use_command(name: str, launched: Launch | None) -> dict[str, str]:
     ``launched``: the training run of version ``name`` (:func:`read_launch`)."""
     if launched is None:
         return {}
-    chosen = [f"{group}={launched.choices[group]}" for group in ("adapter", "dataset", "metrics")
-              if launched.choices.get(group)]
+    def chosen(groups: tuple[str, ...]) -> list[str]:
+        return [f"{group}={launched.choices[group]}" for group in groups if launched.choices.get(group)]
+
     dataset = [o for o in launched.overrides if o.lstrip("+").startswith("dataset.")]
-    own_subsets = {"evaluate": [], "predict": ["subsets=model"]}  # the evaluate pipeline's default already
-    return {pipeline: _command(launched, [f"pipeline={pipeline}", f"model.name={name}", *chosen, *dataset,
-                                          *own_subsets[pipeline]])
-            for pipeline in ("evaluate", "predict")}
+    # the evaluate pipeline's subsets are the version's own already; a prediction is scored by no metrics set
+    return {"evaluate": _command(launched, ["pipeline=evaluate", f"model.name={name}",
+                                            *chosen(("adapter", "dataset", "metrics")), *dataset]),
+            "predict": _command(launched, ["pipeline=predict", f"model.name={name}", *chosen(("adapter", "dataset")),
+                                           *dataset, "subsets=model"])}
 
 
 def with_its_settings(model, steps: list[str]) -> str:

@@ -31,12 +31,14 @@ class RunRecord:
         self._write("completed", objective_value=objective_value)
 
     def failed(self, err: BaseException) -> None:
-        message = str(err) or type(err).__name__
+        message, kind = str(err) or type(err).__name__, type(err).__name__
         if isinstance(err, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (runner.interrupts.Terminated names its signal)
-            message = f"interrupted by {getattr(err, 'signal', signal.SIGINT).name}"
+            stopped_by = getattr(err, "signal", signal.SIGINT)
+            message = f"interrupted by {stopped_by.name}"
+            kind = "KeyboardInterrupt" if stopped_by == signal.SIGINT else "Terminated"  # as the user sent it
         elif isinstance(err, SystemExit):
             message = f"stopped (SystemExit {err.code})"
-        self._write("failed", error={"type": type(err).__name__, "message": message})
+        self._write("failed", error={"type": kind, "message": message})
 
     def _write(self, status: str, objective_value: float | None = None, error: dict | None = None) -> None:
         finished = datetime.now(UTC) if status != "running" else None
@@ -45,7 +47,7 @@ class RunRecord:
             "started": self.started.isoformat(timespec="seconds"),
             "finished": finished.isoformat(timespec="seconds") if finished else None,
             "seconds": round((finished - self.started).total_seconds(), 3) if finished else None,
-            "objective": {**self.objective, "value": objective_value},
+            **({"objective": {**self.objective, "value": objective_value}} if self.objective else {}),
             "model": self.model,
             **({"configuration_changes": self.configuration_changes} if self.configuration_changes else {}),
             "error": error,

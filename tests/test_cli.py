@@ -565,7 +565,7 @@ def test_a_version_names_the_commands_that_evaluate_and_predict_with_all_it_was_
                           ).stdout)["use"]
     assert shown == {"evaluate": f"cd {tmp_path} && python -m runner pipeline=evaluate {tail}",
                      "predict": f"cd {tmp_path} && python -m runner pipeline=predict {tail}".replace(
-                         " '", " subsets=model '")}
+                         " metrics=minimal", "").replace(" '", " subsets=model '")}  # no metrics set: nothing scored
     printed = ok(dlrun(tmp_path, "show", version, command=[sys.executable, "-m", "runner.store"])).stdout
     assert re.search(rf"^predict +{re.escape(shown['predict'])}$", printed, re.MULTILINE), printed
     refused = dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}")

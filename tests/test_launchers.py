@@ -179,3 +179,9 @@ def test_sigterm_to_a_joblib_sweep_ends_its_running_jobs_as_interrupted(tmp_path
     assert "no further job started" in stderr
     platform = LocalPlatform(tmp_path / "dl" / "local")
     assert sorted(m.status for m in platform.list_models()) == ["created", "failed", "failed", "trained"]
+    failed = [read_json(tmp_path / "sweep" / job / "run.json")["model"]["name"] for job in ("0", "1")]
+    assert read_json(tmp_path / "sweep" / "0" / "run.json")["error"]["type"] == "Terminated"
+    # the versions the workers' stopped jobs leave are named, with the command that removes them
+    assert (f"kept: 2 model version(s) of the jobs that stopped: {failed[0]} (status failed), {failed[1]} (status "
+            f"failed); python -m runner.store show <version> gives the commands that go on with one, python -m "
+            f"runner.store delete-model {failed[0]} {failed[1]} removes them") in stderr, stderr
