@@ -542,14 +542,24 @@ def search_problem(argv: list[str], search: Search) -> str | None:
                  for key in absent}
         named = ", ".join(key + (f" (did you mean {meant[key]}?)" if meant[key] else "") for key in absent)
         given = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") in absent]
+        where = ", ".join(given) if given else f"{_search_file(argv, search.cfg)}: hydra.sweeper.params"
+        write = ("correct the key there" if any(meant.values()) else
+                 f"pick a search made for this adapter (hparams_search: {', '.join(searches)}), or write one in a "
+                 "hparams_search/ folder of your config folder")
         return str(ConfigError(
             f"the search varies {named}, which this configuration (adapter={choices.get('adapter')}) does "
-            "not have: every trial would fail",
-            where=", ".join(given) if given else f"hparams_search={choices.get('hparams_search')}: hydra.sweeper.params",
-            fix=f"pick a search made for this adapter (hparams_search: {', '.join(searches)}), or write one in a "
-                "hparams_search/ folder of your config folder, with params this configuration has (`--cfg job` "
-                "prints them; a key written +<key> is added)"))
+            "not have: every trial would fail", where=where,
+            fix=f"{write}, with params this configuration has (`--cfg job` prints them; a key written +<key> is "
+                "added)"))
     return study_problem(argv, search) if search.storage and search.study_name else None
+
+
+def _search_file(argv: list[str], cfg) -> str:
+    """``hparams_search=<option> (<its file>)``: the file read first of the config folders holding it."""
+    option = cfg.hydra.runtime.choices.get("hparams_search")
+    found = next((folder / "hparams_search" / f"{option}.yaml" for folder in [*_config_folders(argv), Path(CONFIG_DIR)]
+                  if (folder / "hparams_search" / f"{option}.yaml").is_file()), None)
+    return f"hparams_search={option}" + (f" ({found})" if found else "")
 
 
 def _search_range_problem(argv: list[str], cfg) -> str | None:
@@ -567,7 +577,7 @@ def _search_range_problem(argv: list[str], cfg) -> str | None:
             continue
         key = param.partition("=")[0].lstrip("+~")
         where = on_command_line.get(key) or \
-            f"hparams_search={cfg.hydra.runtime.choices.get('hparams_search')}: hydra.sweeper.params.{key}"
+            f"{_search_file(argv, cfg)}: hydra.sweeper.params.{key}"
         if isinstance(sweep, IntervalSweep):
             low, high, kind = sweep.start, sweep.end, "interval"
         elif isinstance(sweep, RangeSweep) and not sweep.shuffle:

@@ -249,11 +249,12 @@ def delete_models(platform, args) -> int:
         matched = models(platform, status=args.status, pattern=name)
         if not matched and not is_pattern(name):  # a name, not a pattern: most likely a typo
             every = models(platform)
+            meant = did_you_mean(name, [m["name"] for m in every])
             raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else "")
-                                + did_you_mean(name, [m["name"] for m in every]),
-                                where=f"the local platform at {platform.root}", fix="nothing was deleted; python -m "
-                                f"runner.store models lists the models ({_statuses(every)}); a pattern such as "
-                                f"'{name}*' names every model whose name starts so")
+                                + meant, where=f"the local platform at {platform.root}", fix="nothing was deleted; "
+                                f"python -m runner.store models lists the models ({_statuses(every)})"
+                                + ("" if meant else f"; a pattern such as '{name}*' names every model whose name "
+                                   "starts so"))
         found.update((m["id"], m) for m in matched)
     if not found:
         print(f"no model matches {' '.join(args.names)}" + (f" with status {args.status!r}" if args.status else "")

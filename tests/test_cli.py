@@ -338,7 +338,8 @@ def test_a_search_over_keys_the_adapter_lacks_is_refused_and_failed_trials_do_no
     assert refused.stderr.startswith(
         "error: the search varies adapter.configuration.estimator.C, adapter.configuration.image_size, which this "
         "configuration (adapter=torch_cnn) does not have: every trial would fail\n"
-        "  where: hparams_search=digits_optuna: hydra.sweeper.params\n"
+        f"  where: hparams_search=digits_optuna ({CONF_DIR / 'hparams_search' / 'digits_optuna.yaml'}): "
+        "hydra.sweeper.params\n"
         "  fix: pick a search made for this adapter (hparams_search: digits_optuna, torch_cnn_optuna)"), refused.stderr
     assert not (tmp_path / "dl" / "studies" / "optuna.db").exists()
     # a misspelt key swept on the command line: named there, with the key likely meant
@@ -376,7 +377,15 @@ def test_a_search_every_trial_of_which_would_fail_is_refused_before_its_study_is
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.startswith(
         "error: adapter.configuration.estimator.C: a log-scale interval must start above 0, this one starts at 0.0\n"
-        "  where: hparams_search=mine: hydra.sweeper.params.adapter.configuration.estimator.C\n"), refused.stderr
+        f"  where: hparams_search=mine ({folder / 'mine.yaml'}): hydra.sweeper.params.adapter.configuration.estimator.C\n"
+    ), refused.stderr
+    # a misspelt key in the search's own file: the file named, and the fix is to correct it there
+    (folder / "typo.yaml").write_text("# @package _global_\ndefaults:\n  - digits_optuna\nhydra:\n  sweeper:\n"
+                                      "    params:\n      adapter.configuration.estimator.CC: interval(0.1, 1)\n")
+    refused = dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hparams_search=typo")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"  where: hparams_search=typo ({folder / 'typo.yaml'}): hydra.sweeper.params\n  fix: correct the key " \
+           "there, with params this configuration has" in refused.stderr, refused.stderr
     refused = dlrun(tmp_path, "hparams_search=digits_optuna", "objective.metric=acuracy")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.startswith("error: objective.metric 'acuracy' is not a metric the evaluate step computes "
