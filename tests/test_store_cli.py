@@ -242,7 +242,9 @@ def test_delete_model_patterns_status_and_predictions(platform, digits, versions
     # a name that is not a pattern and matches nothing is a typo: nothing is deleted, not even the rest
     code, _, err = store(platform, capsys, "delete-model", "digits-lr-v1", "digits-lr-v3", "--yes")
     assert code == 2 and "no model named 'digits-lr-v3' (did you mean digits-lr-v2?)" in err
-    assert "statuses here: created, trained); a pattern such as 'digits-lr-v3*' names every model" in err
+    assert "statuses here: created, trained)\n" in err and "a pattern" not in err  # the close name is the fix
+    code, _, err = store(platform, capsys, "delete-model", "resnet", "--yes")  # nothing close: a pattern may be meant
+    assert code == 2 and "statuses here: created, trained); a pattern such as 'resnet*' names every model" in err
     assert len(platform.list_models()) == 3
 
     v2.status = "training"
