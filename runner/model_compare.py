@@ -49,11 +49,15 @@ def comparison(platform, names: list[str], subset: str | None = None) -> dict:
     settings = [flat(d["configuration"]) for d in details]
     keys = sorted({k for s in settings for k in s})
     differ = [k for k in keys if len({repr(s.get(k, _UNSET)) for s in settings}) > 1]
+    alike = len({_evaluated_on(d) for d in details if d["evaluation"]}) <= 1
+    # scores of different data do not rank the versions: no best is marked, and the subsets that would are named
+    common = [] if alike or subset else [
+        name for name in platform.store.evaluated_subsets()
+        if all(platform.store.latest_evaluation_on(d["id"], name) for d in details)]
     return {"models": details, "metrics": {m: [e.get(m) for e in evaluations] for m in metrics},
-            "best": {m: _best(m, [e.get(m) for e in evaluations]) for m in metrics},
+            "best": {m: _best(m, [e.get(m) for e in evaluations]) if alike else [] for m in metrics},
             "configuration_differs": {k: [s.get(k, _UNSET) for s in settings] for k in differ},
-            "evaluated_alike": len({_evaluated_on(d) for d in details if d["evaluation"]}) <= 1,
-            "evaluated_on": subset}
+            "evaluated_alike": alike, "evaluated_in_common": common, "evaluated_on": subset}
 
 
 _UNSET = "<not set>"
@@ -99,8 +103,11 @@ def print_comparison(compared: dict) -> None:
     if any(compared["best"].values()):
         print(f"({BEST.strip()}: the best of a metric; lower is better for losses and errors)")
     if not compared["evaluated_alike"]:
-        print("note: their latest evaluations scored different data or settings (evaluated on, above): evaluate each on the "
-              "same subset to compare them (python -m runner pipeline=evaluate model.name=<version>)")
+        common = compared["evaluated_in_common"]
+        print("note: their latest evaluations scored different data or settings (evaluated on, above), so no best is "
+              "marked: " + (f"compare the evaluations each has on {' or '.join(common)} (--evaluated-on {common[0]})"
+                            if common else "evaluate each on the same subset to compare them (python -m runner "
+                                           "pipeline=evaluate model.name=<version>)"))
     differ = compared["configuration_differs"]
     if not differ:
         print("\nconfiguration: the same")

@@ -661,7 +661,9 @@ def test_compare_puts_versions_side_by_side_marks_the_best_and_names_the_setting
     # evaluated on different subsets: said, as their scores do not compare
     SklearnImageClassifier(model_entity=v1).evaluate_model(v1, digits, filters=SUBSETS["validation"])
     code, out, _err = store(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2")
-    assert "note: their latest evaluations scored different data" in out
+    assert "note: their latest evaluations scored different data or settings (evaluated on, above), so no best is " \
+           "marked: compare the evaluations each has on test (--evaluated-on test)" in out
+    assert " *" not in out and not any(listed(platform, capsys, "compare", "digits-lr-v*")["best"].values())
     # unless told which evaluations to compare
     on_test = listed(platform, capsys, "compare", "digits-lr-v1", "digits-lr-v2", "--evaluated-on", "test")
     assert on_test["metrics"]["accuracy"] == compared["metrics"]["accuracy"] and on_test["evaluated_alike"]
