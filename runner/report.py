@@ -16,7 +16,6 @@ import io
 import logging
 import sys
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,10 @@ from omegaconf import DictConfig
 
 from .errors import NotFoundError
 from .files import write_whole
-from .studies import finished_job, ran_trial, running_trials_warning, study_line
+from .studies import running_trials_warning, study_line
 from .sweep_table import Sweep, collect, count_of, job_folders
 from .text_table import aligned, number_cell
+from .trial_versions import TrialVersions
 
 logger = logging.getLogger("runner")
 
@@ -246,31 +246,12 @@ class SweepReport(Callback):
             sys.stdout.flush()
             sweep = build(folder)
             study = study_line(*_current_study, folder, len(sweep.jobs), sweep.metric,
-                               version_of=partial(version_of_trial, *_platform_root) if _platform_root else None)
+                               version_of=TrialVersions.at(*_platform_root) if _platform_root else None)
             if study:
                 print(study)
             sys.stdout.flush()
         except Exception as err:  # noqa: BLE001 - the sweep's own outcome stands; the report is extra
             logger.warning("the sweep report of %s was not written: %s: %s", folder, type(err).__name__, err)
-
-
-def version_of_trial(root: str, project: str, trial) -> str | None:
-    """The version, in the local platform at ``root``, whose run ran ``trial`` of a study (from an
-    earlier run of the search): its run folder's job completed with the trial's value and parameters."""
-    from .platform.local import LocalPlatform
-    from .reporting import runner_metadata
-
-    try:
-        platform = LocalPlatform(root, project=project, create_project=False)
-        records = platform.store.list_models(platform.project.id)
-    except Exception:  # noqa: BLE001 - the study line goes on without the name
-        return None
-    for record in reversed(records):  # the newest first
-        folder = runner_metadata(record).get("run")
-        job = finished_job(folder) if folder else None
-        if job is not None and ran_trial(job, trial):
-            return record["name"]
-    return None
 
 
 def _sweep_dir(config: DictConfig) -> Path | None:

@@ -8,6 +8,8 @@
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
     python -m runner.store export new predictions.csv --model <version> --no-ground-truth
+    python -m runner.store studies                          # the Optuna studies, the version of each one's best
+    python -m runner.store delete-study digits_sklearn_validation
     python -m runner.store check --clean
     python -m runner.store check --restore
     python -m runner.store check --clean-model-data
@@ -44,12 +46,14 @@ from .model_details import cloned_from, day, model_details, print_details, score
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
+from .study_listing import delete_study, print_studies, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
+from .trial_versions import TrialVersions  # noqa: E402
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
 STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
-LISTINGS = ("datasets", "models", "show", "compare")  # the commands whose output --json changes
+LISTINGS = ("datasets", "models", "show", "compare", "studies")  # the commands whose output --json changes
 
 
 def _platform(args):
@@ -558,6 +562,15 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--no-ground-truth", action="store_true", help="leave the ground-truth annotations out")
     out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")
     out.add_argument("--filter", help="only the items matching this DQL JSON (the filter of dl.Filters().prepare())")
+    studies_help = "the studies file or storage URL (default: $DATALOOP_PATH/studies/optuna.db, paths.studies_db)"
+    listing = commands.add_parser("studies", parents=[where, as_json],
+                                  help="the Optuna studies of the searches: trials, best, the model version of the best")
+    listing.add_argument("--storage", help=studies_help)
+    delete = commands.add_parser("delete-study", parents=[where],
+                                 help="delete an Optuna study (its model versions stay: delete-model deletes them)")
+    delete.add_argument("name", help="the study's name (python -m runner.store studies lists them)")
+    delete.add_argument("--storage", help=studies_help)
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
     cleaning = commands.add_parser("check", parents=[where],
                                    help="find records whose file is gone, and files no record uses")
     cleaning.add_argument("--clean", action="store_true",
@@ -577,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "json", False) and args.command not in LISTINGS:
         parser.error(f"--json: {args.command} prints no listing (--json goes with {' or '.join(LISTINGS)})")
     try:
+        if args.command in ("studies", "delete-study"):  # the store only names the versions: not needed
+            return _studies_command(args)
         platform = _platform(args)
         commands: dict[str, Callable[[], int | None]] = {
             "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
@@ -596,6 +611,30 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _studies_command(args) -> int:
+    storage = storage_of(args.storage)
+    try:
+        platform = _platform(args)
+        versions = TrialVersions(platform.store.list_models(platform.project.id))
+    except NotFoundError:  # no local platform: the studies still list, without version names
+        versions = None
+    if args.command == "studies":
+        rows = studies(storage, versions)
+        if getattr(args, "json", False):
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            print_studies(rows, storage)
+        return 0
+    trials, kept = study_versions(storage, args.name, versions)
+    stay = (f"; the {len(kept)} model version(s) its trials trained stay in the store: {first_few(kept, 10)} "
+            f"(python -m runner.store delete-model {' '.join(kept)} deletes them)") if kept else ""
+    if not _confirm(f"delete study {args.name!r} ({trials} trials) from {storage}{stay}?", args.yes):
+        return 1
+    delete_study(storage, args.name)
+    print(f"deleted study {args.name!r} ({trials} trials) from {storage}{stay}")
+    return 0
 
 
 def _show(args, rows: list[dict], printer, platform) -> None:

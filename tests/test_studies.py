@@ -3,6 +3,8 @@ failure budget that lets one bad trial of a batch pass but stops a sweep whose b
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import optuna
 import pytest
@@ -187,8 +189,8 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
     import time
 
     from runner.platform.local import LocalPlatform
-    from runner.report import version_of_trial
     from runner.studies import study_line
+    from runner.trial_versions import TrialVersions
 
     def job(folder, x, value, version):
         (folder / ".hydra").mkdir(parents=True)
@@ -215,8 +217,7 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
         job(sweep / str(i), trial.params["x"], 0.5 + i / 10, f"v-{i}")
         study.tell(trial, 0.5 + i / 10)
 
-    line = study_line(storage, "s", since, sweep, 2, "accuracy", version_of=lambda t: version_of_trial(
-        str(platform.root), "local", t))
+    line = study_line(storage, "s", since, sweep, 2, "accuracy", version_of=TrialVersions.at(str(platform.root), "local"))
     assert line == ("study 's': 3 trials (1 from its earlier runs, resumed here; this sweep's jobs are trials 1-2); "
                     "the study's best: accuracy 0.8000, trial 0, from an earlier run of it, model version v-first"), line
     best = study.ask(distribution)
@@ -226,5 +227,61 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
         "(1 from its earlier runs, resumed here; this sweep's jobs are trials 1-3); the study's best: accuracy 0.9500, "
         "trial 3, from this sweep, model version v-2")
     # a platform that is not there, or holds no such run: the line goes on without a name
-    assert version_of_trial(str(tmp_path / "none"), "local", study.trials[0]) is None
-    assert version_of_trial(str(platform.root), "local", study.trials[1]) is None
+    assert TrialVersions.at(str(tmp_path / "none"), "local") is None and not (tmp_path / "none").exists()
+    assert TrialVersions.at(str(platform.root), "local")(study.trials[1]) is None
+
+
+def test_the_store_lists_studies_with_the_version_of_each_best_and_deletes_one(tmp_path, capsys):
+    """``runner.store studies``: each study's search, trials by state and best trial, named by the
+    version whose run scored it; ``delete-study`` deletes the study and names the versions that stay."""
+    import json
+
+    from runner.platform.local import LocalPlatform
+    from runner.store import main
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    platform = LocalPlatform(tmp_path / "platform")
+    distribution = {"x": optuna.distributions.UniformDistribution(0.0, 1.0)}
+    for name, values in (("first", (0.6, 0.9, None)), ("second", (0.3,))):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        for i, value in enumerate(values):
+            trial = study.ask(distribution)
+            trial.set_user_attr("hparams_search", "digits_optuna")
+            if value is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            run = tmp_path / name / str(i)
+            (run / ".hydra").mkdir(parents=True)
+            (run / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": value}}))
+            (run / ".hydra" / "overrides.yaml").write_text(f"- x={trial.params['x']}\n")
+            study.tell(trial, value)
+            model = platform.create_model(f"{name}-v{i}", None)
+            model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
+            model.update()
+
+    def store(*args):
+        code = main(["--root", str(platform.root), *args, "--storage", str(tmp_path / "studies.db")])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = store("studies", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["first"]["states"] == {"complete": 2, "failed": 1} and rows["first"]["search"] == "digits_optuna"
+    assert (rows["first"]["best"]["value"], rows["first"]["best"]["trial"], rows["first"]["best"]["version"]) == \
+        (0.9, 1, "first-v1")
+    assert rows["second"]["best"]["version"] == "second-v0"
+    code, out, err = store("studies")
+    assert code == 0 and re.search(r"^first +digits_optuna +3 \(2 complete, 1 failed\) +maximize +0\.9000 +1 +first-v1 ",
+                                   out, re.MULTILINE), out
+
+    code, out, err = store("delete-study", "frist", "--yes")
+    assert code == 2 and "no study named 'frist' (did you mean first?)" in err and "nothing was deleted" in err
+    code, out, err = store("delete-study", "first", "--yes")
+    assert code == 0, err
+    assert ("deleted study 'first' (3 trials) from sqlite:///" in out and "the 2 model version(s) its trials trained "
+            "stay in the store: first-v0, first-v1 (python -m runner.store delete-model first-v0 first-v1") in out, out
+    assert [r["name"] for r in json.loads(store("studies", "--json")[1])] == ["second"]
+    assert [m.name for m in platform.list_models()] == ["first-v0", "first-v1", "second-v0"]  # the versions stay
+    code, out, err = main(["studies", "--storage", str(tmp_path / "none.db")]), *capsys.readouterr()
+    assert code == 2 and f"no studies file at {tmp_path / 'none.db'}" in err and not (tmp_path / "none.db").exists()
