@@ -249,6 +249,9 @@ class SweepReport(Callback):
                                version_of=TrialVersions.at(*_platform_root) if _platform_root else None)
             if study:
                 print(study)
+                # the study beside the table (a rebuild from the folders has no study to ask)
+                table = markdown_table(sweep).rstrip()
+                write_whole(sweep.folder / FILES[1], lambda p: p.write_text(f"{table}\n\n{study}\n", encoding="utf-8"))
             sys.stdout.flush()
         except Exception as err:  # noqa: BLE001 - the sweep's own outcome stands; the report is extra
             logger.warning("the sweep report of %s was not written: %s: %s", folder, type(err).__name__, err)

@@ -307,6 +307,7 @@ def test_a_stored_study_is_not_resumed_with_other_settings(tmp_path):
     versions = [json.loads((folder / "0" / "run.json").read_text())["model"]["name"]
                 for folder in run_folders(tmp_path, "multirun")]
     assert found.group(2) in versions  # the run that scored the best trial, this sweep's or the earlier one's
+    assert (run_folders(tmp_path, "multirun")[-1] / "sweep_report.md").read_text().endswith(f"\n\n{found.group(0)}\n")
     # one trial's overrides run again as a single run (README: Reproduce a run): no search, no check
     single = ok(dlrun(tmp_path, *search, "objective.metric=balanced_accuracy", "hydra.mode=RUN"))
     assert "balanced_accuracy" in single.stdout and len(run_folders(tmp_path, "multirun")) == 2
