@@ -432,39 +432,60 @@ def _composed_from(argv: list[str], leaving_out: list[str] = ()):
     return _composed(overrides + _search_path_override(argv))
 
 
-def trained_adapter(argv: list[str]) -> str | None:
-    """``adapter=<option>`` for a run that uses a version without training it (``pipeline=evaluate
-    model.name=<version>``) and names no adapter: the option of the adapter that trained the version,
-    which it records, when that is not the default's and composes here. None otherwise (the run itself
-    then refuses an adapter that did not train the version, naming the one that did)."""
+def _gives(argv: list[str], group: str) -> bool:
+    """The command line chooses ``group`` or sets a key of it (an experiment chooses groups too)."""
+    return any(a.lstrip("+~").startswith((f"{group}=", f"{group}.", "experiment=")) or a.startswith(f"{group}@")
+               for a in argv)
+
+
+def trained_settings(argv: list[str]) -> list[tuple[list[str], str]]:
+    """For a run that uses a version without training it (``pipeline=evaluate model.name=<version>``):
+    the overrides that give it what the version was trained with where the command line names none,
+    each with the note that says so. The adapter option that trained it (it records that), when not
+    the default's and it composes here; and its dataset, when not the default's, as stored
+    (``dataset.name=<it> dataset.source=null``). Empty otherwise: the run itself then refuses an adapter
+    that did not train the version, naming the one that did."""
     from omegaconf import OmegaConf
 
-    if any(a.lstrip("+~").startswith("adapter=") or a.startswith("adapter@") for a in argv) or \
-            not any(a.startswith("model.name=") and not is_sweep_override(a) for a in argv) or \
-            any(a in ("-m", "--multirun") for a in argv) or _unknowable_options(argv):
-        return None
+    if not any(a.startswith("model.name=") and not is_sweep_override(a) for a in argv) or \
+            any(a in ("-m", "--multirun") for a in argv) or _unknowable_options(argv) or \
+            (_gives(argv, "adapter") and _gives(argv, "dataset")):
+        return []
     cfg = _composed_from(argv)
     if cfg is None or "train" in (OmegaConf.select(cfg, "pipeline.steps", default=None) or ["train"]):
-        return None
+        return []
     try:
         if not str(cfg.platform.get("_target_", "")).endswith("LocalPlatform"):
-            return None
+            return []
         root, project, name = str(cfg.platform.root), str(cfg.platform.project), str(cfg.model.name)
+        default_dataset = str(cfg.dataset.name)
     except Exception:  # noqa: BLE001 - a value that does not resolve: the run reports it
-        return None
+        return []
     if not (Path(root) / "platform.db").is_file():
-        return None
+        return []
     from .platform.local import LocalPlatform
     from .reporting import runner_metadata
 
     try:
-        model = LocalPlatform(root, project=project, create_project=False).find_model(name)
+        platform = LocalPlatform(root, project=project, create_project=False)
+        model = platform.find_model(name)
+        dataset = next((d.name for d in platform.list_datasets() if model is not None and d.id == model.dataset_id),
+                       None)
     except Exception:  # noqa: BLE001 - the run opens the store itself and says what is wrong
-        return None
-    option = (runner_metadata(model).get("adapter") or {}).get("option") if model is not None else None
-    if not option or option == cfg.hydra.runtime.choices.get("adapter"):
-        return None
-    return f"adapter={option}" if _composed_from([*argv, f"adapter={option}"]) is not None else None
+        return []
+    if model is None:
+        return []
+    found = []
+    option = (runner_metadata(model).get("adapter") or {}).get("option")
+    if not _gives(argv, "adapter") and option and option != cfg.hydra.runtime.choices.get("adapter") and \
+            _composed_from([*argv, f"adapter={option}"]) is not None:
+        found.append(([f"adapter={option}"], f"adapter={option}: the adapter that trained the version "
+                                               "(adapter=<option> chooses another)"))
+    if not _gives(argv, "dataset") and dataset and dataset != default_dataset:
+        found.append(([f"dataset.name={dataset}", "dataset.source=null"],
+                      f"dataset.name={dataset} dataset.source=null: the dataset the version was trained on, as "
+                      "stored (dataset=<option> chooses another)"))
+    return found
 
 
 def composed_config(argv: list[str]) -> dict | None:

@@ -29,7 +29,7 @@ from .argv_checks import (
     misspelt_key_hint,
     search_problem,
     swept_group_key_problem,
-    trained_adapter,
+    trained_settings,
     trials_problem,
 )
 from .closed_pipe import run_on_when_reader_leaves
@@ -231,10 +231,9 @@ def entry() -> None:
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
-    adapter = trained_adapter(args)
-    if adapter:
-        args.append(adapter)
-        print(f"{adapter}: the adapter that trained the version (adapter=<option> chooses another)", file=sys.stderr)
+    for overrides, note in trained_settings(args):
+        args += overrides
+        print(note, file=sys.stderr)
     run_on_when_reader_leaves()
     _handle_stop_signals()
     sys.argv[1:] = help_argv(args)

@@ -43,6 +43,7 @@ from .errors import NotFoundError, RunnerError  # noqa: E402
 from .export_formats import FORMATS, SUFFIXES, coco_json, csv_text  # noqa: E402
 from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
 from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
+from .platform.annotation_json import ANNOTATION_TYPES  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
@@ -303,13 +304,30 @@ def delete_dataset(platform, args) -> int:
     return 0
 
 
-def _annotation_filter(model: str | None, ground_truth: bool) -> dict | None:
-    """Annotation DQL for an export: ground truth and/or predictions (all models', or one model's)."""
+def _annotation_filter(model: str | None, ground_truth: bool, predictions: bool = True,
+                       types: list[str] | None = None) -> dict | None:
+    """Annotation DQL for an export: ground truth and/or predictions (all models', or one model's),
+    of some annotation types or all; None for every annotation."""
     truth = {"metadata.system.model.name": {"$exists": False}}
-    predictions = {"metadata.system.model.name": model} if model else {"metadata.system.model.name": {"$exists": True}}
-    if ground_truth and model is None:
-        return None  # everything
-    return {"resource": "annotations", "filter": {"$or": [truth, predictions]} if ground_truth else predictions}
+    made = {"metadata.system.model.name": model} if model else {"metadata.system.model.name": {"$exists": True}}
+    kept = [clause for clause, wanted in ((truth, ground_truth), (made, predictions)) if wanted]
+    by_source = None if ground_truth and predictions and model is None else kept[0] if len(kept) == 1 else {"$or": kept}
+    parts = [p for p in (by_source, {"type": {"$in": types}} if types else None) if p]
+    if not parts:
+        return None
+    return {"resource": "annotations", "filter": parts[0] if len(parts) == 1 else {"$and": parts}}
+
+
+def _types(given: list[str] | None) -> list[str] | None:
+    """``--type box --type segment`` or ``--type box,segment``; a type no annotation can have is refused."""
+    if not given:
+        return None
+    types = [t.strip() for value in given for t in value.split(",") if t.strip()]
+    unknown = [t for t in types if t not in ANNOTATION_TYPES]
+    if unknown:
+        raise RunnerError(f"--type {unknown[0]!r} is not an annotation type{did_you_mean(unknown[0], ANNOTATION_TYPES)}",
+                          where="--type", fix=f"one of: {', '.join(ANNOTATION_TYPES)}")
+    return types
 
 
 def _item_filter(args) -> dict | None:
@@ -355,8 +373,15 @@ def export(platform, args) -> int:
     if fmt != "dataloop" and dest.exists():
         raise RunnerError(f"{dest} already exists", where=str(dest),
                           fix="name a new file: an export never writes over files")
+    if args.no_ground_truth and args.no_predictions:
+        raise RunnerError("--no-ground-truth and --no-predictions leave no annotation to export",
+                          where="--no-ground-truth --no-predictions", fix="give one of them, or neither")
+    if args.model and args.no_predictions:
+        raise RunnerError(f"--model {args.model} keeps that version's predictions, which --no-predictions leaves out",
+                          where="--model --no-predictions", fix="give one of them")
     items = _item_filter(args)
-    annotations = _annotation_filter(args.model, ground_truth=not args.no_ground_truth)
+    annotations = _annotation_filter(args.model, ground_truth=not args.no_ground_truth,
+                                     predictions=not args.no_predictions, types=_types(args.type))
     made = next((d for d in reversed([dest.parent, *dest.parent.parents]) if not d.exists()), None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
@@ -371,7 +396,13 @@ def export(platform, args) -> int:
             exported = [item for item, _blob in platform.items_with_annotations(dataset, items, annotations)]
             count = len(exported)
             truth, predictions = _annotation_counts(exported)
-            layout = _write_file(fmt, exported, dataset, partial)
+            if fmt == "coco" and truth and predictions:
+                raise RunnerError(f"COCO keeps ground truth and detections in separate files (COCOeval reads a "
+                                  f"ground-truth file and a results file); this export holds {truth} ground-truth "
+                                  f"annotations and {predictions} predictions", where="--format coco",
+                                  fix="export the ground truth with --no-predictions, and the predictions to another "
+                                      "file with --no-ground-truth (--model <version> for one version's)")
+            layout = _write_file(fmt, exported, dataset, partial, platform.find_model(args.model) if args.model else None)
         if count == 0:
             raise RunnerError(f"no item of dataset {dataset.name!r} matches", where=_where(args),
                               fix="check --dir/--filter; python -m runner.store datasets shows the datasets")
@@ -386,22 +417,29 @@ def export(platform, args) -> int:
             partial.unlink(missing_ok=True)
         if not done and made is not None:  # the folders made for it
             shutil.rmtree(made, ignore_errors=True)
-    kept = ("ground truth and " if not args.no_ground_truth else "") + \
-        (f"the predictions of {args.model}" if args.model else "the predictions of every model")
+    kept = " and ".join(([] if args.no_ground_truth else ["ground truth"]) + (
+        [] if args.no_predictions else [f"the predictions of {args.model}" if args.model else
+                                        "the predictions of every model"])) + (
+        f", of type {', '.join(_types(args.type))}" if args.type else "")
     print(f"exported {count} items of dataset {dataset.name!r}, with {kept} ({truth} ground-truth annotations, "
           f"{predictions} predictions), to {dest} ({layout})")
-    if args.model and predictions == 0:
+    if args.model and predictions == 0 and not args.no_predictions:
+        own = platform.find_model(args.model).dataset_id == dataset.id  # else: this dataset, every item of it
         print(f"note: {args.model} has no predictions on these items (python -m runner pipeline=predict "
-              f"model.name={args.model} stores some)")
+              f"model.name={args.model}" + ("" if own else f" dataset.name={dataset.name} dataset.source=null "
+                                                            "pipeline.predict_subset=null") + " stores some)")
     return 0
 
 
-def _write_file(fmt: str, exported: list[dict], dataset, path: Path) -> str:
-    """Write the CSV or COCO file; say what it holds (and, for COCO, what it left out)."""
+def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None) -> str:
+    """Write the CSV or COCO file; say what it holds (and, for COCO, what it left out). COCO's
+    category ids number the dataset's labels, so a ground-truth file and a results file of it agree;
+    then, on a dataset without labels (new images), those of the version whose predictions go out."""
     if fmt == "csv":
         path.write_text(csv_text(exported))
         return "CSV: a row per annotation, and one per item without any"
-    document, written, left_out = coco_json(exported, [label.tag for label in dataset.labels])
+    labels = [label.tag for label in dataset.labels] + (list(model.labels or []) if model is not None else [])
+    document, written, left_out = coco_json(exported, labels)
     omitted = ", ".join(f"{n} of type {kind}" for kind, n in sorted(left_out.items()))
     if left_out and not written:
         raise RunnerError(f"none of these annotations has a COCO instance form: {omitted} (COCO holds boxes, "
@@ -560,6 +598,10 @@ def _parser() -> argparse.ArgumentParser:
                           "masks); default: csv for a .csv file, coco for .json, dataloop otherwise")
     out.add_argument("--model", help="of the predictions, keep only this model version's (default: every model's)")
     out.add_argument("--no-ground-truth", action="store_true", help="leave the ground-truth annotations out")
+    out.add_argument("--no-predictions", action="store_true", help="leave every model's predictions out")
+    out.add_argument("--type", action="append", metavar="TYPE",
+                     help="only annotations of this type (box, segment, binary, class, ...); repeat, or separate "
+                          "with commas, for several")
     out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")
     out.add_argument("--filter", help="only the items matching this DQL JSON (the filter of dl.Filters().prepare())")
     studies_help = "the studies file or storage URL (default: $DATALOOP_PATH/studies/optuna.db, paths.studies_db)"

@@ -5,6 +5,7 @@ prediction's confidence is its CSV ``confidence`` and its COCO ``score``."""
 from __future__ import annotations
 
 import csv
+import re
 import json
 
 import dtlpy as dl
@@ -94,7 +95,8 @@ def test_coco_of_the_shapes_imports_back_to_the_same_geometry(platform, capsys, 
 
 def test_predictions_carry_their_confidence_in_csv_and_coco(platform, capsys, tmp_path):
     dataset = import_shapes(platform, n_images=4, size=32).dataset
-    model = platform.create_model("first-box", dataset, configuration={"batch_size": 2})
+    labels = [label.tag for label in dataset.labels][::-1]  # another order than the dataset's
+    model = platform.create_model("first-box", dataset, labels=labels, configuration={"batch_size": 2})
     adapter = FirstBoxAgain(model_entity=model)
     adapter.platform = platform
     items = list(dataset.items.list().all())
@@ -115,9 +117,37 @@ def test_predictions_carry_their_confidence_in_csv_and_coco(platform, capsys, tm
     code, out, err = store(platform, capsys, "export", "shapes", str(tmp_path / "p-coco"), "--format", "coco",
                            "--model", "first-box", "--no-ground-truth")
     assert code == 0, err
-    annotations = json.loads((tmp_path / "p-coco").read_text())["annotations"]
+    results = json.loads((tmp_path / "p-coco").read_text())
+    annotations = results["annotations"]
     assert len(annotations) == 4 and {(a["score"], a["model"]) for a in annotations} == {(0.75, "first-box")}
     assert all(a["area"] == a["bbox"][2] * a["bbox"][3] > 0 for a in annotations)
+    # the dataset's labels number the categories, whatever order the version has them in: as in its ground truth
+    assert [c["name"] for c in results["categories"]] == [label.tag for label in dataset.labels] != labels
+
+    # ground truth and predictions in one COCO file: refused, as COCOeval reads them from two
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = store(platform, capsys, "export", "shapes", str(tmp_path / "both.json"))
+    assert code == 2 and "COCO keeps ground truth and detections in separate files" in err, err
+    assert re.search(r"this export holds \d+ ground-truth annotations and 4 predictions", err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # the boxes alone of the ground truth (each shape is also a polygon and a mask), and pycocotools reads both
+    code, out, err = store(platform, capsys, "export", "shapes", str(tmp_path / "truth.json"), "--no-predictions",
+                           "--type", "box")
+    boxes = sum(a.type == "box" and "model" not in a.metadata["system"] for i in items for a in i.annotations.list())
+    assert code == 0 and f"with ground truth, of type box ({boxes} ground-truth annotations, 0 predictions)" in out, out
+    from pycocotools.coco import COCO
+
+    truth = COCO(str(tmp_path / "truth.json"))
+    detections = truth.loadRes(results["annotations"])
+    assert len(truth.getAnnIds()) == boxes > 4 and len(detections.getAnnIds()) == 4
+    assert {tuple(a["bbox"]) for a in annotations} <= {tuple(a["bbox"]) for a in truth.dataset["annotations"]}
+    assert truth.dataset["categories"] == results["categories"]
+    for args, message in ((["--no-ground-truth", "--no-predictions"], "leave no annotation to export"),
+                          (["--model", "first-box", "--no-predictions"], "which --no-predictions leaves out"),
+                          (["--type", "bx"], "--type 'bx' is not an annotation type (did you mean box?)")):
+        code, out, err = store(platform, capsys, "export", "shapes", str(tmp_path / "x.csv"), *args)
+        assert code == 2 and message in err, err
+        assert not (tmp_path / "x.csv").exists()
 
 
 def test_every_item_has_a_csv_row_and_classes_alone_are_refused_as_coco(platform, capsys, tmp_path):
@@ -140,3 +170,41 @@ def test_every_item_has_a_csv_row_and_classes_alone_are_refused_as_coco(platform
         code, out, err = store(platform, capsys, "export", "digits", str(tmp_path / args[0]), *args[1:])
         assert code == 2 and message in err, err
         assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no partial file left
+
+
+class SquareInTheCorner(FirstBoxAgain):
+    def predict(self, batch, **kwargs):
+        out = []
+        for _item in batch:
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Box(left=0, top=0, right=4, bottom=4, label="square"),
+                           model_info={"name": self.model_entity.name, "confidence": 0.5})
+            out.append(collection)
+        return out
+
+
+def test_on_new_images_the_versions_labels_number_the_categories(platform, capsys, tmp_path):
+    """A dataset without labels (a folder of new images): the categories are the version's labels in
+    its order, whichever appear in its predictions, so exports of it before and after new images agree."""
+    from PIL import Image
+
+    from runner.data import import_unlabeled_images
+
+    (tmp_path / "new").mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(tmp_path / "new" / f"n{i}.png")
+    dataset = import_unlabeled_images(platform, tmp_path / "new", "new").dataset
+    model = platform.create_model("corner", None, labels=["triangle", "circle", "square"])
+    adapter = SquareInTheCorner(model_entity=model)
+    adapter.platform = platform
+    adapter.predict_items(list(dataset.items.list().all()))
+    code, out, err = store(platform, capsys, "export", "new", str(tmp_path / "new.json"), "--model", "corner")
+    assert code == 0, err
+    coco = json.loads((tmp_path / "new.json").read_text())
+    assert coco["categories"] == [{"id": 1, "name": "triangle"}, {"id": 2, "name": "circle"}, {"id": 3, "name": "square"}]
+    assert {a["category_id"] for a in coco["annotations"]} == {3} and len(coco["annotations"]) == 3
+    platform.create_model("idle", None, labels=["square"])
+    code, out, err = store(platform, capsys, "export", "new", str(tmp_path / "idle.csv"), "--model", "idle")
+    assert code == 0 and ("note: idle has no predictions on these items (python -m runner pipeline=predict "
+                          "model.name=idle dataset.name=new dataset.source=null pipeline.predict_subset=null stores "
+                          "some)") in out, out

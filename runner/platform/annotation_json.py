@@ -141,6 +141,10 @@ _COORDINATES = {
 }
 
 
+# every annotation type dtlpy names
+ANNOTATION_TYPES = tuple(sorted(t.value for t in dl.AnnotationType))
+
+
 def missing_key(data: Mapping) -> str | None:
     """``type`` or ``label`` when annotation JSON lacks it (or holds no non-empty string there);
     ``coordinates`` when its type needs coordinates and they are missing or not in the shape
