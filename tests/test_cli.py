@@ -584,6 +584,14 @@ def test_a_version_names_the_commands_that_evaluate_and_predict_with_all_it_was_
     again = ok(dlrun(tmp_path, command=["bash", "-c", shown["evaluate"].replace(
         "&& python ", f"&& {sys.executable} ")]))
     assert read_json(output_dirs(again.stdout)[0] / "metrics.json")["accuracy"] > 0.8
+    # with its config folder alone, the run takes the adapter and the dataset it was trained with, and says so
+    taken = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}", searchpath))
+    assert taken.stderr.startswith(
+        "adapter=mine: the adapter that trained the version (adapter=<option> chooses another)\n"
+        "dataset.name=digits2 dataset.source=null: the dataset the version was trained on, as stored (dataset=<option> "
+        "chooses another)\n"), taken.stderr
+    assert "on dataset 'digits2': subset 'test'" in taken.stdout + taken.stderr
+    assert "importing dataset 'digits'" not in taken.stdout + taken.stderr  # the default's import is not made
     # a predict run reads the subsets option as given (by_dir): where a subset is empty, the version's own is a fix
     empty = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=mine", searchpath,
                   "dataset.name=digits2", "dataset.source=null", "~subsets.test.filter",
