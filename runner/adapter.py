@@ -605,11 +605,13 @@ def downloaded(subset_filter: dict | None, annotation_filter: dict | None, outpu
 
 
 def no_annotated_items(subset: str, model_name: str, output_type: str | None, subset_filter, annotation_filter,
-                       include_background: bool) -> EmptySubsetError:
+                       include_background: bool, held: list[str] | None = None) -> EmptySubsetError:
+    """``held``: the annotation types its items have (of a sample), to name instead."""
     return EmptySubsetError(
         f"no item of subset {subset!r} has an annotation of model {model_name!r}'s output type {output_type!r}"
         + ("" if not include_background else " or no annotation at all")
-        + ": prepare_data takes, as on Dataloop, only items with such annotations",
+        + ": prepare_data takes, as on Dataloop, only items with such annotations"
+        + (f" (its items have annotations of type {', '.join(map(repr, held))})" if held else ""),
         where=f"filter: {subset_filter}; annotations: {annotation_filter}",
         fix="annotate the items, or check the model's output_type against the dataset's annotations"
             + ("" if include_background else "; +adapter.configuration.include_background=true takes items "

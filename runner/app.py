@@ -190,6 +190,31 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
+# input_type -> the mimetype family of the items a model of it reads
+_INPUT_MIMETYPES = {"image": "image/", "text": "text/", "audio": "audio/", "video": "video/"}
+
+
+def _check_input_type(platform, dataset, input_type: str | None, subset_filter: dict | None, adapter_class) -> None:
+    """Items of another kind than the model reads (text items, and a model of images): with the default
+    prepare_item_func, which reads items by that kind, every item would fail, so the run stops before
+    anything is stored; an adapter with its own prepare_item_func may read them, and is warned."""
+    family = _INPUT_MIMETYPES.get(input_type or "")
+    page = next(iter(platform.iter_items(dataset, subset_filter, 50)), []) if family else []
+    mimetypes = [str((item.metadata.get("system") or {}).get("mimetype") or "") for item in page]
+    if not mimetypes or any(m.startswith(family) for m in mimetypes):
+        return
+    held = max(set(mimetypes), key=mimetypes.count) or "without a mimetype"
+    what = (f"the model reads {input_type} items (model.input_type {input_type!r}), but the items of dataset "
+            f"{dataset.name!r} are {held} (e.g. {page[0].filename})")
+    fix = ("choose an adapter made for those items (adapter=tfidf_text reads text; adapter=<option>), or, if your "
+           "adapter reads them, set its input_type (in its YAML, or model.input_type=...)")
+    from .adapter import BaseModelAdapter
+
+    if getattr(adapter_class, "prepare_item_func", None) is BaseModelAdapter.prepare_item_func:
+        raise ConfigError(what, where="model.input_type, dataset", fix=fix)
+    logger.warning("%s: %s", what, fix)
+
+
 def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
     """Before a version is made: every subset holds items that prepare_data will take (with an
     annotation of the output type, as on Dataloop), else the error comes now, not after training."""
@@ -202,8 +227,11 @@ def _check_annotated(platform, dataset, settings: dict, subsets: dict) -> None:
     for name, subset_filter in subsets.items():
         if not any(platform.count_items(dataset, f) for f in downloaded(subset_filter, annotations, output_type,
                                                                        background)):
+            page = next(iter(platform.iter_items(dataset, subset_filter, 50)), [])  # what its items hold instead
+            held = sorted({a.get("type") for found in platform.annotations_of(page, None).values() for a in found
+                           if a.get("type")}) if page else []
             raise no_annotated_items(name, settings["model"]["name"], output_type, subset_filter, annotations,
-                                     background)
+                                     background, held)
 
 
 def _warn_if_trained_on(platform, dataset, model, name: str | None, subset_filter: dict | None,
@@ -483,10 +511,15 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                                    + ("; a dataset imported from a folder whose layout has changed since is "
                                       "imported again under a new dataset.name" if from_folder else ""))
 
+    read = [subsets[name] for name in ([*subsets] if "train" in steps else used_subsets(settings["pipeline"], steps)
+                                       .values()) if name in subsets] or [None]
     if "train" in steps:
+        _check_input_type(platform, dataset, settings["model"].get("input_type"), read[0], the_plan.adapter_class)
         _check_annotated(platform, dataset, settings, subsets)
     seed_everything(int(settings.get("seed", 0)))
     model = _model(platform, dataset, settings, steps, subsets, output_dir)
+    if "train" not in steps:
+        _check_input_type(platform, dataset, model.input_type, read[0], the_plan.adapter_class)
     record.model = {"id": model.id, "name": model.name}
     record.configuration_changes = changed_for_this_run(model)
     if "evaluate" in steps:

@@ -5,8 +5,8 @@ prediction's confidence is its CSV ``confidence`` and its COCO ``score``."""
 from __future__ import annotations
 
 import csv
-import re
 import json
+import re
 
 import dtlpy as dl
 import numpy as np

@@ -3,9 +3,14 @@
 from .coco import import_coco
 from .dataloop_export import import_dataloop_export
 from .digits import import_digits
-from .image_folder import import_image_folder, import_unlabeled_images
+from .image_folder import (
+           import_image_folder,
+           import_text_folder,
+           import_unlabeled_images,
+           import_unlabeled_texts,
+)
 from .importing import ImportResult
 from .shapes import import_shapes
 
 __all__ = ["ImportResult", "import_coco", "import_dataloop_export", "import_digits", "import_image_folder",
-           "import_shapes", "import_unlabeled_images"]
+           "import_shapes", "import_text_folder", "import_unlabeled_images", "import_unlabeled_texts"]
