@@ -28,6 +28,8 @@ REQUIRED = {
     ("dataset", "image_folder"): ["dataset.name=x", "dataset.folder=/tmp/x"],
     ("dataset", "dataloop_export"): ["dataset.name=x", "dataset.folder=/tmp/x"],
     ("dataset", "unlabeled_images"): ["dataset.name=x", "dataset.folder=/tmp/x"],
+    ("dataset", "text_folder"): ["dataset.name=x", "dataset.folder=/tmp/x"],
+    ("dataset", "unlabeled_texts"): ["dataset.name=x", "dataset.folder=/tmp/x"],
     ("dataset", "coco"): ["dataset.name=x", "dataset.annotation_file=/tmp/x.json", "dataset.images_dir=/tmp/x"],
     ("platform", "dataloop"): ["platform.project=my-project"],
 }
