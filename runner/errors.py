@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import sysconfig
 import traceback
@@ -121,11 +122,24 @@ class PredictionError(RunnerError):
         return "\n".join(f"{item_id}: {cause}" for item_id, cause in self.failed.items())
 
 
+# what makes one item's message differ from another's with the same cause: a quoted absolute path (of
+# the item's file), an entity id
+_PER_ITEM = ((re.compile(r"""(['"])/[^'"]*\1"""), r"\1...\1"), (re.compile(r"\b[0-9a-f]{24}\b"), "<id>"))
+
+
+def _cause(message: str) -> str:
+    """A failure's message with its item's own path and ids left out, so that the items one mistake
+    fails group as one cause (the error's ``.failed`` keeps each message whole)."""
+    for pattern, placeholder in _PER_ITEM:
+        message = pattern.sub(placeholder, message)
+    return message
+
+
 def _by_cause(failed: dict[str, str], ids_per_cause: int = 10, causes: int = 20) -> list[str]:
     """Lines of ``cause (n items): id, id, ...``: a batch that fails fails all its items with one cause."""
     grouped: dict[str, list[str]] = {}
     for item_id, cause in failed.items():
-        grouped.setdefault(cause, []).append(item_id)
+        grouped.setdefault(_cause(cause), []).append(item_id)
     lines = []
     for cause, ids in list(grouped.items())[:causes]:
         more = f" and {len(ids) - ids_per_cause} more" if len(ids) > ids_per_cause else ""

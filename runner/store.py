@@ -176,7 +176,7 @@ def _print_datasets(rows: list[dict], platform, args) -> None:
     if not rows:
         print("no datasets (a run imports its dataset.source, or see README: Importers)")
         return
-    header = ["dataset", "items", "annotations", "predictions", "models trained on it", "created", "imported with"]
+    header = ["dataset", "items", "annotations", "predictions", "its models", "created", "imported with"]
     print("\n".join(aligned(header, [[r["name"], str(r["items"]), str(r["annotations"]), str(r["predictions"]),
                                       str(r["models"]), day(r["created"]), _source(r["source"])] for r in rows])))
 

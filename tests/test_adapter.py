@@ -566,3 +566,18 @@ def test_embed_items_and_dataset_store_vectors_for_a_nearest_neighbour_query(pla
     assert nearest == query_item.id
     _items, vectors = adapter.embed_items([query_item])
     assert np.allclose(vectors[0], query)
+
+
+def test_failures_that_differ_only_in_their_items_path_or_id_are_one_cause():
+    """A mistake that fails every item names each item's own file in its message: the error groups
+    them as one cause, and ``.failed`` keeps each message whole."""
+    from runner.errors import PredictionError
+
+    failed = {f"6b0682151e96fbf55d38ce5{i}": f"UnidentifiedImageError: cannot identify image file "
+                                             f"<_io.BufferedReader name='/tmp/blobs/{i}{i}/{i}{i}ab'>" for i in range(3)}
+    failed["6b0682151e96fbf55d38ce59"] = "ValueError: item 6b0682151e96fbf55d38ce59 has no pixels"
+    err = PredictionError("predict_items", failed, total=4)
+    assert "    UnidentifiedImageError: cannot identify image file <_io.BufferedReader name='...'> (3 items): " \
+           "6b0682151e96fbf55d38ce50, 6b0682151e96fbf55d38ce51, 6b0682151e96fbf55d38ce52" in str(err)
+    assert "    ValueError: item <id> has no pixels (1 item): 6b0682151e96fbf55d38ce59" in str(err)
+    assert err.failed == failed
