@@ -200,12 +200,13 @@ def _check_input_type(platform, dataset, input_type: str | None, subset_filter: 
     anything is stored; an adapter with its own prepare_item_func may read them, and is warned."""
     family = _INPUT_MIMETYPES.get(input_type or "")
     page = next(iter(platform.iter_items(dataset, subset_filter, 50)), []) if family else []
-    mimetypes = [str((item.metadata.get("system") or {}).get("mimetype") or "") for item in page]
-    if not mimetypes or any(m.startswith(family) for m in mimetypes):
+    # an item without a mimetype (a folder entry) says nothing of the kind the dataset holds
+    typed = {item.filename: m for item in page if (m := str((item.metadata.get("system") or {}).get("mimetype") or ""))}
+    if not typed or any(m.startswith(family) for m in typed.values()):
         return
-    held = max(set(mimetypes), key=mimetypes.count) or "without a mimetype"
+    held = max(set(typed.values()), key=list(typed.values()).count)
     what = (f"the model reads {input_type} items (model.input_type {input_type!r}), but the items of dataset "
-            f"{dataset.name!r} are {held} (e.g. {page[0].filename})")
+            f"{dataset.name!r} are {held} (e.g. {next(f for f, m in typed.items() if m == held)})")
     fix = ("choose an adapter made for those items (adapter=tfidf_text reads text; adapter=<option>), or, if your "
            "adapter reads them, set its input_type (in its YAML, or model.input_type=...)")
     from .adapter import BaseModelAdapter
