@@ -78,20 +78,42 @@ def class_probabilities(estimator, features: np.ndarray) -> np.ndarray:
     return (predicted[:, None] == estimator.classes_[None, :]).astype(np.float64)
 
 
-class SklearnImageClassifier(BaseModelAdapter):
+class SkopsClassifier(BaseModelAdapter):
+    """A scikit-learn classifier kept in one skops file (``model_file``): its load, save, and the
+    classifications its class probabilities give. Subclasses train it and feed it."""
+
+    model_file = MODEL_FILE
+
     def load(self, local_path, **kwargs):
-        path = os.path.join(local_path, MODEL_FILE)
+        path = os.path.join(local_path, self.model_file)
         if os.path.exists(path):
             self.model = load_trusted_skops(path)
             return
         self.model = None  # not trained yet, or the artifacts are another adapter's
-        check_own_artifacts(local_path, [MODEL_FILE], model_status(self),
-                            logger)
+        check_own_artifacts(local_path, [self.model_file], model_status(self), logger)
 
     def save(self, local_path, **kwargs):
         if self.model is None:
             raise ValueError("nothing to save: the classifier has not been trained")
-        dump_skops(self.model, os.path.join(local_path, MODEL_FILE))
+        dump_skops(self.model, os.path.join(local_path, self.model_file))
+
+    def classifications(self, features) -> list[dl.AnnotationCollection]:
+        """One collection per row of ``features``: the most probable class, its probability the confidence."""
+        if self.model is None:
+            raise ValueError("the classifier has not been trained: run the train pipeline first")
+        probabilities = class_probabilities(self.model, features)
+        collections = []
+        for row in probabilities:
+            best = int(np.argmax(row))
+            collection = dl.AnnotationCollection()
+            collection.add(annotation_definition=dl.Classification(label=str(self.model.classes_[best])),
+                           model_info={"name": self.model_entity.name, "model_id": self.model_entity.id,
+                                       "confidence": float(row[best])})
+            collections.append(collection)
+        return collections
+
+
+class SklearnImageClassifier(SkopsClassifier):
 
     def _features(self, image: np.ndarray) -> np.ndarray:
         size = int(self.configuration.get("image_size", 8))
@@ -123,18 +145,9 @@ class SklearnImageClassifier(BaseModelAdapter):
         return np.stack(features), labels
 
     def predict(self, batch, **kwargs):
-        if self.model is None:
+        if self.model is None:  # before the features: an untrained model says so, not a resize error
             raise ValueError("the classifier has not been trained: run the train pipeline first")
-        probabilities = class_probabilities(self.model, np.stack([self._features(image) for image in batch]))
-        collections = []
-        for row in probabilities:
-            best = int(np.argmax(row))
-            collection = dl.AnnotationCollection()
-            collection.add(annotation_definition=dl.Classification(label=str(self.model.classes_[best])),
-                           model_info={"name": self.model_entity.name, "model_id": self.model_entity.id,
-                                       "confidence": float(row[best])})
-            collections.append(collection)
-        return collections
+        return self.classifications(np.stack([self._features(image) for image in batch]))
 
 
-__all__ = ["SklearnImageClassifier", "build_estimator", "class_probabilities", "dump_skops", "load_trusted_skops"]
+__all__ = ["SklearnImageClassifier", "SkopsClassifier", "build_estimator", "class_probabilities", "dump_skops", "load_trusted_skops"]

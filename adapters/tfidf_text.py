@@ -9,41 +9,13 @@ Persisted with skops, as the image classifier.
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 
-import dtlpy as dl
-
-from runner import BaseModelAdapter
-
-from .artifacts import check_own_artifacts, model_status
-from .sklearn_classifier import (
-    DEFAULT_ESTIMATOR,
-    build_estimator,
-    class_probabilities,
-    dump_skops,
-    load_trusted_skops,
-)
-
-logger = logging.getLogger(__name__)
-
-MODEL_FILE = "text_model.skops"
+from .sklearn_classifier import DEFAULT_ESTIMATOR, SkopsClassifier, build_estimator
 
 
-class TfidfTextClassifier(BaseModelAdapter):
-    def load(self, local_path, **kwargs):
-        path = os.path.join(local_path, MODEL_FILE)
-        if os.path.exists(path):
-            self.model = load_trusted_skops(path)
-            return
-        self.model = None  # not trained yet, or the artifacts are another adapter's
-        check_own_artifacts(local_path, [MODEL_FILE], model_status(self), logger)
-
-    def save(self, local_path, **kwargs):
-        if self.model is None:
-            raise ValueError("nothing to save: the classifier has not been trained")
-        dump_skops(self.model, os.path.join(local_path, MODEL_FILE))
+class TfidfTextClassifier(SkopsClassifier):
+    model_file = "text_model.skops"
 
     def train(self, data_path, output_path, **kwargs):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -60,22 +32,10 @@ class TfidfTextClassifier(BaseModelAdapter):
             callback(0, 1)
 
     def predict(self, batch, **kwargs):
-        if self.model is None:
-            raise ValueError("the classifier has not been trained: run the train pipeline first")
         if any(not isinstance(text, str) for text in batch):
             raise ValueError("the items are not text: this adapter reads text items (text/plain), as "
                              "dataset=text_folder imports them")
-        probabilities = class_probabilities(self.model, list(batch))
-        classes = self.model.classes_
-        collections = []
-        for row in probabilities:
-            best = int(row.argmax())
-            collection = dl.AnnotationCollection()
-            collection.add(annotation_definition=dl.Classification(label=str(classes[best])),
-                           model_info={"name": self.model_entity.name, "model_id": self.model_entity.id,
-                                       "confidence": float(row[best])})
-            collections.append(collection)
-        return collections
+        return self.classifications(list(batch))
 
 
 def _labelled_texts(subset_path: Path) -> tuple[list[str], list[str]]:
