@@ -542,10 +542,10 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     metrics: dict | None = None
     for step in steps:
         key = f"{step}_subset"
-        read = "" if step == "train" else (
+        reading = "" if step == "train" else (
             f", on dataset {dataset.name!r}: " + (f"subset {pipeline[key]!r}, {counts.get(pipeline[key])} items"
                                                   if pipeline.get(key) is not None else "every item"))
-        logger.info("step %s: model %s (%s)%s", step, model.name, model.id, read)
+        logger.info("step %s: model %s (%s)%s", step, model.name, model.id, reading)
         if step == "train":
             record.model["status"] = "training"
             try:

@@ -245,8 +245,9 @@ class SweepReport(Callback):
                 return
             sys.stdout.flush()
             sweep = build(folder)
+            searched = all(_current_study[:2])  # else no study line: the versions' run folders go unread
             study = study_line(*_current_study, folder, len(sweep.jobs), sweep.metric,
-                               version_of=TrialVersions.at(*_platform_root) if _platform_root else None)
+                               version_of=TrialVersions.at(*_platform_root) if _platform_root and searched else None)
             if study:
                 print(study)
                 # the study beside the table (a rebuild from the folders has no study to ask)
