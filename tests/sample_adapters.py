@@ -14,6 +14,17 @@ from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import BaseModelAdapter
 
 
+def one_each(batch, definition, model_name: str, confidence: float = 0.5) -> list[dl.AnnotationCollection]:
+    """A collection per item of ``batch`` holding one annotation, ``definition()`` (a new one each),
+    stamped as ``model_name``'s with ``confidence``."""
+    out = []
+    for _item in batch:
+        collection = dl.AnnotationCollection()
+        collection.add(annotation_definition=definition(), model_info={"name": model_name, "confidence": confidence})
+        out.append(collection)
+    return out
+
+
 class CentroidAdapter(dl.BaseModelAdapter):
     """Nearest class centroid over pixels, Dataloop style (no runner import)."""
 
@@ -103,13 +114,7 @@ class FlakyAdapter(BaseModelAdapter):
         bad = [name for name in batch if name in self.fail_names]
         if bad:
             raise RuntimeError(f"cannot predict {bad}")
-        out = []
-        for _name in batch:
-            collection = dl.AnnotationCollection()
-            collection.add(annotation_definition=dl.Classification(label="0"),
-                           model_info={"name": self.model_entity.name, "confidence": 0.5})
-            out.append(collection)
-        return out
+        return one_each(batch, lambda: dl.Classification(label="0"), self.model_entity.name)
 
 
 class NoPredictAdapter(BaseModelAdapter):

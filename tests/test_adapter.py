@@ -16,7 +16,7 @@ from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import BaseModelAdapter, bind_adapter_class
 from runner.errors import ArtifactError, ConfigError, EmptySubsetError, MissingUserFunction, PredictionError
 from tests.digits_subsets import SUBSETS, by_dir
-from tests.sample_adapters import CentroidAdapter, FlakyAdapter, NoPredictAdapter
+from tests.sample_adapters import CentroidAdapter, FlakyAdapter, NoPredictAdapter, one_each
 
 
 @pytest.fixture
@@ -300,13 +300,7 @@ class WidthAsRight(FlakyAdapter):
     def predict(self, batch, **kwargs):
         import dtlpy as dl
 
-        collections = []
-        for _ in batch:
-            collection = dl.AnnotationCollection()
-            collection.add(annotation_definition=dl.Box(left=5, top=4, right=2, bottom=3, label="3"),
-                           model_info={"name": self.model_entity.name, "confidence": 0.5})
-            collections.append(collection)
-        return collections
+        return one_each(batch, lambda: dl.Box(left=5, top=4, right=2, bottom=3, label="3"), self.model_entity.name)
 
 
 def test_a_predicted_box_with_its_corners_the_wrong_way_round_fails_at_the_adapters_predict(platform, digits):

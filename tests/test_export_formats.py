@@ -18,6 +18,7 @@ from runner.data.coco import rle_decode
 from runner.export_formats import rle_encode
 from runner.metrics.rasterize import annotation_mask
 from runner.store import main
+from tests.sample_adapters import one_each
 
 
 def store(platform, capsys, *args: str) -> tuple[int, str, str]:
@@ -174,13 +175,7 @@ def test_every_item_has_a_csv_row_and_classes_alone_are_refused_as_coco(platform
 
 class SquareInTheCorner(FirstBoxAgain):
     def predict(self, batch, **kwargs):
-        out = []
-        for _item in batch:
-            collection = dl.AnnotationCollection()
-            collection.add(annotation_definition=dl.Box(left=0, top=0, right=4, bottom=4, label="square"),
-                           model_info={"name": self.model_entity.name, "confidence": 0.5})
-            out.append(collection)
-        return out
+        return one_each(batch, lambda: dl.Box(left=0, top=0, right=4, bottom=4, label="square"), self.model_entity.name)
 
 
 def test_on_new_images_the_versions_labels_number_the_categories(platform, capsys, tmp_path):
