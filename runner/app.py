@@ -41,7 +41,7 @@ from .reporting import (
 from .resolvers import register_resolvers
 from .run_configuration import apply_for_this_run, changed_for_this_run, given_keys, shown
 from .run_log import say
-from .run_plan import RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
+from .run_plan import INPUT_MIMETYPES, RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
 from .source_listing import is_path_key, source_listing
 from .text_table import did_you_mean, first_few
 
@@ -190,15 +190,11 @@ def _clone_version(platform, base, name: str):
                 raise
 
 
-# input_type -> the mimetype family of the items a model of it reads
-_INPUT_MIMETYPES = {"image": "image/", "text": "text/", "audio": "audio/", "video": "video/"}
-
-
 def _check_input_type(platform, dataset, input_type: str | None, subset_filter: dict | None, adapter_class) -> None:
     """Items of another kind than the model reads (text items, and a model of images): with the default
     prepare_item_func, which reads items by that kind, every item would fail, so the run stops before
     anything is stored; an adapter with its own prepare_item_func may read them, and is warned."""
-    family = _INPUT_MIMETYPES.get(input_type or "")
+    family = INPUT_MIMETYPES.get(input_type or "")
     page = next(iter(platform.iter_items(dataset, subset_filter, 50)), []) if family else []
     # an item without a mimetype (a folder entry) says nothing of the kind the dataset holds
     typed = {item.filename: m for item in page if (m := str((item.metadata.get("system") or {}).get("mimetype") or ""))}

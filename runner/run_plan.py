@@ -96,6 +96,7 @@ def plan(cfg: DictConfig) -> Plan:
     metrics = settings.get("metrics") or {}
     output_type = settings["model"].get("output_type")
     _check_output_type(output_type)
+    _check_input_type(settings["model"].get("input_type"))
     if "evaluate" in steps and metrics:
         family = OUTPUT_FAMILY.get(output_type, output_type)
         if OUTPUT_FAMILY.get(metrics.get("output_type"), metrics.get("output_type")) not in (None, family):
@@ -176,6 +177,18 @@ def _check_output_type(output_type) -> None:
         raise ConfigError(f"output type {output_type!r} is not one Dataloop knows", where="adapter.output_type "
                           "(model.output_type)", fix=f"use one of {known} (class for classification, box for "
                           "detection, segment or binary for segmentation)")
+
+
+# input_type -> the mimetype family of the items a model of it reads (Dataloop's item kinds)
+INPUT_MIMETYPES = {"image": "image/", "text": "text/", "audio": "audio/", "video": "video/"}
+
+
+def _check_input_type(input_type) -> None:
+    if input_type is not None and input_type not in INPUT_MIMETYPES:
+        raise ConfigError(f"input type {input_type!r} is not a kind of item Dataloop holds"
+                          f"{did_you_mean(str(input_type), INPUT_MIMETYPES)}",
+                          where="adapter.input_type (model.input_type)",
+                          fix=f"use one of {sorted(INPUT_MIMETYPES)}: the kind of item the adapter reads")
 
 
 # the keys the runner reads of these groups: any other is a misspelling (``configuraton:``) that would

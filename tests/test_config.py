@@ -81,6 +81,20 @@ def test_the_config_groups_are_all_found():
             "hparams_search", "debug", "paths", "hydra"} <= groups
 
 
+@pytest.mark.parametrize("adapter", options_of("adapter"))
+def test_the_debug_preset_shortens_only_the_keys_of_the_adapter_chosen(adapter):
+    plain = resolved(compose_config(f"adapter={adapter}"))["adapter"]["configuration"]
+    quick = resolved(compose_config(f"adapter={adapter}", "debug=default"))["adapter"]["configuration"]
+    # no key of another adapter (an estimator's max_iter in the torch network's configuration)
+    assert set(quick) == set(plain)
+    shortened = {key for key in plain if quick[key] != plain[key]}
+    assert shortened == {"sklearn": {"estimator"}, "torch_cnn": {"epochs"}}.get(adapter, set())
+    if adapter == "sklearn":
+        assert quick["estimator"] == {**plain["estimator"], "max_iter": 100}
+    if adapter == "torch_cnn":
+        assert (plain["epochs"], quick["epochs"]) == (15, 3)
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_resolves_and_plans(group, option):
     overrides = [f"{group}={option}", *REQUIRED.get((group, option), [])]
@@ -494,6 +508,8 @@ BAD_CONFIGS = {
                             ["output type 'classification' is not one Dataloop knows", "'class'"]),
     "metric-not-importable": (["metrics.scores.matthews_corrcoef._target_=nope.mcc"], ConfigError,
                               ["nope", "metrics.scores.matthews_corrcoef"]),
+    "unknown-input-type": (["adapter.input_type=imgae"], ConfigError,
+                           ["input type 'imgae' is not a kind of item", "did you mean image?", "'video'"]),
     "metrics-for-another-output-type": (["model.output_type=box"], ConfigError, ["box", "metrics=detection"]),
     "unknown-step": (["pipeline.steps=[train,fly]"], ConfigError, ["fly", "pipeline.steps"]),
     "empty-subset": (["+subsets.empty={filter:{dir:/nowhere},resource:items}"], EmptySubsetError,
