@@ -211,15 +211,17 @@ def group_value_problem(argv: list[str]) -> str | None:
         groups = [folder / key.split("@")[0] for folder in folders]
         if not sep or key.startswith(("hydra", "~")) or not any(group.is_dir() for group in groups):
             continue
-        options = sorted({str(p.relative_to(group).with_suffix("")) for group in groups if group.is_dir()
-                          for p in group.rglob("*.yaml")})
+        # the group's own options; one in a subfolder (debug/adapter/...) belongs to a group of its own,
+        # though naming it with its folder (adapter=mine/v2) still chooses it
+        options = sorted({p.stem for group in groups if group.is_dir() for p in group.glob("*.yaml")})
         fix = f"{key}=<option>, one of {options} (or ~{key} to leave the group out)"
         if _NOT_A_NAME.fullmatch(value.strip()):
             return (f"{key} is a config group: its value names one of its options, not {value!r}\n  where: {arg}\n"
                     f"  fix: {fix}")
         if unknowable or any(c in value for c in "()[]${}'\""):  # a sweep function, an interpolation
             continue
-        unknown = [name for name in value.split(",") if name.strip() and name.strip() not in options]
+        unknown = [name for name in value.split(",") if name.strip() and name.strip() not in options
+                   and not any((group / f"{name.strip()}.yaml").is_file() for group in groups)]
         if unknown:
             close = difflib.get_close_matches(unknown[0].strip(), options, n=1)
             hint = f" (did you mean {key}={close[0]}?)" if close else ""

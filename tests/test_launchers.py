@@ -118,6 +118,7 @@ def test_a_sweep_on_the_joblib_launcher(tmp_path):
     _completed_jobs(tmp_path, 2)
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray at a time on the machine
 def test_a_sweep_on_a_local_ray(tmp_path):
     pytest.importorskip("ray")
     result = ok(dlrun(tmp_path, "-m", "hydra/launcher=ray", "hydra.launcher.ray.init.num_cpus=2", "seed=0,1"))

@@ -145,6 +145,7 @@ def test_bad_sharding_settings_are_config_errors(workers):
         Sharding(workers=2, backend="threads")
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray at a time on the machine
 def test_ray_tasks_store_what_one_process_stores(platform, trained):
     ray = pytest.importorskip("ray")
     dataset, model = trained
