@@ -146,12 +146,12 @@ def test_every_option_composes_resolves_and_plans(group, option):
     assert all(callable(f) for f in the_plan.metric_functions.values())
 
 
-def test_plan_accepts_every_valid_combination_of_adapter_metrics_subsets_and_pipeline():
+@pytest.mark.parametrize("adapter", options_of("adapter"))
+def test_plan_accepts_every_valid_combination_of_adapter_metrics_subsets_and_pipeline(adapter):
     """Valid: the metrics set scores the model's output type, or the pipeline does not evaluate."""
-    combos = list(itertools.product(options_of("adapter"), options_of("metrics"), options_of("subsets"),
-                                    options_of("pipeline")))
-    assert len(combos) >= 2 * 2 * 3 * 5
-    for adapter, metrics, subsets, pipeline in combos:
+    combos = list(itertools.product(options_of("metrics"), options_of("subsets"), options_of("pipeline")))
+    assert len(combos) >= 2 * 3 * 5
+    for metrics, subsets, pipeline in combos:
         cfg = compose_config(f"adapter={adapter}", f"metrics={metrics}", f"subsets={subsets}",
                              f"pipeline={pipeline}")
         fits = cfg.metrics.get("output_type") in (None, cfg.model.output_type)
