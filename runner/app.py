@@ -41,7 +41,15 @@ from .reporting import (
 from .resolvers import register_resolvers
 from .run_configuration import apply_for_this_run, changed_for_this_run, given_keys, shown
 from .run_log import say
-from .run_plan import INPUT_MIMETYPES, RUN_SETTINGS, Plan, check_used_subsets, plan, used_subsets, version_configuration
+from .run_plan import (
+    INPUT_MIMETYPES,
+    RUN_SETTINGS,
+    Plan,
+    check_used_subsets,
+    plan,
+    used_subsets,
+    version_configuration,
+)
 from .source_listing import is_path_key, source_listing
 from .text_table import did_you_mean, first_few
 

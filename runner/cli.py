@@ -132,15 +132,11 @@ def _kept_version_note(err: BaseException) -> str:
 def _kept_by_sweep(sweep_dir: Path) -> str:
     """For a sweep stopped while jobs ran in other processes (a parallel launcher): the versions its
     stopped jobs leave in the store, read from their ``run.json``."""
-    import json
+    from .sweep_table import read_job
 
-    kept = []
-    for record in sorted(Path(sweep_dir).glob("*/run.json")):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            run = json.loads(record.read_text())
-            model = run.get("model") or {}
-            if run.get("status") == "failed" and model.get("status") in ("trained", "failed") and model.get("name"):
-                kept.append((model["name"], model["status"]))
+    jobs = [read_job(record.parent) for record in sorted(Path(sweep_dir).glob("*/run.json"))]
+    kept = [(job.model, job.model_status) for job in jobs
+            if job.status == "failed" and job.model and job.model_status in ("trained", "failed")]
     if not kept:
         return ""
     names = " ".join(name for name, _status in kept)

@@ -38,6 +38,7 @@ class Job:
     value: float | None = None  # the sweep's objective metric, which ranks the jobs; completed jobs only
     objective: float | None = None  # the job's own objective (of ``metric``, from run.json); completed jobs only
     model: str | None = None
+    model_status: str | None = None  # the version's status when the job ended (run.json)
     seconds: float | None = None
     error: str | None = None  # "<type>: <first line>", or what could not be read
     metrics: dict[str, float] = field(default_factory=dict)  # the top-level scalars of metrics.json
@@ -119,7 +120,7 @@ def read_job(folder: Path) -> Job:
         job.metric, job.direction = objective.get("metric"), objective.get("direction")
         if job.status == "completed" and is_number(objective.get("value")):
             job.objective = float(objective["value"])
-        job.model = _dict(record.get("model")).get("name")
+        job.model, job.model_status = (_dict(record.get("model")).get(key) for key in ("name", "status"))
         job.started = _timestamp(record.get("started"))
         job.seconds = record.get("seconds") if is_number(record.get("seconds")) else None
         error = record.get("error")
