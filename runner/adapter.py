@@ -32,6 +32,7 @@ from .errors import (
     PredictionError,
     RunnerError,
     SaveWroteNothing,
+    one_line,
     returned_wrongly,
 )
 from .gc_control import libraries_loading_in_job
@@ -442,11 +443,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             model.status = "trained"
             model.update()
         except BaseException:
-            if output_path is not None and any(Path(output_path).rglob("*")):
+            if output_path is not None:  # as dtlpy: the user save on the half-trained adapter, a checkpoint
                 try:
                     self.save_to_model(local_path=output_path, replace=True)
                 except Exception as err:  # noqa: BLE001 - the training error is the one to raise
-                    logger.error("saving the checkpoint of the failed training failed too: %s", err)
+                    logger.warning("no checkpoint of the failed training was saved: %s", one_line(err))
             model.status = "failed"
             model.update()
             raise

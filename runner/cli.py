@@ -124,7 +124,7 @@ def _kept_version_note(err: BaseException) -> str:
         return (f"\n  kept: model version {name} had finished training (status trained); {when}"
                 f"{command} scores it without training again")
     saved = (f"with what its training had saved; {train_again_command(launch, name) or f'model.name={name}'} trains "
-             "it again from there" if artifacts else "with no artifacts saved (its training wrote none to output_path)")
+             "it again from there" if artifacts else "with no artifacts saved (its save after the failure stored none)")
     return (f"\n  kept: model version {name}, status failed, {saved}; "
             f"python -m runner.store delete-model {name} removes it")
 

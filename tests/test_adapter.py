@@ -477,6 +477,30 @@ def test_train_failure_saves_the_checkpoint_marks_failed_and_resumes(platform, d
     assert {a.local_path for a in model.artifacts.list()} == {"checkpoint.txt", "model.skops"}
 
 
+def test_a_failed_training_calls_save_as_dtlpy_does_though_train_wrote_no_file(platform, digits, model, caplog):
+    """A Dataloop adapter that writes its weights only in ``save`` keeps a checkpoint of a failed training."""
+    class TrainedThenCrashes(SklearnImageClassifier):
+        def train(self, data_path, output_path, **kwargs):
+            super().train(data_path, output_path, **kwargs)
+            raise RuntimeError("the validation step crashed")
+
+    with pytest.raises(RuntimeError, match="validation step"):
+        TrainedThenCrashes().train_model(model)
+    assert platform.get_model(model.id).status == "failed"
+    assert [a.local_path for a in model.artifacts.list()] == ["model.skops"]
+
+    class CrashesBeforeItHasAModel(SklearnImageClassifier):
+        def train(self, data_path, output_path, **kwargs):
+            raise RuntimeError("no memory")
+
+    fresh = platform.create_model("fresh", digits, configuration={"batch_size": 32}, subsets=SUBSETS)
+    with caplog.at_level(logging.WARNING, logger="runner"), pytest.raises(RuntimeError, match="no memory"):
+        CrashesBeforeItHasAModel().train_model(fresh)
+    # its save has nothing to save: said as a warning, the training's error is the one raised
+    assert "no checkpoint of the failed training was saved: ValueError: nothing to save" in caplog.text
+    assert platform.get_model(fresh.id).status == "failed" and not fresh.artifacts.list()
+
+
 def test_cleanup_deletes_the_local_data_copy(digits, model):
     adapter = SklearnImageClassifier()
     adapter.train_model(model, cleanup=True)
