@@ -32,6 +32,7 @@ from .errors import (
     PredictionError,
     RunnerError,
     SaveWroteNothing,
+    VectorsRefused,
     one_line,
     returned_wrongly,
 )
@@ -478,11 +479,19 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return self.platform.latest_evaluation(self.model_entity) or {}
 
     def _embed_store(self, items: list, vectors: Sequence) -> list:
-        vectors = [np.asarray(v, dtype=np.float32).ravel() for v in vectors]
-        if self._feature_set is None:
-            size = int(self.configuration.get("embeddings_size") or len(vectors[0]))
+        try:
+            vectors = [np.asarray(v, dtype=np.float32).ravel() for v in vectors]
+        except (TypeError, ValueError) as err:
+            raise returned_wrongly(ValueError(f"a vector of embed's is not numbers: {err}"),
+                                   self._defined_at("embed")) from None
+        size = int(self.configuration.get("embeddings_size") or len(vectors[0]))
+        if self._feature_set is None or self._feature_set.size != size:
+            # the model's set, made with this size when new, or when it holds no vector yet
             self._feature_set = self.platform.feature_set_for(self.model_entity, size)
-        self.platform.store_features(self._feature_set, items, vectors)
+        try:
+            self.platform.store_features(self._feature_set, items, vectors)
+        except VectorsRefused as err:
+            raise returned_wrongly(err, self._defined_at("embed")) from None
         return vectors
 
     def _embed_stream(self, items: Iterable, batch_size: int | None, keep: bool, upload: bool, **kwargs):
@@ -509,7 +518,6 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         sharding = self.sharding if workers is None else replace(self.sharding, workers=workers)
         if sharding.workers > 1 and upload_features is not False:
             self._require("embed", "embed_dataset")
-            _ = self.feature_set  # made once here, not by each worker at the same time
             return run_in_shards(self, "embed", dataset, filters_json(filters), self._batch_size(batch_size),
                                  sharding, kwargs)
         result = self._embed_stream(self._file_items(dataset, filters), batch_size, keep=False,

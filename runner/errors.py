@@ -92,6 +92,11 @@ class AdapterOutputError(RunnerError):
     exit_code = 1
 
 
+class VectorsRefused(AdapterOutputError):
+    """Feature vectors the store does not take: of another length than the feature set's, or holding
+    NaN or infinite values (which would rank as nearest to nothing, or to everything)."""
+
+
 class PredictionError(RunnerError):
     """Some batches failed; the others were stored. ``failed`` maps item id to cause; ``first`` is
     the first failure's (where it was raised, its traceback), which the CLI writes to the run's log.

@@ -5,6 +5,7 @@ the two runs ``pipeline=train`` then ``pipeline=embed model.name=<version>`` thr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import dtlpy as dl
@@ -13,7 +14,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from adapters.pca_embedder import PcaEmbedder, image_features
-from runner import app
+from runner import BaseModelAdapter, app
+from runner.data import import_digits
+from runner.errors import NotFoundError, PredictionError
 from runner.platform.local import LocalPlatform
 from tests.digits_subsets import SUBSETS
 
@@ -173,9 +176,6 @@ def test_train_then_embed_pipelines(tmp_path, dataloop_home):
 
 
 def test_vectors_of_the_wrong_size_fail_their_batch_with_one_message(platform, digits):
-    from runner import BaseModelAdapter
-    from runner.errors import PredictionError
-
     class Ragged(BaseModelAdapter):
         def load(self, local_path, **kwargs):
             pass
@@ -195,3 +195,85 @@ def test_vectors_of_the_wrong_size_fail_their_batch_with_one_message(platform, d
     assert len(err.value.failed) == 8 and len(causes) == 2  # one message per batch
     assert f"1 of the batch's 4 feature vectors have 5 values (item {items[1].id}), the feature set holds vectors " \
            "of 8" in " ".join(causes)
+
+
+class PixelMeans(BaseModelAdapter):
+    """Vectors of a fixed length from an image's pixels: ``width`` values, each the image's mean times
+    its position (the ``nan_at`` item of a batch gets NaN)."""
+
+    width, nan_at = 16, None
+
+    def load(self, local_path, **kwargs):
+        pass
+
+    def embed(self, batch, **kwargs):
+        vectors = [float(np.asarray(image).mean()) * np.arange(1, self.width + 1, dtype=np.float32) for image in batch]
+        if self.nan_at is not None:
+            vectors[self.nan_at][0] = np.nan
+        return vectors
+
+
+def bound(adapter: BaseModelAdapter, platform, model) -> BaseModelAdapter:
+    adapter.platform = platform
+    adapter.model_entity = model
+    return adapter
+
+
+def test_a_first_embed_refused_for_its_size_leaves_the_feature_set_free_to_take_the_right_one(platform, digits):
+    model = platform.create_model("means", digits, output_type="embedding",
+                                  configuration={"embeddings_size": 8, "batch_size": 4})
+    items = list(next(platform.iter_items(digits, SUBSETS["test"], page_size=8)))
+    with pytest.raises(PredictionError, match="have 16 values"):
+        bound(PixelMeans(), platform, model).embed_items(items)
+    model.configuration.pop("embeddings_size")  # the setting corrected: the vectors' own length
+    model.update()
+    bound(PixelMeans(), platform, platform.get_model(model.id)).embed_items(items)
+    ids, matrix = platform.get_model(model.id).feature_set.features.vectors()
+    assert matrix.shape == (8, 16) and set(ids) == {item.id for item in items}
+    # a set that holds vectors keeps their length: another is refused
+    with pytest.raises(PredictionError, match="have 4 values.*the feature set holds vectors of 16"):
+        bound(type("Short", (PixelMeans,), {"width": 4})(), platform, platform.get_model(model.id)).embed_items(items)
+    assert platform.get_model(model.id).feature_set.size == 16
+
+
+def test_vectors_with_nan_are_refused_with_their_batch_and_named_at_embed(platform, digits):
+    model = platform.create_model("nan", digits, output_type="embedding", configuration={"batch_size": 4})
+    items = list(next(platform.iter_items(digits, SUBSETS["test"], page_size=8)))
+    with pytest.raises(PredictionError) as err:
+        bound(type("Nan", (PixelMeans,), {"nan_at": 1})(), platform, model).embed_items(items)
+    assert len(err.value.failed) == 8
+    assert f"1 of the batch's 4 feature vectors hold NaN or infinite values (item {items[1].id})" in \
+        err.value.failed[items[1].id]
+    text = str(err.value)
+    assert re.search(r"raised at \S+test_embedder.py:\d+ in PixelMeans.embed \(what it returned\)", text), text
+    ids, _matrix = platform.get_model(model.id).feature_set.features.vectors()
+    assert ids == []  # no batch of them is stored
+
+
+def test_vectors_come_in_the_order_asked_for_or_of_one_dataset_in_the_items_order(platform, digits):
+    other = import_digits(platform, dataset_name="digits-copy").dataset
+    model = platform.create_model("means", digits, output_type="embedding", configuration={"batch_size": 8})
+    adapter = bound(PixelMeans(), platform, model)
+    ours = list(next(platform.iter_items(digits, SUBSETS["test"], page_size=6)))
+    theirs = list(next(platform.iter_items(other, SUBSETS["test"], page_size=4)))
+    adapter.embed_items(ours + theirs)
+    features = platform.get_model(model.id).feature_set.features
+
+    asked = [ours[3].id, theirs[0].id, ours[0].id]
+    ids, matrix = features.vectors(item_ids=asked)
+    assert ids == asked
+    np.testing.assert_allclose(matrix[:, 0], [float(np.asarray(adapter.prepare_item_func(i)).mean())
+                                              for i in (ours[3], theirs[0], ours[0])], rtol=1e-6)
+    with pytest.raises(NotFoundError, match=r"1 of the 2 items asked for have no vector .*: nope"):
+        features.vectors(item_ids=[ours[0].id, "nope"])
+    assert features.vectors(dataset=digits)[0] == [item.id for item in ours]  # as the dataset lists its items
+    assert features.vectors(dataset="digits-copy")[0] == [item.id for item in theirs]
+    assert len(features.vectors()[0]) == 10
+
+
+def test_sharded_embedding_without_an_embeddings_size_makes_the_set_as_long_as_the_vectors(platform, digits):
+    model = platform.create_model("means", digits, output_type="embedding", configuration={"batch_size": 64})
+    adapter = bound(PixelMeans(), platform, model)
+    assert adapter.embed_dataset(digits, SUBSETS["test"], workers=2) == platform.count_items(digits, SUBSETS["test"])
+    assert platform.get_model(model.id).feature_set.size == PixelMeans.width  # not dtlpy's default of 256
+    assert len(platform.store.find_feature_sets(platform.project.id, model_id=model.id)) == 1

@@ -433,9 +433,14 @@ class LocalFeatures(repositories.Features):
         _platform(self).store_vectors(feature_set_id, [e.id for e in entity], value)
         return True
 
-    def vectors(self, item_ids=None) -> tuple[list[str], np.ndarray]:
-        """(item ids, float32 matrix) of this feature set; a local convenience for nearest-neighbour queries."""
-        return _platform(self).feature_vectors(self._feature_set.id, item_ids)
+    def vectors(self, item_ids=None, dataset=None) -> tuple[list[str], np.ndarray]:
+        """(item ids, float32 matrix) of this feature set: of ``item_ids`` in their order, or of every
+        embedded item (of ``dataset``, an entity or its name) in the order the items were added; a local
+        convenience for nearest-neighbour queries."""
+        platform = _platform(self)
+        if isinstance(dataset, str):
+            dataset = platform.get_dataset(name=dataset)
+        return platform.feature_vectors(self._feature_set.id, item_ids, dataset)
 
 
 # -- entities -------------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ from pathlib import Path, PurePosixPath
 import dtlpy as dl
 import numpy as np
 
-from ...errors import ArtifactError, RunnerError
+from ...errors import ArtifactError, NotFoundError, RunnerError, VectorsRefused
 from ...paths import dataloop_path, default_local_root, is_folder_name, model_data_folder, model_folder
 from ...run_configuration import to_store
+from ...text_table import first_few
 from ..base import Platform
 from .blobs import BlobStore
 from .client import LocalApiClient, guard_global_client
@@ -367,12 +368,9 @@ class LocalPlatform(Platform):
     # -- features ------------------------------------------------------------------------------
 
     def feature_set_for(self, model, size) -> dl.FeatureSet:
-        found = self.store.find_feature_sets(self.project.id, model_id=model.id)
-        if found:
-            return self.feature_set_entity(found[0])
-        name = model.name if not self.store.find_feature_sets(self.project.id, name=model.name) else \
-            f"{model.name}-{model.id[-6:]}"
-        return self.feature_set_entity(self.store.create_feature_set(self.project.id, name, size, model.id, model.name))
+        """The model's feature set; made with ``size`` if it has none, and given that size if it
+        holds no vector yet (a first embed that failed on a wrong size does not fix it for good)."""
+        return self.feature_set_entity(self.store.model_feature_set(self.project.id, model.id, model.name, size))
 
     def store_features(self, feature_set, items, vectors) -> None:
         self.store_vectors(feature_set.id, [item.id for item in items], vectors)
@@ -380,15 +378,33 @@ class LocalPlatform(Platform):
     def store_vectors(self, feature_set_id: str, item_ids: Sequence[str], vectors: Sequence) -> None:
         size = self.store.get_feature_set(feature_set_id)["size"]
         rows = [(item_id, np.asarray(vector, dtype="<f4").ravel()) for item_id, vector in zip(item_ids, vectors, strict=True)]
+        # the batch fails whole: said once for the batch, not as if of its first item only
         wrong = [(item_id, array.size) for item_id, array in rows if array.size != size]
-        if wrong:  # the batch fails whole: said once for the batch, not as if of its first item only
-            raise RunnerError(f"{len(wrong)} of the batch's {len(rows)} feature vectors have {wrong[0][1]} values "
-                              f"(item {wrong[0][0]}{' and others' if len(wrong) > 1 else ''}), the feature set holds "
-                              f"vectors of {size}", fix="set configuration.embeddings_size to the vector length")
+        if wrong:
+            raise VectorsRefused(f"{len(wrong)} of the batch's {len(rows)} feature vectors have {wrong[0][1]} values "
+                                 f"(item {wrong[0][0]}{' and others' if len(wrong) > 1 else ''}), the feature set "
+                                 f"holds vectors of {size}",
+                                 fix="set configuration.embeddings_size to the vector length embed returns")
+        unfit = [item_id for item_id, array in rows if not np.isfinite(array).all()]
+        if unfit:
+            raise VectorsRefused(f"{len(unfit)} of the batch's {len(rows)} feature vectors hold NaN or infinite "
+                                 f"values (item {unfit[0]}{' and others' if len(unfit) > 1 else ''})",
+                                 fix="make embed return finite numbers (a norm of 0 divided by?)")
         self.store.upsert_features(feature_set_id, [(item_id, array.tobytes()) for item_id, array in rows])
 
-    def feature_vectors(self, feature_set_id: str, item_ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-        rows = self.store.features(feature_set_id, item_ids)
+    def feature_vectors(self, feature_set_id: str, item_ids: Sequence[str] | None = None,
+                        dataset: dl.Dataset | None = None) -> tuple[list[str], np.ndarray]:
+        """(item ids, one row per item): of ``item_ids`` in their order, or of every item that has a
+        vector (of ``dataset``: a set serves each dataset its model embedded) in the order they were added."""
+        rows = self.store.features(feature_set_id, item_ids, None if dataset is None else dataset.id)
+        if item_ids is not None:
+            by_id = dict(rows)
+            missing = [i for i in item_ids if i not in by_id]
+            if missing:
+                raise NotFoundError(f"{len(missing)} of the {len(item_ids)} items asked for have no vector in feature "
+                                    f"set {self.store.get_feature_set(feature_set_id)['name']!r}: {first_few(missing)}",
+                                    fix="embed them first (pipeline=embed), or ask for items that were embedded")
+            rows = [(i, by_id[i]) for i in item_ids]
         size = self.store.get_feature_set(feature_set_id)["size"]
         matrix = np.frombuffer(b"".join(v for _i, v in rows), dtype="<f4").reshape(len(rows), size)
         return [i for i, _v in rows], matrix

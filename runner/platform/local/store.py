@@ -550,6 +550,20 @@ class Store:
                         (fs_id, project_id, model_id, name, int(size), set_type, now_iso()))
         return self.get_feature_set(fs_id)
 
+    def model_feature_set(self, project_id: str, model_id: str, model_name: str, size: int) -> dict:
+        """The model's feature set, found or made in one transaction (shards of one embed ask at once);
+        one that holds no vector takes ``size``."""
+        with self.write() as con:
+            found = self.find_feature_sets(project_id, model_id=model_id)
+            if not found:
+                taken = self.find_feature_sets(project_id, name=model_name)
+                return self.create_feature_set(project_id, model_name if not taken else f"{model_name}-{model_id[-6:]}",
+                                               size, model_id, model_name)
+            if found[0]["size"] != int(size) and con.execute(
+                    "SELECT 1 FROM features WHERE feature_set_id = ? LIMIT 1", (found[0]["id"],)).fetchone() is None:
+                con.execute("UPDATE feature_sets SET size = ? WHERE id = ?", (int(size), found[0]["id"]))
+            return self.get_feature_set(found[0]["id"])
+
     def get_feature_set(self, feature_set_id: str) -> dict:
         row = self.connection().execute("SELECT * FROM feature_sets WHERE id = ?", (feature_set_id,)).fetchone()
         if row is None:
@@ -569,10 +583,16 @@ class Store:
             con.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
                             [(feature_set_id, item_id, vec) for item_id, vec in rows])
 
-    def features(self, feature_set_id: str, item_ids: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
+    def features(self, feature_set_id: str, item_ids: Sequence[str] | None = None,
+                 dataset_id: str | None = None) -> list[tuple[str, bytes]]:
+        """(item id, vector bytes): of ``item_ids``, or of every item (of ``dataset_id``) in the order
+        the items were added."""
         if item_ids is None:
+            where, params = ("", (feature_set_id,)) if dataset_id is None else \
+                (" AND i.dataset_id = ?", (feature_set_id, dataset_id))
             return [tuple(r) for r in self.query(
-                "SELECT item_id, vector FROM features WHERE feature_set_id = ? ORDER BY item_id", (feature_set_id,))]
+                "SELECT f.item_id, f.vector FROM features f JOIN items i ON i.id = f.item_id "
+                f"WHERE f.feature_set_id = ?{where} ORDER BY i.rid", params)]
         out: list[tuple[str, bytes]] = []
         for chunk in _chunks(list(item_ids)):
             out += [tuple(r) for r in self.query(
