@@ -8,6 +8,7 @@
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
     python -m runner.store export new predictions.csv --model <version> --no-ground-truth
+    python -m runner.store vectors <version> vectors.npz    # the feature vectors of pipeline=embed (.npz or .csv)
     python -m runner.store studies                          # the Optuna studies, the version of each one's best
     python -m runner.store delete-study digits_sklearn_validation
     python -m runner.store check --clean
@@ -50,6 +51,7 @@ from .reporting import runner_metadata  # noqa: E402
 from .study_listing import delete_study, print_studies, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
 from .trial_versions import TrialVersions  # noqa: E402
+from .vector_export import export_vectors  # noqa: E402
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
@@ -604,6 +606,13 @@ def _parser() -> argparse.ArgumentParser:
                           "with commas, for several")
     out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")
     out.add_argument("--filter", help="only the items matching this DQL JSON (the filter of dl.Filters().prepare())")
+    vectors = commands.add_parser("vectors", parents=[where],
+                                  help="write a version's feature vectors (pipeline=embed) to a .npz or .csv file")
+    vectors.add_argument("name", help="the version's name")
+    vectors.add_argument("dest", help="a new file: .npz (arrays item_ids, datasets, filenames, vectors) or .csv (a row "
+                                      "per item: item_id, dataset, filename, v0, v1, ...)")
+    vectors.add_argument("--dataset", help="only the vectors of this dataset's items (default: of every item the "
+                                           "version embedded)")
     studies_help = "the studies file or storage URL (default: $DATALOOP_PATH/studies/optuna.db, paths.studies_db)"
     listing = commands.add_parser("studies", parents=[where, as_json],
                                   help="the Optuna studies of the searches: trials, best, the model version of the best")
@@ -647,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),
+            "vectors": lambda: print(export_vectors(platform, args.name, Path(args.dest), args.dataset)),
             "check": lambda: check(platform, args),
         }
         return commands[args.command]() or 0

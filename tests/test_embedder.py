@@ -277,3 +277,48 @@ def test_sharded_embedding_without_an_embeddings_size_makes_the_set_as_long_as_t
     assert adapter.embed_dataset(digits, SUBSETS["test"], workers=2) == platform.count_items(digits, SUBSETS["test"])
     assert platform.get_model(model.id).feature_set.size == PixelMeans.width  # not dtlpy's default of 256
     assert len(platform.store.find_feature_sets(platform.project.id, model_id=model.id)) == 1
+
+
+def test_the_vectors_command_writes_them_to_npz_or_csv_and_refuses_what_it_cannot_write(platform, digits, capsys,
+                                                                                          tmp_path):
+    from runner.store import main
+
+    def store(*args: str) -> tuple[int, str]:
+        code = main(["--root", str(platform.root), "vectors", *args])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    other = import_digits(platform, dataset_name="digits-copy").dataset
+    model = platform.create_model("means", digits, output_type="embedding", configuration={"batch_size": 8})
+    adapter = bound(PixelMeans(), platform, model)
+    ours = list(next(platform.iter_items(digits, SUBSETS["test"], page_size=5)))
+    theirs = list(next(platform.iter_items(other, SUBSETS["test"], page_size=3)))
+    _, vectors = adapter.embed_items(ours + theirs)
+
+    code, said = store("means", str(tmp_path / "all.npz"))
+    assert code == 0 and "wrote 8 vectors of 16 values (model version means, every dataset it embedded)" in said
+    with np.load(tmp_path / "all.npz", allow_pickle=False) as arrays:
+        assert list(arrays["item_ids"]) == [item.id for item in ours + theirs]
+        assert list(arrays["datasets"]) == ["digits"] * 5 + ["digits-copy"] * 3
+        assert list(arrays["filenames"]) == [item.filename for item in ours + theirs]
+        np.testing.assert_array_equal(arrays["vectors"], np.stack(vectors))
+
+    code, said = store("means", str(tmp_path / "out" / "copy.csv"), "--dataset", "digits-copy")
+    assert code == 0, said
+    lines = (tmp_path / "out" / "copy.csv").read_text().splitlines()
+    assert lines[0] == "item_id,dataset,filename," + ",".join(f"v{j}" for j in range(16))
+    assert [line.split(",")[:3] for line in lines[1:]] == [[i.id, "digits-copy", i.filename] for i in theirs]
+    np.testing.assert_allclose([float(v) for v in lines[1].split(",")[3:]], vectors[5], rtol=1e-7)
+
+    refusals = [(("means", str(tmp_path / "all.npz")), "already exists"),
+                (("means", str(tmp_path / "v.parquet")), "'v.parquet' is not a file type vectors are written as"),
+                (("mean", str(tmp_path / "v.npz")), "no model named 'mean' (did you mean means?)"),
+                (("means", str(tmp_path / "v.npz"), "--dataset", "nope"), "no dataset named 'nope'")]
+    platform.create_model("unembedded", digits, output_type="embedding")
+    refusals.append((("unembedded", str(tmp_path / "v.npz")), "model version 'unembedded' holds no feature vectors\n"
+                     "  fix: python -m runner pipeline=embed model.name=unembedded stores them"))
+    for args, says in refusals:
+        code, said = store(*args)
+        assert code == 2 and says in said, said
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and platform.root not in p.parents]
+    assert sorted(p.name for p in written) == ["all.npz", "copy.csv"]  # nothing partial

@@ -600,6 +600,15 @@ class Store:
                 f"({','.join('?' * len(chunk))})", (feature_set_id, *chunk))]
         return out
 
+    def item_places(self, item_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """item id -> (its dataset's name, its filename)."""
+        out: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(list(item_ids)):
+            out.update((r[0], (r[1], r[2])) for r in self.query(
+                "SELECT i.id, d.name, i.filename FROM items i JOIN datasets d ON d.id = i.dataset_id "
+                f"WHERE i.id IN ({','.join('?' * len(chunk))})", chunk))
+        return out
+
     # -- deletion ------------------------------------------------------------------------------
 
     def delete_models(self, project_id: str, model_ids: Sequence[str], predictions: bool = True) -> set[str]:
