@@ -8,16 +8,12 @@ outputs and returns the objective metric (for sweepers).
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
 import random
-import re
-import secrets
 import shlex
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +21,7 @@ from omegaconf import DictConfig
 
 from . import interrupts
 from .config_sources import adapter_option, option_found
-from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
+from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
 from .gc_control import collection_paused
 from .model_details import config_folders_of, with_its_settings
 from .reporting import (
@@ -52,6 +48,7 @@ from .run_plan import (
 )
 from .source_listing import is_path_key, source_listing
 from .text_table import did_you_mean, first_few
+from .version_names import stored_version, version_name, version_near
 
 logger = logging.getLogger("runner")
 
@@ -178,21 +175,12 @@ def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
     return spec
 
 
-_VERSION_SUFFIX = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
-
-
-def _version_name(base: str) -> str:
-    """``<base>-<date>-<time>-<4 hex>``; a version trained again (a resumed failed one) gets a fresh
-    suffix instead of a second one."""
-    return f"{_VERSION_SUFFIX.sub('', base)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
 def _clone_version(platform, base, name: str):
     """A new version of ``base`` under a fresh name; parallel jobs started in the same second may
     draw the same random suffix, so a taken name is drawn again."""
     for attempt in range(5):
         try:
-            return platform.clone_model(base, _version_name(name), status="created")
+            return platform.clone_model(base, version_name(name), status="created")
         except AlreadyExistsError:
             if attempt == 4:
                 raise
@@ -324,47 +312,27 @@ def _trained_by(model) -> dict | None:
     return runner_metadata(model).get("adapter")
 
 
-def _version_near(platform, name: str) -> str | None:
-    """The version whose name is ``name`` but for a character or two: ``name`` is most likely it, misspelt."""
-    versions = [m.name for m in platform.list_models() if _VERSION_SUFFIX.search(m.name)]
-    close = difflib.get_close_matches(name, versions, n=1, cutoff=0.9)
-    return close[0] if close else None
-
-
-def _stored_version(platform, name: str):
-    """The version a run without training uses; missing, the error names the key and the version
-    meant, or how to make one."""
-    try:
-        return platform.get_model(name=name)
-    except NotFoundError as err:
-        close = _version_near(platform, name)
-        if close:  # a misspelt version: training under that name is refused too (see _model)
-            raise NotFoundError(f"{err.what} (did you mean model.name={close}?)", where="model.name",
-                                fix=f"model.name={close}; python -m runner.store models lists the versions") from None
-        raise NotFoundError(err.what, where="model.name", fix=(err.fix or "").removesuffix(", or create it first")
-                            + f", or train one first: a run with pipeline=train (or train_evaluate) and "
-                              f"model.name={name} trains a version of it") from None
-
-
 def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, run_dir: Path):
     spec = settings["model"]
     configuration = version_configuration(settings)
     if "train" not in steps:
-        model = _stored_version(platform, spec["name"])
+        model = stored_version(platform, spec["name"])
         trained_by = _trained_by(model)
         if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
             option = trained_by.get("option")
             fix = f"adapter={option}" if option else "choose the adapter that trained it"
+            what = f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}" + \
+                (f" (adapter={option})" if option else "") + f", not this run's {settings['adapter'].get('_target_')!r}"
             if option and not option_found("adapter", option):
                 folders = config_folders_of(runner_metadata(model).get("run"))
                 fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
                     " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
+                what = (f"model {model.name!r} was trained by adapter={option} ({trained_by.get('_target_')}), an "
+                        "option of a config folder this run does not search, so the run cannot take it")
             elif option:
                 fix += " (or no adapter= at all: a run that does not train takes the one that trained its version)"
             fix += with_its_settings(model, steps)
-            raise ConfigError(f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}"
-                              + (f" (adapter={option})" if option else "") + f", not this run's "
-                              f"{settings['adapter'].get('_target_')!r}", where="adapter", fix=fix)
+            raise ConfigError(what, where="adapter", fix=fix)
         if not model.artifacts.list():
             raise ConfigError(f"model {model.name!r} has no artifacts (status {model.status!r}) to "
                               f"{'/'.join(steps)} with", where="model.name",
@@ -392,7 +360,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         logger.warning("model.name %s was trained by the adapter %s; this run trains a new version of it with %s, "
                        "from scratch", base.name, base_trained_by.get("_target_"), settings["adapter"].get("_target_"))
     if base is None:
-        close = _version_near(platform, spec["name"])
+        close = version_near(platform, spec["name"])
         if close:  # a first run makes its base model on purpose; a misspelt version's name would make one too
             raise ConfigError(f"there is no model {spec['name']!r}, and its name is that of a version but for a "
                               f"character or two (did you mean model.name={close}?): this run would make it as a "
@@ -483,7 +451,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                             "direction": objective_spec.get("direction", "maximize")}
     platform = instantiate(cfg.platform)
     # the model version must exist before anything is imported
-    version = _stored_version(platform, settings["model"]["name"]) if "train" not in steps else None
+    version = stored_version(platform, settings["model"]["name"]) if "train" not in steps else None
     dataset = _dataset(platform, settings["dataset"])
     subsets = _subsets(platform, dataset, settings["subsets"])
     check_used_subsets(settings["pipeline"], steps, subsets)

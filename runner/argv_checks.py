@@ -436,14 +436,18 @@ def _composed_from(argv: list[str], leaving_out: list[str] = ()):
 
 def _gives(argv: list[str], group: str) -> bool:
     """The command line chooses ``group`` or sets a key of it (an experiment chooses groups too)."""
-    return any(a.lstrip("+~").startswith((f"{group}=", f"{group}.", "experiment=")) or a.startswith(f"{group}@")
-               for a in argv)
+    return _chooses(argv, group) or any(a.lstrip("+~").startswith(f"{group}.") for a in argv)
+
+
+def _chooses(argv: list[str], group: str) -> bool:
+    """The command line chooses an option of ``group`` (``adapter=...``, or an experiment that may)."""
+    return any(a.lstrip("+~").startswith((f"{group}=", "experiment=")) or a.startswith(f"{group}@") for a in argv)
 
 
 def trained_settings(argv: list[str]) -> list[tuple[list[str], str]]:
     """For a run that uses a version without training it (``pipeline=evaluate model.name=<version>``):
     the overrides that give it what the version was trained with where the command line names none,
-    each with the note that says so. The adapter option that trained it (it records that), when not
+    each with the note that says so; a version not in the store is a ``NotFoundError``. The adapter option that trained it (it records that), when not
     the default's and it composes here; and its dataset, when not the default's, as stored
     (``dataset.name=<it> dataset.source=null``). Empty otherwise: the run itself then refuses an adapter
     that did not train the version, naming the one that did."""
@@ -451,9 +455,12 @@ def trained_settings(argv: list[str]) -> list[tuple[list[str], str]]:
 
     if not any(a.startswith("model.name=") and not is_sweep_override(a) for a in argv) or \
             any(a in ("-m", "--multirun") for a in argv) or _unknowable_options(argv) or \
-            (_gives(argv, "adapter") and _gives(argv, "dataset")):
+            (_chooses(argv, "adapter") and _gives(argv, "dataset")):
         return []
-    cfg = _composed_from(argv)
+    # a key of the version's adapter that the default one lacks (adapter.configuration.device=cpu) does not
+    # compose yet: the adapter option is what is being found
+    cfg = _composed_from(argv) or (None if _chooses(argv, "adapter") else
+                                   _composed_from([a for a in argv if not a.lstrip("+~").startswith("adapter.")]))
     if cfg is None or "train" in (OmegaConf.select(cfg, "pipeline.steps", default=None) or ["train"]):
         return []
     try:
@@ -475,11 +482,13 @@ def trained_settings(argv: list[str]) -> list[tuple[list[str], str]]:
                        None)
     except Exception:  # noqa: BLE001 - the run opens the store itself and says what is wrong
         return []
-    if model is None:
-        return []
+    if model is None:  # refused now: the default adapter would be refused first, for a step it lacks
+        from .version_names import stored_version
+
+        stored_version(platform, name)
     found = []
     option = (runner_metadata(model).get("adapter") or {}).get("option")
-    if not _gives(argv, "adapter") and option and option != cfg.hydra.runtime.choices.get("adapter") and \
+    if not _chooses(argv, "adapter") and option and option != cfg.hydra.runtime.choices.get("adapter") and \
             _composed_from([*argv, f"adapter={option}"]) is not None:
         found.append(([f"adapter={option}"], f"adapter={option}: the adapter that trained the version "
                                                "(adapter=<option> chooses another)"))

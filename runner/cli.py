@@ -33,6 +33,7 @@ from .argv_checks import (
     trials_problem,
 )
 from .closed_pipe import run_on_when_reader_leaves
+from .errors import RunnerError
 from .gc_control import collection_paused, job_heap
 from .interrupts import Terminated
 from .paths import dataloop_path_problem
@@ -227,7 +228,12 @@ def entry() -> None:
     if message:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
-    for overrides, note in trained_settings(args):
+    try:
+        found = trained_settings(args)
+    except RunnerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for overrides, note in found:
         args += overrides
         print(note, file=sys.stderr)
     run_on_when_reader_leaves()

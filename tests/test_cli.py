@@ -549,6 +549,8 @@ def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run
     version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith(f"error: model '{version}' was trained by adapter=mine (mine_adapter.Mine), an "
+                                     "option of a config folder this run does not search"), refused.stderr
     assert f"fix: adapter=mine '{searchpath}' (the config folder its training run had); " in refused.stderr
     ok(dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=mine", searchpath))
     # with the folder given, the run takes the option that trained the version itself, and says so
@@ -927,7 +929,7 @@ def test_the_kept_version_note_says_what_to_do_for_how_the_run_stopped():
                                                   "training again")
     error.kept_version = ("v2", "failed", 0, None)
     assert _kept_version_note(error) == ("\n  kept: model version v2, status failed, with no artifacts saved (its "
-                                         "training wrote none to output_path); python -m runner.store delete-model v2 "
+                                         "save after the failure stored none); python -m runner.store delete-model v2 "
                                          "removes it")
 
 
