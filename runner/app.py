@@ -264,8 +264,10 @@ def _apply_given_configuration(model, configuration: dict, steps: list[str]) -> 
     keys = [(key, deleted) for key, deleted in given_keys(task) if key.split(".", 1)[0] not in RUN_SETTINGS]
     changes = apply_for_this_run(model, configuration, keys)
     if changes:
-        logger.info("model %s, for this run only (the version keeps its own configuration): %s", model.name,
-                    "; ".join(f"{key}: {shown(before)} -> {shown(after)}" for key, (before, after) in changes.items()))
+        # the adapter's load and predict read them; what its training fixed (a fitted estimator's
+        # parameters, the number of components) they do not change
+        logger.info("model %s, for this run only (the version keeps its own configuration; a setting its training "
+                    "fixed is not changed by it): %s", model.name, "; ".join(f"{key}: {shown(before)} -> {shown(after)}" for key, (before, after) in changes.items()))
 
 
 def _export_hint(platform, dataset, model) -> str:

@@ -545,8 +545,15 @@ def _adapter_mine_in_a_config_folder(tmp_path: Path) -> str:
 
 def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run_without_it(tmp_path):
     searchpath = _adapter_mine_in_a_config_folder(tmp_path)
+    with (tmp_path / "extra" / "adapter" / "mine.yaml").open("a") as option:
+        option.write("  shade: dark\n")  # a configuration key the default adapter does not have
     first = ok(dlrun(tmp_path, "adapter=mine", searchpath, "pipeline=train"))
     version = read_json(output_dirs(first.stdout)[0] / "model.json")["name"]
+    # a misspelt version is named first, not the default adapter's lack of embed
+    refused = dlrun(tmp_path, "pipeline=embed", f"model.name={version[:-1]}x")
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        f"error: no model named '{version[:-1]}x' in the local platform at "), refused.stderr
+    assert f"(did you mean model.name={version}?)" in refused.stderr and "embed" not in refused.stderr
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stderr.startswith(f"error: model '{version}' was trained by adapter=mine (mine_adapter.Mine), an "
@@ -558,6 +565,10 @@ def test_a_version_of_an_adapter_from_a_config_folder_names_that_folder_when_run
     assert taken.stderr.startswith("adapter=mine: the adapter that trained the version (adapter=<option> chooses "
                                    "another)\n"), taken.stderr
     assert "step predict: model " + version in taken.stdout + taken.stderr
+    # a key of its adapter's only, set for this run, is found there too (Hydra would refuse it for the default's)
+    taken = ok(dlrun(tmp_path, "pipeline=predict", f"model.name={version}", searchpath, "adapter.configuration.shade=light"))
+    assert taken.stderr.startswith("adapter=mine: the adapter that trained the version"), taken.stderr
+    assert "shade: 'dark' -> 'light'" in taken.stdout + taken.stderr
     # another adapter named: refused, naming the one that trained it
     refused = dlrun(tmp_path, "pipeline=predict", f"model.name={version}", "adapter=sklearn", searchpath)
     assert refused.returncode == 2 and "fix: adapter=mine (or no adapter= at all: a run that does not train takes " \
@@ -1003,7 +1014,8 @@ def test_an_inference_setting_given_to_an_evaluate_run_applies_to_that_run_and_i
     assert high["configuration_changes"] == {"min_score": 0.95} and "configuration_changes" not in low
     assert low["n_predictions"] == trained["n_predictions"] > high["n_predictions"]
     log = (tmp_path / "sweep" / "1" / "dlrun.log").read_text()
-    assert f"model {version['name']}, for this run only (the version keeps its own configuration): " \
+    assert f"model {version['name']}, for this run only (the version keeps its own configuration; a setting its training " \
+        "fixed is not changed by it): " \
            "min_score: 0.05 -> 0.95" in log
     assert "min_score=0.95" in result.stdout  # the sweep's table has the setting
     store = [sys.executable, "-m", "runner.store"]
