@@ -326,7 +326,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
             what = f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}" + \
                 (f" (adapter={option})" if option else "") + f", not this run's {settings['adapter'].get('_target_')!r}"
             if option and not option_found("adapter", option):
-                folders = config_folders_of(runner_metadata(model).get("run"))
+                folders = config_folders_of(runner_metadata(model).get("run"), model.id)
                 fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
                     " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
                 what = (f"model {model.name!r} was trained by adapter={option} ({trained_by.get('_target_')}), an "

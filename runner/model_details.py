@@ -61,13 +61,14 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
                             fix="python -m runner.store models lists the models")
     model = platform.model_entity(record)
     ours = runner_metadata(record)
-    launched = read_launch(ours.get("run"), with_overrides=True)
+    launched = read_launch(ours.get("run"), with_overrides=True, model_id=model.id)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id, subset) or (None, None)
     return {**model_summary(model),
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
+            "run_reused": holds_another_run(ours.get("run"), model.id),
             "overrides": launched.overrides if launched else None,
             "use": use_command(model.name, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
@@ -140,10 +141,10 @@ def flat(tree: dict, prefix: str = "") -> dict:
     return leaves
 
 
-def config_folders_of(run: str | None) -> list[str]:
+def config_folders_of(run: str | None, model_id: str | None = None) -> list[str]:
     """The arguments that gave a run its config folders (``--config-dir``, ``hydra.searchpath``), as a
-    command line writes them; empty when it had none or its folder is gone."""
-    launched = read_launch(run)
+    command line writes them; empty when it had none or its folder is gone (or holds another run)."""
+    launched = read_launch(run, model_id=model_id)
     return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
 
 
@@ -168,7 +169,8 @@ def use_command(name: str, launched: Launch | None) -> dict[str, str]:
 def with_its_settings(model, steps: list[str]) -> str:
     """``; or, with all it was trained with: <command>``, for a fix that names one setting at a time."""
     pipeline = "evaluate" if "evaluate" in steps else "predict" if "predict" in steps else None
-    command = use_command(model.name, read_launch(runner_metadata(model).get("run"), with_overrides=True)).get(pipeline)
+    command = use_command(model.name, read_launch(runner_metadata(model).get("run"), with_overrides=True,
+                                                  model_id=model.id)).get(pipeline)
     return f"; or, with all it was trained with: {command}" if command else ""
 
 
@@ -181,9 +183,19 @@ class Launch(NamedTuple):
     choices: dict  # group -> the option the run chose
 
 
-def read_launch(run: str | None, with_overrides: bool = False) -> Launch | None:
-    """How a run was launched, from its folder's ``.hydra/``; None when the folder or its files are gone."""
-    if not run:
+def holds_another_run(run: str | None, model_id: str) -> bool:
+    """The run folder of version ``model_id`` holds another run now (a ``hydra.run.dir`` or sweep folder
+    used again): its ``model.json`` names another version."""
+    try:
+        return json.loads((Path(run) / "model.json").read_text()).get("id") not in (None, model_id)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
+def read_launch(run: str | None, with_overrides: bool = False, model_id: str | None = None) -> Launch | None:
+    """How a run was launched, from its folder's ``.hydra/``; None when the folder or its files are gone,
+    or (given the id of the version it trained) when it holds another run now."""
+    if not run or model_id is not None and holds_another_run(run, model_id):
         return None
     try:
         hydra = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]
@@ -206,8 +218,10 @@ def print_details(details: dict) -> None:
              ("created", day(details["created"])), ("updated", day(details["updated"])),
              ("adapter", (adapter.get("_target_") or "") + (f" (adapter={adapter['option']})"
                                                              if adapter.get("option") else "")),
-             ("run folder", details["run"] and details["run"] + ("" if os.path.isdir(details["run"]) else
-                                                                  " (no longer there)")),
+             ("run folder", details["run"] and details["run"] + (
+                 " (no longer there)" if not os.path.isdir(details["run"]) else
+                 " (holds another run now: the folder was used again, so no command of it is given)"
+                 if details.get("run_reused") else "")),
              ("rerun", details["rerun"] or ""),
              ("rerun composes", "differently now (the config files changed since; its .hydra/config.yaml holds what "
                                 f"it ran with): {'; '.join(details['rerun_changes'])}"

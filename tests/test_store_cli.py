@@ -605,6 +605,32 @@ def test_show_prints_one_version_whole_and_names_a_misspelt_one(platform, digits
     assert code == 2 and "no model named 'digits-lr-1' (did you mean digits-lr-v1?)" in err
 
 
+def test_show_gives_no_commands_of_a_run_folder_that_holds_another_run_now(platform, digits, versions, capsys,
+                                                                           tmp_path):
+    """``hydra.run.dir`` (or a sweep folder) used again: its ``.hydra/`` is the later run's, whose
+    command would not train this version again."""
+    _base, v1, _v2 = versions
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "hydra.yaml").write_text(json.dumps({"hydra": {
+        "runtime": {"cwd": str(tmp_path), "choices": {"adapter": "sklearn"}, "config_sources": []},
+        "overrides": {"hydra": []}}}))
+    (run / ".hydra" / "overrides.yaml").write_text('["adapter.configuration.estimator.C=1.0"]')
+    (run / "model.json").write_text(json.dumps({"id": v1.id}))
+    v1.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
+    v1.update()
+    shown = listed(platform, capsys, "show", "digits-lr-v1")
+    assert shown["rerun"] == f"cd {tmp_path} && python -m runner adapter.configuration.estimator.C=1.0"
+    assert shown["run_reused"] is False and shown["use"]
+
+    (run / "model.json").write_text(json.dumps({"id": "a later run's version"}))
+    shown = listed(platform, capsys, "show", "digits-lr-v1")
+    assert shown["rerun"] is None and shown["use"] == {} and shown["run_reused"] is True
+    code, out, _err = store(platform, capsys, "show", "digits-lr-v1")
+    assert code == 0 and f"{run} (holds another run now: the folder was used again, so no command of it is given)" \
+        in out and "rerun" not in out
+
+
 def test_show_prints_a_long_subset_filter_shortened_and_json_keeps_it_whole(platform, digits, capsys):
     """A random split's subsets are lists of item ids: hundreds of them on one line helped no one."""
     ids = [item.id for page in platform.iter_items(digits, SUBSETS["test"]) for item in page][:10]
