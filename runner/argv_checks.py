@@ -242,7 +242,57 @@ def trials_problem(argv: list[str]) -> str | None:
             return (f"hydra.sweeper.n_jobs is {value.strip()}: the trials a search asks for at a time must be at "
                     f"least one\n  where: {arg}\n  fix: hydra.sweeper.n_jobs=<1 or more> (the launcher's own "
                     "n_jobs says how many run at once)")
+        # joblib's: 0 has no meaning (a traceback once the sweep folder is made); -1 is one per core
+        if key == "hydra.launcher.n_jobs" and sep and value.strip() == "0":
+            return (f"hydra.launcher.n_jobs is 0: the launcher would run no job at a time\n  where: {arg}\n"
+                    "  fix: hydra.launcher.n_jobs=<1 or more>, or -1 for one job per core")
     return None
+
+
+# the keys of Hydra's basic sweeper; any other hydra.sweeper key is a search's (the Optuna sweeper's)
+_BASIC_SWEEPER_KEYS = ("max_batch_size", "params")
+
+
+def sweeper_key_problem(argv: list[str]) -> str | None:
+    """A search's setting (``hydra.sweeper.n_trials``) on a command line that chooses no search: Hydra
+    says the key is not in ``BasicSweeperConf`` and offers ``+`` before it, which would change nothing."""
+    if any(a.lstrip("+").startswith(("hparams_search=", "hydra/sweeper=")) for a in argv):
+        return None
+    for arg in argv:
+        key, sep, _value = arg.lstrip("+").partition("=")
+        if sep and key.startswith("hydra.sweeper.") and key.split(".")[2] not in _BASIC_SWEEPER_KEYS:
+            return (f"{key} is a setting of an Optuna search, and this command line chooses none (its sweeper is "
+                    f"Hydra's basic grid)\n  where: {arg}\n  fix: choose a search with it: hparams_search=<preset> "
+                    f"({', '.join(_options('hparams_search', argv))})")
+    return None
+
+
+def _options(group: str, argv: list[str]) -> list[str]:
+    """The options of ``group`` in this repository's config folder and the command line's."""
+    return sorted({p.stem for folder in [Path(CONFIG_DIR), *_config_folders(argv)] for p in (folder / group).glob("*.yaml")})
+
+
+def sweep_dir_problem(argv: list[str]) -> str | None:
+    """A sweep into a ``hydra.sweep.dir`` that holds an earlier sweep's job folders: its jobs are
+    numbered from 0 again and would write over them, a completed job's results among them."""
+    if not any(a in ("-m", "--multirun") for a in argv) and not any(
+            a.lstrip("+").startswith("hparams_search=") for a in argv):
+        return None
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if key != "hydra.sweep.dir" or not sep or "${" in value:
+            continue
+        folder = Path(value.strip().strip("'\""))
+        jobs = sorted((p.name for p in folder.glob("[0-9]*") if p.name.isdigit() and (p / ".hydra").is_dir()), key=int)
+        if jobs:
+            return (f"{folder} holds the job folders of an earlier sweep ({first_jobs(jobs)}): this sweep numbers "
+                    f"its jobs from 0 and would write over them\n  where: {arg}\n  fix: give a new folder "
+                    "(hydra.sweep.dir=<new folder>), or delete that one first")
+    return None
+
+
+def first_jobs(jobs: list[str]) -> str:
+    return ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
 
 
 def grid_sweep_problem(argv: list[str]) -> str | None:
@@ -258,7 +308,12 @@ def grid_sweep_problem(argv: list[str]) -> str | None:
 
     parser = OverridesParser.create()
     for arg in argv:
-        if arg.startswith("-") or not is_sweep_override(arg) or "glob(" in arg:
+        if arg.startswith("-") or not is_sweep_override(arg):
+            continue
+        if "glob(" in arg:
+            problem = _glob_problem(parser, arg, argv)
+            if problem:
+                return problem
             continue
         try:
             override = parser.parse_override(arg)
@@ -283,6 +338,22 @@ def grid_sweep_problem(argv: list[str]) -> str | None:
             return (f"{arg} gives one value ({values[0]}): range's step is 1 unless given\n  where: {arg}\n  fix: "
                     f"give the step, e.g. range({sweep.start},{sweep.stop},{(sweep.stop - sweep.start) / 4:g})")
     return None
+
+
+def _glob_problem(parser, arg: str, argv: list[str]) -> str | None:
+    """``group=glob(...)`` that matches none of the group's options: the sweep would run no job, exit 0."""
+    from hydra.core.override_parser.types import Glob
+
+    key = arg.partition("=")[0].lstrip("+~").split("@")[0]
+    try:
+        glob = parser.parse_override(arg).value()
+    except Exception:  # noqa: BLE001 - Hydra reports a malformed override itself
+        return None
+    options = _options(key, argv)
+    if not isinstance(glob, Glob) or not options or glob.filter(options):
+        return None
+    return (f"{arg} matches no option of {key}, so the sweep would run no job\n  where: {arg}\n"
+            f"  fix: a pattern that matches some of {options}")
 
 
 def direction_problem(argv: list[str]) -> str | None:

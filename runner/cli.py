@@ -28,6 +28,8 @@ from .argv_checks import (
     missing_launcher,
     misspelt_key_hint,
     search_problem,
+    sweep_dir_problem,
+    sweeper_key_problem,
     swept_group_key_problem,
     trained_settings,
     trials_problem,
@@ -221,7 +223,7 @@ def entry() -> None:
     started = time.time()
     message = (dataloop_path_problem() or missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
                or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args)
-               or grid_sweep_problem(args))
+               or grid_sweep_problem(args) or sweeper_key_problem(args) or sweep_dir_problem(args))
     search = None if message else composed_search(args)
     if search:
         message = search_problem([a for a in args if not a.startswith("-")], search)

@@ -820,9 +820,18 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     ("-m seed=0,1 hydra/launcher=jobilb", ["hydra/launcher has no option 'jobilb' (did you mean "
                                            "hydra/launcher=joblib?)", "'submitit_local'"]),
     ("-m seed=0,1 hydra.launcher=joblib", ["sets the launcher's settings node", "fix: hydra/launcher=joblib"]),
+    # joblib's traceback once the sweep folder is made
+    ("-m seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=0", ["hydra.launcher.n_jobs is 0", "-1 for one job per"]),
+    # a glob that matches nothing: no job, exit 0
+    ("-m experiment=glob(digit_*)", ["experiment=glob(digit_*) matches no option of experiment",
+                                     "'digits_logreg'"]),
+    # a search's setting without a search: Hydra would offer +hydra.sweeper.n_trials
+    ("hydra.sweeper.n_trials=3", ["hydra.sweeper.n_trials is a setting of an Optuna search",
+                                  "hparams_search=<preset> (digits_optuna, torch_cnn_optuna)"]),
 ], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "no-trials-at-a-time",
         "adapter-key", "swept-group-key", "grid-interval", "grid-range-empty", "grid-range-step-zero",
-        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot"])
+        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot", "launcher-no-jobs-at-a-time",
+        "glob-matching-nothing", "search-setting-without-a-search"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
     assert result.returncode == 2, result.stdout + result.stderr
@@ -833,6 +842,17 @@ def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions)
     assert "Traceback" not in result.stderr
     # found before anything is written to the platform, or a study made
     assert not (tmp_path / "dl" / "local").exists() and not (tmp_path / "dl" / "studies").exists()
+
+
+def test_a_sweep_into_a_folder_that_holds_an_earlier_sweeps_jobs_is_refused(tmp_path):
+    """Its jobs are numbered from 0 again: they would write over the earlier ones, completed ones too."""
+    for job in ("0", "1"):
+        (tmp_path / "sweep" / job / ".hydra").mkdir(parents=True)
+    result = dlrun(tmp_path, "-m", "seed=0,1", "hydra.sweep.dir=sweep")
+    assert result.returncode == 2 and result.stderr.startswith(
+        "error: sweep holds the job folders of an earlier sweep (0, 1): this sweep numbers its jobs from 0 and "
+        "would write over them"), result.stderr
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["0", "1"]  # nothing written there
 
 
 @pytest.mark.parametrize(("override", "meant"), [
