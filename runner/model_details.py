@@ -70,7 +70,8 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
             "run_reused": holds_another_run(ours.get("run"), model.id),
             "overrides": launched.overrides if launched else None,
-            "use": use_command(model.name, launched), "rerun_changes": rerun_changes(launched) if rerun_check else [],
+            "use": use_command(model.name, launched, model.output_type), "rerun_changes": rerun_changes(launched) if rerun_check else [],
+            "vectors": dict(zip(("count", "size"), platform.store.model_vectors(model.id), strict=True)),
             "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation},
@@ -148,17 +149,20 @@ def config_folders_of(run: str | None, model_id: str | None = None) -> list[str]
     return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
 
 
-def use_command(name: str, launched: Launch | None) -> dict[str, str]:
-    """The commands that evaluate and predict with a version the runner trained: in its training run's
-    folder, with the adapter, dataset (and the dataset's import settings) and metrics options that run
-    chose, and its config folders; on the version's own subsets. Empty when the run folder is gone.
-    ``launched``: the training run of version ``name`` (:func:`read_launch`)."""
+def use_command(name: str, launched: Launch | None, output_type: str | None = None) -> dict[str, str]:
+    """The commands that evaluate and predict with a version the runner trained (embed, for an
+    embedding model): in its training run's folder, with the adapter, dataset (and the dataset's import
+    settings) and metrics options that run chose, and its config folders; on the version's own subsets.
+    Empty when the run folder is gone. ``launched``: the training run of version ``name`` (:func:`read_launch`)."""
     if launched is None:
         return {}
     def chosen(groups: tuple[str, ...]) -> list[str]:
         return [f"{group}={launched.choices[group]}" for group in groups if launched.choices.get(group)]
 
     dataset = [o for o in launched.overrides if o.lstrip("+").startswith("dataset.")]
+    if output_type == "embedding":  # an embedder has no predictions to score: it embeds every item
+        return {"embed": _command(launched, ["pipeline=embed", f"model.name={name}", *chosen(("adapter", "dataset")),
+                                             *dataset])}
     # the evaluate pipeline's subsets are the version's own already; a prediction is scored by no metrics set
     return {"evaluate": _command(launched, ["pipeline=evaluate", f"model.name={name}",
                                             *chosen(("adapter", "dataset", "metrics")), *dataset]),
@@ -168,9 +172,9 @@ def use_command(name: str, launched: Launch | None) -> dict[str, str]:
 
 def with_its_settings(model, steps: list[str]) -> str:
     """``; or, with all it was trained with: <command>``, for a fix that names one setting at a time."""
-    pipeline = "evaluate" if "evaluate" in steps else "predict" if "predict" in steps else None
+    pipeline = next((step for step in ("evaluate", "predict", "embed") if step in steps), None)
     command = use_command(model.name, read_launch(runner_metadata(model).get("run"), with_overrides=True,
-                                                  model_id=model.id)).get(pipeline)
+                                                  model_id=model.id), model.output_type).get(pipeline)
     return f"; or, with all it was trained with: {command}" if command else ""
 
 
@@ -228,6 +232,9 @@ def print_details(details: dict) -> None:
                                 if details.get("rerun_changes") else ""),
              *((pipeline, command) for pipeline, command in (details.get("use") or {}).items()),
              ("input, output", f"{details['input_type']}, {details['output_type']}"),
+             ("vectors", f"{details['vectors']['count']} of {details['vectors']['size']} values (python -m runner.store "
+                         f"vectors {details['name']} <file.npz|.csv> writes them)"
+                         if (details.get("vectors") or {}).get("count") else ""),
              ("labels", f"{len(details['labels'])}: {' '.join(map(str, details['labels'][:20]))}"
                         + (" ..." if len(details["labels"]) > 20 else ""))]
     width = max(len(key) for key, _ in facts)

@@ -322,3 +322,31 @@ def test_the_vectors_command_writes_them_to_npz_or_csv_and_refuses_what_it_canno
         assert code == 2 and says in said, said
     written = [p for p in tmp_path.rglob("*") if p.is_file() and platform.root not in p.parents]
     assert sorted(p.name for p in written) == ["all.npz", "copy.csv"]  # nothing partial
+
+
+def test_show_gives_an_embedders_vectors_and_its_embed_command_not_evaluate_or_predict(platform, digits, capsys,
+                                                                                        tmp_path):
+    from runner.store import main
+
+    model = platform.create_model("means", digits, output_type="embedding", configuration={"batch_size": 8})
+    bound(PixelMeans(), platform, model).embed_items(list(next(platform.iter_items(digits, SUBSETS["test"],
+                                                                                   page_size=5))))
+    run = tmp_path / "run"  # the training run's folder, as Hydra writes its .hydra/
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "hydra.yaml").write_text(json.dumps({"hydra": {
+        "runtime": {"cwd": str(tmp_path), "choices": {"adapter": "means", "dataset": "digits"}, "config_sources": []},
+        "overrides": {"hydra": []}}}))
+    (run / ".hydra" / "overrides.yaml").write_text("[]")
+    model = platform.get_model(model.id)
+    model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
+    model.update()
+    assert main(["--root", str(platform.root), "show", "means", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["vectors"] == {"count": 5, "size": 16}
+    assert shown["use"] == {"embed": f"cd {tmp_path} && python -m runner pipeline=embed model.name=means adapter=means "
+                                     "dataset=digits"}
+    assert main(["--root", str(platform.root), "show", "means"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^vectors +5 of 16 values \(python -m runner.store vectors means <file.npz\|.csv> writes them\)$",
+                     out, re.MULTILINE), out
+    assert "pipeline=evaluate" not in out and "pipeline=predict" not in out

@@ -600,6 +600,13 @@ class Store:
                 f"({','.join('?' * len(chunk))})", (feature_set_id, *chunk))]
         return out
 
+    def model_vectors(self, model_id: str) -> tuple[int, int | None]:
+        """(how many vectors, their size) in the model's feature set; (0, None) without one."""
+        row = self.connection().execute(
+            "SELECT COUNT(f.item_id), s.size FROM feature_sets s LEFT JOIN features f ON f.feature_set_id = s.id "
+            "WHERE s.model_id = ? GROUP BY s.id", (model_id,)).fetchone()
+        return (row[0], row[1]) if row else (0, None)
+
     def item_places(self, item_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """item id -> (its dataset's name, its filename)."""
         out: dict[str, tuple[str, str]] = {}
