@@ -1,5 +1,5 @@
-"""The config's own interpolations: ``${dataloop_path:}``, ``${sqlite_url:<file>}`` and
-``${study_seed:<seed>,<storage>,<study name>}`` (see runner.studies).
+"""The config's own interpolations: ``${dataloop_path:}``, ``${sqlite_url:<file>}``,
+``${study_seed:<seed>,<storage>,<study name>}`` (see runner.studies) and ``${top_package:<dotted path>}``.
 
 Registered by the CLI before Hydra composes (the sweeper's settings use them) and again before each
 job resolves its config, since a launcher's worker process may run many jobs.
@@ -28,6 +28,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("sqlite_url", sqlite_url)
     if not OmegaConf.has_resolver("study_seed"):
         OmegaConf.register_new_resolver("study_seed", _study_seed)
+    if not OmegaConf.has_resolver("top_package"):
+        # the debug preset's verbose loggers: the adapter's own package (mypkg of mypkg.mlp.MlpAdapter)
+        OmegaConf.register_new_resolver("top_package", lambda path: str(path).split(".")[0])
 
 
 def _study_seed(seed, storage, study_name):

@@ -95,6 +95,11 @@ def test_the_debug_preset_shortens_only_the_keys_of_the_adapter_chosen(adapter):
         assert (plain["epochs"], quick["epochs"]) == (15, 3)
 
 
+def test_the_debug_preset_logs_the_chosen_adapters_own_package_at_debug_level():
+    verbose = compose_config("debug=default", "adapter._target_=mypkg.nets.MyAdapter", hydra=True).hydra.verbose
+    assert OmegaConf.to_container(verbose, resolve=True) == ["runner", "adapters", "mypkg"]
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_resolves_and_plans(group, option):
     overrides = [f"{group}={option}", *REQUIRED.get((group, option), [])]
