@@ -129,7 +129,9 @@ class PredictionError(RunnerError):
 
 # what makes one item's message differ from another's with the same cause: a quoted absolute path (of
 # the item's file), an entity id
-_PER_ITEM = ((re.compile(r"""(['"])/[^'"]*\1"""), r"\1...\1"), (re.compile(r"\b[0-9a-f]{24}\b"), "<id>"))
+_PER_ITEM = ((re.compile(r"""(['"])/[^'"]*\1"""), r"\1...\1"), (re.compile(r"\b[0-9a-f]{24}\b"), "<id>"),
+             # a batch's own counts (the last batch is shorter; a shard's batches differ)
+             (re.compile(r"\b\d+ of the batch's \d+\b"), "<n> of the batch's <m>"))
 
 
 def _cause(message: str) -> str:

@@ -599,3 +599,8 @@ def test_failures_that_differ_only_in_their_items_path_or_id_are_one_cause():
            "6b0682151e96fbf55d38ce50, 6b0682151e96fbf55d38ce51, 6b0682151e96fbf55d38ce52" in str(err)
     assert "    ValueError: item <id> has no pixels (1 item): 6b0682151e96fbf55d38ce59" in str(err)
     assert err.failed == failed
+    # a batch-wide cause counts its own batch: batches of other sizes are still one cause
+    batches = {f"6b0682151e96fbf55d38ce6{i}": f"VectorsRefused: {n} of the batch's {n} feature vectors have 16 values"
+               for i, n in enumerate((20, 23, 29))}
+    assert "    VectorsRefused: <n> of the batch's <m> feature vectors have 16 values (3 items): " in \
+        str(PredictionError("embed_dataset", batches, total=3))
