@@ -410,6 +410,17 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
     cfg = _composed_from(argv, leaving_out=plain)
     if cfg is None:
         return None
+    from hydra.core.hydra_config import HydraConfig
+
+    from .errors import ConfigError
+    from .run_plan import check_group_keys
+
+    if not HydraConfig.initialized():  # the composed choices and search path: the error names the option's file
+        HydraConfig.instance().set_config(cfg)
+    try:  # a key misspelt in an option's file (configuraton:) is the one to correct, not to follow
+        check_group_keys(cfg)
+    except ConfigError as err:
+        return f"hint: {err}"
     for arg in plain:
         key = arg.partition("=")[0]
         if _has_key(cfg, key):

@@ -65,7 +65,7 @@ def plan(cfg: DictConfig) -> Plan:
         if not isinstance(settings.get(key), dict):
             raise ConfigError(f"the config has no {key!r} group", where=key, fix=f"choose one: {key}=<option>")
 
-    _check_group_keys(settings)
+    check_group_keys(settings)
     _warn_added_near_misses(settings)
     _check_scalars(settings)
     _check_run_settings(settings)
@@ -197,7 +197,7 @@ GROUP_KEYS = {"adapter": ("_target_", "name", "input_type", "output_type", "conf
               "model": ("name", "labels", "input_type", "output_type", "description", "configuration")}
 
 
-def _check_group_keys(settings: dict) -> None:
+def check_group_keys(settings: dict) -> None:
     for group, known in GROUP_KEYS.items():
         for key in settings.get(group) or {}:
             if key not in known:

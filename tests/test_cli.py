@@ -636,6 +636,12 @@ def test_a_misspelt_key_in_the_users_adapter_file_names_the_file(tmp_path):
     assert result.stderr.startswith("error: adapter.configuraton is not a key the runner reads (did you mean "
                                     "adapter.configuration?)\n"
                                     f"  where: adapter.configuraton, written in {extra / 'mine.yaml'}\n"), result.stderr
+    # a key set under the right name, which Hydra refuses: the hint is the file's misspelling, not to follow it
+    result = dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "adapter=mine",
+                   "adapter.configuration.estimator.C=2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "hint: adapter.configuraton is not a key the runner reads (did you mean adapter.configuration?)\n" \
+           f"  where: adapter.configuraton, written in {extra / 'mine.yaml'}" in result.stderr, result.stderr
 
 
 def test_a_sweep_that_ends_on_a_jobs_config_error_shows_its_message_not_a_traceback(tmp_path):
