@@ -38,7 +38,10 @@ def missing_launcher(argv: list[str]) -> str | None:
         if name not in ("basic", *LAUNCHER_PLUGINS) and not any(c in name for c in ",()*"):
             known = _launcher_options(argv)
             if name not in known:
-                return (f"hydra/launcher has no option {name!r}{did_you_mean(name, known, 'hydra/launcher=')}\n  "
+                started = [k for k in known if k.startswith(name)]  # submitit: submitit_local and submitit_slurm
+                meant = f" (did you mean {' or '.join(f'hydra/launcher={k}' for k in started)}?)" if len(started) > 1 \
+                    else did_you_mean(name, known, "hydra/launcher=")
+                return (f"hydra/launcher has no option {name!r}{meant}\n  "
                         f"where: {arg}\n  fix: one of {known} (those this project documents: basic, "
                         f"{', '.join(LAUNCHER_PLUGINS)})")
         if name not in LAUNCHER_PLUGINS:
@@ -50,7 +53,8 @@ def missing_launcher(argv: list[str]) -> str | None:
             found = False
         if not found:
             return (f"hydra/launcher={name} needs the {module.split('.')[-1].replace('_', '-')} plugin, which is "
-                    f"not installed\n  where: {arg}\n  fix: pip install -e \".[{extra}]\" (or choose another launcher)")
+                    f"not installed\n  where: {arg}\n  fix: pip install -e \"{Path(CONFIG_DIR).parent}[{extra}]\" (or "
+                    "choose another launcher)")
     return None
 
 
@@ -429,7 +433,7 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
         if not meant and key.startswith("model.configuration."):  # merged over the adapter's configuration
             meant = _closest_key(cfg, "adapter." + key.removeprefix("model."))
         if meant:
-            return f"hint: did you mean {meant}? (+{arg.partition('=')[0]} would add a new key beside it)"
+            return f"hint: did you mean {meant}? (+{arg.partition('=')[0]} would add it as a new key)"
     return None
 
 

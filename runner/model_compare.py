@@ -93,7 +93,7 @@ def print_comparison(compared: dict) -> None:
              "labels": [str(len(d["labels"])) for d in details],
              "run overrides": _own_overrides(details),
              "evaluated on": [_evaluated_on(d, compared["evaluated_on"]) for d in details]}
-    rows = [[name, *values] for name, values in facts.items()]
+    rows = [[name, *values] for name, values in facts.items() if name != "run overrides" or any(values)]
     rows += [[metric, *(number_cell(v) + (BEST if i in compared["best"][metric] else "") for i, v in
                         enumerate(values))] for metric, values in compared["metrics"].items()]
     shared, header = _headers([d["name"] for d in details])

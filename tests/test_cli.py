@@ -826,6 +826,8 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     ("-m seed=0,1 hydra/launcher=jobilb", ["hydra/launcher has no option 'jobilb' (did you mean "
                                            "hydra/launcher=joblib?)", "'submitit_local'"]),
     ("-m seed=0,1 hydra.launcher=joblib", ["sets the launcher's settings node", "fix: hydra/launcher=joblib"]),
+    ("-m seed=0,1 hydra/launcher=submitit", ["(did you mean hydra/launcher=submitit_local or "
+                                             "hydra/launcher=submitit_slurm?)"]),
     # joblib's traceback once the sweep folder is made
     ("-m seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=0", ["hydra.launcher.n_jobs is 0", "-1 for one job per"]),
     # a glob that matches nothing: no job, exit 0
@@ -836,7 +838,7 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
                                   "hparams_search=<preset> (digits_optuna, torch_cnn_optuna)"]),
 ], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "no-trials-at-a-time",
         "adapter-key", "swept-group-key", "grid-interval", "grid-range-empty", "grid-range-step-zero",
-        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot", "launcher-no-jobs-at-a-time",
+        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot", "launcher-prefix", "launcher-no-jobs-at-a-time",
         "glob-matching-nothing", "search-setting-without-a-search"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
@@ -880,7 +882,7 @@ def test_a_misspelt_key_hydra_refuses_gets_the_key_likely_meant(tmp_path, overri
     assert result.returncode == 1, result.stdout + result.stderr
     key = override.split()[-1].partition("=")[0]
     assert "is not in struct" in result.stderr  # Hydra's own message first
-    assert result.stderr.rstrip().endswith(f"hint: did you mean {meant}? (+{key} would add a new key beside it)"), \
+    assert result.stderr.rstrip().endswith(f"hint: did you mean {meant}? (+{key} would add it as a new key)"), \
         result.stderr
     assert not (tmp_path / "dl" / "local").exists()
 
