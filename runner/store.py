@@ -11,6 +11,7 @@
     python -m runner.store vectors <version> vectors.npz    # the feature vectors of pipeline=embed (.npz or .csv)
     python -m runner.store studies                          # the Optuna studies, the version of each one's best
     python -m runner.store delete-study digits_sklearn_validation
+    python -m runner.store settle-study digits_sklearn_validation --sweep multirun/2026-11-25/10-31-40
     python -m runner.store check --clean
     python -m runner.store check --restore
     python -m runner.store check --clean-model-data
@@ -48,7 +49,7 @@ from .platform.annotation_json import ANNOTATION_TYPES  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
-from .study_listing import delete_study, print_studies, storage_of, studies, study_versions  # noqa: E402
+from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
 from .trial_versions import TrialVersions  # noqa: E402
 from .vector_export import export_vectors  # noqa: E402
@@ -622,6 +623,14 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("name", help="the study's name (python -m runner.store studies lists them)")
     delete.add_argument("--storage", help=studies_help)
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    settle = commands.add_parser("settle-study", parents=[where],
+                                 help="settle the trials a killed search left running: told the value of a job that "
+                                      "finished, else marked failed (only while no search of the study runs)")
+    settle.add_argument("name", help="the study's name (python -m runner.store studies lists them)")
+    settle.add_argument("--sweep", action="append", default=[], metavar="FOLDER",
+                        help="a multirun folder of the killed search, whose finished jobs give their trials' values "
+                             "(repeatable); without one, every running trial is marked failed")
+    settle.add_argument("--storage", help=studies_help)
     cleaning = commands.add_parser("check", parents=[where],
                                    help="find records whose file is gone, and files no record uses")
     cleaning.add_argument("--clean", action="store_true",
@@ -641,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "json", False) and args.command not in LISTINGS:
         parser.error(f"--json: {args.command} prints no listing (--json goes with {' or '.join(LISTINGS)})")
     try:
-        if args.command in ("studies", "delete-study"):  # the store only names the versions: not needed
+        if args.command in ("studies", "delete-study", "settle-study"):  # the store only names the versions
             return _studies_command(args)
         platform = _platform(args)
         commands: dict[str, Callable[[], int | None]] = {
@@ -672,6 +681,11 @@ def _studies_command(args) -> int:
         versions = TrialVersions(platform.store.list_models(platform.project.id))
     except NotFoundError:  # no local platform: the studies still list, without version names
         versions = None
+    if args.command == "settle-study":
+        told, failed = settle_study(storage, args.name, args.sweep)
+        print(f"study {args.name!r}: {told} running trial(s) had finished (told their value), {failed} marked failed"
+              + ("" if told + failed else " (it held no running trial a job settles)"))
+        return 0
     if args.command == "studies":
         rows = studies(storage, versions)
         if getattr(args, "json", False):

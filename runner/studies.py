@@ -244,7 +244,8 @@ def running_trials_warning(storage: str | None, study_name: str | None) -> str |
     return (f"study {study_name!r} holds {len(running)} running trials (numbers {', '.join(str(t.number) for t in running[:5])}"
             f"{', ...' if len(running) > 5 else ''}): another search of it is running now, and the two share the study "
             "(each runs its own n_trials; the samplers see each other's finished trials), or a search of it was "
-            "killed before it could settle them (they stay running)")
+            f"killed before it could settle them (they stay running: once no search of it runs, python -m "
+            f"runner.store settle-study {study_name} --sweep <the killed search's multirun folder> settles them)")
 
 
 class FinishedJob(NamedTuple):
@@ -281,11 +282,11 @@ def ran_trial(job: FinishedJob, trial) -> bool:
 
 
 def settle_interrupted_trials(storage: str | None, study_name: str | None, since: float,
-                              sweep_dir: str | Path | None = None) -> tuple[int, int]:
+                              sweep_dir: str | Path | None = None, fail_unmatched: bool = True) -> tuple[int, int]:
     """The trials of a stored study left RUNNING by a search stopped at or after ``since`` (Ctrl-C,
     SIGTERM), else RUNNING for good (a resumed search counts them): a trial whose job had finished
     (its run.json under ``sweep_dir`` completed, with the trial's overrides) is told its value, the
-    others FAIL. Returns (told complete, marked failed)."""
+    others FAIL (unless ``fail_unmatched`` is false). Returns (told complete, marked failed)."""
     if not storage or not study_name:
         return 0, 0
     import optuna
@@ -302,8 +303,9 @@ def settle_interrupted_trials(storage: str | None, study_name: str | None, since
             wanted = {**{k: _plain(v) for k, v in trial.user_attrs.items()}, **trial.params}
             value = next((job.value for job in jobs if all(job.overrides.get(k) == x for k, x in wanted.items())), None)
             if value is None:
-                study.tell(trial.number, state=TrialState.FAIL)
-                failed += 1
+                if fail_unmatched:
+                    study.tell(trial.number, state=TrialState.FAIL)
+                    failed += 1
             else:
                 study.tell(trial.number, value)
                 complete += 1

@@ -84,6 +84,27 @@ def study_versions(storage: str, name: str, versions: TrialVersions | None) -> t
     return len(trials), list(dict.fromkeys(v for v in found if v))
 
 
+def settle_study(storage: str, name: str, sweeps: list[str]) -> tuple[int, int]:
+    """The trials study ``name`` holds RUNNING (its search was killed before it could settle them):
+    those a job under one of ``sweeps`` finished are told its value, the others marked FAIL. Returns
+    (told, failed); an unknown name is an error naming the closest."""
+    from .studies import settle_interrupted_trials
+
+    _optuna, names = _load(storage)
+    if name not in names:
+        raise NotFoundError(f"no study named {name!r}{did_you_mean(name, names)} in {storage}",
+                            fix="python -m runner.store studies lists them")
+    for sweep in sweeps:
+        if not Path(sweep).is_dir():
+            raise NotFoundError(f"there is no sweep folder {sweep}", where="--sweep",
+                                fix="the multirun folder of the search that was killed (multirun/<date>/<time>)")
+    told = failed = 0
+    for sweep in sweeps or [None]:  # a trial a job of the first folder finished is told; the rest wait for the next
+        done = settle_interrupted_trials(storage, name, since=0.0, sweep_dir=sweep, fail_unmatched=sweep == (sweeps or [None])[-1])
+        told, failed = told + done[0], failed + done[1]
+    return told, failed
+
+
 def delete_study(storage: str, name: str) -> None:
     import optuna
 

@@ -285,3 +285,47 @@ def test_the_store_lists_studies_with_the_version_of_each_best_and_deletes_one(t
     assert [m.name for m in platform.list_models()] == ["first-v0", "first-v1", "second-v0"]  # the versions stay
     code, out, err = main(["studies", "--storage", str(tmp_path / "none.db")]), *capsys.readouterr()
     assert code == 2 and f"no studies file at {tmp_path / 'none.db'}" in err and not (tmp_path / "none.db").exists()
+
+
+def test_settle_study_tells_the_trials_a_killed_search_left_running_from_its_sweep_folders(tmp_path, capsys):
+    """kill -9 leaves its trials RUNNING, and their finished values out of the study's best: the jobs
+    of the given sweep folders that finished settle them; the rest are marked failed."""
+    import json
+
+    import yaml
+    from optuna.distributions import CategoricalDistribution
+
+    from runner.store import main
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="killed", storage=storage, direction="maximize")
+    space = {"adapter.configuration.image_size": CategoricalDistribution([4, 6, 8])}
+    for size in (4, 6, 8):
+        study.enqueue_trial({"adapter.configuration.image_size": size})
+    trials = [study.ask(space) for _ in range(3)]  # as a search asks for them; none told: it was killed
+    for folder, job, size in (("first", "0", 4), ("second", "0", 6)):
+        run = tmp_path / folder / job
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"adapter.configuration.image_size={size}"]))
+        (run / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": size / 10}}))
+
+    def store(*args):
+        code = main([*args, "--storage", str(tmp_path / "studies.db")])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    code, said = store("settle-study", "kiled")
+    assert code == 2 and "no study named 'kiled' (did you mean killed?)" in said
+    code, said = store("settle-study", "killed", "--sweep", str(tmp_path / "nowhere"))
+    assert code == 2 and f"there is no sweep folder {tmp_path / 'nowhere'}" in said
+    assert all(t.state.name == "RUNNING" for t in optuna.load_study(study_name="killed", storage=storage).trials)
+
+    code, said = store("settle-study", "killed", "--sweep", str(tmp_path / "first"), "--sweep", str(tmp_path / "second"))
+    assert code == 0 and "study 'killed': 2 running trial(s) had finished (told their value), 1 marked failed" in said
+    settled = optuna.load_study(study_name="killed", storage=storage)
+    assert [(t.number, t.state.name, t.value) for t in settled.trials] == [
+        (trials[0].number, "COMPLETE", 0.4), (trials[1].number, "COMPLETE", 0.6), (trials[2].number, "FAIL", None)]
+    assert settled.best_value == 0.6
+    code, said = store("settle-study", "killed")
+    assert code == 0 and "0 running trial(s) had finished (told their value), 0 marked failed (it held no running " \
+        "trial a job settles)" in said
