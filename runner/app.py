@@ -91,7 +91,7 @@ def _dataset(platform, spec: dict):
     dataset = platform.find_dataset(spec["name"])
     if dataset is not None:
         _check_import_source(platform, dataset, _as_json(source))
-        _import_what_is_new(platform, dataset, source)
+        _import_what_is_new(platform, dataset, source or _recorded_source(platform, dataset))
         return dataset
     if source and platform.name != "local":
         raise ConfigError(f"the {platform.name} platform has no dataset {spec['name']!r}; the importers write to "
@@ -134,6 +134,14 @@ def _import_what_is_new(platform, dataset, source: dict | None) -> None:
                        "files, import them under a new dataset.name (or python -m runner.store delete-dataset %s "
                        "--with-models)", dataset.name, gone, where, dataset.name)
     platform.store.set_import_listing(dataset.id, listing)
+
+
+def _recorded_source(platform, dataset) -> dict | None:
+    """The source a dataset named alone (``dataset.source=null``) was imported from, to follow its files
+    as the source given does: only while every file and folder it names is still there."""
+    recorded = platform.import_source(dataset) if platform.name == "local" else None
+    paths = [value for key, value in (recorded or {}).items() if is_path_key(key) and isinstance(value, str)]
+    return recorded if paths and all(os.path.exists(path) for path in paths) else None
 
 
 def _as_json(source: dict | None) -> dict | None:

@@ -725,6 +725,14 @@ def test_predicting_a_folder_of_new_unlabeled_images(tmp_path):
     assert "predicted 15 items" in again
     unchanged = ok(dlrun(tmp_path, *new, "pipeline.predict_subset=null")).stdout
     assert "changed since it was imported" not in unchanged and "predicted 15 items" in unchanged
+    # named alone, as stored (what a run of a version trained on it takes): it follows its recorded folder too
+    Image.fromarray((digits.images[14] * 255 / 16).astype("uint8")).save(tmp_path / "new" / "d14.png")
+    named = ok(dlrun(tmp_path, *new[:2], "dataset.name=new", "dataset.source=null", "pipeline.predict_subset=null"))
+    assert "dataset 'new': 1 new item(s) from " + str(tmp_path / "new") in named.stdout and "predicted 16 items" in \
+        named.stdout
+    shutil.rmtree(tmp_path / "new")  # the folder gone: the dataset is read as stored, not imported from nothing
+    assert "predicted 16 items" in ok(dlrun(tmp_path, *new[:2], "dataset.name=new", "dataset.source=null",
+                                            "pipeline.predict_subset=null")).stdout
 
 
 def test_scoring_a_version_on_a_new_labelled_folder_without_a_split(tmp_path):
