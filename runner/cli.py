@@ -155,11 +155,19 @@ class JobFailed(CompactHydraException):
 
 _GRACE = 3.0  # seconds a process's children (launcher or shard workers) get to end their jobs as interrupted
 _terminating = False
+_stopped_by = signal.SIGTERM  # the signal that set _terminating
 
 
 def _handle_stop_signals() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _terminate)
+    default_hook = sys.unraisablehook
+
+    def unraisable(event) -> None:  # the stop raised in a weakref callback: not printed, ended after main
+        if not isinstance(event.exc_value, Terminated):
+            default_hook(event)
+
+    sys.unraisablehook = unraisable
 
 
 def _terminate(signum, frame) -> None:
@@ -167,10 +175,10 @@ def _terminate(signum, frame) -> None:
     not it was sent to the whole process group, and a moment to record their jobs as interrupted
     before this process ends and takes them down with it; a second signal must not break off that
     clean-up. A sweep's jobs that a worker would start meanwhile do not start (``_STOPPING``)."""
-    global _terminating
+    global _terminating, _stopped_by
     if _terminating or interrupts.held_back(signum):  # a run writing its last outputs raises it once written
         return
-    _terminating = True
+    _terminating, _stopped_by = True, signum
     interrupts.stop(signum)
     _mark_sweep_stopping(signum)
     children = _children()
@@ -272,6 +280,8 @@ def _no_stop_signal_from_here() -> None:
     """The command is done: a SIGTERM or SIGINT from here on would land in the interpreter's shutdown,
     which prints it as ignored and exits 0. They are blocked instead, and one that came already ends
     the process as one that came after a completed run does."""
+    if _terminating:  # its Terminated was raised where Python prints and drops exceptions (a weakref callback)
+        raise Terminated(_stopped_by, after_completion=True)
     if not hasattr(signal, "pthread_sigmask"):
         return
     stop_signals = {signal.SIGTERM, signal.SIGINT}

@@ -19,6 +19,7 @@ from runner import app, run_plan
 from runner.data import import_digits
 from runner.errors import ConfigError, EmptySubsetError, FilterError, NotFoundError
 from runner.platform.local import LocalPlatform
+from runner.version_names import version_name
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DIGITS_ITEMS = 1797
@@ -584,11 +585,11 @@ def test_an_adapter_option_chooses_the_metrics_set_of_its_outputs(overrides, met
 
 
 def test_a_version_of_a_version_gets_a_fresh_suffix_not_a_second_one():
-    first = app._version_name("torch-cnn-digits")
-    again = app._version_name(first)
+    first = version_name("torch-cnn-digits")
+    again = version_name(first)
     pattern = r"torch-cnn-digits-\d{8}-\d{6}-[0-9a-f]{4}"
     assert re.fullmatch(pattern, first) and re.fullmatch(pattern, again)
-    assert app._version_name("my-model-v2").startswith("my-model-v2-")
+    assert version_name("my-model-v2").startswith("my-model-v2-")
 
 
 def test_a_folder_source_compares_as_the_folder_it_names_not_as_text(tmp_path, monkeypatch):
