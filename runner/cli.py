@@ -156,6 +156,8 @@ class JobFailed(CompactHydraException):
 _GRACE = 3.0  # seconds a process's children (launcher or shard workers) get to end their jobs as interrupted
 _terminating = False
 _stopped_by = signal.SIGTERM  # the signal that set _terminating
+_terminating_since = 0.0
+_FORCE_AFTER = _GRACE + 2.0  # seconds after the first stop signal from which another ends the process at once
 
 
 def _handle_stop_signals() -> None:
@@ -174,11 +176,15 @@ def _terminate(signum, frame) -> None:
     """SIGTERM or SIGINT: once. Children (a launcher's or the shards' workers) get it too, whether or
     not it was sent to the whole process group, and a moment to record their jobs as interrupted
     before this process ends and takes them down with it; a second signal must not break off that
-    clean-up. A sweep's jobs that a worker would start meanwhile do not start (``_STOPPING``)."""
-    global _terminating, _stopped_by
+    clean-up, unless it comes ``_FORCE_AFTER`` seconds after the first: then the clean-up hangs. A sweep's jobs that a worker would start meanwhile do not start (``_STOPPING``)."""
+    global _terminating, _stopped_by, _terminating_since
+    if _terminating and time.monotonic() - _terminating_since > _FORCE_AFTER:
+        # the clean-up is stuck (a write to a pipe no one reads, its parent killed): this one ends it now
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     if _terminating or interrupts.held_back(signum):  # a run writing its last outputs raises it once written
         return
-    _terminating, _stopped_by = True, signum
+    _terminating, _stopped_by, _terminating_since = True, signum, time.monotonic()
     interrupts.stop(signum)
     _mark_sweep_stopping(signum)
     children = _children()
@@ -187,6 +193,7 @@ def _terminate(signum, frame) -> None:
             os.kill(pid, signum)
     if children:
         time.sleep(_GRACE)
+    _terminating_since = time.monotonic()  # the clean-up starts now
     raise Terminated(signum)
 
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -961,6 +962,35 @@ def test_ctrl_c_as_a_run_prints_its_outputs_leaves_it_completed(tmp_path):
     assert "interrupted (SIGINT) after the run had completed: run.json records it as completed" in stderr
     record = read_json(tmp_path / "run" / "run.json")
     assert record["status"] == "completed" and record["model"]["status"] == "trained"
+
+
+def test_a_stop_signal_long_after_the_first_ends_a_clean_up_that_hangs(tmp_path):
+    """A worker whose clean-up blocks for good (writing to a pipe no one reads once its sweep's process
+    was killed): a signal at once is ignored, so as not to break off a clean-up; a later one ends it."""
+    script = ("import time\n"
+              "from runner import cli\n"
+              "cli._FORCE_AFTER = 2.0\n"
+              "cli._handle_stop_signals()\n"
+              "try:\n"
+              "    print('ready', flush=True)\n"
+              "    time.sleep(60)\n"
+              "except cli.Terminated:\n"
+              "    print('cleaning up', flush=True)\n"
+              "    while True:\n"
+              "        time.sleep(0.05)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout.readline() == "cleaning up\n"
+        process.send_signal(signal.SIGTERM)  # during the clean-up: it goes on
+        time.sleep(0.2)
+        assert process.poll() is None
+        time.sleep(2.0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        process.kill()
 
 
 def test_the_kept_version_note_says_what_to_do_for_how_the_run_stopped():
