@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from typing import Any
 
 from .errors import ConfigError, one_line, raised_at
@@ -36,7 +37,9 @@ def locate(target: Any, key: str, fix: str) -> Any:
     for depth in range(cut, len(parts)):
         name = parts[depth]
         if not hasattr(found, name):
-            close = difflib.get_close_matches(name, [n for n in dir(found) if not n.startswith("_")], n=1)
+            # a package's modules too, which it has not imported (mypkg.mpl for mypkg.mlp)
+            names = [*dir(found), *(m.name for m in pkgutil.iter_modules(getattr(found, "__path__", None) or []))]
+            close = difflib.get_close_matches(name, [n for n in names if not n.startswith("_")], n=1)
             raise _cannot(key, target, f"{'.'.join(parts[:depth])!r} has no {name!r}"
                                        + (f" (did you mean {close[0]!r}?)" if close else ""), fix)
         found = getattr(found, name)

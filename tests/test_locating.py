@@ -44,6 +44,11 @@ def test_a_misspelt_class_gets_the_closest_name(package):
     assert "'mine.models' has no 'TorchMPL' (did you mean 'TorchMLP'?)" in _message("mine.models.TorchMPL")
 
 
+def test_a_misspelt_module_of_a_package_gets_the_closest_module(package):
+    assert "mine.models" not in sys.modules  # one the package has not imported: not among its attributes
+    assert "'mine' has no 'modles' (did you mean 'models'?)" in _message("mine.modles.TorchMLP")
+
+
 def test_a_module_whose_import_fails_names_its_line(package):
     message = _message("mine.broken.Adapter")
     assert "importing 'mine.broken' failed: ModuleNotFoundError: No module named 'nonexistent_lib_xyz'" in message
