@@ -203,6 +203,17 @@ def _unknowable_options(argv: list[str]) -> bool:
                for arg in argv)
 
 
+def _primary_groups() -> set[str]:
+    """The groups conf/config.yaml's defaults list chooses (``experiment: null`` among them)."""
+    import yaml
+
+    try:
+        defaults = yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text()).get("defaults") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return set()
+    return {key.removeprefix("optional ") for entry in defaults if isinstance(entry, dict) for key in entry}
+
+
 def group_value_problem(argv: list[str]) -> str | None:
     """The message for ``group=<value>`` where the value is not an option's name (``debug=true``,
     ``adapter=3``) or names no option of the group (``adapter=nope``) in this repository's config
@@ -210,8 +221,14 @@ def group_value_problem(argv: list[str]) -> str | None:
     int, or with exit status 1."""
     unknowable = _unknowable_options(argv)
     folders = [Path(CONFIG_DIR), *_config_folders(argv)]
+    chosen = set() if unknowable else _primary_groups()
+    added = None
     for arg in argv:
         key, sep, value = arg.lstrip("+").partition("=")
+        if sep and arg.startswith("+") and not arg.startswith("++") and key in chosen and added is None:
+            # Hydra: "Multiple values for experiment. To override a value use 'override experiment: ...'"
+            added = (f"+{key}= adds a group the config does not have, but {key} is one of its groups already\n"
+                     f"  where: {arg}\n  fix: {key}={value} (no +)")
         groups = [folder / key.split("@")[0] for folder in folders]
         if not sep or key.startswith(("hydra", "~")) or not any(group.is_dir() for group in groups):
             continue
@@ -230,7 +247,7 @@ def group_value_problem(argv: list[str]) -> str | None:
             close = difflib.get_close_matches(unknown[0].strip(), options, n=1)
             hint = f" (did you mean {key}={close[0]}?)" if close else ""
             return f"{key} has no option {unknown[0].strip()!r}{hint}\n  where: {arg}\n  fix: {fix}"
-    return None
+    return added  # after a misspelt option, which the fix without + would meet next
 
 
 def trials_problem(argv: list[str]) -> str | None:

@@ -835,6 +835,9 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
     ("-m seed=0,1 hydra/launcher=jobilb", ["hydra/launcher has no option 'jobilb' (did you mean "
                                            "hydra/launcher=joblib?)", "'submitit_local'"]),
     ("-m seed=0,1 hydra.launcher=joblib", ["sets the launcher's settings node", "fix: hydra/launcher=joblib"]),
+    # Hydra: "Multiple values for experiment. To override a value use 'override experiment: ...'"
+    ("+experiment=digits_logreg", ["+experiment= adds a group the config does not have, but experiment is one of "
+                                   "its groups already", "fix: experiment=digits_logreg (no +)"]),
     ("-m seed=0,1 hydra/launcher=submitit", ["(did you mean hydra/launcher=submitit_local or "
                                              "hydra/launcher=submitit_slurm?)"]),
     # joblib's traceback once the sweep folder is made
@@ -847,7 +850,7 @@ def test_a_predict_that_raises_names_its_line_and_logs_the_traceback(tmp_path):
                                   "hparams_search=<preset> (digits_optuna, torch_cnn_optuna)"]),
 ], ids=["adapter-not-importable", "missing-required-value", "search-direction", "no-trials", "no-trials-at-a-time",
         "adapter-key", "swept-group-key", "grid-interval", "grid-range-empty", "grid-range-step-zero",
-        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot", "launcher-prefix", "launcher-no-jobs-at-a-time",
+        "grid-float-range-one-value", "launcher-misspelt", "launcher-with-a-dot", "group-added-with-plus", "launcher-prefix", "launcher-no-jobs-at-a-time",
         "glob-matching-nothing", "search-setting-without-a-search"])
 def test_a_bad_config_exits_2_with_a_helpful_error(tmp_path, override, mentions):
     result = dlrun(tmp_path, *override.split())
