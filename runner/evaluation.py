@@ -39,6 +39,7 @@ class Problems:
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
         self.more: set[str] = set()  # kinds with items beyond the examples
+        self.other_types: set[str] = set()  # the types of the model's predictions that were left out
 
     def add(self, kind: str, item_id: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -77,14 +78,16 @@ def _of_types(rows: list[dict], types: list[str], model: dl.Model, problems: Pro
             kept.append(annotation)
         elif model_stamp(annotation).get("name") == model.name:
             problems.add(_other_type(types), item_id)
+            problems.other_types.add(str(annotation.get("type")))
     return kept
 
 
 def _refuse_other_types_only(problems: Problems, types: list[str], n_predictions: int, model: dl.Model) -> None:
     kind = _other_type(types)
     if kind in problems.counts and n_predictions == 0:
-        raise RunnerError(f"model {model.name!r} stored predictions of another type than its output type "
-                          f"{model.output_type!r}, and none of it: {problems.describe(kind)}",
+        found = ", ".join(repr(t) for t in sorted(problems.other_types))
+        raise RunnerError(f"model {model.name!r} stored predictions of type {found}, not of its output type "
+                          f"{model.output_type!r}, so none can be scored: {problems.describe(kind)}",
                           where=f"model {model.name!r}, output_type {model.output_type!r}",
                           fix="make predict return annotations of the output type, or set the adapter's "
                               "output_type (adapter.output_type=...) to the type predict returns")

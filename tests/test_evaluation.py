@@ -308,7 +308,8 @@ def test_predictions_of_another_type_than_the_output_type_are_not_scored_in_sile
     platform.store.insert_annotations([_annotation(box, row["id"], dataset.id, model, 0.9) for row in rows[:5]])
     with pytest.raises(RunnerError) as err:
         evaluate(platform, model, dataset, None)
-    assert "stored predictions of another type than its output type 'class', and none of it: 5" in str(err.value)
+    assert "stored predictions of type 'box', not of its output type 'class', so none can be scored: 5" in \
+        str(err.value)
     assert "adapter.output_type" in str(err.value)
 
     platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
