@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .text_table import closest, did_you_mean
+from .text_table import closest, did_you_mean, first_few
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -142,7 +142,6 @@ def expanded_globs(argv: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
 
-    folders = [Path(CONFIG_DIR), *_config_folders(argv)]
     expanded = []
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -151,8 +150,7 @@ def expanded_globs(argv: list[str]) -> list[str]:
                 glob = OverridesParser.create().parse_override(arg).value()
             except Exception:  # noqa: BLE001 - Hydra reports a malformed override itself
                 glob = None
-            group = key.lstrip("+~").split("@")[0]
-            options = sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
+            options = _options(key.lstrip("+~").split("@")[0], argv)
             if isinstance(glob, Glob) and glob.filter(options):
                 arg = f"{key}={','.join(glob.filter(options))}"
         expanded.append(arg)
@@ -203,6 +201,16 @@ def _unknowable_options(argv: list[str]) -> bool:
                for arg in argv)
 
 
+def _searches(argv: list[str]) -> bool:
+    """The command line chooses a search: an Optuna preset, or a sweeper of its own."""
+    return any(a.lstrip("+").startswith(("hparams_search=", "hydra/sweeper=")) for a in argv)
+
+
+def _multirun(argv: list[str]) -> bool:
+    """The command line runs a sweep: ``-m``, or a search preset (which sets ``hydra.mode=MULTIRUN``)."""
+    return any(a in ("-m", "--multirun") or a.lstrip("+").startswith("hparams_search=") for a in argv)
+
+
 def _primary_groups() -> set[str]:
     """The groups conf/config.yaml's defaults list chooses (``experiment: null`` among them)."""
     import yaml
@@ -234,7 +242,7 @@ def group_value_problem(argv: list[str]) -> str | None:
             continue
         # the group's own options; one in a subfolder (debug/adapter/...) belongs to a group of its own,
         # though naming it with its folder (adapter=mine/v2) still chooses it
-        options = sorted({p.stem for group in groups if group.is_dir() for p in group.glob("*.yaml")})
+        options = _options(key.split("@")[0], argv)
         fix = f"{key}=<option>, one of {options} (or ~{key} to leave the group out)"
         if _NOT_A_NAME.fullmatch(value.strip()):
             return (f"{key} is a config group: its value names one of its options, not {value!r}\n  where: {arg}\n"
@@ -277,7 +285,7 @@ _BASIC_SWEEPER_KEYS = ("max_batch_size", "params")
 def sweeper_key_problem(argv: list[str]) -> str | None:
     """A search's setting (``hydra.sweeper.n_trials``) on a command line that chooses no search: Hydra
     says the key is not in ``BasicSweeperConf`` and offers ``+`` before it, which would change nothing."""
-    if any(a.lstrip("+").startswith(("hparams_search=", "hydra/sweeper=")) for a in argv):
+    if _searches(argv):
         return None
     for arg in argv:
         key, sep, _value = arg.lstrip("+").partition("=")
@@ -296,8 +304,7 @@ def _options(group: str, argv: list[str]) -> list[str]:
 def sweep_dir_problem(argv: list[str]) -> str | None:
     """A sweep into a ``hydra.sweep.dir`` that holds an earlier sweep's job folders: its jobs are
     numbered from 0 again and would write over them, a completed job's results among them."""
-    if not any(a in ("-m", "--multirun") for a in argv) and not any(
-            a.lstrip("+").startswith("hparams_search=") for a in argv):
+    if not _multirun(argv):
         return None
     for arg in argv:
         key, sep, value = arg.lstrip("+").partition("=")
@@ -306,14 +313,10 @@ def sweep_dir_problem(argv: list[str]) -> str | None:
         folder = Path(value.strip().strip("'\""))
         jobs = sorted((p.name for p in folder.glob("[0-9]*") if p.name.isdigit() and (p / ".hydra").is_dir()), key=int)
         if jobs:
-            return (f"{folder} holds the job folders of an earlier sweep ({first_jobs(jobs)}): this sweep numbers "
+            return (f"{folder} holds the job folders of an earlier sweep ({first_few(jobs)}): this sweep numbers "
                     f"its jobs from 0 and would write over them\n  where: {arg}\n  fix: give a new folder "
                     "(hydra.sweep.dir=<new folder>), or delete that one first")
     return None
-
-
-def first_jobs(jobs: list[str]) -> str:
-    return ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
 
 
 def grid_sweep_problem(argv: list[str]) -> str | None:
@@ -321,8 +324,7 @@ def grid_sweep_problem(argv: list[str]) -> str | None:
     ``interval(...)`` (a range only a search draws from: a traceback), ``range(3,0)`` (no job: the
     sweep ends at once, exit 0), ``range(0,3,0)`` (a traceback), ``range(0.1,1.0)`` (step 1: one job).
     The message, else None; an Optuna search or another sweeper reads its own sweeps."""
-    if not any(a in ("-m", "--multirun") for a in argv) or any(
-            a.startswith(("hparams_search=", "hydra/sweeper=", "+hparams_search=")) for a in argv):
+    if not any(a in ("-m", "--multirun") for a in argv) or _searches(argv):
         return None
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import RangeSweep
@@ -395,8 +397,7 @@ def swept_group_key_problem(argv: list[str]) -> str | None:
     """``-m adapter=a,b adapter.configuration.epochs=1``: Hydra composes a sweep's config once before
     it expands the sweep, with the group's default option, and stops when that option lacks the key,
     suggesting ``+key``, which then fails in each job whose option has it. The message, else None."""
-    if not any(arg in ("-m", "--multirun") or arg.startswith("hparams_search=") for arg in argv) or \
-            _unknowable_options(argv):
+    if not _multirun(argv) or _unknowable_options(argv):
         return None
     swept = {arg.partition("=")[0] for arg in argv if "=" in arg and not arg.startswith("-") and is_sweep_override(arg)}
     setting = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~"))
