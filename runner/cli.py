@@ -308,7 +308,9 @@ def _settle_trials(started: float, how: str) -> None:
     storage, study_name = current_sweep_study()
     if not storage or not study_name:
         return
-    told, failed = settle_interrupted_trials(storage, study_name, since=started, sweep_dir=current_sweep_dir())
+    sweep_dir = current_sweep_dir()
+    told, failed = settle_interrupted_trials(storage, study_name, since=started,
+                                             sweep_dirs=[sweep_dir] if sweep_dir else [])
     if told or failed:
         print(f"study {study_name!r}: of the trials {how}, {told} had finished (told their value) and {failed} "
               f"{'is' if failed == 1 else 'are'} marked FAIL", file=sys.stderr)

@@ -9,7 +9,7 @@ reproducible without repeating it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -282,18 +282,18 @@ def ran_trial(job: FinishedJob, trial) -> bool:
 
 
 def settle_interrupted_trials(storage: str | None, study_name: str | None, since: float,
-                              sweep_dir: str | Path | None = None, fail_unmatched: bool = True) -> tuple[int, int]:
+                              sweep_dirs: Sequence[str | Path] = ()) -> tuple[int, int]:
     """The trials of a stored study left RUNNING by a search stopped at or after ``since`` (Ctrl-C,
     SIGTERM), else RUNNING for good (a resumed search counts them): a trial whose job had finished
-    (its run.json under ``sweep_dir`` completed, with the trial's overrides) is told its value, the
-    others FAIL (unless ``fail_unmatched`` is false). Returns (told complete, marked failed)."""
+    (its run.json under one of ``sweep_dirs`` completed, with the trial's overrides) is told its value,
+    the others FAIL. Returns (told complete, marked failed)."""
     if not storage or not study_name:
         return 0, 0
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    jobs = finished_jobs(sweep_dir)
+    jobs = [job for folder in sweep_dirs for job in finished_jobs(folder)]
     complete = failed = 0
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
@@ -303,9 +303,8 @@ def settle_interrupted_trials(storage: str | None, study_name: str | None, since
             wanted = {**{k: _plain(v) for k, v in trial.user_attrs.items()}, **trial.params}
             value = next((job.value for job in jobs if all(job.overrides.get(k) == x for k, x in wanted.items())), None)
             if value is None:
-                if fail_unmatched:
-                    study.tell(trial.number, state=TrialState.FAIL)
-                    failed += 1
+                study.tell(trial.number, state=TrialState.FAIL)
+                failed += 1
             else:
                 study.tell(trial.number, value)
                 complete += 1

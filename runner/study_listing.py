@@ -98,11 +98,7 @@ def settle_study(storage: str, name: str, sweeps: list[str]) -> tuple[int, int]:
         if not Path(sweep).is_dir():
             raise NotFoundError(f"there is no sweep folder {sweep}", where="--sweep",
                                 fix="the multirun folder of the search that was killed (multirun/<date>/<time>)")
-    told = failed = 0
-    for sweep in sweeps or [None]:  # a trial a job of the first folder finished is told; the rest wait for the next
-        done = settle_interrupted_trials(storage, name, since=0.0, sweep_dir=sweep, fail_unmatched=sweep == (sweeps or [None])[-1])
-        told, failed = told + done[0], failed + done[1]
-    return told, failed
+    return settle_interrupted_trials(storage, name, since=0.0, sweep_dirs=sweeps)
 
 
 def delete_study(storage: str, name: str) -> None:

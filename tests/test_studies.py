@@ -140,7 +140,7 @@ def test_interrupted_trials_are_told_their_value_when_their_job_finished(tmp_pat
         (sweep / str(job) / "run.json").write_text(json.dumps(
             {"status": status, "objective": {"value": 0.9 if status == "completed" else None}}))
 
-    assert settle_interrupted_trials(storage, "cut", since=0.0, sweep_dir=sweep) == (1, 1)
+    assert settle_interrupted_trials(storage, "cut", since=0.0, sweep_dirs=[sweep]) == (1, 1)
     states = [(t.state.name, t.value) for t in optuna.load_study(study_name="cut", storage=storage).trials]
     assert states == [("COMPLETE", 0.9), ("FAIL", None)]
 
