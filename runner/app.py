@@ -46,7 +46,7 @@ from .run_plan import (
     used_subsets,
     version_configuration,
 )
-from .source_listing import is_path_key, source_listing
+from .source_listing import is_path_key, source_listing, source_paths
 from .text_table import did_you_mean, first_few
 from .version_names import stored_version, version_name, version_near
 
@@ -124,7 +124,7 @@ def _import_what_is_new(platform, dataset, source: dict | None) -> None:
     logger.info("the files of dataset %r changed since it was imported (or it was imported before this was "
                 "recorded): importing it again from the same source, which adds the files it does not hold", dataset.name)
     result = instantiate(source, platform=platform)
-    where = ", ".join(str(v) for k, v in wanted.items() if is_path_key(k))
+    where = ", ".join(source_paths(wanted))
     if result.added:
         logger.warning("dataset %r: %d new item(s) from %s", dataset.name, result.added, where)
     gone = platform.count_items(dataset, None) - result.added - result.skipped
@@ -140,7 +140,7 @@ def _recorded_source(platform, dataset) -> dict | None:
     """The source a dataset named alone (``dataset.source=null``) was imported from, to follow its files
     as the source given does: only while every file and folder it names is still there."""
     recorded = platform.import_source(dataset) if platform.name == "local" else None
-    paths = [value for key, value in (recorded or {}).items() if is_path_key(key) and isinstance(value, str)]
+    paths = source_paths(recorded)
     return recorded if paths and all(os.path.exists(path) for path in paths) else None
 
 
@@ -275,7 +275,8 @@ def _apply_given_configuration(model, configuration: dict, steps: list[str]) -> 
         # the adapter's load and predict read them; what its training fixed (a fitted estimator's
         # parameters, the number of components) they do not change
         logger.info("model %s, for this run only (the version keeps its own configuration; a setting its training "
-                    "fixed is not changed by it): %s", model.name, "; ".join(f"{key}: {shown(before)} -> {shown(after)}" for key, (before, after) in changes.items()))
+                    "fixed is not changed by it): %s", model.name,
+                    "; ".join(f"{key}: {shown(before)} -> {shown(after)}" for key, (before, after) in changes.items()))
 
 
 def _export_hint(platform, dataset, model) -> str:

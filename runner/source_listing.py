@@ -14,10 +14,15 @@ def is_path_key(key: str) -> bool:
     return key == "folder" or key.endswith(("_dir", "_file", "_folder", "_path"))
 
 
+def source_paths(source: dict | None) -> list[str]:
+    """The files and folders an importer's config names, in its order."""
+    return [value for key, value in (source or {}).items() if is_path_key(key) and isinstance(value, str)]
+
+
 def source_listing(source: dict | None) -> str | None:
     """The digest of every file under the source's paths; None for a source that names none (an
     importer that makes its data: digits, shapes)."""
-    paths = sorted(str(value) for key, value in (source or {}).items() if is_path_key(key) and isinstance(value, str))
+    paths = sorted(source_paths(source))
     if not paths:
         return None
     digest = hashlib.sha256()
