@@ -49,6 +49,7 @@ from .platform.annotation_json import ANNOTATION_TYPES  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
+from .store_lookup import dataset_named, model_named, refuse_existing_file  # noqa: E402
 from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
 from .trial_versions import TrialVersions  # noqa: E402
@@ -284,11 +285,7 @@ def delete_models(platform, args) -> int:
 
 
 def delete_dataset(platform, args) -> int:
-    dataset = platform.find_dataset(args.name)
-    if dataset is None:
-        raise NotFoundError(f"no dataset named {args.name!r} in the local platform at {platform.root}",
-                            fix=f"nothing was deleted; datasets here: "
-                                f"{', '.join(d.name for d in platform.list_datasets()) or 'none'}")
+    dataset = dataset_named(platform, args.name, nothing_done="nothing was deleted; ")
     counts = platform.store.dataset_counts(platform.project.id)[dataset.id]
     owned = platform.models_of(dataset)
     if owned and not args.with_models:
@@ -360,22 +357,16 @@ def _item_filter(args) -> dict | None:
 def export(platform, args) -> int:
     """A dataset's items and annotations: a Dataloop export folder, or one CSV or COCO file. Each is
     written beside ``dest`` first and renamed into place: a failed export leaves nothing behind."""
-    dataset = platform.find_dataset(args.dataset)
-    if dataset is None:
-        raise NotFoundError(f"no dataset named {args.dataset!r} in the local platform at {platform.root}",
-                            fix=f"datasets here: {', '.join(d.name for d in platform.list_datasets()) or 'none'}")
-    if args.model and platform.find_model(args.model) is None:
-        names = [m["name"] for m in models(platform)]
-        raise NotFoundError(f"no model named {args.model!r}{did_you_mean(args.model, names)} in the local platform "
-                            f"at {platform.root}", where="--model", fix="python -m runner.store models lists the models")
+    dataset = dataset_named(platform, args.dataset)
+    if args.model:
+        model_named(platform, args.model, where="--model")
     dest = Path(args.dest)
     fmt = args.format or SUFFIXES.get(dest.suffix.lower(), "dataloop")
     if fmt == "dataloop" and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise RunnerError(f"{dest} already exists and is not an empty folder", where=str(dest),
                           fix="name a new folder: an export never writes over files")
-    if fmt != "dataloop" and dest.exists():
-        raise RunnerError(f"{dest} already exists", where=str(dest),
-                          fix="name a new file: an export never writes over files")
+    if fmt != "dataloop":
+        refuse_existing_file(dest)
     if args.no_ground_truth and args.no_predictions:
         raise RunnerError("--no-ground-truth and --no-predictions leave no annotation to export",
                           where="--no-ground-truth --no-predictions", fix="give one of them, or neither")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NotFoundError, RunnerError
+from .errors import RunnerError
 from .files import write_whole
-from .text_table import did_you_mean
+from .store_lookup import dataset_named, model_named, refuse_existing_file
 
 FORMATS = (".npz", ".csv")
 
@@ -19,22 +19,12 @@ FORMATS = (".npz", ".csv")
 def export_vectors(platform, version: str, dest: Path, dataset_name: str | None = None) -> str:
     """Write the vectors of ``version`` (of the items of ``dataset_name`` only, if given) to ``dest``;
     returns what was written."""
-    model = platform.find_model(version)
-    if model is None:
-        names = [m.name for m in platform.list_models()]
-        raise NotFoundError(f"no model named {version!r}{did_you_mean(version, names)} in the local platform at "
-                            f"{platform.root}", fix="python -m runner.store models lists the models")
+    model = model_named(platform, version)
     if dest.suffix.lower() not in FORMATS:
         raise RunnerError(f"{dest.name!r} is not a file type vectors are written as", where=str(dest),
                           fix="name a .npz file (NumPy arrays) or a .csv file (a row per item)")
-    if dest.exists():
-        raise RunnerError(f"{dest} already exists", where=str(dest), fix="name a new file: an export never writes over files")
-    dataset = None
-    if dataset_name is not None:
-        dataset = platform.find_dataset(dataset_name)
-        if dataset is None:
-            raise NotFoundError(f"no dataset named {dataset_name!r} in the local platform at {platform.root}",
-                                where="--dataset", fix="python -m runner.store datasets lists the datasets")
+    refuse_existing_file(dest)
+    dataset = None if dataset_name is None else dataset_named(platform, dataset_name, where="--dataset")
     sets = platform.store.find_feature_sets(platform.project.id, model_id=model.id)
     ids, matrix = platform.feature_vectors(sets[0]["id"], None, dataset) if sets else ([], None)
     if not ids:
