@@ -19,6 +19,7 @@ from runner.data import import_digits
 from runner.errors import NotFoundError, PredictionError
 from runner.platform.local import LocalPlatform
 from tests.digits_subsets import SUBSETS
+from tests.run_folders import trained_in
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DIGITS_ITEMS = 1797
@@ -331,15 +332,7 @@ def test_show_gives_an_embedders_vectors_and_its_embed_command_not_evaluate_or_p
     model = platform.create_model("means", digits, output_type="embedding", configuration={"batch_size": 8})
     bound(PixelMeans(), platform, model).embed_items(list(next(platform.iter_items(digits, SUBSETS["test"],
                                                                                    page_size=5))))
-    run = tmp_path / "run"  # the training run's folder, as Hydra writes its .hydra/
-    (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "hydra.yaml").write_text(json.dumps({"hydra": {
-        "runtime": {"cwd": str(tmp_path), "choices": {"adapter": "means", "dataset": "digits"}, "config_sources": []},
-        "overrides": {"hydra": []}}}))
-    (run / ".hydra" / "overrides.yaml").write_text("[]")
-    model = platform.get_model(model.id)
-    model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
-    model.update()
+    trained_in(platform.get_model(model.id), tmp_path / "run", tmp_path, {"adapter": "means", "dataset": "digits"})
     assert main(["--root", str(platform.root), "show", "means", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["vectors"] == {"count": 5, "size": 16}

@@ -25,6 +25,7 @@ from runner.paths import model_data_folder, model_folder
 from runner.platform.local import LocalPlatform
 from runner.store import main
 from tests.digits_subsets import SUBSETS
+from tests.run_folders import trained_in
 
 
 def store(platform, capsys, *args: str) -> tuple[int, str, str]:
@@ -611,14 +612,7 @@ def test_show_gives_no_commands_of_a_run_folder_that_holds_another_run_now(platf
     command would not train this version again."""
     _base, v1, _v2 = versions
     run = tmp_path / "run"
-    (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "hydra.yaml").write_text(json.dumps({"hydra": {
-        "runtime": {"cwd": str(tmp_path), "choices": {"adapter": "sklearn"}, "config_sources": []},
-        "overrides": {"hydra": []}}}))
-    (run / ".hydra" / "overrides.yaml").write_text('["adapter.configuration.estimator.C=1.0"]')
-    (run / "model.json").write_text(json.dumps({"id": v1.id}))
-    v1.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
-    v1.update()
+    trained_in(v1, run, tmp_path, {"adapter": "sklearn"}, ["adapter.configuration.estimator.C=1.0"])
     shown = listed(platform, capsys, "show", "digits-lr-v1")
     assert shown["rerun"] == f"cd {tmp_path} && python -m runner adapter.configuration.estimator.C=1.0"
     assert shown["run_reused"] is False and shown["use"]
