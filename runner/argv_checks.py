@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from .paths import CONFIG_DIR
 from .text_table import closest, did_you_mean, first_few
-
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 # launcher option -> (the plugin's module, the extra that installs it)

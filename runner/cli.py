@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 
 from . import interrupts
 from .argv_checks import (
-    CONFIG_DIR,
     composed_search,
     config_file_problem,
     direction_problem,
@@ -38,7 +37,7 @@ from .closed_pipe import run_on_when_reader_leaves
 from .errors import RunnerError
 from .gc_control import collection_paused, job_heap
 from .interrupts import Terminated
-from .paths import dataloop_path_problem
+from .paths import CONFIG_DIR, dataloop_path_problem
 from .resolvers import register_resolvers
 from .run_log import to_log_file
 

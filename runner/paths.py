@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the shipped config groups
+
 
 def dataloop_path() -> Path:
     """``$DATALOOP_PATH``, default ``~/.dataloop`` (as dtlpy)."""

@@ -14,6 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +24,7 @@ from .config_sources import file_setting
 from .configuration import is_whole_number
 from .errors import ConfigError
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
-from .paths import is_folder_name
+from .paths import CONFIG_DIR, is_folder_name
 from .resolvers import register_resolvers
 from .studies import objective_problem
 from .text_table import did_you_mean
@@ -91,7 +92,8 @@ def plan(cfg: DictConfig) -> Plan:
             if not _defines(adapter_class, name):
                 raise ConfigError(f"the {step} step needs the user function {name!r}, which "
                                   f"{adapter_class.__name__} does not define", where=f"adapter._target_ {target!r}",
-                                  fix=f"define {name} on the adapter, or choose a pipeline without {step}")
+                                  fix=f"define {name} on the adapter, or choose a pipeline without {step}"
+                                      + _pipelines_it_runs(adapter_class))
     metric_functions: dict[str, Any] = {}
     metrics = settings.get("metrics") or {}
     output_type = settings["model"].get("output_type")
@@ -280,6 +282,16 @@ OUTPUT_FAMILY = {"binary": "segment", "text_mark": "class"}
 
 STEP_NEEDS = {"train": ("load", "save", "train"), "evaluate": ("load", "predict"),
               "predict": ("load", "predict"), "embed": ("load", "embed")}
+
+
+def _pipelines_it_runs(adapter_class: type) -> str:
+    """The shipped pipelines whose every step the adapter has the user functions for, as a fix's tail."""
+    import yaml
+
+    runs = [p.stem for p in sorted(Path(CONFIG_DIR, "pipeline").glob("*.yaml"))
+            if all(_defines(adapter_class, name) for step in yaml.safe_load(p.read_text()).get("steps") or []
+                   for name in STEP_NEEDS.get(step, ()))]
+    return f": {adapter_class.__name__} runs " + ", ".join(f"pipeline={name}" for name in runs) if runs else ""
 
 
 def _defines(adapter_class: type, name: str) -> bool:

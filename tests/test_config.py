@@ -673,3 +673,11 @@ def test_only_the_config_files_a_run_may_read_are_checked_for_yaml_errors(tmp_pa
         problem = config_file_problem(argv)
         assert problem and problem.startswith("a config file is not valid YAML") and \
             f"where: {tmp_path / 'adapter' / 'draft.yaml'}, line 2" in problem, (argv, problem)
+
+
+def test_a_step_the_adapter_lacks_names_the_shipped_pipelines_it_runs():
+    """The embedder has no predict: the default train_evaluate is refused, and the fix names train and embed."""
+    with pytest.raises(ConfigError) as refused:
+        run_plan.plan(compose_config("adapter=pca_embedder"))
+    assert "the evaluate step needs the user function 'predict'" in str(refused.value)
+    assert refused.value.fix.endswith("PcaEmbedder runs pipeline=embed, pipeline=train")
