@@ -540,11 +540,11 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
             metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))
         elif step == "predict":
             adapter.load_from_model(model_entity=model)
-            count = adapter.predict_dataset(dataset, filters=subset_filter("predict_subset"))
+            count = record.items["predicted"] = adapter.predict_dataset(dataset, filters=subset_filter("predict_subset"))
             logger.info("predicted %d items%s", count, _export_hint(platform, dataset, model))
         elif step == "embed":
             adapter.load_from_model(model_entity=model)
-            count = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))
+            count = record.items["embedded"] = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))
             logger.info("embedded %d items", count)
     adapter.batch_runner.close()
 

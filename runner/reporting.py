@@ -24,6 +24,7 @@ class RunRecord:
         self.objective: dict = {}
         self.model: dict | None = None
         self.configuration_changes: dict = {}  # keys of the version's configuration this run changed
+        self.items: dict = {}  # how many items the predict and embed steps wrote: {"predicted": n, "embedded": n}
         self._write("running")
 
     def completed(self, objective_value: float | None, model) -> None:
@@ -50,6 +51,7 @@ class RunRecord:
             **({"objective": {**self.objective, "value": objective_value}} if self.objective else {}),
             "model": self.model,
             **({"configuration_changes": self.configuration_changes} if self.configuration_changes else {}),
+            **({"items": self.items} if self.items else {}),
             "error": error,
         })
 

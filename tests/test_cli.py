@@ -707,6 +707,7 @@ def test_predicting_a_folder_of_new_unlabeled_images(tmp_path):
         in refused.stderr, refused.stderr
     done = ok(dlrun(tmp_path, *new, "pipeline.predict_subset=null"))
     assert "predicted 12 items" in done.stdout + done.stderr
+    assert read_json(output_dirs(done.stdout)[0] / "run.json")["items"] == {"predicted": 12}
     exported = ok(dlrun(tmp_path, "export", "new", "out", "--model", version, "--no-ground-truth",
                         command=[sys.executable, "-m", "runner.store"]))
     assert "12 items" in exported.stdout

@@ -160,6 +160,7 @@ def test_train_then_embed_pipelines(tmp_path, dataloop_home):
     app.run(compose_config("adapter=pca_embedder", "pipeline=embed", f"model.name={version['name']}"),
             tmp_path / "embed")
     assert json.loads((tmp_path / "embed" / "model.json").read_text())["id"] == version["id"]
+    assert json.loads((tmp_path / "embed" / "run.json").read_text())["items"] == {"embedded": DIGITS_ITEMS}
 
     platform = LocalPlatform(dataloop_home / "local")
     dataset = platform.get_dataset(name="digits")
