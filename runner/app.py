@@ -183,6 +183,20 @@ def _subsets(platform, dataset, spec: dict) -> dict[str, dict]:
     return spec
 
 
+def _trained_on_configuration(base, configuration: dict, target: str | None) -> dict:
+    """A version that trains on from ``base``'s weights: the run's configuration over ``base``'s, as
+    dtlpy's clone merges them, so the keys the adapter wrote there (``weights_filename`` in ``save``,
+    a resume epoch) still find those weights. A base with no weights, or another adapter's, starts
+    from the run's configuration alone."""
+    if (_trained_by(base) or {}).get("_target_") != target or not base.artifacts.list():
+        return configuration
+    kept = {key: value for key, value in (base.configuration or {}).items() if key not in configuration}
+    if kept:
+        logger.info("configuration kept from %s (keys the run does not set): %s", base.name,
+                    ", ".join(f"{key}={value!r}" for key, value in kept.items()))
+    return {**kept, **configuration}
+
+
 def _clone_version(platform, base, name: str):
     """A new version of ``base`` under a fresh name; parallel jobs started in the same second may
     draw the same random suffix, so a taken name is drawn again."""
@@ -385,7 +399,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
         except AlreadyExistsError:  # a parallel job of the same sweep created it first
             base = platform.get_model(name=spec["name"])
     version = _clone_version(platform, base, spec["name"])
-    version.configuration = configuration
+    version.configuration = _trained_on_configuration(base, configuration, settings["adapter"].get("_target_"))
     version.input_type, version.output_type = spec["input_type"], spec["output_type"]
     version.metadata.setdefault("system", {})["subsets"] = subsets
     # which adapter trained it: a run that evaluates or predicts with it names the one to choose; and

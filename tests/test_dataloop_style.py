@@ -340,3 +340,50 @@ def test_binding_a_dataloop_class_does_not_repeat_dtlpys_model_info_warning(capl
         bind_adapter_class(CentroidAdapter)()
     # dtlpy's __init__ says model_info.name is aligned with model.name; the runner's _stamp does it
     assert not [r for r in caplog.records if "model_info.name" in r.getMessage()]
+
+
+ROUNDS_ADAPTER = '''import json
+import os
+
+import dtlpy as dl
+
+
+class Rounds(dl.BaseModelAdapter):
+    """Counts its trainings; as public adapters do, save records its weights file in the configuration."""
+
+    def load(self, local_path, **kwargs):
+        path = os.path.join(local_path, self.configuration.get('weights_filename', 'missing.json'))
+        self.rounds = json.load(open(path))['rounds'] if os.path.isfile(path) else 0
+
+    def save(self, local_path, **kwargs):
+        with open(os.path.join(local_path, 'best.json'), 'w') as f:
+            json.dump({'rounds': self.rounds}, f)
+        self.configuration['weights_filename'] = 'best.json'
+
+    def train(self, data_path, output_path, **kwargs):
+        self.rounds += 1
+'''
+
+
+def test_training_on_from_a_version_keeps_the_configuration_its_adapter_wrote(tmp_path, dataloop_home, monkeypatch):
+    """``weights_filename``, written by ``save`` and not in the run's config, still names the weights a
+    version trained from it loads: the run's configuration is merged over the version's, as dtlpy's clone does."""
+    (tmp_path / "rounds_adapter.py").write_text(ROUNDS_ADAPTER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    conf = tmp_path / "conf"
+    (conf / "adapter").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"_target_": "rounds_adapter.Rounds", "name": "rounds", "input_type": "image",
+                                     "output_type": "class", "configuration": {"note": "first"}}),
+                   conf / "adapter" / "rounds.yaml")
+    platform = LocalPlatform(dataloop_home / "local")
+    names = []
+    for run, given in enumerate(([], ["adapter.configuration.note=second"])):
+        model = [f"model.name={names[-1]}"] if names else []
+        app.run(compose_config(conf, "adapter=rounds", "pipeline=train", *model, *given), tmp_path / f"run{run}")
+        names.append(read_json(tmp_path / f"run{run}" / "model.json")["name"])
+    first, second = (platform.get_model(name=name) for name in names)
+    assert second.name.startswith("rounds-digits-") and second.configuration["weights_filename"] == "best.json"
+    assert second.configuration["note"] == "second"  # the run's own keys win
+    weights = Path(second.artifacts.download(local_path=str(tmp_path / "weights"))) / "best.json"
+    assert read_json(weights) == {"rounds": 2}  # trained on from the first version's weights, not from scratch
+    assert first.configuration["note"] == "first" and first.configuration["weights_filename"] == "best.json"
