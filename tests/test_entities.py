@@ -209,6 +209,16 @@ def test_clone_makes_a_new_version_with_overrides_and_shared_artifacts(platform,
     assert platform.get_model(model.id).configuration["lr"] == 0.1
 
 
+def test_project_models_list_pages_as_dataloops_listing_does(platform, dataset):
+    made = [platform.create_model(name, dataset, subsets={}).id for name in ("a", "b", "c")]
+    listing = platform.project.models.list()
+    assert listing.items_count == 3 and [m.id for m in listing.all()] == made
+    assert [[m.name for m in page] for page in listing] == [["a", "b", "c"]]  # iterating gives pages
+    assert isinstance(listing.items[0], dl.Model)
+    model = platform.get_model(made[0])
+    assert model.models.wait_for_model_ready(model) is model  # a local clone is ready at once
+
+
 def test_unsupported_methods_name_themselves_and_never_reach_the_network(platform, dataset):
     item = dataset.items.get(filepath="/a/01.png")
     model = platform.create_model("m", dataset, subsets={})

@@ -82,7 +82,7 @@ class DataloopPlatform(Platform):
         return model
 
     def list_models(self) -> list[dl.Model]:
-        return list(self.project.models.list())
+        return list(self.project.models.list().all())
 
     def create_model(self, name: str, *args, **kwargs) -> dl.Model:
         raise ConfigError(f"no base model {name!r} in Dataloop project {self.project.name!r}",

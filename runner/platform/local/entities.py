@@ -285,12 +285,30 @@ class LocalModels(repositories.Models):
         return _platform(self).get_model(model_id=model_id, name=model_name)
 
     def list(self, filters=None):
+        """The project's models, oldest first, paged as Dataloop's listing is (``.all()``, ``.items``,
+        ``items_count``; iterating it gives pages)."""
         if filters is not None:
             raise UnsupportedOperation("project.models.list(filters)", fix="call project.models.list()")
-        return miscellaneous.List(_platform(self).list_models())
+        filters = entities.Filters(resource=entities.FiltersResource.MODEL)
+        pages = entities.PagedEntities(items_repository=self, filters=filters, page_offset=filters.page,
+                                       page_size=filters.page_size, client_api=self._client_api)
+        pages.get_page()
+        return pages
+
+    def _list(self, filters):
+        query = filters_json(filters)
+        found = _platform(self).store.list_models(_platform(self).project.id)
+        return _page_response(query, lambda offset, limit: found[offset:offset + limit], len(found))
+
+    def _build_entities_from_response(self, response_items):
+        return miscellaneous.List(_platform(self).model_entity(j) for j in response_items)
 
     def update(self, model, system_metadata=False, reload_services=True):
         return _platform(self).update_model(model)
+
+    def wait_for_model_ready(self, model):
+        """A local clone is whole once made: no model here waits in status ``cloning``."""
+        return model
 
     def clone(self, from_model, model_name, dataset=None, configuration=None, status=None, scope=None,
               project_id=None, labels=None, description=None, tags=None, **_filters):
