@@ -91,7 +91,7 @@ def print_comparison(compared: dict) -> None:
              "adapter": [(d["adapter"] or {}).get("option") or (d["adapter"] or {}).get("_target_", "")
                          for d in details],
              "labels": [str(len(d["labels"])) for d in details],
-             "run overrides": _own_overrides(details),
+             "run overrides": _own_overrides(details, compared["configuration_differs"]),
              "evaluated on": [_evaluated_on(d, compared["evaluated_on"]) for d in details]}
     rows = [[name, *values] for name, values in facts.items() if name != "run overrides" or any(values)]
     rows += [[metric, *(number_cell(v) + (BEST if i in compared["best"][metric] else "") for i, v in
@@ -118,12 +118,21 @@ def print_comparison(compared: dict) -> None:
         [[key, *(_cell(v) for v in values)] for key, values in differ.items()])))
 
 
-def _own_overrides(details: list[dict]) -> list[str]:
+_CONFIGURATION_KEYS = ("adapter.configuration.", "model.configuration.")
+
+
+def _own_overrides(details: list[dict], differ: dict) -> list[str]:
     """Each training run's command-line overrides that not all of them had (``seed=3``: a setting
-    outside the configuration, which the settings below would not show); empty where a run folder is gone."""
+    outside the configuration, which the settings below would not show), less those of a setting
+    the table of settings that differ has its own row for; empty where a run folder is gone."""
     given = [d.get("overrides") or [] for d in details]
     shared = set.intersection(*map(set, given)) if all(given) else set()
-    return [" ".join(o for o in overrides if o not in shared) for overrides in given]
+
+    def shown_below(override: str) -> bool:
+        key = override.partition("=")[0].lstrip("+")
+        return any(key.startswith(prefix) and key[len(prefix):] in differ for prefix in _CONFIGURATION_KEYS)
+
+    return [" ".join(o for o in overrides if o not in shared and not shown_below(o)) for overrides in given]
 
 
 def _headers(names: list[str]) -> tuple[str, list[str]]:

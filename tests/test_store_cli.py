@@ -696,3 +696,18 @@ def test_compare_puts_versions_side_by_side_marks_the_best_and_names_the_setting
     assert code == 2 and "compare needs two or more" in err
     code, _out, err = store(platform, capsys, "compare", "nothing-*", "digits-lr-v1")
     assert code == 2 and "no model matches 'nothing-*'" in err
+
+
+def test_compare_leaves_out_of_the_overrides_row_the_settings_its_table_of_differences_shows(capsys):
+    from runner.model_compare import print_comparison
+
+    def version(name, overrides):
+        return {"name": name, "status": "trained", "dataset": "digits", "cloned_from": "m", "created": None,
+                "adapter": {"option": "sklearn"}, "labels": ["0"], "overrides": overrides, "evaluation": None}
+    models = [version("m-1", ["adapter.configuration.estimator.C=0.1", "seed=1", "dataset=digits"]),
+              version("m-2", ["adapter.configuration.estimator.C=1.0", "seed=2", "dataset=digits"])]
+    print_comparison({"models": models, "metrics": {}, "best": {}, "evaluated_on": None, "evaluated_alike": True,
+                      "configuration_differs": {"estimator.C": [0.1, 1.0]}})
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["run", "overrides", "seed=1", "seed=2"] in rows  # C has its row below; the shared dataset= none
+    assert ["estimator.C", "0.1", "1.0"] in rows
