@@ -450,9 +450,16 @@ RUN_OUTPUTS = ("run.json", "metrics.json", "model.json", "data.json", "training_
 
 def _clear_earlier_outputs(output_dir: Path) -> None:
     """A run folder used again (``hydra.run.dir=fixed``, a sweep into the same ``hydra.sweep.dir``):
-    what an earlier run wrote there must not pass for this run's outputs."""
-    for name in RUN_OUTPUTS:
-        (output_dir / name).unlink(missing_ok=True)
+    what an earlier run wrote there must not pass for this run's outputs. Files of those names in a
+    folder no run wrote (every run writes ``run.json`` first) are the user's: refused, not deleted."""
+    found = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+    if found and "run.json" not in found:
+        raise ConfigError(f"the run folder {output_dir} holds {', '.join(found)}, files this run would write over, "
+                          "and no run.json: an earlier run did not write them", where="hydra.run.dir",
+                          fix="give the run a folder of its own (hydra.run.dir=<new folder>, or leave it out), or "
+                              "move those files away")
+    for name in found:
+        (output_dir / name).unlink()
 
 
 def _refuse_split_too_small(platform, dataset, spec: dict, name: str, every: list[str]) -> None:

@@ -157,6 +157,18 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     assert shown["configuration"] == model["configuration"]  # the version keeps its own
 
 
+def test_a_run_folder_holding_files_no_run_wrote_is_refused_and_they_are_kept(tmp_path):
+    (tmp_path / "proj").mkdir()
+    for name in ("data.json", "metrics.json"):
+        (tmp_path / "proj" / name).write_text('{"mine": 1}')
+    refused = dlrun(tmp_path, "hydra.run.dir=proj", "pipeline=train")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"error: the run folder {tmp_path / 'proj'} holds metrics.json, data.json, files this run would write " \
+           "over, and no run.json" in refused.stderr, refused.stderr
+    assert all(read_json(tmp_path / "proj" / name) == {"mine": 1} for name in ("data.json", "metrics.json"))
+    assert not (tmp_path / "dl" / "local").exists()  # refused before anything was stored
+
+
 def test_cfg_job_prints_the_composed_config_and_creates_nothing(tmp_path):
     result = ok(dlrun(tmp_path, "--cfg", "job"))
     assert "batch_size:" in result.stdout
