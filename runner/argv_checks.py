@@ -11,7 +11,6 @@ from typing import NamedTuple
 from .paths import CONFIG_DIR
 from .text_table import closest, did_you_mean, first_few
 
-
 # launcher option -> (the plugin's module, the extra that installs it)
 LAUNCHER_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib"),
@@ -443,8 +442,11 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
     except ConfigError as err:
         return f"hint: {err}"
     for arg in plain:
-        key = arg.partition("=")[0]
+        key, _sep, value = arg.partition("=")
         if _has_key(cfg, key):
+            shape = _shape_hint(_node(cfg, key), key, value)
+            if shape:  # "Cannot merge DictConfig with ListConfig" says no more
+                return shape
             continue  # not the key Hydra refused
         meant = _same_name_elsewhere(cfg, key) or _closest_key(cfg, key)
         if not meant and key.startswith("model.configuration."):  # merged over the adapter's configuration
@@ -452,6 +454,20 @@ def misspelt_key_hint(argv: list[str]) -> str | None:
         if meant:
             return f"hint: did you mean {meant}? (+{arg.partition('=')[0]} would add it as a new key)"
     return None
+
+
+def _shape_hint(node, key: str, value: str) -> str | None:
+    """A value of another shape than the key holds: a list or a single value for a mapping (Hydra only
+    says it cannot merge them), which is set key by key."""
+    from omegaconf import DictConfig
+
+    if not isinstance(node, DictConfig) or node._is_none() or node._is_missing() or value.strip() in ("null", ""):
+        return None
+    keys = [str(k) for k in node]
+    example = next((k for k in keys if k != "_target_"), keys[0] if keys else "<key>")
+    return (f"hint: {key} is a mapping ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}), not a single value "
+            f"or list: set its keys one by one ({key}.{example}=<value>), or replace it whole with "
+            f"'{key}={{{example}: <value>}}'")
 
 
 def _same_name_elsewhere(cfg, key: str) -> str | None:

@@ -71,7 +71,11 @@ def plan(cfg: DictConfig) -> Plan:
     _check_scalars(settings)
     _check_run_settings(settings)
 
-    steps = list(settings["pipeline"].get("steps") or [])
+    steps = settings["pipeline"].get("steps") or []
+    if isinstance(steps, str):  # pipeline.steps=train: a string, not the list of steps
+        raise ConfigError(f"pipeline.steps is the string {steps!r}, not a list of steps", where="pipeline.steps",
+                          fix=f"pipeline.steps=[{steps}] (or choose a pipeline: pipeline=train)")
+    steps = list(steps)
     unknown = [s for s in steps if s not in STEPS]
     if not steps or unknown:
         raise ConfigError(f"pipeline steps {unknown or steps} are not steps this runner knows",
@@ -212,6 +216,13 @@ def check_group_keys(settings: dict) -> None:
                                       f"{group}.configuration")
 
 
+def _given_on_command_line(key: str) -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and any(o.lstrip("+~").partition("=")[0] == key
+                                             for o in HydraConfig.get().overrides.task)
+
+
 def _warn_added_near_misses(settings: dict) -> None:
     """A key added with ``+`` (Hydra's advice for a key the config lacks) that is a letter or two off a
     key beside it (``+batch_sise=3``, ``+adapter.configuration.estimater.C=2`` next to ``estimator``):
@@ -252,6 +263,14 @@ def _warn_added_near_misses(settings: dict) -> None:
 def _check_scalars(settings: dict) -> None:
     """The top-level values every step uses: a bad one would otherwise fail, or score wrong, only
     after a model version was trained."""
+    for group in ("adapter", "model"):
+        given = settings[group].get("configuration")
+        if given is not None and not isinstance(given, dict):
+            written = None if _given_on_command_line(f"{group}.configuration") else file_setting(group, "configuration")
+            raise ConfigError(f"{group}.configuration is {given!r:.80}, not a mapping of settings",
+                              where=f"{group}.configuration" + (f" in {written}" if written else ""),
+                              fix="write it as keys and values (configuration:, then indented 'image_size: 8' "
+                                  "lines, not '- image_size: 8' list items)")
     for key, minimum, example in (("batch_size", 1, "batch_size=32"), ("seed", 0, "seed=0")):
         if key in settings and not is_whole_number(settings[key], minimum):
             bound = f" of at least {minimum}" if minimum is not None else ""

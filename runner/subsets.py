@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import dtlpy as dl
 
-from .errors import ConfigError, RunnerError
+from .errors import ConfigError
 from .platform import Platform
 
 
@@ -18,11 +18,16 @@ def random_split(platform: Platform, dataset: dl.Dataset, seed: int, fractions: 
     dataset (``filename``), not on its id, which each store makes afresh: the split is the same on
     every run, in every store that holds the same files (another machine, a re-import), and does not
     move when items are added."""
-    names = list(fractions)
+    names = list(fractions) if isinstance(fractions, Mapping) else []
+    example = "e.g. subsets.fractions.train=0.7 (in its YAML: fractions: {train: 0.7, validation: 0.15, test: 0.15})"
+    for name in names:
+        if isinstance(fractions[name], bool) or not isinstance(fractions[name], (int, float)):
+            raise ConfigError(f"random_split fraction {name!r} is {fractions[name]!r}, not a number",
+                              where=f"subsets.fractions.{name}", fix=example)
     weights = [float(fractions[n]) for n in names]
     if not names or any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
-        raise RunnerError(f"random_split fractions must be non-negative and sum to 1, got {dict(fractions)}",
-                          where="subsets.fractions", fix="e.g. {train: 0.7, validation: 0.15, test: 0.15}")
+        raise ConfigError(f"random_split fractions must be non-negative and sum to 1, got {fractions!r}",
+                          where="subsets.fractions", fix=example)
     bounds, total = [], 0.0
     for w in weights:
         total += w

@@ -681,3 +681,33 @@ def test_a_step_the_adapter_lacks_names_the_shipped_pipelines_it_runs():
         run_plan.plan(compose_config("adapter=pca_embedder"))
     assert "the evaluate step needs the user function 'predict'" in str(refused.value)
     assert refused.value.fix.endswith("PcaEmbedder runs pipeline=embed, pipeline=train")
+
+
+@pytest.mark.parametrize("override, says, fix", [
+    ("pipeline.steps=train", "pipeline.steps is the string 'train', not a list of steps", "pipeline.steps=[train]"),
+    ("adapter.configuration=5", "adapter.configuration is 5, not a mapping of settings", "keys and values"),
+    ("model.configuration=7", "model.configuration is 7, not a mapping of settings", "keys and values")])
+def test_a_value_of_the_wrong_shape_is_refused_with_its_key(override, says, fix):
+    with pytest.raises(ConfigError) as refused:
+        run_plan.plan(compose_config(override))
+    assert refused.value.what == says and fix in refused.value.fix
+
+
+@pytest.mark.parametrize("fractions, says", [({"train": "seventy", "test": 0.3}, "fraction 'train' is 'seventy'"),
+                                             ({"train": True}, "fraction 'train' is True"),
+                                             ([0.7, 0.3], "must be non-negative and sum to 1, got [0.7, 0.3]")])
+def test_random_split_fractions_that_are_not_numbers_are_a_config_error(fractions, says):
+    from runner.subsets import random_split
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        random_split(None, None, 0, fractions)
+
+
+def test_a_mapping_given_a_list_on_the_command_line_gets_a_hint_to_set_its_keys():
+    from runner.argv_checks import misspelt_key_hint
+
+    hint = misspelt_key_hint(["adapter.configuration.estimator=[1,2]"])
+    assert hint == ("hint: adapter.configuration.estimator is a mapping (_target_, C, max_iter), not a single value "
+                    "or list: set its keys one by one (adapter.configuration.estimator.C=<value>), or replace it "
+                    "whole with 'adapter.configuration.estimator={C: <value>}'")
+    assert misspelt_key_hint(["adapter.configuration.estimator.C=2"]) is None  # a key it has, of its shape
