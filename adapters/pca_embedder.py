@@ -27,6 +27,7 @@ from runner import BaseModelAdapter
 from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts, model_status
+from .settings import flag, whole
 
 logger = logging.getLogger(__name__)
 
@@ -76,22 +77,19 @@ class PcaEmbedder(BaseModelAdapter):
         with open(os.path.join(local_path, SETTINGS_FILE), "w") as f:
             json.dump(self.model["settings"], f, indent=2, sort_keys=True)
 
-    def _setting(self, key: str):
-        return self.configuration.get(key, DEFAULTS[key])
-
     def train(self, data_path, output_path, **kwargs):
         from sklearn.decomposition import PCA  # sklearn is slow to import; only training needs it
 
-        image_size = int(self._setting("image_size"))
-        grayscale = bool(self._setting("grayscale"))
-        n_components = int(self._setting("n_components"))
+        image_size = whole(self.configuration, "image_size", DEFAULTS["image_size"])
+        grayscale = flag(self.configuration, "grayscale", DEFAULTS["grayscale"])
+        n_components = whole(self.configuration, "n_components", DEFAULTS["n_components"])
         features = self._train_features(Path(data_path) / "train", image_size, grayscale)
         limit = min(features.shape)
         if not 1 <= n_components <= limit:
             raise ValueError(f"n_components is {n_components}, but PCA of {features.shape[0]} images of "
                              f"{features.shape[1]} values can give 1 to {limit} components; set "
                              f"configuration.n_components in that range")
-        pca = PCA(n_components=n_components, whiten=bool(self._setting("whiten")), svd_solver="full")
+        pca = PCA(n_components=n_components, whiten=flag(self.configuration, "whiten", DEFAULTS["whiten"]), svd_solver="full")
         pca.fit(features)
         components = pca.components_.astype(np.float32)
         if pca.whiten:  # fold the whitening into the components: embed stays one matrix product
@@ -101,7 +99,7 @@ class PcaEmbedder(BaseModelAdapter):
             "components": components, "mean": pca.mean_.astype(np.float32),
             "explained_variance": pca.explained_variance_.astype(np.float32),
             "settings": {"n_components": n_components, "image_size": image_size, "grayscale": grayscale,
-                         "normalize": bool(self._setting("normalize")), "whiten": bool(pca.whiten),
+                         "normalize": flag(self.configuration, "normalize", DEFAULTS["normalize"]), "whiten": bool(pca.whiten),
                          "n_train_images": int(features.shape[0]),
                          "explained_variance_ratio": float(ratio.sum())},
         }

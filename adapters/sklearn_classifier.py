@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dtlpy as dl
@@ -21,6 +22,7 @@ from runner import BaseModelAdapter
 from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts, model_status
+from .settings import flag, whole
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
 def build_estimator(spec: dict, key: str = "estimator"):
     """An estimator from ``{"_target_": "sklearn.<module>.<Class>", **params}``; only scikit-learn classes.
     ``key`` names the configuration key in messages."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{key} must be a mapping such as {{_target_: sklearn.linear_model.LogisticRegression, "
+                         f"max_iter: 1000}}, got {spec!r}")
     spec = dict(spec)
     target = spec.pop("_target_", None)
     if not isinstance(target, str) or not target.startswith("sklearn."):
@@ -115,9 +120,18 @@ class SkopsClassifier(BaseModelAdapter):
 
 class SklearnImageClassifier(SkopsClassifier):
 
+    def load(self, local_path, **kwargs):
+        self._image_settings()  # a bad key fails here, before prepare_data exports anything
+        spec = self.configuration.get("estimator")
+        if spec is not None and not isinstance(spec, Mapping):
+            build_estimator(spec)  # its ValueError says what an estimator setting looks like
+        super().load(local_path, **kwargs)
+
+    def _image_settings(self) -> tuple[int, bool]:
+        return whole(self.configuration, "image_size", 8), flag(self.configuration, "grayscale", True)
+
     def _features(self, image: np.ndarray) -> np.ndarray:
-        size = int(self.configuration.get("image_size", 8))
-        grayscale = bool(self.configuration.get("grayscale", True))
+        size, grayscale = self._image_settings()
         picture = Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image)
         picture = picture.convert("L" if grayscale else "RGB").resize((size, size), Image.BILINEAR)
         return np.asarray(picture, dtype=np.float32).ravel() / 255.0

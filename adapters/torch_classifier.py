@@ -62,6 +62,7 @@ from runner import BaseModelAdapter
 from runner.images import eight_bit
 
 from .artifacts import check_own_artifacts
+from .settings import whole
 
 logger = logging.getLogger(__name__)
 
@@ -171,13 +172,11 @@ class TorchImageClassifier(BaseModelAdapter):
 
     def setting(self, key: str):
         """``configuration[key]`` or the module default; checked. Reading never writes."""
+        if key in ("epochs", "batch_size", "input_size", "hidden_size", "seed", "num_threads"):
+            return whole(self.configuration, key, DEFAULTS[key], minimum=0 if key in ("seed", "num_threads") else 1)
         value = self.configuration.get(key, DEFAULTS[key])
         problem = None
-        if key in ("epochs", "batch_size", "input_size", "hidden_size", "seed", "num_threads"):
-            minimum = 0 if key in ("seed", "num_threads") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                problem = f"an integer >= {minimum}"
-        elif key in ("learning_rate", "momentum", "weight_decay"):
+        if key in ("learning_rate", "momentum", "weight_decay"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 problem = "a number >= 0"
             else:

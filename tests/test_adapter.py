@@ -604,3 +604,16 @@ def test_failures_that_differ_only_in_their_items_path_or_id_are_one_cause():
                for i, n in enumerate((20, 23, 29))}
     assert "    VectorsRefused: <n> of the batch's <m> feature vectors have 16 values (3 items): " in \
         str(PredictionError("embed_dataset", batches, total=3))
+
+
+@pytest.mark.parametrize("setting, says", [
+    ({"grayscale": "no"}, "model configuration 'grayscale' must be true or false, got 'no'"),
+    ({"image_size": 8.7}, "model configuration 'image_size' must be an integer >= 1, got 8.7"),
+    ({"estimator": "sklearn.svm.SVC"}, "estimator must be a mapping such as {_target_: "
+                                       "sklearn.linear_model.LogisticRegression, max_iter: 1000}, got 'sklearn.svm.SVC'")])
+def test_a_mistyped_setting_of_the_sklearn_adapter_is_refused_as_it_loads(platform, digits, setting, says):
+    """Not a silent bool('no') or int(8.7): the load a training starts with names the key."""
+    model = platform.create_model("typo", digits, configuration=setting, subsets=SUBSETS)
+    with pytest.raises(ValueError) as refused:
+        SklearnImageClassifier(model_entity=model).load_from_model(model)
+    assert str(refused.value) == says
