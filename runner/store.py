@@ -467,6 +467,9 @@ def _restore(platform, found) -> None:
                   "again the same way, from the same files")
             continue
         print(f"restore: importing dataset {name!r} again from {source.get('folder') or source['_target_']}")
+        for m in found.missing:  # a damaged file goes, for the import to write it whole (one cut short it would)
+            if m.kind == "item" and m.owner == name and m.damaged:
+                Path(m.path).unlink(missing_ok=True)
         try:
             instantiate(source, platform=platform)
         except Exception as err:  # noqa: BLE001 - e.g. the source folder moved: the others still restore
@@ -475,22 +478,24 @@ def _restore(platform, found) -> None:
 
 def check(platform, args) -> int:
     """Exit 1 when a record's file is gone; unused bytes are only reported (removed with --clean)."""
-    found = check_store(platform)
+    found = check_store(platform, verify=args.verify)
     if args.restore and any(m.kind == "item" for m in found.missing):
         _restore(platform, found)
-        found = check_store(platform)
+        found = check_store(platform, verify=args.verify)
     print(f"checked the files of {found.items} item(s) and {found.artifacts} artifact(s) in the local platform "
-          f"at {platform.root}")
+          f"at {platform.root}" + (", hashing each" if args.verify else ""))
     for kind, fix in (("item", "--restore imports the dataset again from its source: the same files put their "
                                "bytes back"),
                       ("artifact", "train the version again, or delete it (python -m runner.store delete-model NAME)")):
-        missing = [m for m in found.missing if m.kind == kind]
-        if missing:
-            print(f"missing: the files of {len(missing)} {kind}(s) are gone from blobs/; {fix}")
-            for m in missing[:20]:
-                print(f"  {m.owner}: {m.name}  ({m.path})")
-            if len(missing) > 20:
-                print(f"  (and {len(missing) - 20} more)")
+        for damaged, what in ((False, "missing: the files of {} {}(s) are gone from blobs/"),
+                              (True, "damaged: the files of {} {}(s) in blobs/ are not the bytes stored")):
+            listed = [m for m in found.missing if m.kind == kind and bool(m.damaged) == damaged]
+            if listed:
+                print(f"{what.format(len(listed), kind)}; {fix}")
+                for m in listed[:20]:
+                    print(f"  {m.owner}: {m.name}  ({m.path}{': ' + m.damaged if damaged else ''})")
+                if len(listed) > 20:
+                    print(f"  (and {len(listed) - 20} more)")
     leftovers = len(found.unused) + len(found.loose)
     if leftovers and args.clean:
         removed, size = remove_unused(platform, found)
@@ -623,12 +628,15 @@ def _parser() -> argparse.ArgumentParser:
                              "(repeatable); without one, every running trial is marked failed")
     settle.add_argument("--storage", help=studies_help)
     cleaning = commands.add_parser("check", parents=[where],
-                                   help="find records whose file is gone, and files no record uses")
+                                   help="find records whose file is gone or damaged, and files no record uses")
     cleaning.add_argument("--clean", action="store_true",
                           help="remove the files no record uses (a record's file is never removed)")
     cleaning.add_argument("--clean-model-data", action="store_true",
                           help="remove the training data copies under DATALOOP_PATH/model_data (not those of a "
                                "training under way)")
+    cleaning.add_argument("--verify", action="store_true",
+                          help="also hash every file, to find one changed without changing its size (slower: reads "
+                               "every byte)")
     cleaning.add_argument("--restore", action="store_true",
                           help="import the datasets whose item files are gone again from their sources, which puts "
                                "the files back")

@@ -20,7 +20,7 @@ from PIL import Image
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner.data import import_digits, import_image_folder
-from runner.errors import NotFoundError, PredictionError, RunnerError
+from runner.errors import ArtifactError, NotFoundError, PredictionError, RunnerError
 from runner.paths import model_data_folder, model_folder
 from runner.platform.local import LocalPlatform
 from runner.store import main
@@ -565,6 +565,49 @@ def test_check_names_records_whose_file_is_gone_and_cleans_only_unused_files(pla
     new_partial.unlink()
     store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
     code, out, _err = store(platform, capsys, "check")
+    assert code == 0 and "every record has its file, and every file a record" in out
+
+
+def _damage(path: str, how: str) -> None:
+    os.chmod(path, 0o644)
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2] if how == "cut" else data[:-1] + bytes([data[-1] ^ 1]))
+
+
+def test_check_finds_files_cut_short_or_changed_and_their_reads_name_them(platform, digits, versions, capsys):
+    _base, v1, _v2 = versions
+    cut, changed = (page[0] for page in (next(platform.iter_items(digits, SUBSETS[s])) for s in ("test", "train")))
+    cut_blob, changed_blob = (platform.store.item_blob(i.id)[0] for i in (cut, changed))
+    [(artifact, artifact_blob, size)] = platform.store.list_artifacts(v1.id)
+    _damage(platform.blobs.path(cut_blob), "cut")
+    _damage(platform.blobs.path(changed_blob), "flip")
+    _damage(platform.blobs.path(artifact_blob), "cut")
+
+    code, out, _err = store(platform, capsys, "check")  # sizes only: the flipped byte kept its file's size
+    assert code == 1 and "damaged: the files of 1 item(s) in blobs/ are not the bytes stored; --restore" in out
+    assert f"digits: {cut.filename}  ({platform.blobs.path(cut_blob)}: " in out and changed.filename not in out
+    assert f"digits-lr-v1: {artifact}  ({platform.blobs.path(artifact_blob)}: {size // 2} bytes, not the {size} " \
+           "stored)" in out
+    code, out, _err = store(platform, capsys, "check", "--verify")
+    assert code == 1 and "damaged: the files of 2 item(s)" in out and ", hashing each" in out
+    assert f"{changed.filename}  ({platform.blobs.path(changed_blob)}: its bytes changed since they were stored)" in out
+
+    with pytest.raises(RunnerError, match=f"the file of item {cut.filename} of dataset 'digits' is damaged") as err:
+        cut.download(save_locally=False)
+    assert "check --restore" in err.value.fix
+    with pytest.raises(ArtifactError, match=f"artifact '{artifact}' of model 'digits-lr-v1' is damaged: its file") as err:
+        SklearnImageClassifier(model_entity=v1).load_from_model(v1)
+    assert err.value.where == platform.blobs.path(artifact_blob)
+
+    code, out, _err = store(platform, capsys, "check", "--verify", "--restore")
+    assert "dataset 'digits' records no import source" in out and "damaged: the files of 2 item(s)" in out  # kept
+    platform.record_import_source(digits, {"_target_": "runner.data.import_digits"})  # as a run records it
+    code, out, _err = store(platform, capsys, "check", "--verify", "--restore")  # the import writes both again
+    assert code == 1 and "item(s)" not in out.partition("damaged")[2] and "1 artifact(s)" in out
+    assert cut.download(save_locally=False).getvalue()[:4] == b"\x89PNG"
+    store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
+    code, out, _err = store(platform, capsys, "check", "--verify")
     assert code == 0 and "every record has its file, and every file a record" in out
 
 

@@ -32,6 +32,14 @@ def sha_of_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def _holds(path: str, size: int) -> bool:
+    """Whether the blob is there whole: one of another size (cut short on disk) is written again."""
+    try:
+        return os.path.getsize(path) == size
+    except FileNotFoundError:
+        return False
+
+
 class BlobStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -45,14 +53,14 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> str:
         sha = sha_of_bytes(data)
         target = self.path(sha)
-        if not os.path.exists(target):
+        if not _holds(target, len(data)):
             self._write(target, lambda f: f.write(data))
         return sha
 
     def put_file(self, src: str | os.PathLike) -> str:
         sha = sha_of_file(src)
         target = self.path(sha)
-        if not os.path.exists(target):
+        if not _holds(target, os.path.getsize(src)):
             with open(src, "rb") as source:
                 self._write(target, lambda f: shutil.copyfileobj(source, f, _CHUNK))
         return sha

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...paths import dataloop_path
+from .blobs import sha_of_file
 
 # a partial write (.tmp-*) younger than this may be a running job's: only older ones are removed
 PARTIAL_WRITE_AGE_S = 3600.0
@@ -26,6 +27,7 @@ class Missing:
     owner: str  # the dataset's or the model's name
     name: str  # the item's filename or the artifact's name
     path: str  # where its bytes should be
+    damaged: str = ""  # empty: the file is gone; else what is wrong with the one there
 
 
 @dataclass
@@ -43,22 +45,34 @@ class StoreCheck:
         return sum(self.unused.values()) + sum(_size(path) for path in self.loose)
 
 
-def check_store(platform) -> StoreCheck:
+def check_store(platform, verify: bool = False) -> StoreCheck:
     """Every item and artifact record of the platform folder (all its projects: blobs are shared)
-    against the files in ``blobs/``."""
+    against the files in ``blobs/``: each there, of the size recorded, and with ``verify`` its bytes
+    hashing to its name (a change that kept the size)."""
     blobs = platform.blobs
-    items = platform.store.query("SELECT d.name, i.filename, i.blob FROM items i JOIN datasets d ON d.id = "
+    items = platform.store.query("SELECT d.name, i.filename, i.blob, i.size FROM items i JOIN datasets d ON d.id = "
                                  "i.dataset_id WHERE i.blob IS NOT NULL ORDER BY d.name, i.filename")
-    artifacts = platform.store.query("SELECT m.name, a.name, a.blob FROM artifacts a JOIN models m ON m.id = "
+    artifacts = platform.store.query("SELECT m.name, a.name, a.blob, a.size FROM artifacts a JOIN models m ON m.id = "
                                      "a.model_id ORDER BY m.name, a.name")
     result = StoreCheck(items=len(items), artifacts=len(artifacts))
     used: set[str] = set()
+    verified: dict[str, bool] = {}  # a blob two records share is hashed once
     for kind, rows in (("item", items), ("artifact", artifacts)):
-        for owner, name, sha in rows:
+        for owner, name, sha, size in rows:
             used.add(sha)
             path = blobs.path(sha)
-            if not os.path.exists(path):
+            try:
+                held = os.path.getsize(path)
+            except FileNotFoundError:
                 result.missing.append(Missing(kind, owner, name, path))
+                continue
+            if size is not None and held != size:
+                result.missing.append(Missing(kind, owner, name, path, f"{held} bytes, not the {size} stored"))
+                continue
+            if verify and sha not in verified:
+                verified[sha] = sha_of_file(path) == sha
+            if verify and not verified[sha]:
+                result.missing.append(Missing(kind, owner, name, path, "its bytes changed since they were stored"))
     old = time.time() - PARTIAL_WRITE_AGE_S
     for folder in _scan(blobs.root):
         if not folder.is_dir() or len(folder.name) != 2:  # .trash-* folders are a delete's (see LocalPlatform)

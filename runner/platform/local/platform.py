@@ -219,15 +219,21 @@ class LocalPlatform(Platform):
             if missing:
                 raise ArtifactError(f"model {model.name!r} has no artifact named {sorted(missing)}",
                                     fix=f"artifacts of this model: {[n for n, _b, _s in stored]}")
-        for name, blob, _size in stored:
+        fix = ("train the version again, or delete it (python -m runner.store delete-model "
+               f"{model.name!r}); python -m runner.store check lists every such file")
+        for name, blob, size in stored:
             if names is not None and name not in names:
                 continue
             target = local_path / name
             if overwrite or not target.exists():
                 self._copy_blob(blob, target, lambda name=name, blob=blob: ArtifactError(
                     f"artifact {name!r} of model {model.name!r} is recorded but its file is gone from the store",
-                    where=self.blobs.path(blob), fix="a file under the store's blobs/ was removed by hand: train the "
-                    f"version again, or delete it (python -m runner.store delete-model {model.name!r})"))
+                    where=self.blobs.path(blob), fix="a file under the store's blobs/ was removed by hand: " + fix))
+                if target.stat().st_size != size:
+                    raise ArtifactError(f"artifact {name!r} of model {model.name!r} is damaged: its file in the store "
+                                        f"holds {target.stat().st_size} bytes, not the {size} it was saved with",
+                                        where=self.blobs.path(blob), fix="a file under the store's blobs/ was changed "
+                                        "by something other than the runner: " + fix)
         return str(local_path)
 
     def _copy_blob(self, blob: str, target: Path, missing) -> None:
@@ -242,8 +248,7 @@ class LocalPlatform(Platform):
     def _missing_item_file(self, filename: str, dataset_name: str, blob: str) -> RunnerError:
         return RunnerError(f"the file of item {filename} of dataset {dataset_name!r} is gone from the store",
                            where=self.blobs.path(blob), fix="a file under the store's blobs/ was removed by hand: "
-                           "python -m runner.store check --restore imports the dataset again from its source (the "
-                           "same files put their bytes back); python -m runner.store check lists every such item")
+                           + _RESTORE_FIX)
 
     def add_artifacts(self, model, files, replace) -> None:
         rows = []
@@ -264,9 +269,17 @@ class LocalPlatform(Platform):
         """The blob file itself: no copy through dtlpy's download and a BytesIO."""
         blob = getattr(item, "local_blob", None) or self.store.item_blob(item.id)[0]
         try:
-            return open(self.blobs.path(blob), "rb")
+            source = open(self.blobs.path(blob), "rb")
         except FileNotFoundError:
             raise self._missing_item_file(item.filename, item.dataset.name, blob) from None
+        size = (item.metadata.get("system") or {}).get("size")
+        held = os.fstat(source.fileno()).st_size
+        if isinstance(size, int) and held != size:  # cut short on disk: a decoder's "truncated" would not say where
+            source.close()
+            raise RunnerError(f"the file of item {item.filename} of dataset {item.dataset.name!r} is damaged: it holds "
+                              f"{held} bytes in the store, not the {size} imported", where=self.blobs.path(blob),
+                              fix=_RESTORE_FIX)
+        return source
 
     def read_item_bytes(self, item: dl.Item) -> bytes:
         with self.open_item(item) as source:
@@ -506,3 +519,7 @@ def _some_names(wanted: str | None, names: list[str], shown: int = 8) -> str:
 
 
 __all__ = ["LocalPlatform"]
+
+
+_RESTORE_FIX = ("python -m runner.store check --restore imports the dataset again from its source (the same files put "
+                "their bytes back); python -m runner.store check lists every such item")
