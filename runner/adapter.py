@@ -23,6 +23,7 @@ import dtlpy as dl
 import numpy as np
 from PIL import Image
 
+from . import training_claim
 from .batching import BatchResult, BatchRunner
 from .configuration import ModelConfiguration, is_whole_number
 from .errors import (
@@ -427,6 +428,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         if model.status == "failed":
             logger.warning("model %r failed before; training resumes from its saved checkpoint", model.name)
         model.status = "training"
+        # who trains it: a version a killed process left in status training is told from one in training now
+        model.metadata.setdefault("user", {}).setdefault("runner", {})["training"] = training_claim.claim()
         model.update()
         root_path = output_path = None
         try:

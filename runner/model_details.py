@@ -17,6 +17,7 @@ from .report import PREFERRED, SHOWN_METRICS
 from .reporting import metrics_table, model_summary, runner_metadata
 from .run_configuration import with_changes
 from .text_table import aligned, did_you_mean, number_cell
+from .training_claim import process_gone
 
 
 def day(stamp: str | None) -> str:
@@ -63,16 +64,19 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
     ours = runner_metadata(record)
     launched = read_launch(ours.get("run"), with_overrides=True, model_id=model.id)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id, subset) or (None, None)
-    return {**model_summary(model),
+    artifacts = platform.store.list_artifacts(model.id)
+    return {**model_summary(model), "process_gone": process_gone(record),
             "dataset": datasets.get(record.get("datasetId"), record.get("datasetId")),
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
             "run_reused": holds_another_run(ours.get("run"), model.id),
             "overrides": launched.overrides if launched else None,
-            "use": use_command(model.name, launched, model.output_type), "rerun_changes": rerun_changes(launched) if rerun_check else [],
+            # no weights, nothing to evaluate or predict with: those commands would only fail
+            "use": use_command(model.name, launched, model.output_type) if artifacts else {},
+            "rerun_changes": rerun_changes(launched) if rerun_check else [],
             "vectors": dict(zip(("count", "size"), platform.store.model_vectors(model.id), strict=True)),
-            "artifacts": [{"name": n, "size": size} for n, _blob, size in platform.store.list_artifacts(model.id)],
+            "artifacts": [{"name": n, "size": size} for n, _blob, size in artifacts],
             "evaluation": None if evaluation is None else {
                 "dataset": datasets.get(evaluated_on, evaluated_on), "metrics": evaluation},
             "evaluations": [{"created": when, "dataset": datasets.get(on, on), "subset": metrics.get("subset"),
@@ -217,7 +221,10 @@ def read_launch(run: str | None, with_overrides: bool = False, model_id: str | N
 
 def print_details(details: dict) -> None:
     adapter = details["adapter"] or {}
-    facts = [("model", f"{details['name']} ({details['id']})"), ("status", details["status"]),
+    facts = [("model", f"{details['name']} ({details['id']})"),
+             ("status", details["status"] + (" (the process that trained it is gone: killed; delete-model removes it, "
+                                             "or a run with its model.name trains on from the checkpoint it saved, if any)"
+                                             if details.get("process_gone") else "")),
              ("dataset", details["dataset"] or ""), ("cloned from", details["cloned_from"] or ""),
              ("created", day(details["created"])), ("updated", day(details["updated"])),
              ("adapter", (adapter.get("_target_") or "") + (f" (adapter={adapter['option']})"

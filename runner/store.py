@@ -52,6 +52,7 @@ from .reporting import runner_metadata  # noqa: E402
 from .store_lookup import dataset_named, model_named, refuse_existing_file  # noqa: E402
 from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
+from .training_claim import process_gone  # noqa: E402
 from .trial_versions import TrialVersions  # noqa: E402
 from .vector_export import export_vectors  # noqa: E402
 
@@ -125,7 +126,7 @@ def model_rows(platform, found: list[dict], sort: str | None = None, subset: str
     rows = []
     for m in found:
         evaluation, evaluated_on = platform.store.latest_evaluation_on(m["id"], subset) or (None, None)
-        rows.append({"name": m["name"], "id": m["id"], "status": m["status"],
+        rows.append({"name": m["name"], "id": m["id"], "status": m["status"], "process_gone": process_gone(m),
                      "dataset": datasets_by_id.get(m.get("datasetId"), m.get("datasetId")),
                      "cloned_from": cloned_from(m.get("clonedFrom"), names), "created": m.get("createdAt"),
                      "run": runner_metadata(m).get("run"),
@@ -192,7 +193,8 @@ def _print_models(rows: list[dict], platform, args) -> None:
         return
     latest = "latest evaluation" + (f" on {args.evaluated_on}" if args.evaluated_on else "")
     header = ["model", "status", "dataset", "cloned from", "created", latest, "evaluated on"]
-    print("\n".join(aligned(header, [[r["name"], r["status"], r["dataset"] or "", r["cloned_from"] or "",
+    print("\n".join(aligned(header, [[r["name"], r["status"] + (" (process gone)" if r["process_gone"] else ""),
+                                      r["dataset"] or "", r["cloned_from"] or "",
                                       day(r["created"]), _metrics_cell(r["metrics"], args.sort),
                                       _evaluated_on(r["evaluated_on"])] for r in rows])))
     ranked = {_evaluated_on(r["evaluated_on"]) for r in rows if args.sort in r["metrics"]}
@@ -242,7 +244,7 @@ def _names(items: Sequence, shown: int = 10) -> str:
 
 
 def _refuse_in_use(models: Sequence, force: bool) -> None:
-    busy = [m for m in models if m.status in IN_USE]
+    busy = [m for m in models if m.status in IN_USE and not process_gone(m)]
     if busy and not force:
         raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
                           fix="wait for the job to end; if it is gone (killed), add --force")
@@ -507,7 +509,13 @@ def check(platform, args) -> int:
               "or a save that stopped half-way, or put in blobs/ by hand; --clean removes them")
     if not found.missing and not leftovers:
         print("every record has its file, and every file a record")
-    training = {m["id"] for m in platform.store.list_models(platform.project.id) if m.get("status") == "training"}
+    in_training = [m for m in platform.store.list_models(platform.project.id) if m.get("status") == "training"]
+    gone = [m["name"] for m in in_training if process_gone(m)]
+    if gone:
+        print(f"left in training: {first_few(gone)}: status training, but the process that trained "
+              f"{'it' if len(gone) == 1 else 'them'} is gone (killed); python -m runner.store delete-model <name> "
+              "removes one, and a run with model.name=<name> trains on from the checkpoint it saved, if any")
+    training = {m["id"] for m in in_training if not process_gone(m)}  # a dead training's copy is no one's
     copies, size = training_copies(training)
     if copies and args.clean_model_data:
         removed = remove_training_copies(copies)

@@ -754,3 +754,30 @@ def test_compare_leaves_out_of_the_overrides_row_the_settings_its_table_of_diffe
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["run", "overrides", "seed=1", "seed=2"] in rows  # C has its row below; the shared dataset= none
     assert ["estimator.C", "0.1", "1.0"] in rows
+
+
+def test_a_version_left_in_training_by_a_killed_process_is_named_as_such(platform, digits, versions, capsys):
+    """A training records its host and pid: once that process is gone, listing, show and check say so,
+    and delete-model takes it without --force; one whose process runs is still refused."""
+    import socket
+
+    _base, v1, v2 = versions
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for version, pid in ((v1, dead.pid), (v2, os.getpid())):
+        version.status = "training"
+        version.metadata.setdefault("user", {}).setdefault("runner", {})["training"] = {
+            "host": socket.gethostname(), "pid": pid, "started": "2026-11-25T12:00:00+00:00"}
+        version.update()
+    rows = {r["name"]: r for r in listed(platform, capsys, "models")}
+    assert rows["digits-lr-v1"]["process_gone"] and not rows["digits-lr-v2"]["process_gone"]
+    code, out, _err = store(platform, capsys, "models")
+    assert ["digits-lr-v1", "training", "(process", "gone)", "digits"] in [line.split()[:5] for line in out.split("\n")]
+    code, out, _err = store(platform, capsys, "show", "digits-lr-v1")
+    assert "status          training (the process that trained it is gone: killed;" in out
+    code, out, _err = store(platform, capsys, "check")
+    assert "left in training: digits-lr-v1: status training, but the process that trained it is gone" in out
+    code, _out, err = store(platform, capsys, "delete-model", "digits-lr-v2", "--yes")
+    assert code == 2 and "status 'training', so a job may be using it now" in err  # this process: alive
+    code, out, _err = store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
+    assert code == 0 and "deleted 1 model(s)" in out
