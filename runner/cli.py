@@ -270,6 +270,9 @@ def entry() -> None:
         else:
             what = ": the run stopped; run.json records it as failed"
         kept = _kept_version_note(err) or (_kept_by_sweep(current_sweep_dir()) if current_sweep_dir() else "")
+        if not kept and current_sweep_dir() is None and not what.startswith(" after"):
+            what += ("; the same command runs it again (a predict or evaluate run replaces the model's predictions "
+                     "on the items it reaches, so the items this one did not reach keep their earlier ones until then)")
         print(f"interrupted ({stopped_by.name}){what}{kept}", file=sys.stderr)
         raise SystemExit(128 + stopped_by) from None
     except (SystemExit, Exception) as err:

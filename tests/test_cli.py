@@ -971,6 +971,18 @@ def test_sigterm_ends_a_run_as_an_interrupt_does(tmp_path):
     assert "last.pt" in [a.local_path for a in model.artifacts.list()]  # the checkpoint to resume from
 
 
+def test_an_interrupted_predict_run_says_that_the_same_command_runs_it_again(tmp_path):
+    version = read_json(output_dirs(ok(dlrun(tmp_path, "pipeline=train")).stdout)[0] / "model.json")["name"]
+    returncode, stderr = terminated_when(tmp_path, lambda line: "step predict:" in line, "pipeline=predict",
+                                         f"model.name={version}", "pipeline.predict_subset=null", "batch_size=1",
+                                         signum=signal.SIGINT)
+    assert returncode == 128 + signal.SIGINT, stderr
+    assert stderr.rstrip().endswith(
+        "interrupted (SIGINT): the run stopped; run.json records it as failed; the same command runs it again (a "
+        "predict or evaluate run replaces the model's predictions on the items it reaches, so the items this one did "
+        "not reach keep their earlier ones until then)"), stderr
+
+
 def test_ctrl_c_as_a_run_prints_its_outputs_leaves_it_completed(tmp_path):
     returncode, stderr = terminated_when(tmp_path, lambda line: line.startswith("outputs:"), "hydra.run.dir=run",
                                          signum=signal.SIGINT)
