@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import glob
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ from .model_compare import chosen_names, comparison, lower_is_better, print_comp
 from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
 from .platform.annotation_json import ANNOTATION_TYPES  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
+from .processes import process_runs  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
 from .store_lookup import dataset_named, model_named, refuse_existing_file  # noqa: E402
@@ -380,6 +382,10 @@ def export(platform, args) -> int:
                                      predictions=not args.no_predictions, types=_types(args.type))
     made = next((d for d in reversed([dest.parent, *dest.parent.parents]) if not d.exists()), None)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for left in dest.parent.glob(f".{glob.escape(dest.name)}.partial-*"):  # of an export killed outright
+        pid = left.name.rpartition("-")[2]
+        if pid.isdigit() and not process_runs(int(pid)):
+            shutil.rmtree(left, ignore_errors=True) if left.is_dir() else left.unlink(missing_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     done = False
     try:

@@ -8,6 +8,7 @@ import os
 import socket
 from datetime import UTC, datetime
 
+from .processes import process_runs
 from .reporting import runner_metadata
 
 
@@ -23,12 +24,4 @@ def process_gone(model) -> bool:
     held = runner_metadata(model).get("training") or {}
     if status != "training" or held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
         return False
-    if held["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(held["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's process of that id runs
-        return False
-    return False
+    return not process_runs(held["pid"])

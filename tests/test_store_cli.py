@@ -781,3 +781,13 @@ def test_a_version_left_in_training_by_a_killed_process_is_named_as_such(platfor
     assert code == 2 and "status 'training', so a job may be using it now" in err  # this process: alive
     code, out, _err = store(platform, capsys, "delete-model", "digits-lr-v1", "--yes")
     assert code == 0 and "deleted 1 model(s)" in out
+
+
+def test_an_export_removes_the_partial_folder_an_export_killed_outright_left(platform, digits, tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".out.partial-{dead.pid}"  # as a kill -9 of an export to tmp_path/out leaves it
+    (left / "items").mkdir(parents=True)
+    code, out, _err = store(platform, capsys, "export", "digits", str(tmp_path / "out"), "--dir", "/test")
+    assert code == 0 and (tmp_path / "out" / "json").is_dir(), out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # the killed one's is gone
