@@ -404,6 +404,10 @@ def test_page_size():
             ['"resource": "items"', "join"],
         ),
         ({"filter": {}, "join": {**items_filter(), "on": {}}}, ["join"]),
+        (  # YAML 1.1 reads a bare on: as true
+            {"filter": {}, "join": {"true": {"resource": "annotations", "local": "itemId", "forigen": "id"}}},
+            ['quote the key: "on":'],
+        ),
         (
             {
                 "join": {

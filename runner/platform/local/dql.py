@@ -309,8 +309,10 @@ def item_filter(dql: dict | None) -> SqlFilter:
     join = dql.get("join")
     if join is not None:
         if not isinstance(join, dict) or join.get("on") != _JOIN_ON or set(join) - {"on", "filter"}:
+            yaml_true = isinstance(join, dict) and any(key in (True, "true", "True") for key in join)
             raise _bad(
                 "unsupported join", "join", join, f'write {{"on": {_dump(_JOIN_ON)}, "filter": {{...}}}}'
+                + (' (in YAML, quote the key: "on": , as a bare on is read as true)' if yaml_true else "")
             )
         # own alias so that the subquery's columns never resolve to the outer query's tables
         sub, params = _Translator("annotations", "ja").clause(join.get("filter") or {}, "join.filter")
