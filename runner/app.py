@@ -118,6 +118,13 @@ def _import_what_is_new(platform, dataset, source: dict | None) -> None:
     again, from the same source, which adds the files it lacks (a file it holds with other bytes is
     refused, naming it). Items whose files were removed stay."""
     wanted = _as_json(source)
+    gone = [path for path in source_paths(wanted) if not os.path.exists(path)]
+    if gone and platform.name == "local":  # moved or removed: the store holds the dataset's files
+        logger.warning("dataset %r: %s, which it was imported from, is gone: the dataset is used as stored (%d "
+                       "items); if the files moved, the same run with dataset.folder=<where they are now> follows "
+                       "them there",
+                       dataset.name, ", ".join(gone), platform.count_items(dataset, None))
+        return
     listing = source_listing(wanted) if platform.name == "local" else None
     if listing is None or listing == platform.store.import_listing(dataset.id):
         return
@@ -167,6 +174,14 @@ def _check_import_source(platform, dataset, wanted: dict | None) -> None:
     if recorded is None or recorded == wanted:
         return
     changed = sorted(key for key in recorded.keys() | wanted.keys() if recorded.get(key) != wanted.get(key))
+    moved = all(is_path_key(key) and isinstance(recorded.get(key), str) and not os.path.exists(recorded[key])
+                and isinstance(wanted.get(key), str) and os.path.exists(wanted[key]) for key in changed)
+    if moved:  # its files moved (the folder it was imported from is gone): follow them there
+        logger.warning("dataset %r: %s, which it was imported from, is gone; its source now names %s (the files "
+                       "it holds already are not imported again)", dataset.name,
+                       ", ".join(recorded[key] for key in changed), ", ".join(wanted[key] for key in changed))
+        platform.record_import_source(dataset, wanted)
+        return
     was = ", ".join(f"{key}={recorded.get(key)!r}" for key in changed)
     now = ", ".join(f"{key}={wanted.get(key)!r}" for key in changed)
     raise ConfigError(f"dataset {dataset.name!r} is already in the store, imported with {was}; this run's "

@@ -462,14 +462,29 @@ def _annotation_counts(items: Iterable[dict]) -> tuple[int, int]:
     return truth, predictions
 
 
-def _restore(platform, found) -> None:
-    """Import again, from the source each was imported from, the datasets whose item files are gone:
-    the importers put the bytes of files they hold already back, and add nothing."""
+def _moved_folders(given: list[str]) -> dict[str, str]:
+    """``--folder DATASET=FOLDER`` options: where each dataset's files are now."""
+    moved = {}
+    for pair in given:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise RunnerError(f"--folder {pair!r} is not DATASET=FOLDER", where=f"--folder {pair}",
+                              fix="e.g. --folder photos=/data/photos-moved")
+        moved[name] = str(Path(folder).expanduser().resolve())
+    return moved
+
+
+def _restore(platform, found, moved: dict[str, str]) -> None:
+    """Import again, from the source each was imported from (or the folder its files moved to), the
+    datasets whose item files are gone: the importers put the bytes of files they hold already back,
+    and add nothing."""
     from hydra.utils import instantiate
 
     for name in sorted({m.owner for m in found.missing if m.kind == "item"}):
         dataset = platform.find_dataset(name)
         source = platform.import_source(dataset) if dataset is not None else None
+        if source and name in moved:
+            source = {**source, "folder": moved[name]}
         if not source or "_target_" not in source:
             print(f"restore: dataset {name!r} records no import source (it was imported from Python): import it "
                   "again the same way, from the same files")
@@ -480,15 +495,24 @@ def _restore(platform, found) -> None:
                 Path(m.path).unlink(missing_ok=True)
         try:
             instantiate(source, platform=platform)
+            if name in moved:  # where the files are now: the next restore reads them there
+                platform.record_import_source(dataset, source)
         except Exception as err:  # noqa: BLE001 - e.g. the source folder moved: the others still restore
-            print(f"restore: dataset {name!r} could not be imported again: {type(err).__name__}: {err}")
+            cause = err.__cause__ or err  # Hydra's InstantiationException wraps the importer's error
+            what = getattr(cause, "what", None) or f"{type(cause).__name__}: {cause}"
+            print(f"restore: dataset {name!r} could not be imported again: {what}; if its files moved: "
+                  f"check --restore --folder {name}=<where they are now>")
 
 
 def check(platform, args) -> int:
     """Exit 1 when a record's file is gone; unused bytes are only reported (removed with --clean)."""
+    moved = _moved_folders(args.folder)
+    if moved and not args.restore:
+        raise RunnerError("--folder names where a dataset's files are now, for --restore", where="--folder",
+                          fix="add --restore")
     found = check_store(platform, verify=args.verify)
     if args.restore and any(m.kind == "item" for m in found.missing):
-        _restore(platform, found)
+        _restore(platform, found, moved)
         found = check_store(platform, verify=args.verify)
     print(f"checked the files of {found.items} item(s) and {found.artifacts} artifact(s) in the local platform "
           f"at {platform.root}" + (", hashing each" if args.verify else ""))
@@ -651,6 +675,9 @@ def _parser() -> argparse.ArgumentParser:
     cleaning.add_argument("--verify", action="store_true",
                           help="also hash every file, to find one changed without changing its size (slower: reads "
                                "every byte)")
+    cleaning.add_argument("--folder", action="append", default=[], metavar="DATASET=FOLDER",
+                          help="with --restore: the folder a dataset's files moved to, imported from instead of the "
+                               "one recorded (which it then replaces); repeatable")
     cleaning.add_argument("--restore", action="store_true",
                           help="import the datasets whose item files are gone again from their sources, which puts "
                                "the files back")

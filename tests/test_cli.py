@@ -744,9 +744,17 @@ def test_predicting_a_folder_of_new_unlabeled_images(tmp_path):
     named = ok(dlrun(tmp_path, *new[:2], "dataset.name=new", "dataset.source=null", "pipeline.predict_subset=null"))
     assert "dataset 'new': 1 new item(s) from " + str(tmp_path / "new") in named.stdout and "predicted 16 items" in \
         named.stdout
-    shutil.rmtree(tmp_path / "new")  # the folder gone: the dataset is read as stored, not imported from nothing
+    (tmp_path / "new").rename(tmp_path / "moved")  # moved: the same run given the folder's new place follows it
+    given = [*new[:3], "dataset.name=new", "pipeline.predict_subset=null"]
+    moved = ok(dlrun(tmp_path, *given, "dataset.folder=moved")).stdout
+    assert (f"dataset 'new': {tmp_path / 'new'}, which it was imported from, is gone; its source now names "
+            f"{tmp_path / 'moved'}") in moved and "predicted 16 items" in moved and "new item(s)" not in moved
+    shutil.rmtree(tmp_path / "moved")  # the folder gone: the dataset is read as stored, not imported from nothing
     assert "predicted 16 items" in ok(dlrun(tmp_path, *new[:2], "dataset.name=new", "dataset.source=null",
                                             "pipeline.predict_subset=null")).stdout
+    gone = ok(dlrun(tmp_path, *given, "dataset.folder=moved")).stdout  # its source given: the same, with a warning
+    assert f"dataset 'new': {tmp_path / 'moved'}, which it was imported from, is gone: the dataset is used as " \
+           "stored (16 items)" in gone and "predicted 16 items" in gone
 
 
 def test_scoring_a_version_on_a_new_labelled_folder_without_a_split(tmp_path):

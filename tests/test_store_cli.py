@@ -791,3 +791,28 @@ def test_an_export_removes_the_partial_folder_an_export_killed_outright_left(pla
     code, out, _err = store(platform, capsys, "export", "digits", str(tmp_path / "out"), "--dir", "/test")
     assert code == 0 and (tmp_path / "out" / "json").is_dir(), out
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # the killed one's is gone
+
+
+def test_restore_imports_from_the_folder_a_datasets_files_moved_to(platform, tmp_path, capsys):
+    for label in ("a", "b"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 40 * i + (label == "b") * 120, np.uint8)).save(
+                tmp_path / "photos" / label / f"{i}.png")
+    dataset = import_image_folder(platform, tmp_path / "photos", dataset_name="photos").dataset
+    source = {"_target_": "runner.data.import_image_folder", "folder": str(tmp_path / "photos"),
+              "dataset_name": "photos"}
+    platform.record_import_source(dataset, source)  # as a run records it
+    item = next(platform.iter_items(dataset, None))[0]
+    os.unlink(platform.blobs.path(platform.store.item_blob(item.id)[0]))
+    (tmp_path / "photos").rename(tmp_path / "moved")
+
+    code, out, _err = store(platform, capsys, "check", "--restore")
+    assert code == 1 and (f"restore: dataset 'photos' could not be imported again: no folder {tmp_path / 'photos'}; if "
+                          "its files moved: check --restore --folder photos=<where they are now>") in out, out
+    code, _out, err = store(platform, capsys, "check", "--folder", f"photos={tmp_path / 'moved'}")
+    assert code == 2 and "add --restore" in err
+    code, out, _err = store(platform, capsys, "check", "--restore", "--folder", f"photos={tmp_path / 'moved'}")
+    assert code == 0 and "every record has its file" in out, out
+    assert platform.import_source(dataset)["folder"] == str(tmp_path / "moved")  # the next restore reads it there
+    assert platform.count_items(dataset, None) == 6
