@@ -252,6 +252,7 @@ class FinishedJob(NamedTuple):
     overrides: dict  # as parsed values
     value: float  # its objective
     version: str | None  # the model version it trained or used
+    swept: bool = False  # a sweep's job (its folder in a multirun folder), not a run of it again
 
 
 def finished_job(folder: str | Path) -> FinishedJob | None:
@@ -267,7 +268,7 @@ def finished_job(folder: str | Path) -> FinishedJob | None:
         return None
     pairs = (str(line).partition("=") for line in lines)
     return FinishedJob({key.lstrip("+~"): _plain(v) for key, _, v in pairs}, float(value),
-                       (run.get("model") or {}).get("name"))
+                       (run.get("model") or {}).get("name"), (folder.parent / "multirun.yaml").is_file())
 
 
 def finished_jobs(sweep_dir: str | Path | None) -> list[FinishedJob]:

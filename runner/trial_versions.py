@@ -1,7 +1,7 @@
 """The model version that ran a trial of a stored Optuna study. A trial records its parameters and
 value, not the version its job trained; the job's run folder (recorded on the version as
 ``metadata.user.runner.run``) holds both, so a version whose run completed with the trial's value and
-parameters is the one."""
+parameters, in a sweep's folder, is the one (a rerun of a trial, in outputs/, is not)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class TrialVersions:
         for record in reversed(records):  # the newest first
             folder = runner_metadata(record).get("run")
             job = finished_job(folder) if folder else None
-            if job is not None:
+            if job is not None and job.swept:  # a trial's own job; a rerun of it (hydra.mode=RUN) ran no trial
                 self._runs.append((record["name"], job))
 
     @classmethod

@@ -54,7 +54,8 @@ def test_the_readmes_adapter_and_its_optuna_search_run_as_written(tmp_path):
     [run] = run_folders(tmp_path, "outputs")
     assert read_json(run / "metrics.json")["accuracy"] == 1.0
 
-    dlrun("hparams_search=brightness_optuna", *dataset, search_path, "hydra.sweeper.n_trials=2")
+    assert '`hparams_search=brightness_optuna "hydra.searchpath=[file://$PWD/my_conf]"`' in README
+    dlrun("hparams_search=brightness_optuna", search_path, "hydra.sweeper.n_trials=2")  # as written: its data in it
     [sweep] = run_folders(tmp_path, "multirun")
     jobs = job_folders(sweep)
     assert len(jobs) == 2 and all(read_json(job / "run.json")["status"] == "completed" for job in jobs)

@@ -197,6 +197,7 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
         (folder / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": value},
                                                      "model": {"name": version}}))
         (folder / ".hydra" / "overrides.yaml").write_text(f"- x={x}\n")
+        (folder.parent / "multirun.yaml").write_text("hydra: {}\n")  # a sweep's job folder
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
@@ -205,7 +206,10 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
     job(tmp_path / "earlier" / "0", first.params["x"], 0.8, "v-first")
     study.tell(first, 0.8)
     platform = LocalPlatform(tmp_path / "platform")
-    for name, run in (("v-other", tmp_path / "nowhere"), ("v-first", tmp_path / "earlier" / "0")):
+    rerun = tmp_path / "outputs" / "again"  # the trial run again (hydra.mode=RUN): same overrides and value
+    job(rerun, first.params["x"], 0.8, "v-rerun")
+    (rerun.parent / "multirun.yaml").unlink()
+    for name, run in (("v-other", tmp_path / "nowhere"), ("v-first", tmp_path / "earlier" / "0"), ("v-rerun", rerun)):
         model = platform.create_model(name, None)
         model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
         model.update()
@@ -254,6 +258,7 @@ def test_the_store_lists_studies_with_the_version_of_each_best_and_deletes_one(t
             (run / ".hydra").mkdir(parents=True)
             (run / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": value}}))
             (run / ".hydra" / "overrides.yaml").write_text(f"- x={trial.params['x']}\n")
+            (run.parent / "multirun.yaml").write_text("hydra: {}\n")  # a sweep's job folder
             study.tell(trial, value)
             model = platform.create_model(f"{name}-v{i}", None)
             model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
