@@ -14,6 +14,7 @@ import logging
 import reprlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -214,6 +215,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 shutil.rmtree(local_path, ignore_errors=True)
         self.platform.download_artifacts(self.model_entity, local_path, overwrite=overwrite)
         self.artifacts_path = Path(local_path)
+        logger.debug("load_from_model %s: %d artifact file(s) in %s", self.model_entity.name,
+                     sum(1 for p in Path(local_path).rglob("*") if p.is_file()), local_path)
         try:
             with libraries_loading_in_job():  # see runner/gc_control.py
                 self.load(str(local_path), **kwargs)
@@ -239,6 +242,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                                    f"{kept}", where=str(local_path),
                                    fix="make save(local_path) write the model's files into local_path")
         self.platform.add_artifacts(self.model_entity, files, replace=replace)
+        logger.debug("save_to_model %s: %d file(s), %d bytes, from %s", self.model_entity.name, len(files),
+                     sum(p.stat().st_size for p in files.values()), local_path)
         if cleanup:
             shutil.rmtree(local_path, ignore_errors=True)
 
@@ -365,7 +370,9 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             return f"{type(self).__name__}.{function}"
 
     def _predict_batch(self, batch: list, **kwargs):
+        started = time.perf_counter()
         collections = self.predict(batch, **kwargs)
+        logger.debug("predict: a batch of %d item(s) in %.3f s", len(batch), time.perf_counter() - started)
         if isinstance(collections, dl.AnnotationCollection):
             raise returned_wrongly(TypeError(
                 f"predict returned one dl.AnnotationCollection for a batch of {len(batch)} items; it must return a "

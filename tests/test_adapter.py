@@ -129,9 +129,13 @@ def test_empty_subset_names_the_subset_and_its_filter(platform, digits):
     assert "'train'" in str(err.value) and "/nowhere" in str(err.value)
 
 
-def test_train_evaluate_round_trip_with_sklearn(platform, digits, model):
+def test_train_evaluate_round_trip_with_sklearn(platform, digits, model, caplog):
     adapter = SklearnImageClassifier()
-    trained = adapter.train_model(model)
+    with caplog.at_level(logging.DEBUG, logger="runner.adapter"):  # what debug=default shows of the wrappers
+        trained = adapter.train_model(model)
+        adapter.predict_items(next(platform.iter_items(digits, SUBSETS["test"], page_size=5)), batch_size=5)
+    assert re.search(r"save_to_model digits-lr: 1 file\(s\), \d+ bytes, from ", caplog.text), caplog.text
+    assert re.search(r"predict: a batch of 5 item\(s\) in \d+\.\d{3} s", caplog.text), caplog.text
     assert trained.status == "trained" and platform.get_model(model.id).status == "trained"
     assert [a.local_path for a in model.artifacts.list()] == ["model.skops"]
     metrics = adapter.evaluate_model(model, digits, filters=SUBSETS["test"])
