@@ -10,6 +10,7 @@ import os
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
 from .model_details import day, flat, listing, model_details, scored_on
+from .store_lookup import meant_models
 from .text_table import aligned, did_you_mean, is_pattern, number_cell
 
 BEST = " *"  # after the best value of a metric
@@ -28,7 +29,8 @@ def chosen_names(platform, given: list[str]) -> list[str]:
         pattern = is_pattern(name)
         matched = fnmatch.filter(every, name) if pattern else [n for n in every if n == name]
         if not matched:
-            raise NotFoundError(f"no model {'matches' if pattern else 'named'} {name!r}{did_you_mean(name, every)}",
+            raise NotFoundError(f"no model {'matches' if pattern else 'named'} {name!r}"
+                                + (did_you_mean(name, every) if pattern else meant_models(name, every)),
                                 where=f"the local platform at {platform.root}",
                                 fix="python -m runner.store models lists the models")
         chosen += [n for n in matched if n not in chosen]

@@ -16,7 +16,8 @@ from .errors import NotFoundError
 from .report import PREFERRED, SHOWN_METRICS
 from .reporting import metrics_table, model_summary, runner_metadata
 from .run_configuration import with_changes
-from .text_table import aligned, did_you_mean, number_cell
+from .store_lookup import meant_models
+from .text_table import aligned, number_cell
 from .training_claim import process_gone
 
 
@@ -57,7 +58,7 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
     names = {m["id"]: m["name"] for m in records}
     record = next((m for m in records if m["name"] == name), None)
     if record is None:
-        raise NotFoundError(f"no model named {name!r}{did_you_mean(name, list(names.values()))}",
+        raise NotFoundError(f"no model named {name!r}{meant_models(name, list(names.values()))}",
                             where=f"the local platform at {platform.root}",
                             fix="python -m runner.store models lists the models")
     model = platform.model_entity(record)

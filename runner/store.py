@@ -51,7 +51,7 @@ from .platform.local.check import check_store, remove_training_copies, remove_un
 from .processes import process_runs  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
 from .reporting import runner_metadata  # noqa: E402
-from .store_lookup import dataset_named, model_named, refuse_existing_file  # noqa: E402
+from .store_lookup import dataset_named, meant_models, model_named, refuse_existing_file  # noqa: E402
 from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
 from .training_claim import process_gone  # noqa: E402
@@ -262,7 +262,7 @@ def delete_models(platform, args) -> int:
         matched = models(platform, status=args.status, pattern=name)
         if not matched and not is_pattern(name):  # a name, not a pattern: most likely a typo
             every = models(platform)
-            meant = did_you_mean(name, [m["name"] for m in every])
+            meant = meant_models(name, [m["name"] for m in every])
             raise NotFoundError(f"no model named {name!r}" + (f" with status {args.status!r}" if args.status else "")
                                 + meant, where=f"the local platform at {platform.root}", fix="nothing was deleted; "
                                 f"python -m runner.store models lists the models ({_statuses(every)})"

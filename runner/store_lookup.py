@@ -19,12 +19,21 @@ def dataset_named(platform, name: str, where: str | None = None, nothing_done: s
     return dataset
 
 
+def meant_models(name: str, names: list[str]) -> str:
+    """The tail of a "no model named" message: the pattern, when models' names start with ``name`` (a
+    version's name cut short: the closest name would be its base model's), else the closest name."""
+    starting = [n for n in names if n.startswith(name)]
+    if starting:
+        return f" (did you mean '{name}*'? it names the {len(starting)} model(s) whose names start so)"
+    return did_you_mean(name, names)
+
+
 def model_named(platform, name: str, where: str | None = None):
     """The model (or version) ``name``; missing, an error naming the closest."""
     model = platform.find_model(name)
     if model is None:
         names = [m.name for m in platform.list_models()]
-        raise NotFoundError(f"no model named {name!r}{did_you_mean(name, names)} in the local platform at "
+        raise NotFoundError(f"no model named {name!r}{meant_models(name, names)} in the local platform at "
                             f"{platform.root}", where=where, fix="python -m runner.store models lists the models")
     return model
 

@@ -816,3 +816,14 @@ def test_restore_imports_from_the_folder_a_datasets_files_moved_to(platform, tmp
     assert code == 0 and "every record has its file" in out, out
     assert platform.import_source(dataset)["folder"] == str(tmp_path / "moved")  # the next restore reads it there
     assert platform.count_items(dataset, None) == 6
+
+
+def test_a_versions_name_cut_short_is_offered_as_a_pattern_not_as_the_base_model(platform, digits, versions, capsys):
+    for command in (("delete-model", "digits-lr-v", "--yes"), ("show", "digits-lr-v"),
+                    ("compare", "digits-lr-v", "digits-lr")):
+        code, _out, err = store(platform, capsys, *command)
+        assert code == 2 and "no model named 'digits-lr-v' (did you mean 'digits-lr-v*'? it names the 2 model(s) " \
+                             "whose names start so)" in err, err
+    code, _out, err = store(platform, capsys, "show", "digits-rl")
+    assert code == 2 and "(did you mean digits-lr?)" in err
+    assert len(platform.list_models()) == 3  # nothing deleted
