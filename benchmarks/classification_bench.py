@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 from sklearn import metrics as skm
@@ -19,7 +20,10 @@ from runner.metrics import classification_metrics
 
 
 def baseline(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
-    out = {"accuracy": skm.accuracy_score(y_true, y_pred), "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+    with warnings.catch_warnings():  # a quick run's sample may lack a predicted class: scikit-learn says so
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = skm.balanced_accuracy_score(y_true, y_pred)
+    out = {"accuracy": skm.accuracy_score(y_true, y_pred), "balanced_accuracy": balanced,
            "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred)}
     for average in ("macro", "micro", "weighted", None):
         out[average] = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average,

@@ -335,8 +335,8 @@ def _check_labels_meet(platform, model, dataset, steps: list[str]) -> None:
             own = platform.get_dataset(dataset_id=model.dataset_id).name
         except Exception:  # noqa: BLE001 - the name only adds a hint to the message below
             own = None
-    apart = (f"model {model.name!r} knows the labels {sorted(known)[:8]}, none of which dataset {dataset.name!r} "
-             f"has ({sorted(present)[:8]})")
+    apart = (f"model {model.name!r} knows the labels {first_few(sorted(known), 8)}, none of which dataset "
+             f"{dataset.name!r} has ({first_few(sorted(present), 8)})")
     own_dataset = f"dataset.name={own}" if own else None
     if "evaluate" in steps:
         raise ConfigError(f"{apart}: there is nothing to evaluate", where="model.name, dataset.name",

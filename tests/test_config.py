@@ -312,8 +312,8 @@ def test_train_then_evaluate_predict_embed_that_version(tmp_path, dataloop_home,
     with caplog.at_level(logging.WARNING, logger="runner"):
         run(tmp_path, "predict-elsewhere", "pipeline=predict", f"model.name={version['name']}", "dataset=shapes",
             "dataset.source.n_images=12", "subsets=by_dir")
-    assert f"model '{version['name']}' knows the labels" in caplog.text and "none of which dataset 'shapes' has" \
-        in caplog.text and "(its own dataset: dataset.name=digits)" in caplog.text
+    assert f"model '{version['name']}' knows the labels 0, 1, 2, 3, 4, 5, 6, 7 (and 2 more), none of which dataset " \
+           "'shapes' has" in caplog.text and "(its own dataset: dataset.name=digits)" in caplog.text
     assert platform.store.count_annotations(shapes.id, version["name"]) > 0
     caplog.clear()
 
