@@ -282,7 +282,18 @@ def entry() -> None:
             hint = misspelt_key_hint(args)  # Hydra refused the config: "Key 'c' is not in struct" says no more
             if hint:
                 print(hint, file=sys.stderr)
+            if _refused_by_hydra(err):  # a configuration that cannot run exits 2, as the runner's own refusals
+                raise SystemExit(2) from None
         raise
+
+
+def _refused_by_hydra(err: SystemExit) -> bool:
+    """Hydra printed why it could not compose the config (an unknown key, an override it cannot parse
+    or merge, a missing option) and exited 1: the exception it caught is the exit's context."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(err.__context__, (HydraException, OmegaConfBaseException))
 
 
 def _no_stop_signal_from_here() -> None:

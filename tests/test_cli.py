@@ -652,7 +652,7 @@ def test_a_misspelt_key_in_the_users_adapter_file_names_the_file(tmp_path):
     # a key set under the right name, which Hydra refuses: the hint is the file's misspelling, not to follow it
     result = dlrun(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "adapter=mine",
                    "adapter.configuration.estimator.C=2")
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr  # Hydra's refusal: a config that cannot run
     assert "hint: adapter.configuraton is not a key the runner reads (did you mean adapter.configuration?)\n" \
            f"  where: adapter.configuraton, written in {extra / 'mine.yaml'}" in result.stderr, result.stderr
 
@@ -912,7 +912,7 @@ def test_a_sweep_into_a_folder_that_holds_an_earlier_sweeps_jobs_is_refused(tmp_
 ])
 def test_a_misspelt_key_hydra_refuses_gets_the_key_likely_meant(tmp_path, override, meant):
     result = dlrun(tmp_path, *override.split(), "pipeline=train")
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     key = override.split()[-1].partition("=")[0]
     assert "is not in struct" in result.stderr  # Hydra's own message first
     assert result.stderr.rstrip().endswith(f"hint: did you mean {meant}? (+{key} would add it as a new key)"), \
