@@ -68,6 +68,7 @@ def plan(cfg: DictConfig) -> Plan:
 
     check_group_keys(settings)
     _warn_added_near_misses(settings)
+    _warn_top_level_near_misses(settings)
     _check_scalars(settings)
     _check_run_settings(settings)
 
@@ -214,6 +215,24 @@ def check_group_keys(settings: dict) -> None:
                                   where=f"{group}.{key}" + (f", written in {path}" if path else ""),
                                   fix=f"the keys of {group} are {', '.join(known)}; an adapter's own settings go under "
                                       f"{group}.configuration")
+
+
+def _warn_top_level_near_misses(settings: dict) -> None:
+    """A top-level key a letter or two off one the config has (``batchsize: 16`` in an experiment file
+    of package ``_global_``, which Hydra merges in as a new key): nothing reads it, and the setting
+    meant keeps its value. A key of your own farther from them (one your files interpolate) is left."""
+    import yaml
+
+    main = yaml.safe_load(Path(CONFIG_DIR, "config.yaml").read_text())
+    known = [k for k in main if k != "defaults"] + [
+        name for entry in main["defaults"] if isinstance(entry, dict) for name in entry if "/" not in name]
+    for key in settings:
+        close = [] if key in known or _given_on_command_line(key) else difflib.get_close_matches(key, known, n=1,
+                                                                                                  cutoff=0.8)
+        if close:
+            path = file_setting("experiment", key) or file_setting("hparams_search", key)
+            logger.warning("the config has a top-level key %s%s, which nothing reads (did you mean %s?); %s keeps "
+                           "its value", key, f" (written in {path})" if path else "", close[0], close[0])
 
 
 def _given_on_command_line(key: str) -> bool:

@@ -711,3 +711,14 @@ def test_a_mapping_given_a_list_on_the_command_line_gets_a_hint_to_set_its_keys(
                     "or list: set its keys one by one (adapter.configuration.estimator.C=<value>), or replace it "
                     "whole with 'adapter.configuration.estimator={C: <value>}'")
     assert misspelt_key_hint(["adapter.configuration.estimator.C=2"]) is None  # a key it has, of its shape
+
+
+def test_a_top_level_key_an_experiment_file_misspells_is_named_in_a_warning(tmp_path, caplog):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "e3.yaml").write_text("# @package _global_\nbatchsize: 16\nmy_rate: 0.1\n")
+    cfg = compose_config(f"hydra.searchpath=[file://{tmp_path}]", "experiment=e3")
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        run_plan.plan(cfg)
+    assert "the config has a top-level key batchsize, which nothing reads (did you mean batch_size?); batch_size " \
+           "keeps its value" in caplog.text
+    assert "my_rate" not in caplog.text  # a key of your own, not a near miss: left alone
