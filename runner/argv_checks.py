@@ -177,7 +177,11 @@ def config_file_problem(argv: list[str]) -> str | None:
     for folder in folders:
         for path in _files_read(folder, chosen):
             try:
-                yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())
+                text = path.read_text(encoding="utf-8")
+                document = yaml.load(text, Loader=get_yaml_loader())
+                problem = _package_line_problem(path, folder, text, document)
+                if problem:
+                    return problem
             except yaml.YAMLError as err:
                 mark = getattr(err, "problem_mark", None)
                 at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -187,6 +191,24 @@ def config_file_problem(argv: list[str]) -> str | None:
             except (OSError, UnicodeDecodeError) as err:
                 return f"a config file cannot be read: {err}\n  where: {path}\n  fix: make it a readable UTF-8 text file"
     return None
+
+
+def _package_line_problem(path: Path, folder: Path, text: str, document) -> str | None:
+    """An experiment or search file whose defaults override other groups (``override /dataset: ...``)
+    without the ``# @package _global_`` line: Hydra then reads it as keys under ``experiment.`` and
+    refuses its overrides with "Could not override 'dataset@experiment.dataset'"."""
+    if path.parent.parent != folder or path.parent.name not in ("experiment", "hparams_search"):
+        return None
+    defaults = document.get("defaults") if isinstance(document, dict) else None
+    overrides = any(isinstance(entry, dict) and any(str(key).startswith("override /") for key in entry)
+                    for entry in defaults or [])
+    header = [line for line in text.splitlines() if line.strip()][:3]
+    if not overrides or any(re.match(r"#\s*@package\s+_global_\s*$", line.strip()) for line in header):
+        return None
+    return (f"{path.parent.name}/{path.name} overrides other groups in its defaults list, but lacks the line "
+            f"'# @package _global_', which must come first\n  where: {path}\n  fix: make '# @package _global_' "
+            "its first line: its keys are then the config's own (batch_size, adapter.configuration...), as an "
+            f"{path.parent.name} option's are")
 
 
 _NOT_A_NAME = re.compile(r"(?i)(true|false|null|[-+]?\d[\d_]*(\.\d*)?(e[-+]?\d+)?)")

@@ -722,3 +722,19 @@ def test_a_top_level_key_an_experiment_file_misspells_is_named_in_a_warning(tmp_
     assert "the config has a top-level key batchsize, which nothing reads (did you mean batch_size?); batch_size " \
            "keeps its value" in caplog.text
     assert "my_rate" not in caplog.text  # a key of your own, not a near miss: left alone
+
+
+def test_an_experiment_that_overrides_groups_without_its_package_line_is_named_before_hydra(tmp_path):
+    from runner.argv_checks import config_file_problem
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "e1.yaml").write_text("defaults:\n  - override /dataset: digits\nbatch_size: 16\n")
+    folder = f"hydra.searchpath=[file://{tmp_path}]"
+    problem = config_file_problem([folder, "experiment=e1"])
+    assert problem.startswith("experiment/e1.yaml overrides other groups in its defaults list, but lacks the line "
+                              f"'# @package _global_', which must come first\n  where: {tmp_path / 'experiment'}"), problem
+    (tmp_path / "experiment" / "e1.yaml").write_text("# @package _global_\n" + (tmp_path / "experiment" / "e1.yaml")
+                                                     .read_text())
+    assert config_file_problem([folder, "experiment=e1"]) is None
+    cfg = compose_config(folder, "experiment=e1")  # and Hydra takes it so
+    assert cfg.batch_size == 16
