@@ -20,6 +20,7 @@ from runner.data import (
     import_digits,
     import_image_folder,
     import_shapes,
+    import_unlabeled_images,
 )
 from runner.data.coco import rle_decode
 from runner.data.digits import split_indices
@@ -261,6 +262,26 @@ def test_image_folder_corrupt_image_stores_nothing(platform, tmp_path, corrupt):
         import_image_folder(platform, folder)
     assert item_count(platform, "pets") == 1
     assert [label.tag for label in platform.get_dataset(name="pets").labels] == ["cat"]
+
+
+@pytest.mark.parametrize("importer", ["image_folder", "unlabeled_images", "dataloop_export"])
+def test_every_unreadable_file_of_an_import_is_named_in_one_error(platform, tmp_path, importer):
+    root = tmp_path / "src"
+    folder = root / "items" if importer == "dataloop_export" else root
+    write_image(folder / "cat" / "a.png", value=1)
+    for name in ("b.png", "c.png", "d.png"):
+        (folder / "dog" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "dog" / name).write_bytes(b"not a png")
+    if importer == "dataloop_export":
+        (root / "json").mkdir()
+    imports = {"image_folder": import_image_folder, "unlabeled_images": import_unlabeled_images,
+               "dataloop_export": import_dataloop_export}
+    with pytest.raises(DataImportError) as err:
+        imports[importer](platform, root, dataset_name="pets")
+    assert err.value.what.startswith("3 files cannot be read, so nothing was imported: cannot decode the image "), \
+        err.value.what
+    assert all(str(folder / "dog" / name) in err.value.where for name in ("b.png", "c.png", "d.png"))
+    assert platform.find_dataset("pets") is None
 
 
 # -- COCO -----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ..text_table import first_few
 from .importing import (
     ImportRecord,
     ImportResult,
+    UnreadableFiles,
     annotation_json,
     log_summary,
     palette_dataset,
@@ -107,9 +108,12 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
              fix=f"put the missing images under {images_dir}, or remove their entries")
 
     images: dict[int, tuple[ImportRecord, int, int]] = {}
+    unreadable = UnreadableFiles()
     for i, image in enumerate(coco["images"]):
         path = images_dir / image["file_name"]
-        info = read_image(path)
+        info = unreadable.read(read_image, path)
+        if info is None:
+            continue
         if (image.get("width"), image.get("height")) not in ((None, None), (info.width, info.height)):
             fail(f"{path} is {info.width}x{info.height}, its entry says {image.get('width')}x{image.get('height')}",
                  _describe("images", i, image))
@@ -117,6 +121,7 @@ def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, ima
                               width=info.width, height=info.height, source=path, original_name=path.name,
                               metadata={"user": {"coco": {"image_id": image["id"]}}})
         images[image["id"]] = record, info.width, info.height
+    unreadable.check()  # nothing is stored before every image was read
 
     palette = None  # binary masks need their label colours; built on the first one
     outside: list[str] = []  # boxes reaching past their image: imported as given, named in one warning

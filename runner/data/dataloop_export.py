@@ -18,6 +18,7 @@ from .image_folder import IMAGE_EXTENSIONS
 from .importing import (
     ImportRecord,
     ImportResult,
+    UnreadableFiles,
     is_hidden,
     log_summary,
     read_image,
@@ -84,7 +85,7 @@ def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
     if not items_dir.is_dir() and not json_dir.is_dir():
         raise DataImportError(f"{folder} is not a Dataloop export: it has neither items/ nor json/",
                               where=str(folder), fix="pass the folder that holds items/ and json/")
-    records, labels, claimed = [], [], set()
+    records, labels, claimed, unreadable = [], [], set(), UnreadableFiles()
     for json_path in sorted(json_dir.rglob("*.json")) if json_dir.is_dir() else []:
         item = _item_json(json_path)
         if item.get("type", "file") != "file":  # folders of the remote dataset carry no bytes
@@ -98,14 +99,15 @@ def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
             raise DataImportError(f"{json_path}: its item file {path} is missing", where=str(json_path),
                                   fix="export the items together with the JSON, or remove this JSON")
         claimed.add(path)
-        records.append(_record(path, item["filename"], item))
+        records.append(unreadable.read(_record, path, item["filename"], item))
         labels += [a["label"] for a in item.get("annotations", []) if a.get("label")]
     bare = {path: path.relative_to(items_dir).as_posix()
             for path in (sorted(items_dir.rglob("*")) if items_dir.is_dir() else [])
             if path.is_file() and path not in claimed and not is_hidden(path, items_dir)}
     if bare:
         _warn_without_json(folder, list(bare.values()))
-    records += [_record(path, "/" + name, None) for path, name in bare.items()]
+    records += [unreadable.read(_record, path, "/" + name, None) for path, name in bare.items()]
+    unreadable.check()  # nothing is stored before every file was read
     if not records:  # an empty dataset would only fail later, at the first filter that finds nothing
         raise DataImportError(f"no items found in {folder}: items/ and json/ hold no item file",
                               where=str(folder), fix="export the dataset's items into items/ (and their JSON into json/)")

@@ -16,6 +16,7 @@ from ..platform.local.platform import LocalPlatform
 from .importing import (
     ImportRecord,
     ImportResult,
+    UnreadableFiles,
     annotation_json,
     is_hidden,
     log_summary,
@@ -125,19 +126,23 @@ def _import_class_folder(platform: LocalPlatform, folder: str | os.PathLike, dat
                               fix="put every class folder under a split folder, or pass split_dirs=False")
     groups = [(p.name, _subdirs(p)) for p in splits] if split_dirs and splits else [(None, top)]
 
-    records, labels = [], []
+    records, labels, unreadable = [], [], UnreadableFiles()
     for split, class_dirs in groups:
         for class_dir in class_dirs:
             label = class_dir.name
             if label not in labels:
                 labels.append(label)
             for path in _class_files(class_dir, kind):
-                mimetype, width, height = kind.read(path)  # raises naming the file; nothing is stored yet
+                read = unreadable.read(kind.read, path)  # nothing is stored before every file was read
+                if read is None:
+                    continue
+                mimetype, width, height = read
                 metadata = {"system": {"tags": {SPLIT_TAGS[split.lower()]: True}}} if split else {}
                 records.append(ImportRecord(
                     filename=f"/{SPLIT_TAGS[split.lower()]}/{label}/{path.name}" if split else f"/{label}/{path.name}",
                     mimetype=mimetype, width=width, height=height, source=path, metadata=metadata,
                     annotations=[annotation_json(dl.Classification(label=label))]))
+    unreadable.check()
     if not records:
         raise DataImportError(f"no {kind.name}s found in {folder}", where=str(folder),
                               fix=f"lay the {kind.name}s out as <folder>/<label>/<file> or <folder>/<split>/<label>/"
@@ -175,7 +180,7 @@ def _import_unlabeled(platform: LocalPlatform, folder: str | os.PathLike, datase
                       kind: FileKind) -> ImportResult:
     folder = Path(folder)
     require_folder(folder, f"pass as folder (dataset.folder) the folder holding the {kind.name}s")
-    records = []
+    records, unreadable = [], UnreadableFiles()
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if path.is_dir() or is_hidden(path, folder):
@@ -183,9 +188,11 @@ def _import_unlabeled(platform: LocalPlatform, folder: str | os.PathLike, datase
         if path.suffix.lower() not in kind.extensions:
             kind.skipped(path)
             continue
-        mimetype, width, height = kind.read(path)  # raises naming the file; nothing is stored yet
-        records.append(ImportRecord(filename=f"/{relative.as_posix()}", mimetype=mimetype, width=width,
-                                    height=height, source=path))
+        read = unreadable.read(kind.read, path)  # nothing is stored before every file was read
+        if read is not None:
+            records.append(ImportRecord(filename=f"/{relative.as_posix()}", mimetype=read[0], width=read[1],
+                                        height=read[2], source=path))
+    unreadable.check()
     if not records:
         raise DataImportError(f"no {kind.name}s found in {folder}", where=str(folder),
                               fix=f"put the {kind.name}s (extensions: {', '.join(sorted(kind.extensions))}) in the "

@@ -23,6 +23,7 @@ from ..platform.annotation_json import annotation_to_json, completed, missing_ke
 from ..platform.local.blobs import sha_of_bytes, sha_of_file
 from ..platform.local.platform import LocalPlatform, _label_json
 from ..platform.local.store import new_id, now_iso
+from ..text_table import first_few
 
 # item metadata.system keys computed from the stored bytes, never taken from the source
 RECOMPUTED_SYSTEM_KEYS = ("mimetype", "width", "height", "size", "originalname")
@@ -88,6 +89,31 @@ def require_folder(folder: Path, fix: str, name: str = "folder") -> None:
                 f"dataset.annotation_file={folder} dataset.images_dir=<the folder of its images> "
                 "(import_coco(platform, annotation_file, images_dir))")
     raise DataImportError(f"{folder} is a file, not a folder", where=str(folder), fix=fix)
+
+
+class UnreadableFiles:
+    """The files of one import that cannot be read, gathered: one error at the end names them all, so
+    a folder with several bad files takes one run to find them, not one run each."""
+
+    def __init__(self):
+        self.failed: list[DataImportError] = []
+
+    def read(self, read, *args):
+        """``read(*args)``; None, noting the error, when it raises a DataImportError."""
+        try:
+            return read(*args)
+        except DataImportError as err:
+            self.failed.append(err)
+            return None
+
+    def check(self) -> None:
+        if len(self.failed) == 1:
+            raise self.failed[0]
+        if self.failed:
+            raise DataImportError(f"{len(self.failed)} files cannot be read, so nothing was imported: "
+                                  + first_few([err.what for err in self.failed], 10),
+                                  where=first_few([err.where or "" for err in self.failed], 10),
+                                  fix=self.failed[0].fix)
 
 
 def read_image(source: bytes | str | os.PathLike, name: str | None = None) -> ImageInfo:
