@@ -477,6 +477,25 @@ def _clear_earlier_outputs(output_dir: Path) -> None:
         (output_dir / name).unlink()
 
 
+def _slash_hint(dql) -> str:
+    """A ``dir`` or ``filename`` value without its leading ``/`` (``dir: test``): a remote path always
+    starts with one, so such a filter matches nothing."""
+    found = []
+
+    def walk(node, key=None):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k if k in ("dir", "filename") else key if str(k).startswith("$") else None)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif key and isinstance(node, str) and node and not node.startswith(("/", "*")):
+            found.append((key, node))
+
+    walk(dql)
+    return "".join(f"; {key} values start with '/' ({key}: /{value}, not {value})" for key, value in found[:1])
+
+
 def _refuse_split_too_small(platform, dataset, spec: dict, name: str, every: list[str]) -> None:
     """A random split that leaves a subset empty: the dataset has too few items for its fractions, and
     correcting a filter (the message for a filter option) is not what to do."""
@@ -529,7 +548,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                                       steps and not other_data and not str(settings["subsets"].get("_target_", ""))
                                       .endswith(".of_model") else "") + ")"
                                    + ("; a dataset imported from a folder whose layout has changed since is "
-                                      "imported again under a new dataset.name" if from_folder else ""))
+                                      "imported again under a new dataset.name" if from_folder else "")
+                                   + _slash_hint(subset_filter))
 
     read = [subsets[name] for name in ([*subsets] if "train" in steps else used_subsets(settings["pipeline"], steps)
                                        .values()) if name in subsets] or [None]

@@ -738,3 +738,11 @@ def test_an_experiment_that_overrides_groups_without_its_package_line_is_named_b
     assert config_file_problem([folder, "experiment=e1"]) is None
     cfg = compose_config(folder, "experiment=e1")  # and Hydra takes it so
     assert cfg.batch_size == 16
+
+
+def test_an_empty_subsets_fix_names_a_dir_without_its_leading_slash():
+    assert app._slash_hint({"filter": {"$and": [{"hidden": False}, {"dir": "test"}]}}) == \
+        "; dir values start with '/' (dir: /test, not test)"
+    assert app._slash_hint({"filter": {"filename": {"$in": ["a.png"]}}}) == \
+        "; filename values start with '/' (filename: /a.png, not a.png)"
+    assert app._slash_hint({"filter": {"$or": [{"dir": "/test"}, {"dir": "/test/*"}], "name": "x"}}) == ""
