@@ -515,6 +515,14 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     if "evaluate" in steps:  # the steps that score nothing have no objective to record
         record.objective = {"metric": objective_spec.get("metric"),
                             "direction": objective_spec.get("direction", "maximize")}
+    root = settings["platform"].get("root")
+    if "train" not in steps and str(settings["platform"].get("_target_", "")).endswith("local.LocalPlatform") \
+            and root and not (Path(root) / "platform.db").is_file():  # opening it would make an empty one
+        raise ConfigError(f"there is no local platform at {root}, so no model version {settings['model']['name']!r} "
+                          f"to {'/'.join(steps)} with", where="platform.root (DATALOOP_PATH)",
+                          fix="point platform.root (or DATALOOP_PATH) at the store that holds the version: the one "
+                              "its training run used (python -m runner.store --root <folder> models lists a store's "
+                              "versions), or train one there first (pipeline=train)")
     platform = instantiate(cfg.platform)
     # the model version must exist before anything is imported
     version = stored_version(platform, settings["model"]["name"]) if "train" not in steps else None

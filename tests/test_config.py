@@ -746,3 +746,13 @@ def test_an_empty_subsets_fix_names_a_dir_without_its_leading_slash():
     assert app._slash_hint({"filter": {"filename": {"$in": ["a.png"]}}}) == \
         "; filename values start with '/' (filename: /a.png, not a.png)"
     assert app._slash_hint({"filter": {"$or": [{"dir": "/test"}, {"dir": "/test/*"}], "name": "x"}}) == ""
+
+
+def test_a_run_that_uses_a_version_is_refused_where_there_is_no_store_and_makes_none(tmp_path, dataloop_home):
+    nowhere = tmp_path / "locl"  # a misspelt platform.root
+    with pytest.raises(ConfigError) as refused:
+        run(tmp_path, "evaluate", "pipeline=evaluate", "model.name=sklearn-digits-v", f"platform.root={nowhere}")
+    assert refused.value.what == f"there is no local platform at {nowhere}, so no model version " \
+                                 "'sklearn-digits-v' to evaluate with"
+    assert "platform.root" in refused.value.where and "pipeline=train" in refused.value.fix
+    assert not nowhere.exists()
