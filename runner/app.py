@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from . import interrupts
+from . import interrupts, run_lock
 from .config_sources import adapter_option, option_found
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
 from .gc_control import collection_paused
@@ -431,7 +431,18 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
 
 def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
     """Run the configured pipeline; ``run.json`` in the run folder records how it ended (a sweep
-    report reads it), whether it succeeded or raised."""
+    report reads it), whether it succeeded or raised. One run at a time in a folder (runner/run_lock.py)."""
+    with run_lock.held(Path(output_dir)) as ours:
+        if not ours:
+            by = run_lock.holder(Path(output_dir))
+            raise ConfigError(f"another run{f' (process {by})' if by else ''} is running in {output_dir}: two runs "
+                              "in one folder would mix their outputs", where="hydra.run.dir (or hydra.sweep.dir)",
+                              fix="give this run a folder of its own (leave hydra.run.dir out, or name a new one), "
+                                  "or wait for that run to end")
+        return _run_in_folder(cfg, output_dir)
+
+
+def _run_in_folder(cfg: DictConfig, output_dir: str | Path) -> float | None:
     _clear_earlier_outputs(Path(output_dir))
     record = RunRecord(Path(output_dir))
     interrupts.note_run(completed=False)

@@ -321,6 +321,27 @@ def _options(group: str, argv: list[str]) -> list[str]:
     return sorted({p.stem for folder in [Path(CONFIG_DIR), *_config_folders(argv)] for p in (folder / group).glob("*.yaml")})
 
 
+def run_dir_in_use_problem(argv: list[str]) -> str | None:
+    """A ``hydra.run.dir`` (or, for a sweep, ``hydra.sweep.dir``) that a run running now holds: Hydra
+    would write this run's ``.hydra/`` over that run's before the run itself could refuse the folder."""
+    from .run_lock import holder
+
+    key = "hydra.sweep.dir" if _multirun(argv) else "hydra.run.dir"
+    for arg in argv:
+        name, sep, value = arg.lstrip("+").partition("=")
+        if name != key or not sep or "${" in value:
+            continue
+        folder = Path(value.strip().strip("'\""))
+        jobs = sorted(p for p in folder.glob("[0-9]*") if p.is_dir()) if key == "hydra.sweep.dir" else []
+        busy = [(f, by) for f in (folder, *jobs) if (by := holder(f)) is not None]
+        if busy:
+            where, by = busy[0]
+            return (f"another run{f' (process {by})' if by else ''} is running in {where}: two runs in one folder "
+                    f"would mix their outputs\n  where: {arg}\n  fix: give this run a folder of its own (leave "
+                    f"{key} out, or name a new one), or wait for that run to end")
+    return None
+
+
 def sweep_dir_problem(argv: list[str]) -> str | None:
     """A sweep into a ``hydra.sweep.dir`` that holds an earlier sweep's job folders: its jobs are
     numbered from 0 again and would write over them, a completed job's results among them."""

@@ -26,6 +26,7 @@ from .argv_checks import (
     help_argv,
     missing_launcher,
     misspelt_key_hint,
+    run_dir_in_use_problem,
     search_problem,
     sweep_dir_problem,
     sweeper_key_problem,
@@ -237,7 +238,8 @@ def entry() -> None:
     started = time.time()
     message = (dataloop_path_problem() or missing_launcher(args) or config_file_problem(args) or group_value_problem(args)
                or direction_problem(args) or trials_problem(args) or swept_group_key_problem(args)
-               or grid_sweep_problem(args) or sweeper_key_problem(args) or sweep_dir_problem(args))
+               or grid_sweep_problem(args) or sweeper_key_problem(args) or run_dir_in_use_problem(args)
+               or sweep_dir_problem(args))
     search = None if message else composed_search(args)
     if search:
         message = search_problem([a for a in args if not a.startswith("-")], search)

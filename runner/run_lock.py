@@ -1,0 +1,52 @@
+"""One run at a time in a run folder. A run holds an exclusive lock on ``<run folder>/.run.lock``
+while it runs, so a second run given the same folder (``hydra.run.dir=fixed``, two sweeps into one
+``hydra.sweep.dir``) is refused instead of mixing its outputs with the first one's. The lock is the
+kernel's (``flock``): a run killed outright holds it no longer."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_FILE = ".run.lock"
+
+
+def holder(folder: Path) -> int | None:
+    """The process id of the run that holds ``folder`` now (0 when it cannot be read); None when no
+    run does."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text().strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def held(folder: Path) -> Iterator[bool]:
+    """Holds ``folder``'s lock for the block; yields False (holding nothing) when another run has it."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(folder) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield True
+    finally:
+        os.close(fd)  # closing it releases the lock
