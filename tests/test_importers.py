@@ -753,3 +753,17 @@ def test_a_coco_bbox_reaching_past_its_image_is_imported_as_given_with_one_warni
     assert warnings == [f"1 bbox(es) of {path} reach past their image (imported as given; they score as such): "
                         "annotations[3] bbox [35, 3, 10, 5] on 40x30"], warnings
     assert result.added == 3
+
+
+def test_class_folders_one_case_apart_and_labels_without_train_items_are_warned(platform, tmp_path, caplog):
+    folder = tmp_path / "shapes"
+    for split, label in (("train", "circle"), ("train", "square"), ("test", "Circle"), ("test", "square")):
+        write_image(folder / split / label / "a.png", value=3)
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        import_image_folder(platform, folder)
+    assert f"{folder}: the class folders Circle, circle differ only in case, so they are 2 labels" in caplog.text
+    assert f"{folder}: label(s) Circle have no folder under train/" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        import_image_folder(platform, tmp_path / "shapes" / "train", dataset_name="plain")  # no splits: no such note
+    assert "differ only in case" not in caplog.text and "no folder under train/" not in caplog.text

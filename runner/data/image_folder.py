@@ -143,6 +143,7 @@ def _import_class_folder(platform: LocalPlatform, folder: str | os.PathLike, dat
                     mimetype=mimetype, width=width, height=height, source=path, metadata=metadata,
                     annotations=[annotation_json(dl.Classification(label=label))]))
     unreadable.check()
+    _warn_odd_labels(folder, groups)
     if not records:
         raise DataImportError(f"no {kind.name}s found in {folder}", where=str(folder),
                               fix=f"lay the {kind.name}s out as <folder>/<label>/<file> or <folder>/<split>/<label>/"
@@ -151,6 +152,25 @@ def _import_class_folder(platform: LocalPlatform, folder: str | os.PathLike, dat
     result = store_records(platform, dataset_name or folder.name, labels, records)
     log_summary(logger, str(folder), result)
     return result
+
+
+def _warn_odd_labels(folder: Path, groups: list) -> None:
+    """Class folders that are most likely one label written two ways (``Circle`` and ``circle``: labels
+    are case-sensitive), and, with split folders, a label with no train folder (the model learns
+    nothing of it, and its recall is 0)."""
+    names = sorted({class_dir.name for _split, class_dirs in groups for class_dir in class_dirs})
+    for name in names:
+        same = [other for other in names if other != name and other.lower() == name.lower()]
+        if same and name < same[0]:
+            logger.warning("%s: the class folders %s differ only in case, so they are %d labels (labels are "
+                           "case-sensitive); rename them alike if they are one", folder, ", ".join([name, *same]),
+                           len(same) + 1)
+    trained = {class_dir.name for split, class_dirs in groups if split and SPLIT_TAGS[split.lower()] == "train"
+               for class_dir in class_dirs}
+    untrained = [name for name in names if name not in trained]
+    if any(split for split, _dirs in groups) and untrained:
+        logger.warning("%s: label(s) %s have no folder under train/, so a model trained on this dataset learns "
+                       "nothing of them", folder, ", ".join(untrained))
 
 
 def _other_kind_hint(folder: Path, kind: FileKind, labelled: bool = True) -> str:
