@@ -23,9 +23,9 @@ def meant_models(name: str, names: list[str]) -> str:
     """The tail of a "no model named" message: the pattern, when models' names start with ``name`` (a
     version's name cut short: the closest name would be its base model's), else the closest name."""
     starting = [n for n in names if n.startswith(name)]
-    if starting:
-        return f" (did you mean '{name}*'? it names the {len(starting)} model(s) whose names start so)"
-    return did_you_mean(name, names)
+    if len(starting) > 1:
+        return f" (did you mean '{name}*'? it names the {len(starting)} models whose names start so)"
+    return f" (did you mean {starting[0]}?)" if starting else did_you_mean(name, names)
 
 
 def model_named(platform, name: str, where: str | None = None):

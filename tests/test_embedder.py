@@ -331,6 +331,8 @@ def test_show_gives_an_embedders_vectors_and_its_embed_command_not_evaluate_or_p
     from runner.store import main
 
     model = platform.create_model("means", digits, output_type="embedding", configuration={"batch_size": 8})
+    (tmp_path / "means.json").write_text("{}")  # its weights: a version without any is given no command
+    platform.add_artifacts(model, {"means.json": tmp_path / "means.json"}, replace=True)
     bound(PixelMeans(), platform, model).embed_items(list(next(platform.iter_items(digits, SUBSETS["test"],
                                                                                    page_size=5))))
     trained_in(platform.get_model(model.id), tmp_path / "run", tmp_path, {"adapter": "means", "dataset": "digits"})

@@ -642,6 +642,7 @@ def test_show_prints_one_version_whole_and_names_a_misspelt_one(platform, digits
 
     shown = listed(platform, capsys, "show", "digits-lr")  # the base: no artifacts, never evaluated
     assert shown["artifacts"] == [] and shown["evaluation"] is None and shown["cloned_from"] is None
+    assert shown["use"] == {}  # no weights: no evaluate or predict command, which would only fail
     code, out, _err = store(platform, capsys, "show", "digits-lr")
     assert "artifacts: none" in out and "not evaluated" in out
 
@@ -822,7 +823,7 @@ def test_a_versions_name_cut_short_is_offered_as_a_pattern_not_as_the_base_model
     for command in (("delete-model", "digits-lr-v", "--yes"), ("show", "digits-lr-v"),
                     ("compare", "digits-lr-v", "digits-lr")):
         code, _out, err = store(platform, capsys, *command)
-        assert code == 2 and "no model named 'digits-lr-v' (did you mean 'digits-lr-v*'? it names the 2 model(s) " \
+        assert code == 2 and "no model named 'digits-lr-v' (did you mean 'digits-lr-v*'? it names the 2 models " \
                              "whose names start so)" in err, err
     code, _out, err = store(platform, capsys, "show", "digits-rl")
     assert code == 2 and "(did you mean digits-lr?)" in err
