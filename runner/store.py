@@ -358,6 +358,11 @@ def _item_filter(args) -> dict | None:
     return dql if join is None else {**dql, "join": join}
 
 
+# suffixes of files an export does not write: a DEST so named is most likely a file meant in another format
+_FILE_SUFFIXES = (".txt", ".tsv", ".xlsx", ".xls", ".jsonl", ".ndjson", ".parquet", ".npz", ".zip", ".tar", ".gz",
+                  ".yaml", ".yml", ".xml")
+
+
 def export(platform, args) -> int:
     """A dataset's items and annotations: a Dataloop export folder, or one CSV or COCO file. Each is
     written beside ``dest`` first and renamed into place: a failed export leaves nothing behind."""
@@ -366,6 +371,11 @@ def export(platform, args) -> int:
         model_named(platform, args.model, where="--model")
     dest = Path(args.dest)
     fmt = args.format or SUFFIXES.get(dest.suffix.lower(), "dataloop")
+    if not args.format and dest.suffix.lower() in _FILE_SUFFIXES:  # a file meant, of no format an export writes
+        raise RunnerError(f"{dest.name} ends in {dest.suffix}, a file's suffix, but an export writes a CSV (.csv), a "
+                          "COCO file (.json) or a Dataloop export folder (no suffix)", where=str(dest),
+                          fix=f"name it {dest.stem}.csv or {dest.stem}.json, or a folder; --format dataloop writes a "
+                              "folder of that very name")
     if fmt == "dataloop" and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise RunnerError(f"{dest} already exists and is not an empty folder", where=str(dest),
                           fix="name a new folder: an export never writes over files")

@@ -828,3 +828,12 @@ def test_a_versions_name_cut_short_is_offered_as_a_pattern_not_as_the_base_model
     code, _out, err = store(platform, capsys, "show", "digits-rl")
     assert code == 2 and "(did you mean digits-lr?)" in err
     assert len(platform.list_models()) == 3  # nothing deleted
+
+
+def test_an_export_to_a_name_with_another_files_suffix_is_refused_not_made_a_folder(platform, digits, tmp_path, capsys):
+    code, _out, err = store(platform, capsys, "export", "digits", str(tmp_path / "out.txt"), "--dir", "/test")
+    assert code == 2 and "out.txt ends in .txt, a file's suffix, but an export writes a CSV (.csv)" in err
+    assert "name it out.csv or out.json, or a folder" in err and not (tmp_path / "out.txt").exists()
+    code, _out, _err = store(platform, capsys, "export", "digits", str(tmp_path / "out.txt"), "--dir", "/test",
+                             "--format", "dataloop")  # asked for: a folder of that very name
+    assert code == 0 and (tmp_path / "out.txt" / "json").is_dir()
