@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .metrics.rasterize import decode_binary
+from .configuration import is_number
+from .metrics.rasterize import annotation_mask, decode_binary
 
 FORMATS = ("dataloop", "csv", "coco")
 SUFFIXES = {".csv": "csv", ".json": "coco"}  # the format a file name implies when --format is not given
@@ -97,16 +98,22 @@ def _geometry(annotation: dict) -> dict | None:
                 "area": sum(_polygon_area(ring) for ring in rings),
                 "segmentation": [ring.flatten().tolist() for ring in rings]}
     if kind == "binary":
-        mask = decode_binary(annotation)
-        return {"bbox": _bbox_of(mask), "area": int(mask.sum()),
-                "segmentation": {"counts": rle_encode(mask), "size": [int(mask.shape[0]), int(mask.shape[1])]}}
+        return _mask_geometry(decode_binary(annotation))
     return None
 
 
-def coco_json(items: Iterable[dict], labels: Sequence[str]) -> tuple[dict, Counter, Counter]:
+def _mask_geometry(mask: np.ndarray) -> dict:
+    return {"bbox": _bbox_of(mask), "area": int(mask.sum()),
+            "segmentation": {"counts": rle_encode(mask), "size": [int(mask.shape[0]), int(mask.shape[1])]}}
+
+
+def coco_json(items: Iterable[dict], labels: Sequence[str], polygons_as_rle: bool = False
+              ) -> tuple[dict, Counter, Counter]:
     """A COCO instances document, its categories the dataset's labels in order (ids from 1); an item
-    imported from COCO keeps its image id. Returns it with the count of annotations written per type
-    and of those left out per type (classes, points and the like have no COCO instance form)."""
+    imported from COCO keeps its image id, and an annotation its COCO ``area``. Returns it with the
+    count of annotations written per type and of those left out per type (classes, points and the
+    like have no COCO instance form). ``polygons_as_rle``: each polygon as the mask the runner draws
+    of it (outline pixels in, as Dataloop draws them), which COCO's own polygon fill leaves out."""
     categories = {label: i for i, label in enumerate(dict.fromkeys(labels), start=1)}
     images, annotations = [], []
     written, left_out = Counter(), Counter()
@@ -128,16 +135,22 @@ def coco_json(items: Iterable[dict], labels: Sequence[str]) -> tuple[dict, Count
                        "width": system.get("width"), "height": system.get("height")})
         for annotation in item.get("annotations") or []:
             kind = annotation.get("type")
-            geometry = _geometry(annotation)
+            if polygons_as_rle and kind == "segment" and system.get("width") and system.get("height"):
+                geometry = _mask_geometry(annotation_mask(annotation, system["height"], system["width"]))
+            else:
+                geometry = _geometry(annotation)
             if geometry is None:
                 left_out[kind] += 1
                 continue
             label = annotation.get("label")
             if label not in categories:
                 categories[label] = len(categories) + 1
+            user = (annotation.get("metadata") or {}).get("user") or {}
             entry = {"id": len(annotations) + 1, "image_id": coco_id, "category_id": categories[label],
-                     "iscrowd": int(bool(((annotation.get("metadata") or {}).get("user") or {}).get("iscrowd"))),
-                     **geometry}
+                     "iscrowd": int(bool(user.get("iscrowd"))), **geometry}
+            imported_area = (user.get("coco") or {}).get("area")
+            if is_number(imported_area, finite=True):  # COCOeval's area ranges read it: the file's, kept
+                entry["area"] = imported_area
             stamp = _stamp(annotation)
             if stamp:
                 entry["score"] = stamp.get("confidence")

@@ -381,6 +381,9 @@ def export(platform, args) -> int:
                           fix="name a new folder: an export never writes over files")
     if fmt != "dataloop":
         refuse_existing_file(dest)
+    if args.polygons_as_rle and fmt != "coco":
+        raise RunnerError(f"--polygons-as-rle is a COCO file's option, and this export writes {fmt}",
+                          where="--polygons-as-rle", fix="name a .json file (or --format coco), or leave it out")
     if args.no_ground_truth and args.no_predictions:
         raise RunnerError("--no-ground-truth and --no-predictions leave no annotation to export",
                           where="--no-ground-truth --no-predictions", fix="give one of them, or neither")
@@ -414,7 +417,8 @@ def export(platform, args) -> int:
                                   f"annotations and {predictions} predictions", where="--format coco",
                                   fix="export the ground truth with --no-predictions, and the predictions to another "
                                       "file with --no-ground-truth (--model <version> for one version's)")
-            layout = _write_file(fmt, exported, dataset, partial, platform.find_model(args.model) if args.model else None)
+            layout = _write_file(fmt, exported, dataset, partial, platform.find_model(args.model) if args.model else None,
+                                 rle=args.polygons_as_rle)
         if count == 0:
             raise RunnerError(f"no item of dataset {dataset.name!r} matches", where=_where(args),
                               fix="check --dir/--filter; python -m runner.store datasets shows the datasets")
@@ -443,7 +447,7 @@ def export(platform, args) -> int:
     return 0
 
 
-def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None) -> str:
+def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None, rle: bool = False) -> str:
     """Write the CSV or COCO file; say what it holds (and, for COCO, what it left out). COCO's
     category ids number the dataset's labels, so a ground-truth file and a results file of it agree;
     then, on a dataset without labels (new images), those of the version whose predictions go out."""
@@ -451,7 +455,7 @@ def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None)
         path.write_text(csv_text(exported))
         return "CSV: a row per annotation, and one per item without any"
     labels = [label.tag for label in dataset.labels] + (list(model.labels or []) if model is not None else [])
-    document, written, left_out = coco_json(exported, labels)
+    document, written, left_out = coco_json(exported, labels, polygons_as_rle=rle)
     omitted = ", ".join(f"{n} of type {kind}" for kind, n in sorted(left_out.items()))
     if left_out and not written:
         raise RunnerError(f"none of these annotations has a COCO instance form: {omitted} (COCO holds boxes, "
@@ -643,6 +647,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--format", choices=FORMATS,
                      help="dataloop (a folder), csv (a row per annotation) or coco (instances JSON: boxes, polygons, "
                           "masks); default: csv for a .csv file, coco for .json, dataloop otherwise")
+    out.add_argument("--polygons-as-rle", action="store_true",
+                     help="coco: write each polygon as the mask the runner draws of it (outline pixels in, as "
+                          "Dataloop draws polygons), so COCOeval's segm scores read the shapes the runner scored")
     out.add_argument("--model", help="of the predictions, keep only this model version's (default: every model's)")
     out.add_argument("--no-ground-truth", action="store_true", help="leave the ground-truth annotations out")
     out.add_argument("--no-predictions", action="store_true", help="leave every model's predictions out")

@@ -94,6 +94,40 @@ def test_coco_of_the_shapes_imports_back_to_the_same_geometry(platform, capsys, 
         assert len(boxes) == len(rows) and all(r in boxes for r in rows if r[0] == "box")
 
 
+def test_a_coco_export_keeps_the_imported_area_and_can_write_polygons_as_the_runner_draws_them(platform, capsys,
+                                                                                              tmp_path):
+    """COCOeval's area ranges read ``area``: an imported file's is kept, not made the box's. Polygons as
+    RLE are the masks the runner scores (outline pixels in), which COCO's polygon fill would shrink."""
+    dataset = import_shapes(platform, n_images=4, size=32).dataset
+    assert store(platform, capsys, "export", "shapes", str(tmp_path / "folder"))[0] == 0
+    assert store(platform, capsys, "export", "shapes", str(tmp_path / "shapes.json"), "--type", "box,segment")[0] == 0
+    coco = json.loads((tmp_path / "shapes.json").read_text())
+    boxes = [a for a in coco["annotations"] if "segmentation" not in a]
+    for a in boxes:
+        a["area"] = a["area"] / 2  # as a file whose area is the object's, not its box's
+    (tmp_path / "halved.json").write_text(json.dumps(coco))
+    import_coco(platform, tmp_path / "halved.json", tmp_path / "folder" / "items", "halved")
+    assert store(platform, capsys, "export", "halved", str(tmp_path / "again.json"), "--type", "box")[0] == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    imported_boxes = [a for a in again["annotations"] if a["bbox"] in [b["bbox"] for b in boxes]]
+    assert imported_boxes and all(a["area"] == a["bbox"][2] * a["bbox"][3] / 2 for a in imported_boxes)
+
+    code, _out, _err = store(platform, capsys, "export", "shapes", str(tmp_path / "rle.json"), "--type", "segment",
+                             "--polygons-as-rle")
+    assert code == 0
+    rle = json.loads((tmp_path / "rle.json").read_text())
+    by_image = {i["id"]: i["file_name"] for i in rle["images"]}
+    polygons = {item.filename: [a.to_json() for a in item.annotations.list() if a.type == "segment"]
+                for item in dataset.items.list().all()}
+    assert len(rle["annotations"]) == sum(map(len, polygons.values())) > 0
+    for a in rle["annotations"]:
+        mask = rle_decode(a["segmentation"]["counts"], 32, 32)
+        drawn = [annotation_mask(p, 32, 32) for p in polygons["/" + by_image[a["image_id"]]]]
+        assert any(np.array_equal(mask, d) for d in drawn) and a["area"] == int(mask.sum())
+    code, _out, err = store(platform, capsys, "export", "shapes", str(tmp_path / "x.csv"), "--polygons-as-rle")
+    assert code == 2 and "--polygons-as-rle is a COCO file's option" in err
+
+
 def test_predictions_carry_their_confidence_in_csv_and_coco(platform, capsys, tmp_path):
     dataset = import_shapes(platform, n_images=4, size=32).dataset
     labels = [label.tag for label in dataset.labels][::-1]  # another order than the dataset's
