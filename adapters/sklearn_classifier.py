@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -50,11 +51,29 @@ def build_estimator(spec: dict, key: str = "estimator"):
     return estimator_class(**spec)
 
 
+def _skops_io():
+    """``skops.io``, imported without torch. Its import lists every scikit-learn estimator by walking
+    scikit-learn's packages, ``sklearn.externals.array_api_compat.torch`` among them, which imports
+    torch when it is installed: seconds, and a scikit-learn job stopped by Ctrl-C in that import is
+    left with a half-initialised torch. While torch is not imported yet, it is kept out of that walk
+    (which skips a package whose import fails); it imports as usual afterwards."""
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io as sio
+
+        return sio
+    sys.modules["torch"] = None  # "import torch" raises ImportError meanwhile
+    try:
+        import skops.io as sio
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return sio
+
+
 def load_trusted_skops(path: str):
     """The object in a skops file, refusing any type outside scikit-learn, numpy and scipy: nothing is
     unpickled."""
-    import skops.io as sio  # slow to import (it walks every scikit-learn estimator): only when needed
-
+    sio = _skops_io()  # slow to import (it walks every scikit-learn estimator): only when needed
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
     if refused:
@@ -63,9 +82,7 @@ def load_trusted_skops(path: str):
 
 
 def dump_skops(obj, path: str) -> None:
-    import skops.io as sio
-
-    sio.dump(obj, path)
+    _skops_io().dump(obj, path)
 
 
 def class_probabilities(estimator, features: np.ndarray) -> np.ndarray:

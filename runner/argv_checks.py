@@ -509,8 +509,8 @@ def _shape_hint(node, key: str, value: str) -> str | None:
     keys = [str(k) for k in node]
     example = next((k for k in keys if k != "_target_"), keys[0] if keys else "<key>")
     return (f"hint: {key} is a mapping ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}), not a single value "
-            f"or list: set its keys one by one ({key}.{example}=<value>), or replace it whole with "
-            f"'{key}={{{example}: <value>}}'")
+            f"or list: set its keys one by one ({key}.{example}=<value>; ++{key}.<new key>=<value> adds one), or "
+            f"replace it whole: '~{key}' '+{key}={{{example}: <value>, ...}}'")
 
 
 def _same_name_elsewhere(cfg, key: str) -> str | None:

@@ -7,6 +7,8 @@ import logging
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -621,3 +623,23 @@ def test_a_mistyped_setting_of_the_sklearn_adapter_is_refused_as_it_loads(platfo
     with pytest.raises(ValueError) as refused:
         SklearnImageClassifier(model_entity=model).load_from_model(model)
     assert str(refused.value) == says
+
+
+def test_saving_and_loading_a_scikit_learn_model_leaves_torch_unimported_and_importable(tmp_path):
+    """skops lists scikit-learn's estimators by importing its packages, torch's array-API shim among
+    them: the sklearn adapter's jobs would load torch (seconds) for nothing."""
+    script = ("import sys\n"
+              "import numpy as np\n"
+              "from sklearn.linear_model import LogisticRegression\n"
+              "from adapters.sklearn_classifier import dump_skops, load_trusted_skops\n"
+              "model = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])\n"
+              f"dump_skops(model, {str(tmp_path / 'm.skops')!r})\n"
+              f"again = load_trusted_skops({str(tmp_path / 'm.skops')!r})\n"
+              "print('torch' in sys.modules, again.predict(np.eye(4)).tolist())\n"
+              "import torch\n"
+              "import sklearn.externals.array_api_compat.torch\n"
+              "print(torch.ones(2).sum().item())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["False [0, 1, 0, 1]", "2.0"]

@@ -708,8 +708,9 @@ def test_a_mapping_given_a_list_on_the_command_line_gets_a_hint_to_set_its_keys(
 
     hint = misspelt_key_hint(["adapter.configuration.estimator=[1,2]"])
     assert hint == ("hint: adapter.configuration.estimator is a mapping (_target_, C, max_iter), not a single value "
-                    "or list: set its keys one by one (adapter.configuration.estimator.C=<value>), or replace it "
-                    "whole with 'adapter.configuration.estimator={C: <value>}'")
+                    "or list: set its keys one by one (adapter.configuration.estimator.C=<value>; "
+                    "++adapter.configuration.estimator.<new key>=<value> adds one), or replace it whole: "
+                    "'~adapter.configuration.estimator' '+adapter.configuration.estimator={C: <value>, ...}'")
     assert misspelt_key_hint(["adapter.configuration.estimator.C=2"]) is None  # a key it has, of its shape
 
 
