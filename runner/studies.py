@@ -9,6 +9,7 @@ reproducible without repeating it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -252,7 +253,7 @@ class FinishedJob(NamedTuple):
     overrides: dict  # as parsed values
     value: float  # its objective
     version: str | None  # the model version it trained or used
-    swept: bool = False  # a sweep's job (its folder in a multirun folder), not a run of it again
+    swept: bool = False  # a sweep's job (Hydra ran it in MULTIRUN mode), not a run of it again
 
 
 def finished_job(folder: str | Path) -> FinishedJob | None:
@@ -268,7 +269,17 @@ def finished_job(folder: str | Path) -> FinishedJob | None:
         return None
     pairs = (str(line).partition("=") for line in lines)
     return FinishedJob({key.lstrip("+~"): _plain(v) for key, _, v in pairs}, float(value),
-                       (run.get("model") or {}).get("name"), (folder.parent / "multirun.yaml").is_file())
+                       (run.get("model") or {}).get("name"), _hydra_mode(folder) == "MULTIRUN")
+
+
+def _hydra_mode(folder: Path) -> str | None:
+    """The mode Hydra ran a job folder's run in (``hydra.mode`` in its ``.hydra/hydra.yaml``): a
+    sweep's job (grid or search) is MULTIRUN; a rerun of it (``hydra.mode=RUN``) is RUN."""
+    try:
+        found = re.search(r"^  mode: (\w+)$", (folder / ".hydra" / "hydra.yaml").read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def finished_jobs(sweep_dir: str | Path | None) -> list[FinishedJob]:

@@ -3,7 +3,9 @@ failure budget that lets one bad trial of a batch pass but stops a sweep whose b
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 
 import numpy as np
 import optuna
@@ -22,9 +24,15 @@ def test_a_second_invocation_continues_the_stored_study(tmp_path):
     first = _study(tmp_path, "digits_sklearn_validation").trials
     assert [t.state for t in first] == [optuna.trial.TrialState.COMPLETE] * 2
 
-    ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"))
+    second = ok(dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2"))
     trials = _study(tmp_path, "digits_sklearn_validation").trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
+    # the best trial's version is named, found from its sweep job's folder, whichever invocation ran it
+    best_version = re.search(r"the study's best: accuracy [\d.]+, trial \d, from [a-z ]+, model version (\S+)",
+                             second.stdout + second.stderr)
+    assert best_version, second.stdout + second.stderr
+    listed = json.loads(ok(dlrun(tmp_path, "studies", "--json", command=[sys.executable, "-m", "runner.store"])).stdout)
+    assert listed[0]["best"]["version"] == best_version.group(1)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     # the resumed sampler goes on instead of replaying the first invocation's proposals
     assert [t.params for t in trials[2:]] != [t.params for t in trials[:2]]
@@ -197,7 +205,7 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
         (folder / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": value},
                                                      "model": {"name": version}}))
         (folder / ".hydra" / "overrides.yaml").write_text(f"- x={x}\n")
-        (folder.parent / "multirun.yaml").write_text("hydra: {}\n")  # a sweep's job folder
+        (folder / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: MULTIRUN\n")  # a sweep's job
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
@@ -208,7 +216,7 @@ def test_the_study_line_names_the_version_of_the_best_trial_and_the_trials_this_
     platform = LocalPlatform(tmp_path / "platform")
     rerun = tmp_path / "outputs" / "again"  # the trial run again (hydra.mode=RUN): same overrides and value
     job(rerun, first.params["x"], 0.8, "v-rerun")
-    (rerun.parent / "multirun.yaml").unlink()
+    (rerun / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: RUN\n")
     for name, run in (("v-other", tmp_path / "nowhere"), ("v-first", tmp_path / "earlier" / "0"), ("v-rerun", rerun)):
         model = platform.create_model(name, None)
         model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
@@ -258,7 +266,7 @@ def test_the_store_lists_studies_with_the_version_of_each_best_and_deletes_one(t
             (run / ".hydra").mkdir(parents=True)
             (run / "run.json").write_text(json.dumps({"status": "completed", "objective": {"value": value}}))
             (run / ".hydra" / "overrides.yaml").write_text(f"- x={trial.params['x']}\n")
-            (run.parent / "multirun.yaml").write_text("hydra: {}\n")  # a sweep's job folder
+            (run / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: MULTIRUN\n")  # a sweep's job
             study.tell(trial, value)
             model = platform.create_model(f"{name}-v{i}", None)
             model.metadata.setdefault("user", {})["runner"] = {"run": str(run)}
