@@ -1,7 +1,7 @@
 """One run at a time in a run folder. A run holds an exclusive lock on ``<run folder>/.run.lock``
 while it runs, so a second run given the same folder (``hydra.run.dir=fixed``, two sweeps into one
 ``hydra.sweep.dir``) is refused instead of mixing its outputs with the first one's. The lock is the
-kernel's (``flock``): a run killed outright holds it no longer."""
+kernel's (``flock``): a run killed outright holds it no longer. A run that ends removes the file."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def held(folder: Path) -> Iterator[bool]:
             return
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        yield True
+        try:
+            yield True
+        finally:  # removed while still held: a run that opened it meanwhile is refused, a later one makes its own
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(Path(folder) / LOCK_FILE)
     finally:
         os.close(fd)  # closing it releases the lock

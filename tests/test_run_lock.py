@@ -61,3 +61,4 @@ def test_a_run_killed_outright_holds_its_folder_no_longer(tmp_path):
     assert run_dir_in_use_problem([f"hydra.run.dir={folder}"]) is None
     with run_lock.held(folder) as ours:
         assert ours is True and run_lock.holder(folder) == os.getpid()
+    assert not (folder / run_lock.LOCK_FILE).exists()  # a run that ends leaves no lock file
