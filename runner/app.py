@@ -446,9 +446,10 @@ def _run_in_folder(cfg: DictConfig, output_dir: str | Path) -> float | None:
     _clear_earlier_outputs(Path(output_dir))
     record = RunRecord(Path(output_dir))
     interrupts.note_run(completed=False)
+    if interrupts.stopping():  # a launcher's worker told to stop: this job of the sweep does not start
+        record.not_started(interrupts.stopping())
+        raise interrupts.Terminated(interrupts.stopping())
     try:
-        if interrupts.stopping():  # a launcher's worker told to stop: this job of the sweep does not start
-            raise interrupts.Terminated(interrupts.stopping())
         with collection_paused():  # the adapter's module loads its libraries here: see runner/gc_control.py
             the_plan = plan(cfg)
         objective, model = _run(cfg, the_plan, Path(output_dir), record)

@@ -41,6 +41,12 @@ class RunRecord:
             message = f"stopped (SystemExit {err.code})"
         self._write("failed", error={"type": kind, "message": message})
 
+    def not_started(self, signum: int) -> None:
+        """A sweep's job that a stop signal reached before it began: nothing of it ran."""
+        stopped_by = signal.Signals(signum)
+        self._write("not started", error={"type": "KeyboardInterrupt" if stopped_by == signal.SIGINT else "Terminated",
+                                          "message": f"stopped by {stopped_by.name} before it began"})
+
     def _write(self, status: str, objective_value: float | None = None, error: dict | None = None) -> None:
         finished = datetime.now(UTC) if status != "running" else None
         write_json(self.path, {

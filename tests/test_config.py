@@ -757,3 +757,19 @@ def test_a_run_that_uses_a_version_is_refused_where_there_is_no_store_and_makes_
                                  "'sklearn-digits-v' to evaluate with"
     assert "platform.root" in refused.value.where and "pipeline=train" in refused.value.fix
     assert not nowhere.exists()
+
+
+def test_a_job_a_stop_signal_reached_before_it_began_is_recorded_as_not_started(tmp_path, monkeypatch):
+    """A launcher's worker told to stop takes no further job: the one it is handed says it never began."""
+    import signal
+
+    from runner import interrupts
+    from runner.sweep_table import read_job
+
+    monkeypatch.setattr(interrupts, "_stopping", signal.SIGINT)
+    with pytest.raises(interrupts.Terminated):
+        app.run(compose_config(), tmp_path / "3")
+    record = read_json(tmp_path / "3" / "run.json")
+    assert (record["status"], record["model"], record["error"]) == (
+        "not started", None, {"type": "KeyboardInterrupt", "message": "stopped by SIGINT before it began"})
+    assert read_job(tmp_path / "3").status == "not started"

@@ -176,7 +176,8 @@ def test_sigterm_to_a_joblib_sweep_ends_its_running_jobs_as_interrupted(tmp_path
     for job in ("2", "3"):  # handed to a worker during the grace, or never: not run, and not left 'running'
         if (tmp_path / "sweep" / job / "run.json").exists():
             record = read_json(tmp_path / "sweep" / job / "run.json")
-            assert (record["status"], record["model"]) == ("failed", None), record
+            assert (record["status"], record["model"]) == ("not started", None), record
+            assert record["error"]["message"] == "stopped by SIGTERM before it began"
     assert "no further job started" in stderr
     platform = LocalPlatform(tmp_path / "dl" / "local")
     assert sorted(m.status for m in platform.list_models()) == ["created", "failed", "failed", "trained"]
