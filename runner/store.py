@@ -172,7 +172,7 @@ def _unknown_metric(sort: str, rows: list[dict], subset: str | None = None) -> R
         return RunnerError(f"no listed model has a metric {sort!r}: none of them has been evaluated",
                            where=f"--sort {sort}", fix="leave --sort out, or evaluate a version first "
                            "(python -m runner pipeline=evaluate model.name=<version>)")
-    close = closest(sort, have)
+    close = closest(sort, have) or next((name for name in have if name.startswith(sort)), None)  # f1: f1_macro
     return RunnerError(f"no listed model has a metric {sort!r} in its latest evaluation"
                        + (f" (did you mean {close}?)" if close else ""), where=f"--sort {sort}",
                        fix=f"sort by one they have: {', '.join(have)}")
@@ -202,7 +202,9 @@ def _print_models(rows: list[dict], platform, args) -> None:
     ranked = {_evaluated_on(r["evaluated_on"]) for r in rows if args.sort in r["metrics"]}
     if args.sort and len(ranked) > 1:
         print(f"note: this ranking mixes scores taken on different data or settings ({'; '.join(sorted(ranked))}): "
-              "--evaluated-on test ranks each version by its latest evaluation on its own test subset")
+              + (f"the versions' own {args.evaluated_on} subsets differ (random splits of other seeds, or other "
+                 "datasets), so these scores do not rank them alike" if args.evaluated_on else
+                 "--evaluated-on test ranks each version by its latest evaluation on its own test subset"))
 
 
 def _metrics_cell(metrics: dict[str, float], sort: str | None) -> str:

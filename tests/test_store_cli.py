@@ -137,7 +137,7 @@ def test_models_sorted_by_a_metric_with_where_each_was_evaluated(platform, digit
 
 def test_a_sort_by_a_metric_no_listed_model_has_is_refused_naming_those_they_have(platform, digits, versions,
                                                                                   capsys):
-    for typo, close in (("acuracy", "accuracy"), ("ACCURACY", "accuracy"), ("f1macro", "f1_macro")):
+    for typo, close in (("acuracy", "accuracy"), ("ACCURACY", "accuracy"), ("f1macro", "f1_macro"), ("f1", "f1_macro")):
         code, out, err = store(platform, capsys, "models", "--sort", typo)
         assert code == 2 and out == "" and f"error: no listed model has a metric {typo!r}" in err
         assert f"(did you mean {close}?)" in err and f"  where: --sort {typo}" in err
@@ -837,3 +837,16 @@ def test_an_export_to_a_name_with_another_files_suffix_is_refused_not_made_a_fol
     code, _out, _err = store(platform, capsys, "export", "digits", str(tmp_path / "out.txt"), "--dir", "/test",
                              "--format", "dataloop")  # asked for: a folder of that very name
     assert code == 0 and (tmp_path / "out.txt" / "json").is_dir()
+
+
+def test_a_ranking_on_subsets_of_one_name_that_differ_says_so_without_offering_the_same_flag(platform, digits,
+                                                                                             versions, capsys):
+    _base, v1, v2 = versions
+    fewer = {"filter": {"filename": "/test/digit-000*"}, "resource": "items"}
+    v2.metadata["system"]["subsets"]["test"] = fewer  # its own "test": other items (another split)
+    v2.update()
+    SklearnImageClassifier(model_entity=v2).evaluate_model(v2, digits, filters=fewer)
+    code, out, _ = store(platform, capsys, "models", "--sort", "accuracy", "--evaluated-on", "test")
+    assert code == 0 and "note: this ranking mixes scores taken on different data or settings" in out
+    assert "the versions' own test subsets differ (random splits of other seeds, or other datasets)" in out
+    assert "--evaluated-on test ranks" not in out
