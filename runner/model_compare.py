@@ -132,7 +132,8 @@ def _own_overrides(details: list[dict], differ: dict) -> list[str]:
 
     def shown_below(override: str) -> bool:
         key = override.partition("=")[0].lstrip("+")
-        return any(key.startswith(prefix) and key[len(prefix):] in differ for prefix in _CONFIGURATION_KEYS)
+        return key in differ or any(key.startswith(prefix) and key[len(prefix):] in differ  # batch_size: its alias
+                                    for prefix in _CONFIGURATION_KEYS)
 
     return [" ".join(o for o in overrides if o not in shared and not shown_below(o)) for overrides in given]
 

@@ -748,10 +748,10 @@ def test_compare_leaves_out_of_the_overrides_row_the_settings_its_table_of_diffe
     def version(name, overrides):
         return {"name": name, "status": "trained", "dataset": "digits", "cloned_from": "m", "created": None,
                 "adapter": {"option": "sklearn"}, "labels": ["0"], "overrides": overrides, "evaluation": None}
-    models = [version("m-1", ["adapter.configuration.estimator.C=0.1", "seed=1", "dataset=digits"]),
-              version("m-2", ["adapter.configuration.estimator.C=1.0", "seed=2", "dataset=digits"])]
+    models = [version("m-1", ["adapter.configuration.estimator.C=0.1", "seed=1", "dataset=digits", "batch_size=16"]),
+              version("m-2", ["adapter.configuration.estimator.C=1.0", "seed=2", "dataset=digits", "batch_size=64"])]
     print_comparison({"models": models, "metrics": {}, "best": {}, "evaluated_on": None, "evaluated_alike": True,
-                      "configuration_differs": {"estimator.C": [0.1, 1.0]}})
+                      "configuration_differs": {"estimator.C": [0.1, 1.0], "batch_size": [16, 64]}})
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["run", "overrides", "seed=1", "seed=2"] in rows  # C has its row below; the shared dataset= none
     assert ["estimator.C", "0.1", "1.0"] in rows
