@@ -328,7 +328,8 @@ def _settle_trials(started: float, how: str) -> None:
                                              sweep_dirs=[sweep_dir] if sweep_dir else [])
     if told or failed:
         print(f"study {study_name!r}: of the trials {how}, {told} had finished (told their value) and {failed} "
-              f"{'is' if failed == 1 else 'are'} marked FAIL", file=sys.stderr)
+              f"{'is' if failed == 1 else 'are'} marked FAIL; the same command continues the study",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -212,8 +212,8 @@ def study_line(storage: str | None, study_name: str | None, since: float, sweep_
         f"this sweep's job is trial {numbers[0]}" if len(numbers) == 1 else
         f"this sweep's jobs are trials {min(numbers)}-{max(numbers)}"]
     notes = ([f"{earlier} from its earlier runs, resumed here"] if earlier else []) + here + (
-        [f"{meanwhile} more begun meanwhile that are not this sweep's jobs: another search of the study at the "
-         "same time, or trials stopped before their jobs began"] if meanwhile > 0 else [])
+        [f"{meanwhile} more begun meanwhile without a job of this sweep: trials it asked for and stopped before "
+         "their jobs began, or another search of the study at the same time"] if meanwhile > 0 else [])
     line = f"study {study_name!r}: {len(trials)} trials" + (f" ({'; '.join(notes)})" if notes else "")
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
         best = study.best_trial

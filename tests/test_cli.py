@@ -421,8 +421,8 @@ def test_an_interrupted_search_leaves_no_trial_running_in_its_study(tmp_path):
     returncode, stderr = terminated_when(tmp_path, second_batch_asked_for, "hparams_search=digits_optuna",
                                          "hydra.sweeper.study_name=stopped")
     assert returncode == 128 + 15, stderr
-    assert "study 'stopped': of the trials interrupted, 0 had finished (told their value) and 2 are marked FAIL" \
-        in stderr
+    assert "study 'stopped': of the trials interrupted, 0 had finished (told their value) and 2 are marked FAIL; " \
+           "the same command continues the study" in stderr
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{tmp_path / 'dl' / 'studies' / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]

@@ -179,9 +179,9 @@ def test_the_study_line_tells_earlier_runs_this_sweep_and_another_search_at_the_
     assert running_trials_warning(storage, "shared").startswith(f"study 'shared' holds 1 running trials (numbers "
                                                                 f"{other.number}): another search of it")
     line = study_line(storage, "shared", since, sweep, 1, "accuracy")
-    assert line == ("study 'shared': 3 trials (1 from its earlier runs, resumed here; 1 more begun meanwhile that are "
-                    "not this sweep's jobs: another search of the study at the same time, or trials stopped before "
-                    f"their jobs began); the study's best: accuracy 0.7000, trial {mine.number}, from this sweep"), line
+    assert line == ("study 'shared': 3 trials (1 from its earlier runs, resumed here; 1 more begun meanwhile without "
+                    "a job of this sweep: trials it asked for and stopped before their jobs began, or another search "
+                    f"of the study at the same time); the study's best: accuracy 0.7000, trial {mine.number}, from this sweep"), line
     study.tell(other, 0.9)
     assert study_line(storage, "shared", since, sweep, 1, "accuracy").endswith(
         f"accuracy 0.9000, trial {other.number}, from another search of it")
