@@ -443,8 +443,13 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
 
 
 def _run_in_folder(cfg: DictConfig, output_dir: str | Path) -> float | None:
+    overrides = _job_overrides()
+    if cfg is not None and cfg.get("resume") is True:
+        done = _completed_before(Path(output_dir), overrides)
+        if done is not None:
+            return done[0]  # its objective (None for a run without an evaluate step)
     _clear_earlier_outputs(Path(output_dir))
-    record = RunRecord(Path(output_dir))
+    record = RunRecord(Path(output_dir), overrides)
     interrupts.note_run(completed=False)
     if interrupts.stopping():  # a launcher's worker told to stop: this job of the sweep does not start
         record.not_started(interrupts.stopping())
@@ -468,6 +473,40 @@ def _run_in_folder(cfg: DictConfig, output_dir: str | Path) -> float | None:
         raise
     interrupts.release()  # a signal that came while the outputs were written ends the process now
     return objective
+
+
+def _job_overrides() -> list[str] | None:
+    """This job's command-line overrides (of its sweep's, the job's own values), less ``resume``: what
+    ``resume=true`` compares with the run a folder holds."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return [o for o in HydraConfig.get().overrides.task if o.lstrip("+").partition("=")[0] != "resume"]
+
+
+def _completed_before(output_dir: Path, overrides: list[str] | None) -> tuple[float | None] | None:
+    """With ``resume=true``: (the objective,) of the run this folder holds, when it completed with these
+    overrides (the job is kept, not run again); None when it has to run. A folder holding another
+    job's run is refused: running this one there would write over it."""
+    try:
+        earlier = json.loads((output_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(earlier, dict) or earlier.get("status") in ("not started", None):
+        return None
+    if earlier.get("overrides") is not None and sorted(earlier["overrides"]) != sorted(overrides or []):
+        raise ConfigError(f"resume=true: {output_dir} holds the run of other overrides "
+                          f"({' '.join(earlier['overrides']) or 'none'}; this job's: {' '.join(overrides or []) or 'none'})",
+                          where="resume=true, hydra.sweep.dir",
+                          fix="give resume=true the very command of the sweep that made the folder (its "
+                              "multirun.yaml holds it), or sweep into a new folder")
+    if earlier.get("status") != "completed" or earlier.get("overrides") is None:
+        return None
+    logger.info("resume: %s completed before (model version %s): kept, not run again", output_dir,
+                (earlier.get("model") or {}).get("name"))
+    value = (earlier.get("objective") or {}).get("value")
+    return (float(value) if isinstance(value, (int, float)) else None,)
 
 
 # what a run writes into its folder, besides Hydra's .hydra/ and the log

@@ -353,11 +353,19 @@ def sweep_dir_problem(argv: list[str]) -> str | None:
             continue
         folder = Path(value.strip().strip("'\""))
         jobs = sorted((p.name for p in folder.glob("[0-9]*") if p.name.isdigit() and (p / ".hydra").is_dir()), key=int)
-        if jobs:
+        if jobs and _resumes(argv) and _searches(argv):
+            return ("resume=true continues a grid sweep; a search continues its study by itself\n  where: resume=true"
+                    "\n  fix: run the search's command again without resume=true, into a new hydra.sweep.dir")
+        if jobs and not _resumes(argv):
             return (f"{folder} holds the job folders of an earlier sweep ({first_few(jobs)}): this sweep numbers "
                     f"its jobs from 0 and would write over them\n  where: {arg}\n  fix: give a new folder "
-                    "(hydra.sweep.dir=<new folder>), or delete that one first")
+                    "(hydra.sweep.dir=<new folder>), or delete that one first; to run the jobs of that sweep that "
+                    "did not complete, give its own command with resume=true")
     return None
+
+
+def _resumes(argv: list[str]) -> bool:
+    return any(a.lstrip("+").lower() in ("resume=true", "resume=yes", "resume=1") for a in argv)
 
 
 def grid_sweep_problem(argv: list[str]) -> str | None:

@@ -261,7 +261,7 @@ def entry() -> None:
         main()
         _no_stop_signal_from_here()
     except KeyboardInterrupt as err:
-        from .report import current_sweep_dir
+        from .report import current_sweep_dir, current_sweep_study
 
         stopped_by = getattr(err, "signal", signal.SIGINT)
         _settle_trials(started, "interrupted")
@@ -269,6 +269,9 @@ def entry() -> None:
             what = " after the run had completed: run.json records it as completed"
         elif current_sweep_dir() is not None:
             what = ": the sweep stopped; each running job's run.json records it as failed, and no further job started"
+            if not current_sweep_study()[1]:  # a grid: a search continues its study with its own command
+                what += (f"; the same command with hydra.sweep.dir={current_sweep_dir()} resume=true runs the jobs "
+                         "that did not complete, and keeps those that did")
         else:
             what = ": the run stopped; run.json records it as failed"
         kept = _kept_version_note(err) or (_kept_by_sweep(current_sweep_dir()) if current_sweep_dir() else "")

@@ -18,13 +18,14 @@ class RunRecord:
     at the start (``running``) and again at the end, so a sweep report can tell a job that failed
     from one that is still going or was killed."""
 
-    def __init__(self, output_dir: Path):
+    def __init__(self, output_dir: Path, overrides: list[str] | None = None):
         self.path = output_dir / "run.json"
         self.started = datetime.now(UTC)
         self.objective: dict = {}
         self.model: dict | None = None
         self.configuration_changes: dict = {}  # keys of the version's configuration this run changed
         self.items: dict = {}  # how many items the predict and embed steps wrote: {"predicted": n, "embedded": n}
+        self.overrides = overrides  # the job's command-line overrides: what resume=true compares
         self._write("running")
 
     def completed(self, objective_value: float | None, model) -> None:
@@ -58,6 +59,7 @@ class RunRecord:
             "model": self.model,
             **({"configuration_changes": self.configuration_changes} if self.configuration_changes else {}),
             **({"items": self.items} if self.items else {}),
+            **({"overrides": self.overrides} if self.overrides is not None else {}),
             "error": error,
         })
 

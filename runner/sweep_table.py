@@ -43,6 +43,7 @@ class Job:
     error: str | None = None  # "<type>: <first line>", or what could not be read
     metrics: dict[str, float] = field(default_factory=dict)  # the top-level scalars of metrics.json
     started: float | None = None  # run.json's start, seconds since the epoch
+    kept: bool = False  # completed by an earlier sweep of the same command, and kept by this one's resume=true
 
     def param(self, key: str) -> str | None:
         """The override's value as written; "" when the job did not set it, None when unknown."""
@@ -122,6 +123,9 @@ def read_job(folder: Path) -> Job:
             job.objective = float(objective["value"])
         job.model, job.model_status = (_dict(record.get("model")).get(key) for key in ("name", "status"))
         job.started = _timestamp(record.get("started"))
+        ran_with = record.get("overrides")
+        if isinstance(ran_with, list) and overrides is not None and job.status == "completed":
+            job.kept = _overrides(ran_with) == {k: v for k, v in overrides.items() if k != "resume"}
         job.seconds = record.get("seconds") if is_number(record.get("seconds")) else None
         error = record.get("error")
         if isinstance(error, dict):
@@ -155,7 +159,7 @@ def _this_sweeps(folder: Path, jobs: list[Job]) -> tuple[list[Job], list[str]]:
     if not path.is_file():
         return jobs, []
     began = path.stat().st_mtime - 2.0  # run.json times are whole seconds
-    earlier = [job.name for job in jobs if job.started is not None and job.started < began]
+    earlier = [job.name for job in jobs if job.started is not None and job.started < began and not job.kept]
     if len(earlier) == sum(job.started is not None for job in jobs):  # a copied folder: its file times are new
         return jobs, []
     return [job for job in jobs if job.name not in earlier], earlier

@@ -1143,3 +1143,30 @@ def test_an_adapter_option_without_a_key_the_config_reads_names_its_file_and_the
     assert f"fix: add 'output_type: <value>' to {extra / 'mine.yaml'}, or give it on the command line: " \
            "+adapter.output_type=<value>" in result.stderr
     assert not (tmp_path / "dl" / "local").exists() or not list((tmp_path / "dl" / "local").glob("*.db"))
+
+
+def test_resume_true_runs_the_jobs_of_a_grid_sweep_that_did_not_complete_and_keeps_the_others(tmp_path):
+    grid = ["-m", "adapter.configuration.estimator.C=0.1,1", "pipeline=train", "hydra.sweep.dir=sw"]
+    ok(dlrun(tmp_path, *grid))
+    first = [read_json(tmp_path / "sw" / job / "run.json") for job in ("0", "1")]
+    assert first[0]["overrides"] == ["adapter.configuration.estimator.C=0.1", "pipeline=train"]
+    (tmp_path / "sw" / "1" / "run.json").write_text(json.dumps({**first[1], "status": "failed"}))  # as a Ctrl-C leaves
+    refused = dlrun(tmp_path, *grid)
+    assert refused.returncode == 2 and "give its own command with resume=true" in refused.stderr
+
+    again = ok(dlrun(tmp_path, *grid, "resume=true"))
+    assert "resume: " + str(tmp_path / "sw" / "0") + " completed before (model version " + first[0]["model"]["name"] \
+        in again.stdout
+    kept, rerun = (read_json(tmp_path / "sw" / job / "run.json") for job in ("0", "1"))
+    assert kept == first[0]  # not run again: the same version, the same record
+    assert rerun["status"] == "completed" and rerun["model"]["name"] != first[1]["model"]["name"]
+    report = (tmp_path / "sw" / "sweep_report.md").read_text()
+    assert "2 jobs (2 completed)" in report and first[0]["model"]["name"] in report and "left out" not in report
+
+    other = dlrun(tmp_path, "-m", "adapter.configuration.estimator.C=0.5,1", "pipeline=train", "hydra.sweep.dir=sw",
+                  "resume=true")  # another grid: job 0 of this one is not the folder's
+    assert other.returncode != 0 and "resume=true: " + str(tmp_path / "sw" / "0") + " holds the run of other " \
+        "overrides" in other.stdout + other.stderr
+    assert read_json(tmp_path / "sw" / "0" / "run.json") == first[0]  # nothing written over
+    search = dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweep.dir=sw", "resume=true")
+    assert search.returncode == 2 and "resume=true continues a grid sweep" in search.stderr
