@@ -8,6 +8,7 @@ Persisted with skops; loading refuses any type outside scikit-learn and numpy.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import json
 import logging
 import os
@@ -61,13 +62,20 @@ def _skops_io():
         import skops.io as sio
 
         return sio
-    sys.modules["torch"] = None  # "import torch" raises ImportError meanwhile
+    blocker = _NoTorch()  # an import finder, not sys.modules["torch"] = None: code that asks whether torch
+    sys.meta_path.insert(0, blocker)  # is imported ("torch" in sys.modules) must not find it half-there
     try:
         import skops.io as sio
     finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
+        sys.meta_path.remove(blocker)
     return sio
+
+
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (kept out of skops's import)", name=name)
+        return None
 
 
 def load_trusted_skops(path: str):
