@@ -13,9 +13,9 @@ def dataset_named(platform, name: str, where: str | None = None, nothing_done: s
     """The dataset ``name``; missing, an error listing the datasets there (after ``nothing_done``)."""
     dataset = platform.find_dataset(name)
     if dataset is None:
-        raise NotFoundError(f"no dataset named {name!r} in the local platform at {platform.root}", where=where,
-                            fix=f"{nothing_done}datasets here: "
-                                f"{', '.join(d.name for d in platform.list_datasets()) or 'none'}")
+        names = [d.name for d in platform.list_datasets()]
+        raise NotFoundError(f"no dataset named {name!r}{did_you_mean(name, names)} in the local platform at "
+                            f"{platform.root}", where=where, fix=f"{nothing_done}datasets here: {', '.join(names) or 'none'}")
     return dataset
 
 

@@ -850,3 +850,9 @@ def test_a_ranking_on_subsets_of_one_name_that_differ_says_so_without_offering_t
     assert code == 0 and "note: this ranking mixes scores taken on different data or settings" in out
     assert "the versions' own test subsets differ (random splits of other seeds, or other datasets)" in out
     assert "--evaluated-on test ranks" not in out
+
+
+def test_a_misspelt_dataset_of_an_export_gets_the_closest_name(platform, digits, tmp_path, capsys):
+    code, _out, err = store(platform, capsys, "export", "digitz", str(tmp_path / "out"))
+    assert code == 2 and "no dataset named 'digitz' (did you mean digits?) in the local platform at" in err
+    assert "datasets here: digits" in err and not (tmp_path / "out").exists()
