@@ -24,6 +24,7 @@ from .config_sources import adapter_option, option_found
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
 from .gc_control import collection_paused
 from .model_details import config_folders_of, with_its_settings
+from .paths import holds_store
 from .reporting import (
     RunRecord,
     metrics_table,
@@ -568,7 +569,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                             "direction": objective_spec.get("direction", "maximize")}
     root = settings["platform"].get("root")
     if "train" not in steps and str(settings["platform"].get("_target_", "")).endswith("local.LocalPlatform") \
-            and root and not (Path(root) / "platform.db").is_file():  # opening it would make an empty one
+            and root and not holds_store(root):
         raise ConfigError(f"there is no local platform at {root}, so no model version {settings['model']['name']!r} "
                           f"to {'/'.join(steps)} with", where="platform.root (DATALOOP_PATH)",
                           fix="point platform.root (or DATALOOP_PATH) at the store that holds the version: the one "

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .paths import CONFIG_DIR
+from .paths import CONFIG_DIR, holds_store
 from .text_table import closest, did_you_mean, first_few
 
 # launcher option -> (the plugin's module, the extra that installs it)
@@ -640,7 +640,7 @@ def trained_settings(argv: list[str]) -> list[tuple[list[str], str]]:
         default_dataset = str(cfg.dataset.name)
     except Exception:  # noqa: BLE001 - a value that does not resolve: the run reports it
         return []
-    if not (Path(root) / "platform.db").is_file():
+    if not holds_store(root):
         return []
     from .platform.local import LocalPlatform
     from .reporting import runner_metadata

@@ -37,6 +37,14 @@ def default_local_root() -> Path:
     return dataloop_path() / "local"
 
 
+STORE_FILE = "platform.db"  # the local platform's SQLite file, in its root folder
+
+
+def holds_store(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds a local platform: opening one that does not would make an empty one."""
+    return (Path(root) / STORE_FILE).is_file()
+
+
 def is_folder_name(name) -> bool:
     """A name that is one folder of a path: not empty, no separator, not ``.`` or ``..``."""
     return (isinstance(name, str) and bool(name.strip()) and name not in (".", "..")

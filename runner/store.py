@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .paths import dataloop_path, dataloop_path_problem
+from .paths import dataloop_path, dataloop_path_problem, holds_store
 
 # before the imports below bring in dtlpy, which writes there as it is imported
 if __name__ == "__main__" and (_problem := dataloop_path_problem()):
@@ -75,7 +75,7 @@ def _platform(args):
         raise RunnerError("--root is empty", where="--root ''", fix="name the platform's folder, or leave --root out "
                           f"for the default ({default_local_root()})")
     root = Path(given) if given else default_local_root()
-    if not (root / "platform.db").is_file():
+    if not holds_store(root):
         raise NotFoundError(f"no local platform at {root} (no platform.db there)", where="--root" if given else
                             "$DATALOOP_PATH/local", fix="pass --root <the folder a run's platform.root names>, or make "
                             "one with a first run (python -m runner)")

@@ -24,11 +24,10 @@ class TrialVersions:
     def at(cls, root: str, project: str) -> TrialVersions | None:
         """Those of the local platform at ``root``; None when it cannot be opened (the caller goes on
         without names)."""
-        from pathlib import Path
-
+        from .paths import holds_store
         from .platform.local import LocalPlatform
 
-        if not (Path(root) / "platform.db").is_file():  # opening it would make one
+        if not holds_store(root):
             return None
         try:
             platform = LocalPlatform(root, project=project, create_project=False)

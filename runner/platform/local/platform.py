@@ -17,7 +17,14 @@ import dtlpy as dl
 import numpy as np
 
 from ...errors import ArtifactError, NotFoundError, RunnerError, VectorsRefused
-from ...paths import dataloop_path, default_local_root, is_folder_name, model_data_folder, model_folder
+from ...paths import (
+    STORE_FILE,
+    dataloop_path,
+    default_local_root,
+    is_folder_name,
+    model_data_folder,
+    model_folder,
+)
 from ...run_configuration import to_store
 from ...text_table import first_few
 from ..base import Platform
@@ -45,10 +52,10 @@ class LocalPlatform(Platform):
     def __init__(self, root: str | os.PathLike | None = None, project: str = DEFAULT_PROJECT,
                  create_project: bool = True):
         self.root = Path(root) if root is not None else default_local_root()
-        new = not (self.root / "platform.db").exists()
+        new = not (self.root / STORE_FILE).exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self.store = Store(self.root / "platform.db")
+            self.store = Store(self.root / STORE_FILE)
             self.blobs = BlobStore(self.root / "blobs")
         except (OSError, sqlite3.DatabaseError) as err:
             raise RunnerError(f"the local platform at {self.root} cannot be opened: {type(err).__name__}: {err}",
