@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .paths import CONFIG_DIR, holds_store
+from .paths import CONFIG_DIR, holds_store, shipped_config
 from .text_table import closest, did_you_mean, first_few
 
 # launcher option -> (the plugin's module, the extra that installs it)
@@ -94,10 +94,8 @@ def _group_of(entry: str) -> str:
 def _chosen_options(argv: list[str]) -> dict[str, set[str]]:
     """group -> the options this command line may compose: the primary config's defaults, replaced by
     the command line's ``group=option`` (each of a sweep's; ``*`` for a glob or a sweep function)."""
-    import yaml
-
     chosen: dict[str, set[str]] = {}
-    for entry in yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text()).get("defaults") or []:
+    for entry in shipped_config().get("defaults") or []:
         if isinstance(entry, dict):
             for group, option in entry.items():
                 chosen[_group_of(group)] = {str(option)}
@@ -236,7 +234,7 @@ def _primary_groups() -> set[str]:
     import yaml
 
     try:
-        defaults = yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text()).get("defaults") or []
+        defaults = shipped_config().get("defaults") or []
     except (OSError, yaml.YAMLError, AttributeError):
         return set()
     return {key.removeprefix("optional ") for entry in defaults if isinstance(entry, dict) for key in entry}

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the shipped config groups
+
+
+@functools.cache
+def shipped_config() -> dict:
+    """``conf/config.yaml``, read once per process (a job of a sweep reads it again otherwise): its
+    defaults list and top-level keys. Not to be changed by the caller."""
+    import yaml
+
+    return yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text()) or {}
 
 
 def dataloop_path() -> Path:

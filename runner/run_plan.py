@@ -24,7 +24,7 @@ from .config_sources import file_setting
 from .configuration import is_whole_number
 from .errors import ConfigError
 from .metrics import CLASSIFICATION_SCALARS, COCO_SCALARS, INSTANCE_SCALARS, SCORE_SCALARS, SEMANTIC_SCALARS
-from .paths import CONFIG_DIR, is_folder_name
+from .paths import CONFIG_DIR, is_folder_name, shipped_config
 from .resolvers import register_resolvers
 from .studies import objective_problem
 from .text_table import did_you_mean
@@ -221,9 +221,7 @@ def _warn_top_level_near_misses(settings: dict) -> None:
     """A top-level key a letter or two off one the config has (``batchsize: 16`` in an experiment file
     of package ``_global_``, which Hydra merges in as a new key): nothing reads it, and the setting
     meant keeps its value. A key of your own farther from them (one your files interpolate) is left."""
-    import yaml
-
-    main = yaml.safe_load(Path(CONFIG_DIR, "config.yaml").read_text())
+    main = shipped_config()
     known = [k for k in main if k != "defaults"] + [
         name for entry in main["defaults"] if isinstance(entry, dict) for name in entry if "/" not in name]
     for key in settings:
