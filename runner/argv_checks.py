@@ -325,11 +325,7 @@ def run_dir_in_use_problem(argv: list[str]) -> str | None:
     from .run_lock import holder
 
     key = "hydra.sweep.dir" if _multirun(argv) else "hydra.run.dir"
-    for arg in argv:
-        name, sep, value = arg.lstrip("+").partition("=")
-        if name != key or not sep or "${" in value:
-            continue
-        folder = Path(value.strip().strip("'\""))
+    for arg, folder in _folders_given(argv, key):
         jobs = sorted(p for p in folder.glob("[0-9]*") if p.is_dir()) if key == "hydra.sweep.dir" else []
         busy = [(f, by) for f in (folder, *jobs) if (by := holder(f)) is not None]
         if busy:
@@ -340,16 +336,23 @@ def run_dir_in_use_problem(argv: list[str]) -> str | None:
     return None
 
 
+def _folders_given(argv: list[str], key: str) -> list[tuple[str, Path]]:
+    """(the argument, its folder) of each ``key=<folder>`` on the command line; one that interpolates
+    (``${now:...}``) names no folder yet."""
+    given = []
+    for arg in argv:
+        name, sep, value = arg.lstrip("+").partition("=")
+        if name == key and sep and "${" not in value:
+            given.append((arg, Path(value.strip().strip("'\""))))
+    return given
+
+
 def sweep_dir_problem(argv: list[str]) -> str | None:
     """A sweep into a ``hydra.sweep.dir`` that holds an earlier sweep's job folders: its jobs are
     numbered from 0 again and would write over them, a completed job's results among them."""
     if not _multirun(argv):
         return None
-    for arg in argv:
-        key, sep, value = arg.lstrip("+").partition("=")
-        if key != "hydra.sweep.dir" or not sep or "${" in value:
-            continue
-        folder = Path(value.strip().strip("'\""))
+    for arg, folder in _folders_given(argv, "hydra.sweep.dir"):
         jobs = sorted((p.name for p in folder.glob("[0-9]*") if p.name.isdigit() and (p / ".hydra").is_dir()), key=int)
         if jobs and _resumes(argv) and _searches(argv):
             return ("resume=true continues a grid sweep; a search continues its study by itself\n  where: resume=true"
