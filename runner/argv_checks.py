@@ -366,7 +366,9 @@ def sweep_dir_problem(argv: list[str]) -> str | None:
 
 
 def _resumes(argv: list[str]) -> bool:
-    return any(a.lstrip("+").lower() in ("resume=true", "resume=yes", "resume=1") for a in argv)
+    """``resume=true`` as Hydra reads it (a bool: ``true`` in any case); ``resume=yes`` or ``=1`` is no
+    bool, so the run would not resume, and the folder is refused as for any sweep."""
+    return any(a.lstrip("+").lower() == "resume=true" for a in argv)
 
 
 def grid_sweep_problem(argv: list[str]) -> str | None:

@@ -142,9 +142,10 @@ def plan(cfg: DictConfig) -> Plan:
     names = _subset_names(settings["subsets"])
     if names is not None:  # else known once computed (subsets=model)
         check_used_subsets(settings["pipeline"], steps, names)
-    if not isinstance(settings["pipeline"].get("cleanup", False), bool):
-        raise ConfigError(f"pipeline.cleanup is {settings['pipeline']['cleanup']!r}, not true or false",
-                          where="pipeline.cleanup", fix="pipeline.cleanup=true or pipeline.cleanup=false")
+    for key, value in (("pipeline.cleanup", settings["pipeline"].get("cleanup", False)),
+                       ("resume", settings.get("resume", False))):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} is {value!r}, not true or false", where=key, fix=f"{key}=true or {key}=false")
     from .sharding import Sharding
 
     try:

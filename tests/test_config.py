@@ -531,6 +531,7 @@ BAD_CONFIGS = {
                                     ["unknown items field 'dri'", "where: subsets.test: filter.dri"]),
     "unknown-objective": (["objective.metric=nope_score"], ConfigError, ["nope_score", "objective.metric"]),
     "cleanup-not-a-bool": (["pipeline.cleanup=sometimes"], ConfigError, ["sometimes", "pipeline.cleanup", "true"]),
+    "resume-not-a-bool": (["resume=yes"], ConfigError, ["resume is 'yes', not true or false", "resume=true"]),
     "unknown-model-to-evaluate": (["pipeline=evaluate", "model.name=no-such-model"], NotFoundError,
                                   ["no model named 'no-such-model'", "where: model.name",
                                    "(python -m runner.store models lists them), or train one first: a run with "
@@ -773,3 +774,15 @@ def test_a_job_a_stop_signal_reached_before_it_began_is_recorded_as_not_started(
     assert (record["status"], record["model"], record["error"]) == (
         "not started", None, {"type": "KeyboardInterrupt", "message": "stopped by SIGINT before it began"})
     assert read_job(tmp_path / "3").status == "not started"
+
+
+def test_only_a_resume_hydra_reads_as_true_lets_a_sweep_into_a_folder_of_earlier_jobs(tmp_path):
+    """resume=yes or =1 is no bool: the run would not resume and would clear the completed jobs' outputs."""
+    from runner.argv_checks import sweep_dir_problem
+
+    (tmp_path / "sw" / "0" / ".hydra").mkdir(parents=True)
+    grid = ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sw'}"]
+    for given in ("resume=true", "resume=True"):
+        assert sweep_dir_problem([*grid, given]) is None
+    for given in ("resume=yes", "resume=1", "resume=false"):
+        assert "holds the job folders of an earlier sweep (0)" in sweep_dir_problem([*grid, given])
