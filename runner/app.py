@@ -445,10 +445,10 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
 
 def _run_in_folder(cfg: DictConfig, output_dir: str | Path) -> float | None:
     overrides = _job_overrides()
-    if cfg is not None and cfg.get("resume") is True:
-        done = _completed_before(Path(output_dir), overrides)
-        if done is not None:
-            return done[0]  # its objective (None for a run without an evaluate step)
+    kept = _completed_before(Path(output_dir), overrides) if cfg.get("resume") is True else None
+    if kept is not None:
+        value = (kept.get("objective") or {}).get("value")  # none for a run without an evaluate step
+        return float(value) if isinstance(value, (int, float)) else None
     _clear_earlier_outputs(Path(output_dir))
     record = RunRecord(Path(output_dir), overrides)
     interrupts.note_run(completed=False)
@@ -486,8 +486,8 @@ def _job_overrides() -> list[str] | None:
     return [o for o in HydraConfig.get().overrides.task if o.lstrip("+").partition("=")[0] != "resume"]
 
 
-def _completed_before(output_dir: Path, overrides: list[str] | None) -> tuple[float | None] | None:
-    """With ``resume=true``: (the objective,) of the run this folder holds, when it completed with these
+def _completed_before(output_dir: Path, overrides: list[str] | None) -> dict | None:
+    """With ``resume=true``: the ``run.json`` of the run this folder holds, when it completed with these
     overrides (the job is kept, not run again); None when it has to run. A folder holding another
     job's run is refused: running this one there would write over it."""
     try:
@@ -506,8 +506,7 @@ def _completed_before(output_dir: Path, overrides: list[str] | None) -> tuple[fl
         return None
     logger.info("resume: %s completed before (model version %s): kept, not run again", output_dir,
                 (earlier.get("model") or {}).get("name"))
-    value = (earlier.get("objective") or {}).get("value")
-    return (float(value) if isinstance(value, (int, float)) else None,)
+    return earlier
 
 
 # what a run writes into its folder, besides Hydra's .hydra/ and the log

@@ -556,12 +556,12 @@ def check(platform, args) -> int:
     if not found.missing and not leftovers:
         print("every record has its file, and every file a record")
     in_training = [m for m in platform.store.list_models(platform.project.id) if m.get("status") == "training"]
-    gone = [m["name"] for m in in_training if process_gone(m)]
+    gone = [m for m in in_training if process_gone(m)]
     if gone:
-        print(f"left in training: {first_few(gone)}: status training, but the process that trained "
-              f"{'it' if len(gone) == 1 else 'them'} is gone (killed); python -m runner.store delete-model <name> "
-              "removes one, and a run with model.name=<name> trains on from the checkpoint it saved, if any")
-    training = {m["id"] for m in in_training if not process_gone(m)}  # a dead training's copy is no one's
+        print(f"left in training: {first_few([m['name'] for m in gone])}: status training, but the process that "
+              f"trained {'it' if len(gone) == 1 else 'them'} is gone (killed); python -m runner.store delete-model "
+              "<name> removes one, and a run with model.name=<name> trains on from the checkpoint it saved, if any")
+    training = {m["id"] for m in in_training if m not in gone}  # a dead training's copy is no one's
     copies, size = training_copies(training)
     if copies and args.clean_model_data:
         removed = remove_training_copies(copies)
