@@ -48,6 +48,7 @@ from .run_plan import (
     version_configuration,
 )
 from .source_listing import is_path_key, source_listing, source_paths
+from .sweep_table import job_overrides
 from .text_table import did_you_mean, first_few
 from .version_names import stored_version, version_name, version_near
 
@@ -483,7 +484,7 @@ def _job_overrides() -> list[str] | None:
 
     if not HydraConfig.initialized():
         return None
-    return [o for o in HydraConfig.get().overrides.task if o.lstrip("+").partition("=")[0] != "resume"]
+    return job_overrides(HydraConfig.get().overrides.task)
 
 
 def _completed_before(output_dir: Path, overrides: list[str] | None) -> dict | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .paths import CONFIG_DIR, holds_store, shipped_config
+from .sweep_table import resumes
 from .text_table import closest, did_you_mean, first_few
 
 # launcher option -> (the plugin's module, the extra that installs it)
@@ -354,21 +355,15 @@ def sweep_dir_problem(argv: list[str]) -> str | None:
         return None
     for arg, folder in _folders_given(argv, "hydra.sweep.dir"):
         jobs = sorted((p.name for p in folder.glob("[0-9]*") if p.name.isdigit() and (p / ".hydra").is_dir()), key=int)
-        if jobs and _resumes(argv) and _searches(argv):
+        if jobs and resumes(argv) and _searches(argv):
             return ("resume=true continues a grid sweep; a search continues its study by itself\n  where: resume=true"
                     "\n  fix: run the search's command again without resume=true, into a new hydra.sweep.dir")
-        if jobs and not _resumes(argv):
+        if jobs and not resumes(argv):
             return (f"{folder} holds the job folders of an earlier sweep ({first_few(jobs)}): this sweep numbers "
                     f"its jobs from 0 and would write over them\n  where: {arg}\n  fix: give a new folder "
                     "(hydra.sweep.dir=<new folder>), or delete that one first; to run the jobs of that sweep that "
                     "did not complete, give its own command with resume=true")
     return None
-
-
-def _resumes(argv: list[str]) -> bool:
-    """``resume=true`` as Hydra reads it (a bool: ``true`` in any case); ``resume=yes`` or ``=1`` is no
-    bool, so the run would not resume, and the folder is refused as for any sweep."""
-    return any(a.lstrip("+").lower() == "resume=true" for a in argv)
 
 
 def grid_sweep_problem(argv: list[str]) -> str | None:

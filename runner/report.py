@@ -25,8 +25,8 @@ from omegaconf import DictConfig
 from .errors import NotFoundError
 from .files import write_whole
 from .studies import running_trials_warning, study_line
-from .sweep_table import Sweep, collect, count_of, job_folders
-from .text_table import aligned, number_cell
+from .sweep_table import Sweep, collect, count_of, job_folders, job_order
+from .text_table import aligned, first_few, number_cell
 from .trial_versions import TrialVersions
 
 logger = logging.getLogger("runner")
@@ -76,7 +76,8 @@ def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     rows = []
     for job in sweep.jobs:
         params = [_shown(job.param(key)) for key in sweep.swept]
-        rows.append(["*" if job is sweep.best else "", job.name, job.status, *params, job.model or "",
+        status = f"{job.status} (kept)" if job.kept else job.status
+        rows.append(["*" if job is sweep.best else "", job.name, status, *params, job.model or "",
                      number_cell(job.value), *(number_cell(job.metrics.get(m)) for m in metrics), number_cell(job.seconds, 1)])
     return header, rows
 
@@ -101,6 +102,10 @@ def _notes(sweep: Sweep) -> list[str]:
                          f"their {sweep.metric} where they computed it")
     if sweep.unlisted:
         lines.append(f"jobs that never started are not listed: {sweep.unlisted}")
+    kept = [job.name for job in sorted(sweep.jobs, key=lambda j: job_order(j.name)) if job.kept]
+    if kept:
+        lines.append(f"kept: job{'s' if len(kept) > 1 else ''} {first_few(kept)} completed in an earlier sweep of this "
+                     "command into this folder (resume=true), and did not run again")
     if sweep.earlier:
         lines.append(f"left out: job folder{'s' if len(sweep.earlier) > 1 else ''} {', '.join(sweep.earlier)} (an "
                      "earlier sweep into this folder: started before its multirun.yaml was written)")

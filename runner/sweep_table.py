@@ -43,7 +43,8 @@ class Job:
     error: str | None = None  # "<type>: <first line>", or what could not be read
     metrics: dict[str, float] = field(default_factory=dict)  # the top-level scalars of metrics.json
     started: float | None = None  # run.json's start, seconds since the epoch
-    kept: bool = False  # completed by an earlier sweep of the same command, and kept by this one's resume=true
+    ran_with: dict[str, str] | None = None  # the overrides run.json records the run had
+    kept: bool = False  # completed by an earlier sweep of the same command into this folder
 
     def param(self, key: str) -> str | None:
         """The override's value as written; "" when the job did not set it, None when unknown."""
@@ -86,10 +87,25 @@ def _read(job: Job, relative: str, parse) -> Any:
         return None
 
 
+# command-line keys that say how a sweep runs, not what its jobs compute: no job's parameter
+HOW_TO_RUN = ("resume",)
+
+
+def job_overrides(lines: list) -> list[str]:
+    """A job's overrides less those of HOW_TO_RUN: what ``resume=true`` compares, and the report shows."""
+    return [str(line) for line in lines if str(line).lstrip("+").partition("=")[0] not in HOW_TO_RUN]
+
+
+def resumes(overrides: list) -> bool:
+    """``resume=true`` as Hydra reads it (a bool: ``true`` in any case); ``resume=yes`` or ``=1`` is no
+    bool, so the run would not resume."""
+    return any(str(o).lstrip("+").lower() == "resume=true" for o in overrides)
+
+
 def _overrides(lines: Any) -> dict[str, str]:
     if not isinstance(lines, list):
         raise ValueError("not a list of overrides")
-    pairs = (str(line).partition("=") for line in lines)
+    pairs = (line.partition("=") for line in job_overrides(lines))
     return {key.lstrip("+"): value for key, _, value in pairs}
 
 
@@ -123,9 +139,8 @@ def read_job(folder: Path) -> Job:
             job.objective = float(objective["value"])
         job.model, job.model_status = (_dict(record.get("model")).get(key) for key in ("name", "status"))
         job.started = _timestamp(record.get("started"))
-        ran_with = record.get("overrides")
-        if isinstance(ran_with, list) and overrides is not None and job.status == "completed":
-            job.kept = _overrides(ran_with) == {k: v for k, v in overrides.items() if k != "resume"}
+        if isinstance(record.get("overrides"), list):
+            job.ran_with = _overrides(record["overrides"])
         job.seconds = record.get("seconds") if is_number(record.get("seconds")) else None
         error = record.get("error")
         if isinstance(error, dict):
@@ -159,13 +174,25 @@ def _this_sweeps(folder: Path, jobs: list[Job]) -> tuple[list[Job], list[str]]:
     if not path.is_file():
         return jobs, []
     began = path.stat().st_mtime - 2.0  # run.json times are whole seconds
-    earlier = [job.name for job in jobs if job.started is not None and job.started < began and not job.kept]
-    if len(earlier) == sum(job.started is not None for job in jobs):  # a copied folder: its file times are new
+    before = [job for job in jobs if job.started is not None and job.started < began]
+    resumed = _resumed(path)
+    for job in before:
+        job.kept = resumed and job.status == "completed" and job.ran_with is not None and job.ran_with == job.overrides
+    earlier = [job.name for job in before if not job.kept]
+    if earlier and len(earlier) == sum(job.started is not None for job in jobs):  # a copied folder: new file times
         return jobs, []
     return [job for job in jobs if job.name not in earlier], earlier
 
 
-def _job_order(name: str) -> tuple:
+def _resumed(multirun: Path) -> bool:
+    """The sweep that wrote ``multirun.yaml`` was given ``resume=true``: it kept the jobs completed before."""
+    try:
+        return resumes(((yaml.safe_load(multirun.read_text()) or {})["hydra"]["overrides"]["task"]) or [])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return False
+
+
+def job_order(name: str) -> tuple:
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
@@ -173,7 +200,7 @@ def job_folders(folder: Path) -> list[Path]:
     """Hydra's numbered job folders, and any other subfolder that a run wrote into."""
     found = [p for p in folder.iterdir() if p.is_dir() and (
         p.name.isdigit() or (p / ".hydra").is_dir() or (p / "run.json").is_file())]
-    return sorted(found, key=lambda p: _job_order(p.name))
+    return sorted(found, key=lambda p: job_order(p.name))
 
 
 # what a sweep folder holds beside its jobs: Hydra's multirun.yaml (a grid sweep), the Optuna sweeper's
@@ -315,12 +342,12 @@ def collect(folder: Path) -> Sweep:
 
     def rank(job: Job) -> tuple:
         if job.value is not None:
-            return (0, -job.value if maximize else job.value, _job_order(job.name))
-        return (STATUS_ORDER.get(job.status, 5), 0.0, _job_order(job.name))
+            return (0, -job.value if maximize else job.value, job_order(job.name))
+        return (STATUS_ORDER.get(job.status, 5), 0.0, job_order(job.name))
 
     jobs.sort(key=rank)
     best = jobs[0] if jobs[0].value is not None else None
-    swept, fixed = split_params(jobs, declared_sweeps(folder, sorted(jobs, key=lambda j: _job_order(j.name))))
-    metric_names = list(dict.fromkeys(name for job in sorted(jobs, key=lambda j: _job_order(j.name))
+    swept, fixed = split_params(jobs, declared_sweeps(folder, sorted(jobs, key=lambda j: job_order(j.name))))
+    metric_names = list(dict.fromkeys(name for job in sorted(jobs, key=lambda j: job_order(j.name))
                                       for name in job.metrics))
     return Sweep(folder, jobs, swept, fixed, metric, maximize, best, metric_names, others, unlisted, earlier)

@@ -1162,6 +1162,9 @@ def test_resume_true_runs_the_jobs_of_a_grid_sweep_that_did_not_complete_and_kee
     assert rerun["status"] == "completed" and rerun["model"]["name"] != first[1]["model"]["name"]
     report = (tmp_path / "sw" / "sweep_report.md").read_text()
     assert "2 jobs (2 completed)" in report and first[0]["model"]["name"] in report and "left out" not in report
+    assert "kept: job 0 completed in an earlier sweep of this command into this folder (resume=true)" in report
+    assert "completed (kept)" in report and report.count("(kept)") == 1  # job 1 ran again
+    assert "fixed: pipeline=train" in report and "resume" not in report.split("kept:")[0]  # not a job's parameter
 
     other = dlrun(tmp_path, "-m", "adapter.configuration.estimator.C=0.5,1", "pipeline=train", "hydra.sweep.dir=sw",
                   "resume=true")  # another grid: job 0 of this one is not the folder's
