@@ -8,6 +8,7 @@ process told to stop starts no further job (``stop``)."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 
@@ -26,6 +27,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _held = False
+_deferring = 0  # the main thread's store transactions now open (runner/platform/local/store.py)
 _pending: int | None = None
 _stopping: int | None = None
 _run_completed = False
@@ -39,11 +41,32 @@ def hold() -> None:
 
 
 def held_back(signum: int) -> bool:
-    """For the signal handler: True (the signal is noted, to be raised by ``release``) while held."""
+    """For the signal handler: True (the signal is noted, to be raised by ``release`` or delivered
+    by ``undefer``) while held, or while a store transaction is open and no signal waits yet."""
     global _pending
-    if _held:
+    if _held or (_deferring and _pending is None):
         _pending = signum
-    return _held
+        return True
+    _pending = None  # a second signal during a transaction: it stops the run now, as the user insists
+    return False
+
+
+def defer() -> None:
+    """A store transaction begins on the main thread: SIGTERM and SIGINT wait for it to end. Raised
+    between its BEGIN and its COMMIT (or inside contextlib's own frames, where no ``except`` of the
+    transaction's can catch it), a stop would leave it open: holding the store's write lock, with
+    every later write of the process joining it and never committed."""
+    global _deferring
+    _deferring += 1
+
+
+def undefer() -> None:
+    """The transaction has ended: a signal that waited is sent again, and handled as any other."""
+    global _deferring, _pending
+    _deferring -= 1
+    if not _deferring and not _held and _pending is not None:
+        signum, _pending = _pending, None
+        os.kill(os.getpid(), signum)
 
 
 def release(raise_pending: bool = True) -> None:

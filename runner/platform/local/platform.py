@@ -471,7 +471,7 @@ class LocalPlatform(Platform):
         which may still roll back, the next delete or opening of the store settles them instead."""
         trash = self.blobs.root / f".trash-{secrets.token_hex(6)}"
         moved: list[str] = []
-        nested = self.store.connection().in_transaction
+        nested = self.store.writing()
         try:
             with self.store.write():
                 self._recover_trash()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dtlpy as dl
 
+from ... import interrupts
 from ...errors import AlreadyExistsError, NotFoundError, RunnerError
 from . import dql
 from .schema import SCHEMA, SCHEMA_VERSION
@@ -92,16 +93,29 @@ class Store:
     def write(self):
         """One write transaction: all of it is stored, or none of it."""
         con = self.connection()
-        if con.in_transaction:  # nested: join the outer transaction
+        if self.writing():  # nested: join the outer transaction
             yield con
             return
-        self._begin_immediate(con)
+        on_main = threading.current_thread() is threading.main_thread()  # where signal handlers raise
+        if on_main:
+            interrupts.defer()  # a stop waits for the COMMIT or ROLLBACK: see interrupts.defer
+        self._local.writing = True
         try:
+            self._begin_immediate(con)
             yield con
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # not after a failed BEGIN, nor a COMMIT that took
+                con.execute("ROLLBACK")
             raise
+        finally:
+            self._local.writing = False
+            if on_main:
+                interrupts.undefer()
+
+    def writing(self) -> bool:
+        """This thread is inside a ``write()``: a write joins its transaction."""
+        return getattr(self._local, "writing", False)
 
     def _begin_immediate(self, con: sqlite3.Connection) -> None:
         """Take the write lock, polling every few milliseconds while another process holds it.
