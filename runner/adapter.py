@@ -404,16 +404,17 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             raise PredictionError("predict_dataset", result.failed, result.processed + len(result.failed), result.first)
         return result.processed
 
-    def predict_pages(self, dataset, filters=None, batch_size=None, pages: range | None = None,
+    def predict_pages(self, dataset, filters=None, batch_size=None, span: tuple | None = None,
                       page_size: int = _PAGE_SIZE, **kwargs) -> BatchResult:
-        """Predict the matching file items (only ``pages`` of the listing, if given) and return what
-        was processed and what failed, without raising for failed items: a shard's work."""
-        return self._predict_stream(self._file_items(dataset, filters, page_size, pages), batch_size, keep=False,
+        """Predict the matching file items (only those in ``span`` of the listing, if given: see
+        ``Platform.iter_items``) and return what was processed and what failed, without raising for
+        failed items: a shard's work."""
+        return self._predict_stream(self._file_items(dataset, filters, page_size, span), batch_size, keep=False,
                                     **kwargs)
 
-    def _file_items(self, dataset, filters, page_size: int = _PAGE_SIZE, pages: range | None = None):
+    def _file_items(self, dataset, filters, page_size: int = _PAGE_SIZE, span: tuple | None = None):
         """The matching file items (not folders), streamed page by page."""
-        listing = self.platform.iter_items(dataset, filters_json(filters), page_size, pages)
+        listing = self.platform.iter_items(dataset, filters_json(filters), page_size, span)
         return (item for page in listing for item in page if item.type == "file")
 
     def _batch_size(self, batch_size=None) -> int:
@@ -536,11 +537,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             raise PredictionError("embed_dataset", result.failed, result.processed + len(result.failed), result.first)
         return result.processed
 
-    def embed_pages(self, dataset, filters=None, batch_size=None, pages: range | None = None,
+    def embed_pages(self, dataset, filters=None, batch_size=None, span: tuple | None = None,
                     page_size: int = _PAGE_SIZE, **kwargs) -> BatchResult:
-        """Embed the matching file items (only ``pages`` of the listing, if given) and store their
+        """Embed the matching file items (only those in ``span`` of the listing, if given) and store their
         vectors; failed items are returned, not raised: a shard's work."""
-        return self._embed_stream(self._file_items(dataset, filters, page_size, pages), batch_size, keep=False,
+        return self._embed_stream(self._file_items(dataset, filters, page_size, span), batch_size, keep=False,
                                   upload=True, **kwargs)
 
     @property

@@ -1,14 +1,16 @@
 """``predict_dataset`` and ``embed_dataset`` over shards of a dataset on parallel workers.
 
 The filter's listing is cut into contiguous page ranges, as Dataloop splits a dataset into several
-executions: big ones first, then smaller and smaller. This process is one of the workers; the
-others are local processes, or Ray tasks when configured. Each takes the next shard when it is
-free, so a worker that started late (a new process imports its libraries first) or runs slower
-simply takes fewer shards, and the small shards at the end keep the workers finishing together. A
-worker process opens the platform again, loads the model once, and predicts (or embeds) its pages
-with the same batch pipeline and the same store calls as a single process, so the stored results
-are the same. The counts are summed and every failed item id, from every shard, goes into one
-``PredictionError``.
+executions: big ones first, then smaller and smaller. The cuts are fixed before any shard runs, as
+keys of the listing (the local store's row ids), not as positions: a shard's predictions can change
+which items the filter matches (``annotated``, a label), which would move every later position.
+This process is one of the workers; the others are local processes, or Ray tasks when configured.
+Each takes the next shard when it is free, so a worker that started late (a new process imports
+its libraries first) or runs slower simply takes fewer shards, and the small shards at the end keep
+the workers finishing together. A worker process opens the platform again, loads the model once, and
+predicts (or embeds) its items with the same batch pipeline and the same store calls as a single
+process, so the stored results are the same. The counts are summed and every failed item id, from
+every shard, goes into one ``PredictionError``.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class ShardTask:
     model_id: str
     dataset_id: str
     filters: dict | None
-    pages: range
+    pages: range  # which pages of the listing at planning time, for messages
+    span: tuple  # (after, through): the shard's items are those between these cuts (Platform.listing_cuts)
     page_size: int
     batch_size: int
     prepare_workers: int
@@ -117,14 +120,18 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     cls = getattr(type(adapter), "__wrapped_adapter__", type(adapter))
     prepare_workers = max(1, (os.cpu_count() or 1) // sharding.workers)
     this_run = carried(adapter.model_entity)
-    tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, page_size, batch_size,
-                       prepare_workers, str(adapter.artifacts_path or ""), kwargs, operation, this_run)
-             for pages in shards]
+    # cut once, now: a position looked up as a shard starts would count the items earlier shards
+    # predicted out of (or into) the filter, and skip (or repeat) items
+    cuts = platform.listing_cuts(dataset, filters, [pages.start * page_size for pages in shards[1:]])
+    spans = zip([None, *cuts], [*cuts, None], strict=True)
+    tasks = [ShardTask(platform, cls, adapter.model_entity.id, dataset.id, filters, pages, span, page_size,
+                       batch_size, prepare_workers, str(adapter.artifacts_path or ""), kwargs, operation, this_run)
+             for pages, span in zip(shards, spans, strict=True)]
     logger.info("%s %d items: %d shards (pages of %d) on this process and %d %s", verb, count, len(tasks), page_size,
                 sharding.workers - 1, "Ray worker(s)" if sharding.backend == "ray" else "worker process(es)")
 
     def here(task: ShardTask) -> BatchResult:
-        return getattr(adapter, run_pages)(dataset, filters, batch_size, task.pages, page_size, **kwargs)
+        return getattr(adapter, run_pages)(dataset, filters, batch_size, task.span, page_size, **kwargs)
 
     # this process's share of the cores, like each worker's: more prepare threads would only take
     # turns at the interpreter lock with the model and the writer
@@ -140,7 +147,7 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
     for task, outcome in zip(tasks, outcomes, strict=True):
         if isinstance(outcome, BaseException):  # the whole shard failed (e.g. the model did not load)
             cause = f"shard of pages {task.pages.start}-{task.pages.stop - 1}: {type(outcome).__name__}: {outcome}"
-            for page in platform.iter_items(dataset, filters, page_size, task.pages):
+            for page in platform.iter_items(dataset, filters, page_size, task.span):  # the items it was given
                 failed.update({item.id: cause for item in page if item.type == "file"})
             first = first or first_failure(outcome)
             continue
@@ -205,8 +212,8 @@ def _dispatch(tasks: list, here, submit, remote_slots: int) -> list:
 
 
 def run_shard(task: ShardTask) -> BatchResult:
-    """In a worker: predict (or embed) the task's pages; returns what was done and what failed (no
-    outputs: they are stored).
+    """In a worker: predict (or embed) the task's span of the listing; returns what was done and what
+    failed (no outputs: they are stored).
 
     As a CLI job does (runner/gc_control.py): the collector paused while the adapter's ``load``
     imports its libraries (``load_from_model`` does that inside a job), and the heap frozen between
@@ -216,7 +223,7 @@ def run_shard(task: ShardTask) -> BatchResult:
                                  task.prepare_workers, task.this_run)
         dataset = adapter.platform.get_dataset(task.dataset_id)
         run_pages = getattr(adapter, OPERATIONS[task.operation][0])
-        return run_pages(dataset, task.filters, task.batch_size, task.pages, task.page_size, **task.kwargs)
+        return run_pages(dataset, task.filters, task.batch_size, task.span, task.page_size, **task.kwargs)
 
 
 # one loaded adapter per worker process and model: a process that runs several shards loads once

@@ -36,16 +36,43 @@ def test_no_items_no_shards():
     assert plan_shards(0, 2)[1] == []
 
 
-def test_page_ranges_of_a_filtered_listing_partition_it(platform):
+def _spans(platform, dataset, filters, page_size, shards) -> list[tuple]:
+    """The (after, through) cuts around each shard, decided once, as ``run_in_shards`` does."""
+    cuts = platform.listing_cuts(dataset, filters, [pages.start * page_size for pages in shards[1:]])
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+@pytest.mark.parametrize("over", ["local", "dtlpy"])
+def test_spans_of_a_filtered_listing_partition_it(platform, over):
+    from runner.platform.dataloop import DataloopPlatform
+
     dataset = import_digits(platform).dataset
-    whole = [item.id for page in platform.iter_items(dataset, ALL_BUT_TEST, 100) for item in page]
+    listing = platform if over == "local" else DataloopPlatform(project=platform.project)
+    whole = [item.id for page in listing.iter_items(dataset, ALL_BUT_TEST, 100) for item in page]
     page_size, shards = plan_shards(len(whole), 3)
-    parts = [[item.id for page in platform.iter_items(dataset, ALL_BUT_TEST, page_size, pages) for item in page]
-             for pages in shards]
+    parts = [[item.id for page in listing.iter_items(dataset, ALL_BUT_TEST, page_size, span) for item in page]
+             for span in _spans(listing, dataset, ALL_BUT_TEST, page_size, shards)]
     assert [i for part in parts for i in part] == whole
-    assert all(parts)
-    beyond = range(len(whole) // page_size + 1, len(whole) // page_size + 3)
-    assert list(platform.iter_items(dataset, ALL_BUT_TEST, page_size, beyond)) == []
+    assert [len(part) for part in parts] == [min(len(s) * page_size, len(whole) - s.start * page_size) for s in shards]
+    # cuts past the end (the matching set shrank after it was counted) give empty shards, no repeats
+    cuts = listing.listing_cuts(dataset, ALL_BUT_TEST, [len(whole) + page_size, len(whole) + 2 * page_size])
+    assert list(listing.iter_items(dataset, ALL_BUT_TEST, page_size, (cuts[0], cuts[1]))) == []
+
+
+def test_spans_stay_put_when_earlier_items_leave_the_filter(platform):
+    """The cuts are keys of the listing, not positions: items of the first shard that lose their
+    annotations (as predictions make items leave an "annotated: false" filter, the other way
+    round) leave the later shards' items as they were."""
+    dataset = import_digits(platform).dataset
+    annotated = {"filter": {"$and": [{"dir": "/test"}, {"annotated": True}]}}
+    whole = [item for page in platform.iter_items(dataset, annotated) for item in page]
+    page_size, shards = plan_shards(len(whole), 2)
+    spans = _spans(platform, dataset, annotated, page_size, shards)
+    before = [[i.id for page in platform.iter_items(dataset, annotated, page_size, s) for i in page] for s in spans]
+    for item in whole[:len(before[0])]:
+        item.annotations.delete(filters={"filter": {}, "resource": "annotations"})
+    after = [[i.id for page in platform.iter_items(dataset, annotated, page_size, s) for i in page] for s in spans]
+    assert after == [[], *before[1:]]
 
 
 def _predictions(platform, dataset, model) -> dict[str, tuple]:
@@ -91,8 +118,9 @@ def test_two_worker_processes_store_what_one_process_stores(platform, trained):
 def test_a_worker_shard_leaves_the_heap_frozen_and_the_next_shard_still_runs(platform, trained):
     dataset, model = trained
     page_size, shards = plan_shards(platform.count_items(dataset, SUBSETS["test"]), 2)
-    tasks = [ShardTask(platform, SklearnImageClassifier, model.id, dataset.id, SUBSETS["test"], pages, page_size, 16,
-                       1, "", {}) for pages in shards[:2]]
+    spans = _spans(platform, dataset, SUBSETS["test"], page_size, shards)
+    tasks = [ShardTask(platform, SklearnImageClassifier, model.id, dataset.id, SUBSETS["test"], pages, span, page_size,
+                       16, 1, "", {}) for pages, span in zip(shards[:2], spans, strict=False)]
     try:
         assert run_shard(tasks[0]).processed == page_size * len(tasks[0].pages)
         frozen = gc.get_freeze_count()
@@ -107,6 +135,27 @@ def test_a_worker_shard_leaves_the_heap_frozen_and_the_next_shard_still_runs(pla
         assert platform.store.count_annotations(dataset.id, model.name) == page_size * (len(tasks[0].pages) + len(tasks[1].pages))
     finally:
         gc.unfreeze()
+
+
+def test_a_filter_the_predictions_change_is_predicted_whole_by_two_workers(platform, trained):
+    """"Predict what nobody annotated yet": each shard's predictions take its items out of the
+    filter, so shards cut by position as they start would begin past items no shard predicts."""
+    dataset, model = trained
+    test_items = [item for page in platform.iter_items(dataset, SUBSETS["test"]) for item in page]
+    for item in test_items:  # the test items lose their ground truth
+        item.annotations.delete(filters={"filter": {}, "resource": "annotations"})
+    unannotated = {"filter": {"$and": [{"dir": "/test"}, {"annotated": False}]}}
+    assert platform.count_items(dataset, unannotated) == len(test_items) == 269
+    adapter = SklearnImageClassifier()
+    adapter.platform = platform
+    adapter.load_from_model(model_entity=model)
+
+    assert adapter.predict_dataset(dataset, filters=unannotated, workers=2) == 269
+    predicted = _predictions(platform, dataset, model)
+    assert {item_id for item_id, stored in predicted.items() if stored} == {item.id for item in test_items}
+    assert all(len(stored) == 1 for stored in predicted.values() if stored)  # each predicted once
+    assert platform.store.count_annotations(dataset.id, model.name) == 269
+    assert platform.count_items(dataset, unannotated) == 0
 
 
 def test_failed_items_of_every_shard_are_reported_and_the_rest_stored(platform):

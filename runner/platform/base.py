@@ -52,10 +52,19 @@ class Platform(ABC):
         """How many items match the DQL filter."""
 
     @abstractmethod
+    def listing_cuts(self, dataset: dl.Dataset, filters: dict | None, positions: Sequence[int]) -> list:
+        """Cut the matching items' listing now, before each of ``positions`` (ascending, above 0, in
+        whole pages of the ``page_size`` the shards list with): one key per cut, for ``iter_items``'s
+        ``span``. Shards are cut once, before any of them runs, because a shard's predictions can
+        change which items the filter matches (``annotated``, a label), and a position looked up later
+        would then point past items no shard predicts."""
+
+    @abstractmethod
     def iter_items(self, dataset: dl.Dataset, filters: dict | None, page_size: int = 500,
-                   pages: range | None = None) -> Iterator[list[dl.Item]]:
-        """The matching items a page at a time; memory holds one page. ``pages``: only those pages
-        (of ``page_size`` items, in the platform's listing order): a shard of the listing."""
+                   span: tuple | None = None) -> Iterator[list[dl.Item]]:
+        """The matching items a page at a time; memory holds one page. ``span``: ``(after, through)``,
+        two keys from ``listing_cuts`` (None: the listing's start, its end): only the items between
+        those cuts, in the platform's listing order: a shard of the listing."""
 
     @abstractmethod
     def export(self, dataset: dl.Dataset, filters: dict | None, annotation_filters: dict | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -120,13 +121,22 @@ class DataloopPlatform(Platform):
     def count_items(self, dataset, filters) -> int:
         return dataset.items.list(filters=_filters(filters, page_size=0)).items_count
 
-    def iter_items(self, dataset, filters, page_size=500, pages=None) -> Iterator[list[dl.Item]]:
+    def listing_cuts(self, dataset, filters, positions) -> list[int]:
+        # Dataloop's listing pages by offset only, so a cut is its position, looked up again when the
+        # shard lists its pages: a filter that the predictions change (annotated, a label) can shift
+        # the later shards past items here. Predict over such a filter with one worker on Dataloop.
+        return list(positions)
+
+    def iter_items(self, dataset, filters, page_size=500, span=None) -> Iterator[list[dl.Item]]:
         listing = dataset.items.list(filters=_filters(filters, page_size=page_size))
-        if pages is None:
+        if span is None:
             for page in listing:
                 yield list(page)
             return
-        for offset in pages:  # a shard: offset-based pages, as Dataloop splits a dataset into executions
+        after, through = span  # positions, in whole pages (listing_cuts)
+        first = (after or 0) // page_size
+        offsets = itertools.count(first) if through is None else range(first, through // page_size)
+        for offset in offsets:  # a shard: offset-based pages, as Dataloop splits a dataset into executions
             page = list(listing.return_page(page_offset=offset, page_size=page_size))
             if not page:
                 return

@@ -298,9 +298,12 @@ class LocalPlatform(Platform):
     def count_items(self, dataset, filters) -> int:
         return self.store.count_items(dataset.id, filters)
 
-    def iter_items(self, dataset, filters, page_size=500, pages=None) -> Iterator[list[dl.Item]]:
-        start, stop = (0, None) if pages is None else (pages.start * page_size, pages.stop * page_size)
-        for page in self.store.iter_items(dataset.id, filters, page_size, start, stop):
+    def listing_cuts(self, dataset, filters, positions) -> list[int]:
+        return self.store.rids_before(dataset.id, filters, positions)
+
+    def iter_items(self, dataset, filters, page_size=500, span=None) -> Iterator[list[dl.Item]]:
+        after, through = span or (None, None)
+        for page in self.store.iter_items(dataset.id, filters, page_size, after or 0, through):
             yield [self.item_entity(j, dataset=dataset) for j in page]
 
     def items_with_annotations(self, dataset, filters, annotation_filters, with_annotations=True):

@@ -309,29 +309,39 @@ class Store:
             (dataset_id, *f.params, limit, offset))
         return [self.item_json(r) for r in rows]
 
-    def iter_items(self, dataset_id: str, dql_json: dict | None, page_size: int = 500,
-                   start: int = 0, stop: int | None = None) -> Iterator[list[dict]]:
-        """The matching items ``[start, stop)`` (positions in insertion order), a page at a time, by
-        keyset on that order: memory holds one page."""
+    def rids_before(self, dataset_id: str, dql_json: dict | None, positions: Sequence[int]) -> list[int]:
+        """The rid of the matching item just before each of ``positions`` (ascending, above 0; positions
+        in rid order), in one query: cuts of the listing that later writes do not move. A position
+        past the end (the matching set shrank since it was counted) cuts where the one before it did."""
+        wanted = [p - 1 for p in positions]
+        if not wanted:
+            return []
         f = dql.item_filter(dql_json)
-        where = f"items.dataset_id = ? AND items.rid > ? AND ({f.where})"
-        last = 0
-        if start > 0:  # the keyset starts after the item at position start - 1
-            row = self.query(f"SELECT items.rid FROM items WHERE {where} ORDER BY items.rid LIMIT 1 OFFSET ?",
-                             (dataset_id, 0, *f.params, start - 1))
-            if not row:
-                return
-            last = row[0][0]
-        left = None if stop is None else stop - start
-        while left is None or left > 0:
-            limit = page_size if left is None else min(page_size, left)
+        found = dict(self.query(
+            f"SELECT n, rid FROM (SELECT items.rid AS rid, ROW_NUMBER() OVER (ORDER BY items.rid) - 1 AS n "
+            f"FROM items WHERE items.dataset_id = ? AND ({f.where})) WHERE n IN ({','.join('?' * len(wanted))})",
+            (dataset_id, *f.params, *wanted)))
+        cuts, rid = [], 0
+        for n in wanted:
+            rid = found.get(n, rid)
+            cuts.append(rid)
+        return cuts
+
+    def iter_items(self, dataset_id: str, dql_json: dict | None, page_size: int = 500,
+                   after: int = 0, through: int | None = None) -> Iterator[list[dict]]:
+        """The matching items with ``after < rid <= through`` (insertion order), a page at a time, by
+        keyset on the rid: memory holds one page, and writes to items already listed (their
+        predictions) move no page boundary."""
+        f = dql.item_filter(dql_json)
+        upto, bound = ("", ()) if through is None else (" AND items.rid <= ?", (through,))
+        where = f"items.dataset_id = ? AND items.rid > ?{upto} AND ({f.where})"
+        last = after
+        while True:
             rows = self.query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} ORDER BY items.rid LIMIT ?",
-                              (dataset_id, last, *f.params, limit))
+                              (dataset_id, last, *bound, *f.params, page_size))
             if not rows:
                 return
             last = rows[-1][0]
-            if left is not None:
-                left -= len(rows)
             yield [self.item_json(r) for r in rows]
 
     # -- annotations ---------------------------------------------------------------------------
