@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from . import interrupts, run_lock
 from .config_sources import adapter_option, option_found
-from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError
+from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
 from .gc_control import collection_paused
 from .model_details import config_folders_of, with_its_settings
 from .paths import holds_store
@@ -447,6 +447,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> float | None:
 def _run_in_folder(cfg: DictConfig, output_dir: str | Path) -> float | None:
     overrides = _job_overrides()
     kept = _completed_before(Path(output_dir), overrides) if cfg.get("resume") is True else None
+    if kept is not None and _version_gone(cfg, kept, Path(output_dir)):
+        kept = None
     if kept is not None:
         value = (kept.get("objective") or {}).get("value")  # none for a run without an evaluate step
         return float(value) if isinstance(value, (int, float)) else None
@@ -508,6 +510,21 @@ def _completed_before(output_dir: Path, overrides: list[str] | None) -> dict | N
     logger.info("resume: %s completed before (model version %s): kept, not run again", output_dir,
                 (earlier.get("model") or {}).get("name"))
     return earlier
+
+
+def _version_gone(cfg: DictConfig, earlier: dict, output_dir: Path) -> bool:
+    """A completed job that ``resume=true`` would keep, whose model version was deleted since: its
+    results name a version no one can use any more, so the job runs again."""
+    name = (earlier.get("model") or {}).get("name")
+    if not name:
+        return False
+    try:
+        instantiate(cfg.platform).get_model(name=name)
+    except NotFoundError:
+        logger.info("resume: %s completed before, but its model version %s is no longer in the store: run again",
+                    output_dir, name)
+        return True
+    return False
 
 
 # what a run writes into its folder, besides Hydra's .hydra/ and the log

@@ -1173,3 +1173,10 @@ def test_resume_true_runs_the_jobs_of_a_grid_sweep_that_did_not_complete_and_kee
     assert read_json(tmp_path / "sw" / "0" / "run.json") == first[0]  # nothing written over
     search = dlrun(tmp_path, "hparams_search=digits_optuna", "hydra.sweep.dir=sw", "resume=true")
     assert search.returncode == 2 and "resume=true continues a grid sweep" in search.stderr
+
+    ok(dlrun(tmp_path, "delete-model", first[0]["model"]["name"], "--yes", command=[sys.executable, "-m", "runner.store"]))
+    after_delete = ok(dlrun(tmp_path, *grid, "resume=true"))  # job 0's version is gone: it runs again
+    assert f"its model version {first[0]['model']['name']} is no longer in the store: run again" in after_delete.stdout
+    again_0, kept_1 = (read_json(tmp_path / "sw" / job / "run.json") for job in ("0", "1"))
+    assert again_0["status"] == "completed" and again_0["model"]["name"] != first[0]["model"]["name"]
+    assert kept_1 == rerun
