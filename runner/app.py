@@ -628,6 +628,8 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                                       "imported again under a new dataset.name" if from_folder else "")
                                    + _slash_hint(subset_filter))
 
+    # the data as the steps find it: a predict step's own annotations, a dataset changed meanwhile, are not it
+    content_hash = {name: platform.fingerprint(dataset, f) for name, f in subsets.items()}
     read = [subsets[name] for name in ([*subsets] if "train" in steps else used_subsets(settings["pipeline"], steps)
                                        .values()) if name in subsets] or [None]
     if "train" in steps:
@@ -656,29 +658,33 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
         return None if name is None else subsets[name]
 
     metrics: dict | None = None
-    for step in steps:
-        key = f"{step}_subset"
-        reading = "" if step == "train" else (
-            f", on dataset {dataset.name!r}: " + (f"subset {pipeline[key]!r}, {counts.get(pipeline[key])} items"
-                                                  if pipeline.get(key) is not None else "every item"))
-        logger.info("step %s: model %s (%s)%s", step, model.name, model.id, reading)
-        if step == "train":
-            record.model["status"] = "training"
-            try:
-                adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
-            finally:  # a failed training keeps what it saved: the note on the console says whether that is anything
-                record.model["artifacts"] = len(model.artifacts.list())
-            record.model["status"] = "trained"  # a later step's failure leaves this version, run.json says
-        elif step == "evaluate":
-            metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))
-        elif step == "predict":
-            adapter.load_from_model(model_entity=model)
-            count = record.items["predicted"] = adapter.predict_dataset(dataset, filters=subset_filter("predict_subset"))
-            logger.info("predicted %d items%s", count, _export_hint(platform, dataset, model))
-        elif step == "embed":
-            adapter.load_from_model(model_entity=model)
-            count = record.items["embedded"] = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))
-            logger.info("embedded %d items", count)
+    try:
+        for step in steps:
+            key = f"{step}_subset"
+            reading = "" if step == "train" else (
+                f", on dataset {dataset.name!r}: " + (f"subset {pipeline[key]!r}, {counts.get(pipeline[key])} items"
+                                                      if pipeline.get(key) is not None else "every item"))
+            logger.info("step %s: model %s (%s)%s", step, model.name, model.id, reading)
+            if step == "train":
+                record.model["status"] = "training"
+                try:
+                    adapter.train_model(model, cleanup=pipeline.get("cleanup", False))
+                finally:  # a failed training keeps what it saved: the note on the console says whether that is anything
+                    record.model["artifacts"] = len(model.artifacts.list())
+                record.model["status"] = "trained"  # a later step's failure leaves this version, run.json says
+            elif step == "evaluate":
+                metrics = adapter.evaluate_model(model, dataset, filters=subset_filter("evaluate_subset"))
+            elif step == "predict":
+                adapter.load_from_model(model_entity=model)
+                count = record.items["predicted"] = adapter.predict_dataset(dataset, filters=subset_filter("predict_subset"))
+                logger.info("predicted %d items%s", count, _export_hint(platform, dataset, model))
+            elif step == "embed":
+                adapter.load_from_model(model_entity=model)
+                count = record.items["embedded"] = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))
+                logger.info("embedded %d items", count)
+    except BaseException:  # a failed step's prepare and writer threads (and processes) end with it
+        adapter.batch_runner.close(failed=True)
+        raise
     adapter.batch_runner.close()
 
     interrupts.hold()  # the steps are done: a signal now waits until run.json says so (runner/interrupts.py)
@@ -688,7 +694,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
     write_json(output_dir / "data.json", {
         "dataset": {"id": dataset.id, "name": dataset.name},
         "items_per_subset": counts,
-        "content_hash": {name: platform.fingerprint(dataset, f) for name, f in subsets.items()},
+        "content_hash": content_hash,
     })
     objective = None
     if metrics is not None:

@@ -138,11 +138,15 @@ class BatchRunner:
             return self._processes.submit(chunk)
         return self._prepare_pool.submit(_prepare_chunk, prepare, chunk)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """End the pools. ``failed``: a step raised, so the batches prepared ahead are dropped, not
+        prepared for nothing; the writes already handed to the writer are finished either way."""
         with self._lock:
-            for pool in (self._prepare_pool, self._store_pool, self._processes):
+            for pool in (self._prepare_pool, self._processes):
                 if pool is not None:
-                    pool.shutdown(wait=True)
+                    pool.shutdown(wait=True, cancel_futures=failed)
+            if self._store_pool is not None:
+                self._store_pool.shutdown(wait=True)
             self._prepare_pool = self._store_pool = self._processes = None
 
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],

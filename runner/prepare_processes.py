@@ -91,7 +91,7 @@ class ProcessPrepare:
         future.add_done_callback(done)
         return explained
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, cancel_futures: bool = True) -> None:  # noqa: ARG002 - always cancels
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
