@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runner.errors import NotFoundError, RunnerError, UnsupportedOperation
+from runner.errors import AlreadyExistsError, NotFoundError, RunnerError, UnsupportedOperation
 from runner.platform.local import LocalPlatform
 from runner.platform.local.store import new_id, now_iso
 
@@ -160,6 +160,19 @@ def test_model_configuration_labels_and_update_persist(platform, dataset):
     again = platform.get_model(model.id)
     assert again.configuration["lr"] == 0.1 and again.status == "trained"
     assert again.id_to_label_map == {0: "cat", 1: "dog"}
+
+
+def test_taking_a_name_another_record_has_is_refused_by_name(platform, dataset):
+    platform.create_model("first", dataset, subsets={})
+    second = platform.create_model("second", dataset, subsets={})
+    second.name = "first"
+    with pytest.raises(AlreadyExistsError, match="a model named 'first' already exists in this project"):
+        second.update()
+    assert platform.get_model(second.id).name == "second"  # nothing changed
+    platform.project.feature_sets.create(name="vectors", size=4, set_type="x", entity_type=dl.FeatureEntityType.ITEM)
+    with pytest.raises(AlreadyExistsError, match="a feature set named 'vectors' already exists"):
+        platform.project.feature_sets.create(name="vectors", size=8, set_type="x",
+                                             entity_type=dl.FeatureEntityType.ITEM)
 
 
 def test_model_metrics_and_artifacts(platform, dataset, tmp_path):

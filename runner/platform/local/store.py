@@ -494,9 +494,14 @@ class Store:
         model = {k: v for k, v in model.items() if k != "artifacts"}
         model["updatedAt"] = now_iso()
         with self.write() as con:
-            cur = con.execute("UPDATE models SET name=?, status=?, dataset_id=?, updated_at=?, json=? WHERE id = ?",
-                              (model["name"], model.get("status") or "created", model.get("datasetId"),
-                               model["updatedAt"], json.dumps(model), model["id"]))
+            try:
+                cur = con.execute("UPDATE models SET name=?, status=?, dataset_id=?, updated_at=?, json=? WHERE id = ?",
+                                  (model["name"], model.get("status") or "created", model.get("datasetId"),
+                                   model["updatedAt"], json.dumps(model), model["id"]))
+            except sqlite3.IntegrityError:  # a rename onto another model's name
+                raise AlreadyExistsError(f"a model named {model['name']!r} already exists in this project: model "
+                                         f"{model['id']} cannot take that name", where="model.name",
+                                         fix="choose another name, or delete that model first") from None
             if cur.rowcount == 0:
                 raise RecordNotFound(f"model {model['id']} ({model['name']!r}) is not in the local platform at "
                                     f"{self.path} any more: it cannot be updated",
@@ -570,8 +575,13 @@ class Store:
     def create_feature_set(self, project_id: str, name: str, size: int, model_id: str | None, set_type: str | None) -> dict:
         fs_id = new_id()
         with self.write() as con:
-            con.execute("INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (fs_id, project_id, model_id, name, int(size), set_type, now_iso()))
+            try:
+                con.execute("INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (fs_id, project_id, model_id, name, int(size), set_type, now_iso()))
+            except sqlite3.IntegrityError:
+                raise AlreadyExistsError(f"a feature set named {name!r} already exists in this project",
+                                         fix="choose another name, or get the existing one "
+                                             "(project.feature_sets.list())") from None
         return self.get_feature_set(fs_id)
 
     def model_feature_set(self, project_id: str, model_id: str, model_name: str, size: int) -> dict:
@@ -579,10 +589,11 @@ class Store:
         one that holds no vector takes ``size``."""
         with self.write() as con:
             found = self.find_feature_sets(project_id, model_id=model_id)
-            if not found:
-                taken = self.find_feature_sets(project_id, name=model_name)
-                return self.create_feature_set(project_id, model_name if not taken else f"{model_name}-{model_id[-6:]}",
-                                               size, model_id, model_name)
+            if not found:  # named after the model; another set of that name (an earlier model's) -> the id's end too
+                name = model_name
+                if self.find_feature_sets(project_id, name=name):
+                    name = f"{model_name}-{model_id}"
+                return self.create_feature_set(project_id, name, size, model_id, model_name)
             if found[0]["size"] != int(size) and con.execute(
                     "SELECT 1 FROM features WHERE feature_set_id = ? LIMIT 1", (found[0]["id"],)).fetchone() is None:
                 con.execute("UPDATE feature_sets SET size = ? WHERE id = ?", (int(size), found[0]["id"]))
