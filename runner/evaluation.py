@@ -20,16 +20,13 @@ from .configuration import is_number
 from .errors import AdapterOutputError, RunnerError
 from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics, confidence_of
 from .platform import Platform
+from .platform.annotation_json import model_stamp
 from .text_table import closest
 
 logger = logging.getLogger(__name__)
 
 MetricFunction = Callable[[np.ndarray, np.ndarray], float]
 _EXAMPLES = 5
-
-
-def model_stamp(annotation: dict) -> dict:
-    return ((annotation.get("metadata") or {}).get("system") or {}).get("model") or {}
 
 
 class Problems:

@@ -14,17 +14,13 @@ import numpy as np
 
 from .configuration import is_number
 from .metrics.rasterize import annotation_mask, decode_binary
+from .platform.annotation_json import model_stamp
 
 FORMATS = ("dataloop", "csv", "coco")
 SUFFIXES = {".csv": "csv", ".json": "coco"}  # the format a file name implies when --format is not given
 
 CSV_COLUMNS = ("item_id", "filename", "annotation_id", "type", "label", "confidence", "model",
                "left", "top", "right", "bottom", "coordinates")
-
-
-def _stamp(annotation: dict) -> dict:
-    """The prediction stamp (model_id, name, confidence); empty for ground truth."""
-    return ((annotation.get("metadata") or {}).get("system") or {}).get("model") or {}
 
 
 def _box(annotation: dict) -> tuple[float, float, float, float] | None:
@@ -49,7 +45,7 @@ def csv_text(items: Iterable[dict]) -> str:
             writer.writerow([item["id"], item["filename"], *[""] * (len(CSV_COLUMNS) - 2)])
         for annotation in annotations:
             kind = annotation.get("type")
-            stamp = _stamp(annotation)
+            stamp = model_stamp(annotation)
             box = _box(annotation)
             coordinates = annotation.get("coordinates")
             shown = "" if kind in ("class", "box", "binary") or coordinates is None else json.dumps(coordinates)
@@ -151,7 +147,7 @@ def coco_json(items: Iterable[dict], labels: Sequence[str], polygons_as_rle: boo
             imported_area = (user.get("coco") or {}).get("area")
             if is_number(imported_area, finite=True):  # COCOeval's area ranges read it: the file's, kept
                 entry["area"] = imported_area
-            stamp = _stamp(annotation)
+            stamp = model_stamp(annotation)
             if stamp:
                 entry["score"] = stamp.get("confidence")
                 entry["model"] = stamp.get("name")

@@ -46,7 +46,7 @@ from .errors import NotFoundError, RunnerError  # noqa: E402
 from .export_formats import FORMATS, SUFFIXES, coco_json, csv_text  # noqa: E402
 from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
 from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
-from .platform.annotation_json import ANNOTATION_TYPES  # noqa: E402
+from .platform.annotation_json import ANNOTATION_TYPES, model_stamp  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .processes import process_runs  # noqa: E402
 from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
@@ -472,7 +472,7 @@ def _annotation_counts(items: Iterable[dict]) -> tuple[int, int]:
     truth = predictions = 0
     for item in items:
         for annotation in item.get("annotations") or []:
-            stamp = ((annotation.get("metadata") or {}).get("system") or {}).get("model")
+            stamp = model_stamp(annotation)
             predictions += bool(stamp)
             truth += not stamp
     return truth, predictions

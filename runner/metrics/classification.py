@@ -53,7 +53,9 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     ``scores`` (per-class scores, one row per item) also top-k accuracy and one-vs-rest ROC-AUC.
 
     The numbers are those of the scikit-learn functions of the same names (``labels`` = every label,
-    ``zero_division=0``; the tests hold them equal), derived from one confusion matrix: calling each
+    ``zero_division=0``; Cohen's kappa with sklearn's default ``labels=None``, so an item with no
+    prediction counts as disagreeing, not left out; the tests hold them equal), derived from one
+    confusion matrix: calling each
     scikit-learn function maps every prediction through a Python dict again, seconds at a million."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)

@@ -189,3 +189,8 @@ def completed(data: dict) -> dict:
     data.setdefault("updatedAt", data.get("createdAt"))
     data.setdefault("coordinates", None)
     return data
+
+
+def model_stamp(annotation: Mapping) -> dict:
+    """A prediction's stamp, ``metadata.system.model`` (model_id, name, confidence); empty for ground truth."""
+    return ((annotation.get("metadata") or {}).get("system") or {}).get("model") or {}

@@ -22,6 +22,7 @@ import dtlpy as dl
 
 from ... import interrupts
 from ...errors import AlreadyExistsError, NotFoundError, RunnerError
+from ..annotation_json import model_stamp
 from . import dql
 from .schema import SCHEMA, SCHEMA_VERSION
 
@@ -380,7 +381,7 @@ class Store:
 
     @staticmethod
     def annotation_row(ann: dict) -> tuple:
-        model = ((ann.get("metadata") or {}).get("system") or {}).get("model") or {}
+        model = model_stamp(ann)
         return (ann["id"], ann["itemId"], ann["datasetId"], ann["type"], ann.get("label"), model.get("name"),
                 ann["createdAt"], json.dumps(ann))
 
