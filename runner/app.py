@@ -23,7 +23,7 @@ from . import interrupts, run_lock
 from .config_sources import adapter_option, option_found
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
 from .gc_control import collection_paused
-from .model_details import config_folders_of, with_its_settings
+from .model_details import config_folders_of, this_launch, with_its_settings
 from .paths import holds_store
 from .reporting import (
     RunRecord,
@@ -366,7 +366,7 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
             what = f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}" + \
                 (f" (adapter={option})" if option else "") + f", not this run's {settings['adapter'].get('_target_')!r}"
             if option and not option_found("adapter", option):
-                folders = config_folders_of(runner_metadata(model).get("run"), model.id)
+                folders = config_folders_of(model)
                 fix += f" {' '.join(folders)} (the config folder its training run had)" if folders else \
                     " and the config folder that holds it (hydra.searchpath=[file://<folder>])"
                 what = (f"model {model.name!r} was trained by adapter={option} ({trained_by.get('_target_')}), an "
@@ -423,7 +423,8 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
     # the run folder, whose .hydra/ holds the config and overrides that reproduce it
     version.metadata.setdefault("user", {})["runner"] = {"adapter": {"_target_": settings["adapter"].get("_target_"),
                                                                       "option": adapter_option()},
-                                                         "run": str(run_dir.resolve())}
+                                                         "run": str(run_dir.resolve()),
+                                                         "launch": this_launch(run_dir.resolve())}
     # model.labels null: the dataset's labels now, which may have grown since the base model was made
     version.labels = list(labels) if labels is not None else list(dataset.labels_flat_dict)
     version.dataset_id = dataset.id

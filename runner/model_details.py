@@ -3,9 +3,11 @@ subsets, with which configuration, where its run folder is, its artifacts and la
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +19,7 @@ from .report import PREFERRED, SHOWN_METRICS
 from .reporting import metrics_table, model_summary, runner_metadata
 from .run_configuration import with_changes
 from .store_lookup import meant_models
+from .sweep_table import job_overrides
 from .text_table import aligned, number_cell
 from .training_claim import process_gone
 
@@ -63,7 +66,8 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
                             fix="python -m runner.store models lists the models")
     model = platform.model_entity(record)
     ours = runner_metadata(record)
-    launched = read_launch(ours.get("run"), with_overrides=True, model_id=model.id)
+    launched = version_launch(record)
+    reused = holds_another_run(ours.get("run"), model.id)
     evaluation, evaluated_on = platform.store.latest_evaluation_on(model.id, subset) or (None, None)
     artifacts = platform.store.list_artifacts(model.id)
     return {**model_summary(model), "process_gone": process_gone(record),
@@ -71,11 +75,11 @@ def model_details(platform, name: str, rerun_check: bool = True, subset: str | N
             "cloned_from": cloned_from(record.get("clonedFrom"), names),
             "created": record.get("createdAt"), "updated": record.get("updatedAt"),
             "adapter": ours.get("adapter"), "run": ours.get("run"), "rerun": rerun_command(launched),
-            "run_reused": holds_another_run(ours.get("run"), model.id),
+            "run_reused": reused,
             "overrides": launched.overrides if launched else None,
             # no weights, nothing to evaluate or predict with: those commands would only fail
             "use": use_command(model.name, launched, model.output_type) if artifacts else {},
-            "rerun_changes": rerun_changes(launched) if rerun_check else [],
+            "rerun_changes": rerun_changes(launched) if rerun_check and not reused else [],
             "vectors": dict(zip(("count", "size"), platform.store.model_vectors(model.id), strict=True)),
             "artifacts": [{"name": n, "size": size} for n, _blob, size in artifacts],
             "evaluation": None if evaluation is None else {
@@ -147,10 +151,10 @@ def flat(tree: dict, prefix: str = "") -> dict:
     return leaves
 
 
-def config_folders_of(run: str | None, model_id: str | None = None) -> list[str]:
-    """The arguments that gave a run its config folders (``--config-dir``, ``hydra.searchpath``), as a
-    command line writes them; empty when it had none or its folder is gone (or holds another run)."""
-    launched = read_launch(run, model_id=model_id)
+def config_folders_of(model) -> list[str]:
+    """The arguments that gave a version's training run its config folders (``--config-dir``,
+    ``hydra.searchpath``), as a command line writes them; empty when it had none, or nothing says."""
+    launched = version_launch(model)
     return [] if launched is None else [shlex.quote(arg) for arg in launched.config_dirs + launched.searchpath]
 
 
@@ -158,7 +162,7 @@ def use_command(name: str, launched: Launch | None, output_type: str | None = No
     """The commands that evaluate and predict with a version the runner trained (embed, for an
     embedding model): in its training run's folder, with the adapter, dataset (and the dataset's import
     settings) and metrics options that run chose, and its config folders; on the version's own subsets.
-    Empty when the run folder is gone. ``launched``: the training run of version ``name`` (:func:`read_launch`)."""
+    Empty when nothing says how it ran. ``launched``: the training run of version ``name`` (:func:`version_launch`)."""
     if launched is None:
         return {}
     def chosen(groups: tuple[str, ...]) -> list[str]:
@@ -178,8 +182,7 @@ def use_command(name: str, launched: Launch | None, output_type: str | None = No
 def with_its_settings(model, steps: list[str]) -> str:
     """``; or, with all it was trained with: <command>``, for a fix that names one setting at a time."""
     pipeline = next((step for step in ("evaluate", "predict", "embed") if step in steps), None)
-    command = use_command(model.name, read_launch(runner_metadata(model).get("run"), with_overrides=True,
-                                                  model_id=model.id), model.output_type).get(pipeline)
+    command = use_command(model.name, version_launch(model), model.output_type).get(pipeline)
     return f"; or, with all it was trained with: {command}" if command else ""
 
 
@@ -208,16 +211,46 @@ def read_launch(run: str | None, with_overrides: bool = False, model_id: str | N
         return None
     try:
         hydra = yaml.safe_load((Path(run) / ".hydra" / "hydra.yaml").read_text())["hydra"]
-        overrides = [str(o) for o in yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or []] \
+        overrides = yaml.safe_load((Path(run) / ".hydra" / "overrides.yaml").read_text()) or [] \
             if with_overrides else []
-        sources = hydra["runtime"].get("config_sources") or []
-        config_dirs = [arg for source in sources if source.get("provider") == "command-line"
-                       for arg in ("--config-dir", source["path"])]
-        searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
-        return Launch(run, hydra["runtime"]["cwd"], config_dirs, overrides, searchpath,
-                      hydra["runtime"].get("choices") or {})
+        return _launch_of(run, hydra, overrides)
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _launch_of(run: str, hydra: Mapping, overrides: list) -> Launch:
+    """A Launch from Hydra's own config of the run (``hydra.yaml``, or the running job's)."""
+    sources = hydra["runtime"].get("config_sources") or []
+    config_dirs = [arg for source in sources if source.get("provider") == "command-line"
+                   for arg in ("--config-dir", source["path"])]
+    searchpath = [str(o) for o in hydra["overrides"].get("hydra") or [] if str(o).startswith("hydra.searchpath=")]
+    return Launch(run, hydra["runtime"]["cwd"], config_dirs, job_overrides(overrides), searchpath,
+                  dict(hydra["runtime"].get("choices") or {}))
+
+
+def this_launch(run_dir: Path) -> dict | None:
+    """How the running job was launched, for its version to keep (``metadata.user.runner.launch``):
+    its commands then outlive the run folder (moved, deleted, or a store copied elsewhere)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+    return {k: v for k, v in _launch_of(str(run_dir), hydra, list(hydra["overrides"]["task"]))._asdict().items()
+            if k != "folder"}
+
+
+def version_launch(model) -> Launch | None:
+    """How a version's training run was launched: as the version keeps it, else (a version trained
+    before it kept one) as its run folder's ``.hydra/`` says. ``model``: an entity or its JSON."""
+    ours = runner_metadata(model)
+    kept = ours.get("launch")
+    if isinstance(kept, dict):
+        with contextlib.suppress(TypeError):
+            return Launch(folder=ours.get("run") or "", **kept)
+    model_id = model.get("id") if isinstance(model, dict) else model.id
+    return read_launch(ours.get("run"), with_overrides=True, model_id=model_id)
 
 
 def print_details(details: dict) -> None:
@@ -232,7 +265,8 @@ def print_details(details: dict) -> None:
                                                              if adapter.get("option") else "")),
              ("run folder", details["run"] and details["run"] + (
                  " (no longer there)" if not os.path.isdir(details["run"]) else
-                 " (holds another run now: the folder was used again, so no command of it is given)"
+                 " (holds another run now: the folder was used again" + (
+                     ")" if details["rerun"] else ", so no command of it is given)")
                  if details.get("run_reused") else "")),
              ("rerun", details["rerun"] or ""),
              ("rerun composes", "differently now (the config files changed since; its .hydra/config.yaml holds what "

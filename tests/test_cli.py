@@ -249,6 +249,16 @@ def test_a_grid_multirun_trains_one_version_per_job(tmp_path):
     assert ["run", "overrides", "adapter=sklearn", "adapter=sklearn_svc"] in [line.split() for line in
                                                                                compared.splitlines()]
 
+    # the versions keep how their runs were launched: with the run folders gone, the commands stay
+    jobs[1].rename(tmp_path / "elsewhere")
+    gone = json.loads(ok(dlrun(tmp_path, "show", models[1]["name"], "--json",
+                               command=[sys.executable, "-m", "runner.store"])).stdout)
+    assert gone["rerun"] == shown["rerun"] and gone["use"] == shown["use"] and set(gone["use"]) == {"evaluate", "predict"}
+    compared = ok(dlrun(tmp_path, "compare", models[0]["name"], models[1]["name"],
+                        command=[sys.executable, "-m", "runner.store"])).stdout
+    assert ["run", "overrides", "adapter=sklearn", "adapter=sklearn_svc"] in [line.split() for line in
+                                                                               compared.splitlines()]
+
 
 @pytest.mark.parametrize("args", [(), ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")],
                          ids=["run", "joblib sweep"])
