@@ -41,6 +41,34 @@ ITEMS = [
     ("j02", "d2", "/val/c1.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {}),
     ("j03", "d2", "/val/hidden.png", "file", 1, "image/png", "2024-01-01T10:00:00.000Z", {}),
     ("j04", "d2", "/train/b.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"score": 50}}),
+    # d3: one metadata field holding values of several JSON types, and task refs for $match
+    ("k01", "d3", "/k/s.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"x": "abc"}}),
+    ("k02", "d3", "/k/n.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"x": 7}}),
+    ("k03", "d3", "/k/f.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"x": 7.0}}),
+    ("k04", "d3", "/k/str7.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"x": "7"}}),
+    ("k05", "d3", "/k/arr.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"x": [1, "zzz"]}}),
+    ("k06", "d3", "/k/true.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"flag": True}}),
+    ("k07", "d3", "/k/one.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"flag": 1}}),
+    ("k08", "d3", "/k/false.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"flag": False}}),
+    ("k09", "d3", "/k/zero.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"flag": 0}}),
+    ("k10", "d3", "/k/flags.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"flag": [0, "yes"]}}),
+    ("k11", "d3", "/k/real.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"user": {"x": 2.5}}),
+    ("k12", "d3", "/k/5", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {}),
+    ("m1", "d3", "/m/1.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"system": {"refs": [
+        {"id": "t1", "type": "task", "metadata": {"status": "completed", "creator": "a@x.io"}},
+        {"id": "t2", "type": "task"}]}}),
+    ("m2", "d3", "/m/2.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"system": {"refs": [
+        {"id": "t1", "type": "task"}, {"id": "t2", "type": "task", "metadata": {"status": "completed"}}]}}),
+    ("m3", "d3", "/m/3.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"system": {"refs":
+        {"id": "t1", "type": "task", "metadata": {"status": "completed"}}}}),  # an object, not an array
+    ("m4", "d3", "/m/4.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"system": {"refs": [
+        "t1", {"id": "t1", "type": "task", "metadata": {"status": "approved", "timestamp": 5}}]}}),
+    ("m5", "d3", "/m/5.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z", {"system": {"refs": []}}),
+    # d4: arrays of objects inside the elements of an array of objects
+    ("n1", "d4", "/n/1.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z",
+     {"user": {"l": [{"k": [{"a": 1, "b": 2}]}]}}),
+    ("n2", "d4", "/n/2.png", "file", 0, "image/png", "2024-01-01T10:00:00.000Z",
+     {"user": {"l": [{"k": [{"a": 1}, {"b": 2}]}]}}),
 ]  # fmt: skip
 
 # id, item, dataset, type, label, model name, extra json
@@ -52,9 +80,12 @@ ANNOTATIONS = [
     ("a5", "i04", "d1", "segment", "bird", None, {"source": "ui", "creator": "me@x.io"}),
     ("a6", "j01", "d2", "box", "cat", None, {}),
     ("a7", "i10", "d1", "class", "cat", "m2", {"metadata": {"user": {"reviewed": True}}}),
+    ("a8", "m1", "d3", "class", "cat", None,
+     {"metadata": {"user": {"reviews": [{"by": "a", "ok": True}, {"by": "b", "ok": False}]}}}),
 ]
 
 D1 = {row[0] for row in ITEMS if row[1] == "d1"}
+D3 = {row[0] for row in ITEMS if row[1] == "d3"}
 FILES = {
     row[0] for row in ITEMS if row[1] == "d1" and row[3] == "file" and not row[4]
 }  # dl.Filters() defaults
@@ -256,6 +287,143 @@ def test_array_contains(db):
     # a list value is an exact array match, as in Mongo
     assert items(db, filters(labels, ["a", "b"])) == {"i01"}
     assert items(db, filters(labels, ["b", "a"])) == set()
+
+
+def test_comparisons_stay_within_the_values_type_bracket(db):
+    # Mongo: numbers order with numbers and strings with strings; SQLite alone puts every string above
+    # every number, so {"$gt": 5} took the strings and {"$lt": "b"} the numbers
+    x = "metadata.user.x"
+    assert items(db, filters(x, 5, OPS.GREATER_THAN), "d3") == {"k02", "k03"}
+    assert items(db, filters(x, 7, OPS.GREATER_THAN_OR_EQUAL), "d3") == {"k02", "k03"}
+    assert items(db, filters(x, 3, OPS.LESS_THAN), "d3") == {"k05", "k11"}  # k05's element 1
+    assert items(db, filters(x, 7.0, OPS.LESS_THAN_OR_EQUAL), "d3") == {"k02", "k03", "k05", "k11"}
+    assert items(db, filters(x, "b", OPS.LESS_THAN), "d3") == {"k01", "k04"}
+    assert items(db, filters(x, "7", OPS.LESS_THAN_OR_EQUAL), "d3") == {"k04"}
+    assert items(db, filters(x, "7", OPS.GREATER_THAN), "d3") == {"k01", "k05"}  # k05's element "zzz"
+    assert items(db, filters(x, "a", OPS.GREATER_THAN_OR_EQUAL), "d3") == {"k01", "k05"}
+    assert items(db, items_filter({x: {"$gt": 1, "$lt": "zz"}}), "d3") == set()  # no value is both
+    # what a comparison skips, its negation keeps (and a missing x)
+    assert items(db, items_filter({x: {"$not": {"$gt": 5}}}), "d3") == D3 - {"k02", "k03"}
+    # a number is never ordered against a text column
+    assert items(db, filters("name", 1, OPS.GREATER_THAN), "d3") == set()
+    assert items(db, filters("createdAt", 0, OPS.GREATER_THAN_OR_EQUAL), "d3") == set()
+
+
+def test_booleans_and_numbers_never_equal(db):
+    flag = "metadata.user.flag"
+    assert items(db, filters(flag, True), "d3") == {"k06"}
+    assert items(db, filters(flag, 1), "d3") == {"k07"}
+    assert items(db, filters(flag, False), "d3") == {"k08"}
+    assert items(db, filters(flag, 0), "d3") == {"k09", "k10"}  # k10's element 0
+    assert items(db, filters(flag, 1.0, OPS.EQUAL), "d3") == {"k07"}  # 1 and 1.0 are one number
+    assert items(db, filters(flag, [True], OPS.IN), "d3") == {"k06"}
+    assert items(db, filters(flag, [1], OPS.IN), "d3") == {"k07"}
+    assert items(db, filters(flag, [True, 0, "yes"], OPS.IN), "d3") == {"k06", "k09", "k10"}
+    assert items(db, filters(flag, [False, None], OPS.IN), "d3") == D3 - {"k06", "k07", "k09", "k10"}
+    assert items(db, filters(flag, True, OPS.NOT_EQUAL), "d3") == D3 - {"k06"}
+    assert items(db, filters(flag, 1, OPS.NOT_EQUAL), "d3") == D3 - {"k07"}
+    assert items(db, filters(flag, [1, False], OPS.NIN), "d3") == D3 - {"k07", "k08"}
+    # strings and numbers: "7" is not 7, and 7 is 7.0
+    x = "metadata.user.x"
+    assert items(db, filters(x, 7), "d3") == {"k02", "k03"}
+    assert items(db, filters(x, "7"), "d3") == {"k04"}
+    assert items(db, filters(x, ["7", 2.5], OPS.IN), "d3") == {"k04", "k11"}
+    assert items(db, filters(x, [7], OPS.NIN), "d3") == D3 - {"k02", "k03"}
+    # a number or a boolean never equals a text column (SQLite's text affinity would make 5 into '5')
+    assert items(db, filters("name", 5), "d3") == set()
+    assert items(db, filters("name", [5, True], OPS.IN), "d3") == set()
+    assert items(db, filters("name", 5, OPS.NOT_EQUAL), "d3") == D3
+    assert items(db, filters("name", [5], OPS.NIN), "d3") == D3
+    assert items(db, filters("name", "5"), "d3") == {"k12"}
+    # the hidden column keeps taking 1/0 for true/false
+    assert items(db, {"filter": {"hidden": 1}}) == items(db, {"filter": {"hidden": True}}) == {"i06"}
+
+
+def test_match_is_an_element_match_on_an_array_of_objects(db):
+    refs = "metadata.system.refs"
+    # as dtlpy's tasks.create_qa_task builds it: one ref meets every condition; nested objects are sub-fields
+    with_status = {"id": "t1", "type": "task", "metadata": {"status": {"$exists": True}}}
+    assert filters(refs, with_status, OPS.MATCH).prepare()["filter"]["$and"][-1] == {refs: {"$match": with_status}}
+    # m2 has a ref t1 and a ref with a status, but not one ref with both; m3's refs is no array
+    assert items(db, filters(refs, with_status, OPS.MATCH), "d3") == {"m1", "m4"}
+    no_status = {"id": {"$in": ["t1"]}, "metadata": {"status": {"$exists": False}}}
+    assert items(db, filters(refs, no_status, OPS.MATCH), "d3") == {"m2"}
+    assert items(db, filters(refs, {"id": "t2", "metadata": {"status": "completed"}}, OPS.MATCH), "d3") == {"m2"}
+    assert items(db, filters(refs, {"metadata.status": {"$ne": "completed"}}, OPS.MATCH), "d3") == {"m1", "m2", "m4"}
+    timed = {"metadata": {"timestamp": {"$gt": 4, "$lt": 6}, "status": {"$in": ["approved"]}}}
+    assert items(db, filters(refs, timed, OPS.MATCH), "d3") == {"m4"}
+    assert items(db, filters(refs, {"metadata": {"timestamp": {"$gt": "4"}}}, OPS.MATCH), "d3") == set()
+    either = {"$or": [{"id": "t2"}, {"metadata.status": "approved"}]}
+    assert items(db, filters(refs, either, OPS.MATCH), "d3") == {"m1", "m2", "m4"}
+    assert items(db, items_filter({refs: {"$not": {"$match": {"id": "t1"}}}}), "d3") == D3 - {"m1", "m2", "m4"}
+    # $match inside $match: both conditions on one object of an element's own array
+    deep = {"metadata.user.l": {"$match": {"k": {"$match": {"a": 1, "b": 2}}}}}
+    assert items(db, {"filter": deep}, "d4") == {"n1"}
+    assert items(db, {"filter": {"metadata.user.l": {"$match": {"k": {"$match": {"b": 2}}}}}}, "d4") == {"n1", "n2"}
+    # on annotations, and in an item query's annotation join
+    reviews = "metadata.user.reviews"
+    assert annotations(db, filters(reviews, {"by": "b", "ok": False}, OPS.MATCH, resource="annotations"), "d3") == {
+        "a8"
+    }
+    assert annotations(db, filters(reviews, {"by": "b", "ok": True}, OPS.MATCH, resource="annotations"), "d3") == set()
+    f = dl.Filters()
+    f.add_join(field=reviews, values={"by": "a", "ok": True}, operator=OPS.MATCH)
+    assert items(db, f, "d3") == {"m1"}
+    f = dl.Filters()
+    f.add_join(field=reviews, values={"by": "a", "ok": 1}, operator=OPS.MATCH)  # 1 is not true
+    assert items(db, f, "d3") == set()
+
+
+def test_match_on_filename_and_dir_is_a_pattern(db):
+    # the dtlpy cookbook: filters.add(field='filename', values='*.jpg', operator=dl.FiltersOperations.MATCH)
+    assert items(db, filters("filename", "*.jpg", OPS.MATCH)) == {"i03"}
+    assert items(db, filters("filename", "/train/*.png", OPS.MATCH)) == {"i01", "i02", "i12"}
+    assert items(db, filters("dir", "/train*", OPS.MATCH)) == {"i01", "i02", "i03", "i12", "i14"}
+    assert items(db, filters("dir", "/val", OPS.MATCH)) == {"i04", "i05", "i13"}
+
+
+@pytest.mark.parametrize(
+    ("clause", "shown"),
+    [
+        ({"name": {"$match": "a*"}}, ['{"name": {"$match": "a*"}}', "filename and dir", "$eq"]),
+        ({"metadata.user.x": {"$match": "a*"}}, ["filename and dir only", "metadata.system.refs"]),
+        ({"metadata.user.x": {"$match": {"$gt": 5}}}, ["one array element", "$gt/$lt"]),
+        ({"metadata.user.x": {"$match": {}}}, ["one array element"]),
+        ({"metadata.system.refs": {"$match": {"id": {"$regex": "t"}}}}, ["unknown operator $regex", "id"]),
+        ({"metadata.system.refs": {"$match": {"a'b": 1}}}, ["a'b"]),
+        ({"hidden": {"$match": True}}, ["$match on hidden"]),
+        ({"annotated": {"$match": {"a": 1}}}, ["only $eq and $ne"]),
+    ],
+)
+def test_malformed_match(clause, shown):
+    with pytest.raises(FilterError) as err:
+        item_filter(items_filter(clause))
+    for text in shown:
+        assert text in str(err.value)
+
+
+def test_store_lists_mixed_types_as_mongo_does(tmp_path):
+    # the store's own path: insert_items and list_items over a real platform.db
+    from runner.platform.local.store import Store
+
+    store = Store(str(tmp_path / "platform.db"))
+    try:
+        ds = store.create_dataset(store.get_or_create_project("p")["id"], "d")
+        rows = [("s.png", {"x": "abc"}), ("n.png", {"x": 7}), ("t.png", {"flag": True}), ("one.png", {"flag": 1}),
+                ("arr.png", {"x": [1, "zzz"]}), ("none.png", {}), ("f.png", {"x": 7.0}), ("str7.png", {"x": "7"})]
+        store.insert_items([{"dataset_id": ds["id"], "filename": f"/a/{name}", "dir": "/a", "name": name,
+                             "metadata": {"user": user}} for name, user in rows])  # fmt: skip
+
+        def names(flt):
+            return {i["name"] for i in store.list_items(ds["id"], {"filter": flt}, 0, 100)}
+
+        assert names({"metadata.user.x": {"$gt": 5}}) == {"n.png", "f.png"}
+        assert names({"metadata.user.x": {"$lt": "b"}}) == {"s.png", "str7.png"}
+        assert names({"metadata.user.flag": True}) == {"t.png"}
+        assert names({"metadata.user.flag": 1}) == {"one.png"}
+        assert names({"filename": {"$match": "/a/*7*"}}) == {"str7.png"}
+    finally:
+        store.close()
 
 
 def test_created_at_range(db):
@@ -473,6 +641,7 @@ def test_an_unknown_field_operator_names_the_field_operators_and_a_pattern_point
     assert "unknown operator $regex" in err.value.what
     assert "$and and $or combine whole clauses" in err.value.fix
     assert 'a * glob on filename or dir ({"filename": "/train/*.png"})' in err.value.fix
+    assert "$match" in err.value.fix
     with pytest.raises(FilterError) as err:
         item_filter(items_filter({"filename": {"$eqq": "/a.png"}}))
     assert "glob" not in err.value.fix and "$eq" in err.value.fix

@@ -1,8 +1,20 @@
 """Translate Dataloop DQL (the JSON of ``dl.Filters(...).prepare()``) into SQLite WHERE / ORDER BY text.
 
 Values are always bound as ``?`` parameters; only validated column names and JSON paths are written into
-the SQL. Field predicates follow Mongo semantics: a missing field never equals anything, ``$ne``/``$nin``
-and ``$not`` match rows where the field is missing, and a scalar matches a metadata array that contains it.
+the SQL. Field predicates follow Mongo's query semantics, not SQLite's:
+
+- values compare only within their type bracket: numbers with numbers (``7`` equals ``7.0``), strings
+  with strings (by code point), booleans only with ``true``/``false``. So ``{"$gt": 5}`` never matches
+  a string, ``true`` and ``1`` never match each other, and a number never matches a text column
+  (``dir``, ``name``, ...). The one leniency: the ``hidden`` column also takes 1/0 for true/false.
+- a missing field never equals anything, and ``$ne``/``$nin``/``$not`` match rows where it is missing.
+- a scalar predicate on a metadata array holds when one element satisfies it (each operator on its own,
+  as in Mongo); a list value equals an array exactly.
+- ``*`` in an equality value on ``filename`` or ``dir`` is a wildcard (Dataloop's glob), also across '/'.
+- ``$match`` (``dl.FiltersOperations.MATCH``) is Dataloop's element match: on a metadata array of objects
+  (``metadata.system.refs``) it holds when one element satisfies every condition of the object given
+  (nested objects are sub-paths: ``{"metadata": {"status": {"$exists": true}}}``); on ``filename`` or
+  ``dir`` a string is a ``*`` pattern, as with ``$eq``.
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ Frag = tuple[str, list]  # an SQL fragment and its parameters, in order
 
 _TOP_KEYS = ("filter", "page", "pageSize", "resource", "join", "sort", "context")
 _JOIN_ON = {"resource": "annotations", "local": "itemId", "forigen": "id"}
-_FIELD_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$not")
+_FIELD_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$not", "$match")
 _LOGIC_OPS = ("$and", "$or", "$not")
 _CMP = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _SCALARS = (str, int, float, bool, type(None))
@@ -63,6 +75,11 @@ class _Field:
     glob: bool = False  # a '*' in an equality value is a wildcard (filename, dir)
     annotated: bool = False  # expr is an EXISTS over annotations, only true/false make sense
 
+    @property
+    def text(self) -> bool:
+        """A plain text column (all but hidden): a number or a boolean never equals or compares with it."""
+        return self.json is None and not self.boolean and not self.annotated
+
 
 def _json_path(segments: list[str], name: str, loc: str) -> str:
     if not segments or not all(_SEGMENT.fullmatch(s) for s in segments):
@@ -74,6 +91,9 @@ def _json_path(segments: list[str], name: str, loc: str) -> str:
 def _field(resource: str, alias: str, name: Any, loc: str) -> _Field:
     if not isinstance(name, str):
         raise _bad("field name must be a string", loc, name, "use a field name")
+    if resource == "element":  # a field of one object element of an array, for $match; alias is its json_each
+        col, path = f"{alias}.value", _json_path(name.split("."), name, loc)
+        return _Field(name, f"json_extract({col}, '{path}')", json=(col, path))
     columns = _ITEM_COLUMNS if resource == "items" else _ANNOTATION_COLUMNS
     if name in columns:
         column = columns[name]
@@ -116,9 +136,37 @@ def _glob(value: str) -> str:
     return "*".join(part.replace("[", "[[]").replace("?", "[?]") for part in value.split("*"))
 
 
+def _bracket(value: Any) -> str:
+    """Mongo's type bracket of a scalar that is not null: 'true', 'false', 'number' or 'text'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "number" if isinstance(value, int | float) else "text"
+
+
+def _typed(jtype: str, expr: str, bracket: str, tail: str, params: list) -> Frag:
+    """``expr <tail>`` for a JSON value ``expr`` of type ``jtype`` (SQL expressions), only within
+    ``bracket``: SQLite alone would take true for 1 and order every string above every number."""
+    if bracket in ("true", "false"):
+        return f"{jtype} = '{bracket}'", []  # JSON true/false: their value is 1/0, their type tells them apart
+    test = f"{jtype} IN ('integer', 'real')" if bracket == "number" else f"{jtype} = 'text'"
+    return f"({test} AND {expr} {tail})", params
+
+
+def _conditions(value: Any) -> bool:
+    """An object of field conditions (``$and``/``$or``/``$not`` allowed), as $match takes."""
+    return (isinstance(value, dict) and bool(value)
+            and all(not str(k).startswith("$") or k in _LOGIC_OPS for k in value))  # fmt: skip
+
+
+def _subfields(value: Any) -> bool:
+    """An object without operators: inside $match, conditions on sub-fields."""
+    return isinstance(value, dict) and bool(value) and not any(str(k).startswith("$") for k in value)
+
+
 class _Translator:
     def __init__(self, resource: str, alias: str):
         self.resource, self.alias = resource, alias
+        self.matches = 0  # $match subqueries so far, each under its own alias
 
     def clause(self, node: Any, loc: str) -> Frag:
         if not isinstance(node, dict):
@@ -148,6 +196,9 @@ class _Translator:
                     {key: value},
                     f"use one of: {', '.join(_LOGIC_OPS)}",
                 )
+            elif self.resource == "element" and _subfields(value):
+                # inside $match, Dataloop nests sub-fields: {"metadata": {"status": ...}} is metadata.status
+                frags.append(self.clause({f"{key}.{k}": v for k, v in value.items()}, loc))
             else:
                 frags.append(self.field(_field(self.resource, self.alias, key, here), value, here))
         return _all(frags)
@@ -171,7 +222,7 @@ class _Translator:
             eq = self.eq(f, self.scalar(f, value, loc, part, allow_list=op == "$eq"))
             if op == "$eq":
                 return eq
-            if f.json is None and not _is_glob(f, value) and not f.annotated:
+            if (f.boolean or (f.text and (value is None or isinstance(value, str)))) and not _is_glob(f, value):
                 return f"{f.expr} IS NOT ?", [self.bind(value)]  # NULL-safe and readable for plain columns
             return _not(eq)
         if op in ("$in", "$nin"):
@@ -180,13 +231,15 @@ class _Translator:
             values = [self.scalar(f, v, loc, part) for v in value]
             # null and wildcards need their own test; the rest go in one IN list (index friendly)
             special = [v for v in values if v is None or _is_glob(f, v)]
-            plain = [self.bind(v) for v in values if not (v is None or _is_glob(f, v))]
-            marks = ", ".join("?" * len(plain))
+            plain = [v for v in values if not (v is None or _is_glob(f, v))]
+            if f.text:
+                plain = [v for v in plain if isinstance(v, str)]  # a number or boolean never equals text
             if op == "$nin" and f.json is None and plain and not special:
-                return f"({f.expr} IS NULL OR {f.expr} NOT IN ({marks}))", plain
+                marks = ", ".join("?" * len(plain))
+                return f"({f.expr} IS NULL OR {f.expr} NOT IN ({marks}))", [self.bind(v) for v in plain]
             frags = [self.eq(f, v) for v in special]
             if plain:
-                frags.insert(0, self.pred(f, f"IN ({marks})", plain))
+                frags.insert(0, self.member(f, plain))
             frag = _all(frags, "OR")
             return frag if op == "$in" else _not(frag)
         if op in _CMP:
@@ -194,7 +247,7 @@ class _Translator:
                 raise _bad(
                     f"{op} needs a number or a string", loc, part, "compare numbers, strings or ISO dates"
                 )
-            return self.pred(f, f"{_CMP[op]} ?", [value])
+            return self.compare(f, _CMP[op], value)
         if op == "$exists":
             if not isinstance(value, bool):
                 raise _bad(
@@ -211,10 +264,36 @@ class _Translator:
                     f'write {{"{f.name}": {{"$not": {{"$eq": v}}}}}}',
                 )
             return _not(self.field(f, value, loc))
+        if op == "$match":
+            return self.match(f, value, loc, part)
         patterns = ('; patterns: a * glob on filename or dir ({"filename": "/train/*.png"}), as $regex is not served'
                     if op in ("$regex", "$glob", "$like") else "")
         raise _bad(f"unknown operator {op}", loc, part, f"on a field, use one of: {', '.join(_FIELD_OPS)} ($and and $or "
                    f"combine whole clauses){patterns}")
+
+    def match(self, f: _Field, value: Any, loc: str, part: Any) -> Frag:
+        """Dataloop's $match: a '*' pattern on filename / dir, or one object element of a metadata array
+        that meets every condition given (Mongo's $elemMatch)."""
+        if f.glob and isinstance(value, str):
+            return self.eq(f, value)  # {"filename": {"$match": "*.jpg"}}: a pattern, as with $eq
+        if f.json is None or not _conditions(value):
+            raise _bad(
+                f"$match on {f.name} needs an object of conditions on the fields of one array element"
+                + (" (a '*' pattern string is matched on filename and dir only)" if f.json else
+                   " and works on metadata fields, or a '*' pattern string on filename and dir"),
+                loc, part,
+                'write {"metadata.system.refs": {"$match": {"id": "<task id>", "metadata": {"status": '
+                '{"$exists": true}}}}} or {"filename": {"$match": "/train/*.png"}}; for one value use $eq, '
+                "for any of several values $in, for a range $gt/$lt",
+            )  # fmt: skip
+        col, path = f.json
+        self.matches += 1
+        alias = f"{self.alias}_m{self.matches}"
+        sub, params = _Translator("element", alias).clause(value, loc)
+        cond = "" if sub == "1" else f" AND {sub}"
+        # Mongo: only an array's elements that are objects can match; a lone object or a scalar does not
+        each = f"SELECT 1 FROM json_each({col}, '{path}') AS {alias} WHERE {alias}.type = 'object'{cond}"
+        return f"(json_type({col}, '{path}') = 'array' AND EXISTS ({each}))", params
 
     def scalar(self, f: _Field, value: Any, loc: str, part: Any, allow_list: bool = False) -> Any:
         if isinstance(value, list) and allow_list and f.json:
@@ -234,7 +313,7 @@ class _Translator:
 
     @staticmethod
     def bind(value: Any) -> Any:
-        return int(value) if isinstance(value, bool) else value
+        return int(value) if isinstance(value, bool) else value  # only the hidden column stores 0/1
 
     def eq(self, f: _Field, value: Any) -> Frag:
         if f.annotated:
@@ -245,24 +324,48 @@ class _Translator:
             col, path = f.json  # type: ignore[misc]  # scalar() lets lists through only for JSON fields
             return f"(json_type({col}, '{path}') = 'array' AND {f.expr} = json(?))", [json.dumps(value)]
         if _is_glob(f, value):
-            return self.pred(f, "GLOB ?", [_glob(value)])
-        return self.pred(f, "= ?", [self.bind(value)])
+            return f"{f.expr} GLOB ?", [_glob(value)]
+        return self.compare(f, "=", value)
+
+    def compare(self, f: _Field, sign: str, value: Any) -> Frag:
+        """``f <sign> value`` for a scalar that is not null, within the value's type bracket."""
+        if f.json is None:
+            if f.text and not isinstance(value, str):
+                return "0", []  # a text column never equals nor orders with a number or a boolean
+            return f"{f.expr} {sign} ?", [self.bind(value)]
+        bracket = _bracket(value)
+        return self.any_element(f, lambda t, v: _typed(t, v, bracket, f"{sign} ?", [value]),
+                                text=value if sign == "=" else None)  # fmt: skip
+
+    def member(self, f: _Field, values: list) -> Frag:
+        """``f IN values`` for scalars that are neither null nor patterns, each within its type bracket."""
+        if f.json is None:
+            return f"{f.expr} IN ({', '.join('?' * len(values))})", [self.bind(v) for v in values]
+
+        def cond(jtype: str, expr: str) -> Frag:
+            frags = []
+            for bracket in ("text", "number", "true", "false"):
+                group = [v for v in values if _bracket(v) == bracket]
+                if group:
+                    frags.append(_typed(jtype, expr, bracket, f"IN ({', '.join('?' * len(group))})", group))
+            return _all(frags, "OR")
+
+        return self.any_element(f, cond)
 
     @staticmethod
-    def pred(f: _Field, tail: str, params: list) -> Frag:
-        if f.json is None:
-            return f"{f.expr} {tail}", params
+    def any_element(f: _Field, cond: Any, text: Any = None) -> Frag:
+        """``cond(type, value)`` holds for the JSON field's value, or for one element when it is an array."""
         # Mongo: a predicate on an array field holds when it holds for any element. json_each yields a
         # scalar itself (key NULL) or an array's elements (integer keys); an object's members are skipped.
         # One json_each parses the row's JSON once.
-        col, path = f.json
+        col, path = f.json  # type: ignore[misc]
+        where, params = cond("json_each.type", "json_each.value")
         each = (f"SELECT 1 FROM json_each({col}, '{path}') WHERE (json_each.key IS NULL OR "
-                f"typeof(json_each.key) = 'integer') AND json_each.value {tail}")
+                f"typeof(json_each.key) = 'integer') AND {where}")
         condition = f"EXISTS ({each})"
-        value = params[0] if len(params) == 1 else None
-        if tail == "= ?" and isinstance(value, str) and _plain_ascii(value):
+        if isinstance(text, str) and _plain_ascii(text):
             # a cheap substring test first: the JSON text must hold the quoted string to match
-            return f"(instr({col}, ?) > 0 AND {condition})", [json.dumps(value), *params]
+            return f"(instr({col}, ?) > 0 AND {condition})", [json.dumps(text), *params]
         return condition, params
 
 
