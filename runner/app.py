@@ -37,6 +37,7 @@ from .reporting import (
 )
 from .resolvers import register_resolvers
 from .run_configuration import apply_for_this_run, changed_for_this_run, given_keys, shown
+from .run_environment import run_environment
 from .run_log import say
 from .run_plan import (
     INPUT_MIMETYPES,
@@ -594,6 +595,7 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                               "its training run used (python -m runner.store --root <folder> models lists a store's "
                               "versions), or train one there first (pipeline=train)")
     platform = instantiate(cfg.platform)
+    record.environment = run_environment(the_plan.adapter_class, str(root) if root else None)
     # the model version must exist before anything is imported
     version = stored_version(platform, settings["model"]["name"]) if "train" not in steps else None
     dataset = _dataset(platform, settings["dataset"])

@@ -26,6 +26,7 @@ class RunRecord:
         self.configuration_changes: dict = {}  # keys of the version's configuration this run changed
         self.items: dict = {}  # how many items the predict and embed steps wrote: {"predicted": n, "embedded": n}
         self.overrides = overrides  # the job's command-line overrides: what resume=true compares
+        self.environment: dict | None = None  # what it ran on (runner/run_environment.py)
         self._write("running")
 
     def completed(self, objective_value: float | None, model) -> None:
@@ -60,6 +61,7 @@ class RunRecord:
             **({"configuration_changes": self.configuration_changes} if self.configuration_changes else {}),
             **({"items": self.items} if self.items else {}),
             **({"overrides": self.overrides} if self.overrides is not None else {}),
+            **({"environment": self.environment} if self.environment else {}),
             "error": error,
         })
 

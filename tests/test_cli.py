@@ -15,8 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sklearn
 import yaml
 from PIL import Image
+
+import adapters
 
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
@@ -134,6 +137,13 @@ def test_default_run_trains_evaluates_and_writes_its_run_folder(tmp_path):
     assert re.search(r"\] - metric +value\n-+ +-+\naccuracy +0\.\d{4}$", log, re.MULTILINE), log
     # the platform is under DATALOOP_PATH, not in the working directory
     assert (tmp_path / "dl" / "local" / "platform.db").is_file()
+    # what it ran on: the store, Python and package versions, and the commit of the adapter's code
+    ran_on = read_json(out / "run.json")["environment"]
+    assert ran_on["store"] == str(tmp_path / "dl" / "local") and ran_on["python"] == sys.version.split()[0]
+    assert ran_on["packages"]["scikit-learn"] == sklearn.__version__ and "adapter-runner" in ran_on["packages"]
+    head = subprocess.run(["git", "-C", str(Path(adapters.__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    assert (ran_on["code"] or {}).get("commit") == (head.stdout.strip() if head.returncode == 0 else None)
     # the version names the run folder that made it, and shows its configuration and evaluation
     shown = json.loads(ok(dlrun(tmp_path, "show", model["name"], "--json",
                                 command=[sys.executable, "-m", "runner.store"])).stdout)
