@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from . import interrupts, run_lock
 from .config_sources import adapter_option, option_found
+from .data.recorded_source import as_recorded, with_defaults
 from .errors import AlreadyExistsError, ConfigError, EmptySubsetError, FilterError, NotFoundError
 from .gc_control import collection_paused
 from .model_details import config_folders_of, this_launch, with_its_settings
@@ -93,7 +94,7 @@ def _dataset(platform, spec: dict):
     source = spec.get("source")
     dataset = platform.find_dataset(spec["name"])
     if dataset is not None:
-        _check_import_source(platform, dataset, _as_json(source))
+        _check_import_source(platform, dataset, as_recorded(source))
         _import_what_is_new(platform, dataset, source or _recorded_source(platform, dataset))
         return dataset
     if source and platform.name != "local":
@@ -108,9 +109,9 @@ def _dataset(platform, spec: dict):
                           fix="name a stored dataset (python -m runner.store datasets lists them), or give "
                               "dataset.source to import it (a dataset option does: dataset=<option>)")
     logger.info("importing dataset %r", spec["name"])
-    listing = source_listing(_as_json(source))  # before the import: a file added meanwhile shows next time
+    listing = source_listing(as_recorded(source))  # before the import: a file added meanwhile shows next time
     dataset = instantiate(source, platform=platform).dataset
-    platform.record_import_source(dataset, _as_json(source))
+    platform.record_import_source(dataset, as_recorded(source))
     if listing is not None:
         platform.store.set_import_listing(dataset.id, listing)
     return dataset
@@ -120,7 +121,7 @@ def _import_what_is_new(platform, dataset, source: dict | None) -> None:
     """A dataset imported from files (a folder, a COCO file) whose files have changed since: imported
     again, from the same source, which adds the files it lacks (a file it holds with other bytes is
     refused, naming it). Items whose files were removed stay."""
-    wanted = _as_json(source)
+    wanted = as_recorded(source)
     gone = [path for path in source_paths(wanted) if not os.path.exists(path)]
     if gone and platform.name == "local":  # moved or removed: the store holds the dataset's files
         logger.warning("dataset %r: %s, which it was imported from, is gone: the dataset is used as stored (%d "
@@ -154,27 +155,16 @@ def _recorded_source(platform, dataset) -> dict | None:
     return recorded if paths and all(os.path.exists(path) for path in paths) else None
 
 
-def _as_json(source: dict | None) -> dict | None:
-    """``source`` as the store keeps it (JSON types: tuples become lists), so the two compare; file and
-    folder paths absolute, so ``photos``, ``./photos/`` and ``/abs/photos`` are one folder and
-    ``photos`` seen from another working folder is another."""
-    if not source:
-        return None
-    return {key: _absolute(value) if is_path_key(key) and isinstance(value, str) else value
-            for key, value in json.loads(json.dumps(source)).items()}
-
-
-def _absolute(path: str) -> str:
-    return os.path.realpath(os.path.expanduser(path))
-
-
 def _check_import_source(platform, dataset, wanted: dict | None) -> None:
     """A dataset in the store is used as it is: a ``dataset.source`` that differs from the one it was
     imported with (another size, seed or folder) would otherwise be ignored without a word."""
     if not wanted or platform.name != "local":
         return
-    recorded = _as_json(platform.import_source(dataset))  # relative paths of older stores: from here
-    if recorded is None or recorded == wanted:
+    recorded = as_recorded(platform.import_source(dataset))  # relative paths of older stores: from here
+    if recorded is None:
+        return
+    recorded, wanted = with_defaults(recorded), with_defaults(wanted)  # split_dirs: true given or left out: one import
+    if recorded == wanted:
         return
     changed = sorted(key for key in recorded.keys() | wanted.keys() if recorded.get(key) != wanted.get(key))
     moved = all(is_path_key(key) and isinstance(recorded.get(key), str) and not os.path.exists(recorded[key])

@@ -1200,3 +1200,30 @@ def test_resume_true_runs_the_jobs_of_a_grid_sweep_that_did_not_complete_and_kee
     again_0, kept_1 = (read_json(tmp_path / "sw" / job / "run.json") for job in ("0", "1"))
     assert again_0["status"] == "completed" and again_0["model"]["name"] != first[0]["model"]["name"]
     assert kept_1 == rerun
+
+
+def test_a_dataset_imported_from_python_keeps_its_source_for_the_runs_after(tmp_path):
+    """Imported from Python, a dataset records its source as a run does: a run naming it with another
+    folder is refused rather than merged into it; with its own folder it runs."""
+    from sklearn.datasets import load_digits
+
+    from runner.data import import_image_folder
+    from runner.platform.local import LocalPlatform
+
+    digits = load_digits()
+    for folder in ("a", "b"):
+        for split in ("train", "validation", "test"):
+            for i in range(8):
+                path = tmp_path / folder / split / str(digits.target[i])
+                path.mkdir(parents=True, exist_ok=True)
+                Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(path / f"{folder}{i}.png")
+    import_image_folder(LocalPlatform(tmp_path / "dl" / "local"), tmp_path / "a", "pics")
+
+    run = ["pipeline=train", "dataset=image_folder", "dataset.name=pics"]
+    refused = dlrun(tmp_path, *run, "dataset.folder=b")
+    assert refused.returncode == 2 and (f"dataset 'pics' is already in the store, imported with folder="
+                                        f"'{tmp_path / 'a'}'") in refused.stderr, refused.stderr
+    assert LocalPlatform(tmp_path / "dl" / "local").count_items(
+        LocalPlatform(tmp_path / "dl" / "local").get_dataset(name="pics"), None) == 24  # nothing of b merged in
+    same = ok(dlrun(tmp_path, *run, "dataset.folder=a", "+dataset.source.split_dirs=true"))  # a default: one import
+    assert "already in the store" not in same.stderr and "importing it again" not in same.stdout

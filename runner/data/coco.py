@@ -26,6 +26,7 @@ from .importing import (
     require_folder,
     store_records,
 )
+from .recorded_source import records_its_source
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def _describe(section: str, index: int, entry) -> str:
     return f"{section}[{index}]: {text if len(text) <= 200 else text[:200] + ' ...'}"
 
 
+@records_its_source
 def import_coco(platform: LocalPlatform, annotation_file: str | os.PathLike, images_dir: str | os.PathLike,
                 dataset_name: str | None = None, dir: str = "/") -> ImportResult:
     """Items ``<dir>/<file_name>``; per annotation a ``box`` from ``bbox``, a ``segment`` per polygon

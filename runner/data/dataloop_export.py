@@ -25,6 +25,7 @@ from .importing import (
     require_folder,
     store_records,
 )
+from .recorded_source import records_its_source
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def _record(path: Path, filename: str, item: dict | None) -> ImportRecord:
                         original_name=system.get("originalname"), hidden=bool(item.get("hidden", False)))
 
 
+@records_its_source
 def import_dataloop_export(platform: LocalPlatform, folder: str | os.PathLike,
                            dataset_name: str | None = None) -> ImportResult:
     """Items keep their filename, metadata (``system`` keys describing the file are recomputed) and

@@ -12,6 +12,7 @@ from PIL import Image
 from ..errors import DataImportError
 from ..platform.local.platform import LocalPlatform
 from .importing import ImportRecord, ImportResult, annotation_json, log_summary, store_records
+from .recorded_source import records_its_source
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+@records_its_source
 def import_digits(platform: LocalPlatform, dataset_name: str = "digits", seed: int = 0,
                   split: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> ImportResult:
     """Import the digits as grayscale PNGs ``/<split>/digit-<index>.png`` (index into ``load_digits()``,

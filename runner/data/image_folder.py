@@ -24,6 +24,7 @@ from .importing import (
     require_folder,
     store_records,
 )
+from .recorded_source import records_its_source
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def _class_files(class_dir: Path, kind: FileKind) -> list[Path]:
     return found
 
 
+@records_its_source
 def import_image_folder(platform: LocalPlatform, folder: str | os.PathLike, dataset_name: str | None = None,
                         split_dirs: bool = True) -> ImportResult:
     """One ``class`` annotation per image, its label the class folder's name.
@@ -107,6 +109,7 @@ def import_image_folder(platform: LocalPlatform, folder: str | os.PathLike, data
     return _import_class_folder(platform, folder, dataset_name, split_dirs, IMAGE)
 
 
+@records_its_source
 def import_text_folder(platform: LocalPlatform, folder: str | os.PathLike, dataset_name: str | None = None,
                        split_dirs: bool = True) -> ImportResult:
     """As :func:`import_image_folder`, of ``.txt`` files: text items (``text/plain``), which the
@@ -183,6 +186,7 @@ def _other_kind_hint(folder: Path, kind: FileKind, labelled: bool = True) -> str
     return f"; it holds {other.name}s: dataset={option} imports those"
 
 
+@records_its_source
 def import_unlabeled_images(platform: LocalPlatform, folder: str | os.PathLike,
                             dataset_name: str | None = None) -> ImportResult:
     """Every image under ``folder`` (sub-folders included), without annotations: new data to predict
@@ -190,6 +194,7 @@ def import_unlabeled_images(platform: LocalPlatform, folder: str | os.PathLike,
     return _import_unlabeled(platform, folder, dataset_name, IMAGE)
 
 
+@records_its_source
 def import_unlabeled_texts(platform: LocalPlatform, folder: str | os.PathLike,
                            dataset_name: str | None = None) -> ImportResult:
     """As :func:`import_unlabeled_images`, of ``.txt`` files."""

@@ -32,6 +32,7 @@ from .importing import (
     palette_dataset,
     store_records,
 )
+from .recorded_source import records_its_source
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def _dilate(mask: np.ndarray, by: int) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=np.ones((3, 3), bool), iterations=by)
 
 
+@records_its_source
 def import_shapes(platform: LocalPlatform, dataset_name: str = "shapes", n_images: int = 300, size: int = 64,
                   seed: int = 0, split: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> ImportResult:
     """Import ``n_images`` generated RGB PNGs ``/<split>/shapes-<index>.png``, split at random (seeded) into
