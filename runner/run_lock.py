@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +27,23 @@ def holder(folder: Path) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = path.read_text().strip()
-            return int(text) if text.isdigit() else 0
+            pid = path.read_text().split(maxsplit=1)[:1]
+            return int(pid[0]) if pid and pid[0].isdigit() else 0
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def killed(folder: Path) -> bool:
+    """The run that held ``folder`` ended without its own clean-up (``kill -9``, out of memory): its lock
+    file is left and no process holds it. Judged on the host that ran it only: a lock taken on another
+    node (a cluster's shared folder) cannot be tested from here."""
+    try:
+        _pid, host = (Path(folder) / LOCK_FILE).read_text().split(maxsplit=1)
+    except (OSError, ValueError):
+        return False
+    return host.strip() == socket.gethostname() and holder(folder) is None
 
 
 @contextlib.contextmanager
@@ -46,7 +58,7 @@ def held(folder: Path) -> Iterator[bool]:
             yield False
             return
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}".encode())
         try:
             yield True
         finally:  # removed while still held: a run that opened it meanwhile is refused, a later one makes its own

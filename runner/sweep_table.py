@@ -20,10 +20,12 @@ import yaml
 
 from .configuration import is_number
 from .errors import NotFoundError
+from .run_lock import killed
 
 NOT_STARTED = "not started"
 # after the completed jobs with an objective value, in this order (a status not listed here: 5)
-STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, "unknown": 4, NOT_STARTED: 6}
+KILLED = "killed"  # run.json says running, and the process that ran it is gone (runner/run_lock.killed)
+STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, KILLED: 3, "unknown": 4, NOT_STARTED: 6}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -142,6 +144,9 @@ def read_job(folder: Path) -> Job:
         if isinstance(record.get("overrides"), list):
             job.ran_with = _overrides(record["overrides"])
         job.seconds = record.get("seconds") if is_number(record.get("seconds")) else None
+        if job.status == "running" and killed(folder):
+            job.status = KILLED
+            job.error = "its process is gone without recording an end (kill -9, out of memory): resume=true runs it again"
         error = record.get("error")
         if isinstance(error, dict):
             first = (str(error.get("message") or "").strip().splitlines() or [""])[0]

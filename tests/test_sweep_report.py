@@ -379,3 +379,30 @@ def test_cli_on_a_job_folder_or_a_date_folder_names_the_sweep(grid, marker):
     result = report(grid.parent.parent.parent, str(grid.parent))
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"optimization_results.yaml); e.g. {grid}" in result.stderr
+
+
+def test_a_job_whose_process_was_killed_outright_is_reported_killed_not_running(tmp_path):
+    """``kill -9`` leaves run.json saying ``running``; the run's lock file, which no process holds any
+    more, tells the report the job is not running."""
+    import signal
+    import time
+
+    env = {**os.environ, "DATALOOP_PATH": str(tmp_path / "dl")}
+    process = subprocess.Popen([sys.executable, "-m", "runner", "-m", "pipeline=train", "adapter=torch_cnn",
+                                "adapter.configuration.epochs=500", "seed=0,1", "hydra.sweep.dir=sw"],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    log = tmp_path / "sw" / "0" / "dlrun.log"
+    try:
+        deadline = time.monotonic() + 240
+        while not (log.exists() and "epoch 2/500 done" in log.read_text()):
+            assert time.monotonic() < deadline and process.poll() is None, "job 0 did not start training"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert json.loads((tmp_path / "sw" / "0" / "run.json").read_text())["status"] == "running"
+    sweep = collect(tmp_path / "sw")
+    job = next(job for job in sweep.jobs if job.name == "0")
+    assert job.status == "killed" and "its process is gone without recording an end" in job.error
+    assert "resume=true runs it again" in text_table(sweep)
