@@ -36,6 +36,11 @@ def stored_version(platform, name: str):
         if close:  # a misspelt version: training under that name is refused too
             raise NotFoundError(f"{err.what} (did you mean model.name={close}?)", where="model.name",
                                 fix=f"model.name={close}; python -m runner.store models lists the versions") from None
+        if VERSION_SUFFIX.search(name):  # a version's name: made by a training, in the store it used
+            raise NotFoundError(err.what, where=f"model.name (the store at {getattr(platform, 'root', '?')})",
+                                fix="a version lives in the store of the run that trained it: point DATALOOP_PATH (or "
+                                    "platform.root) at that store, or copy the store (python -m runner.store models "
+                                    "lists the versions a store holds)") from None
         raise NotFoundError(err.what, where="model.name", fix=(err.fix or "").removesuffix(", or create it first")
                             + f", or train one first: a run with pipeline=train (or train_evaluate) and "
                               f"model.name={name} trains a version of it") from None

@@ -536,6 +536,11 @@ BAD_CONFIGS = {
                                   ["no model named 'no-such-model'", "where: model.name",
                                    "(python -m runner.store models lists them), or train one first: a run with "
                                    "pipeline=train (or train_evaluate) and model.name=no-such-model trains a version"]),
+    # a version's name, of another store: training under it would make a base model named like a version
+    "version-of-another-store": (["pipeline=evaluate", "model.name=sklearn-digits-20261125-151751-95a9"],
+                                 NotFoundError, ["no model named 'sklearn-digits-20261125-151751-95a9'",
+                                                 "a version lives in the store of the run that trained it: point "
+                                                 "DATALOOP_PATH (or platform.root) at that store"]),
     # a batch size of 0 predicted nothing and scored 0.0; the others failed after training
     "batch-size-zero": (["batch_size=0"], ConfigError, ["batch_size is 0", "where: batch_size"]),
     "batch-size-not-a-number": (["batch_size=abc"], ConfigError, ["'abc'", "batch_size=32"]),
