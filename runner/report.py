@@ -165,14 +165,15 @@ def markdown_table(sweep: Sweep) -> str:
 
 
 def csv_text(sweep: Sweep) -> str:
-    """One row per job, every swept param (full key), the job's own objective and every scalar metric;
-    values as recorded."""
+    """One row per job, every swept param (full key), then the settings every job shares (so CSVs of
+    two sweeps stack), the job's own objective and every scalar metric; values as recorded."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["job", "status", "best", *sweep.swept, "model_version", "objective_metric", "objective",
+    params = [*sweep.swept, *sweep.fixed]
+    writer.writerow(["job", "status", "best", *params, "model_version", "objective_metric", "objective",
                      *sweep.metric_names, "seconds", "error"])
     for job in sweep.jobs:
-        writer.writerow([job.name, job.status, job is sweep.best, *(job.param(k) or "" for k in sweep.swept),
+        writer.writerow([job.name, job.status, job is sweep.best, *(job.param(k) or "" for k in params),
                          job.model or "", job.metric or "", _raw(job.objective),
                          *(_raw(job.metrics.get(m)) for m in sweep.metric_names), _raw(job.seconds), job.error or ""])
     return out.getvalue()

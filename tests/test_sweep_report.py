@@ -147,7 +147,7 @@ def test_csv_has_one_row_per_job_with_every_scalar_metric(grid):
     build(grid, echo=False)
     rows = csv_rows(grid)
     assert [row["job"] for row in rows] == ["1", "3", "0", "2", "4"]
-    assert list(rows[0]) == ["job", "status", "best", "adapter.configuration.estimator.C", "model_version",
+    assert list(rows[0]) == ["job", "status", "best", "adapter.configuration.estimator.C", "seed", "debug", "model_version",
                              "objective_metric", "objective", "accuracy", "f1_macro", "n_items", "seconds", "error"]
     assert [row["best"] for row in rows] == ["True", "False", "False", "False", "False"]
     assert rows[0]["adapter.configuration.estimator.C"] == "1.0"
@@ -343,7 +343,7 @@ def test_a_multirun_with_a_failing_job_ends_with_the_report(tmp_path):
     assert rows[0]["best"] == "True" and not any(row["best"] == "True" for row in rows[1:])
     objectives = [float(row["objective"]) for row in rows[:4]]
     assert objectives == sorted(objectives, reverse=True)
-    assert "debug" not in rows[0] and "pipeline" not in rows[0]  # fixed, not swept
+    assert rows[0]["debug"] == "default" and rows[0]["pipeline"] == "train_evaluate"  # fixed, as given
     for row in rows:
         job = sweep / row["job"]
         record = json.loads((job / "run.json").read_text())
