@@ -10,6 +10,7 @@ import os
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
 from .model_details import day, flat, listing, model_details, scored_on
+from .report import PREFERRED, short_names
 from .store_lookup import meant_models
 from .text_table import aligned, did_you_mean, is_pattern, number_cell
 
@@ -85,7 +86,46 @@ def _evaluated_on(details: dict, subset: str | None = None) -> str:
                      metrics.get("configuration_changes"))
 
 
+# more versions than this: one row each (a sweep's dozens would run to thousands of columns side by side)
+SIDE_BY_SIDE = 5
+SHOWN_IN_ROWS = 3  # metrics of a row each, the preferred ones first (--json has every one)
+
+
 def print_comparison(compared: dict) -> None:
+    if len(compared["models"]) > SIDE_BY_SIDE:
+        _print_rows(compared)
+    else:
+        _print_side_by_side(compared)
+    _print_notes(compared)
+
+
+def _print_rows(compared: dict) -> None:
+    """One row per version: its status, the data it was scored on, the settings that differ and the
+    overrides that set it apart, beside a few metrics, so a setting lines up with its score."""
+    details = compared["models"]
+    differ = compared["configuration_differs"]
+    short = short_names(list(differ))
+    shown = sorted(compared["metrics"], key=lambda m: PREFERRED.index(m) if m in PREFERRED else len(PREFERRED))
+    shown = [m for m in shown if not m.startswith("n_")][:SHOWN_IN_ROWS]
+    overrides = _own_overrides(details, differ)
+    shared, names = _headers([d["name"] for d in details])
+    if shared:
+        print(f"versions {shared}... :")
+    header = ["version", "status", "evaluated on", *(short[k] for k in differ), *shown,
+              *(["run overrides"] if any(overrides) else [])]
+    rows = [[names[i], d["status"], _evaluated_on(d, compared["evaluated_on"]),
+             *(_cell(values[i]) for values in differ.values()),
+             *(number_cell(compared["metrics"][m][i]) + (BEST if i in compared["best"][m] else "") for m in shown),
+             *([overrides[i]] if any(overrides) else [])] for i, d in enumerate(details)]
+    print("\n".join(aligned(header, rows)))
+    renamed = [f"{name} = {key}" for key, name in short.items() if name != key]
+    if renamed:
+        print("settings: " + ", ".join(renamed))
+    if not differ:
+        print("configuration: the same")
+
+
+def _print_side_by_side(compared: dict) -> None:
     details = compared["models"]
     facts = {"status": [d["status"] for d in details], "dataset": [d["dataset"] or "" for d in details],
              "cloned from": [d["cloned_from"] or "" for d in details],
@@ -102,6 +142,17 @@ def print_comparison(compared: dict) -> None:
     if shared:
         print(f"versions {shared}... :")
     print("\n".join(aligned(["", *header], rows)))
+    differ = compared["configuration_differs"]
+    if not differ:
+        print("\nconfiguration: the same")
+    else:
+        print("\nconfiguration, the settings that differ:")
+        print("\n".join("  " + line for line in aligned(
+            ["setting", *header],
+            [[key, *(_cell(v) for v in values)] for key, values in differ.items()])))
+
+
+def _print_notes(compared: dict) -> None:
     if any(compared["best"].values()):
         print(f"({BEST.strip()}: the best of a metric; lower is better for losses and errors)")
     if not compared["evaluated_alike"]:
@@ -110,14 +161,6 @@ def print_comparison(compared: dict) -> None:
               "marked: " + (f"compare the evaluations each has on {' or '.join(common)} (--evaluated-on {common[0]})"
                             if common else "evaluate each on the same subset to compare them (python -m runner "
                                            "pipeline=evaluate model.name=<version>)"))
-    differ = compared["configuration_differs"]
-    if not differ:
-        print("\nconfiguration: the same")
-        return
-    print("\nconfiguration, the settings that differ:")
-    print("\n".join("  " + line for line in aligned(
-        ["setting", *header],
-        [[key, *(_cell(v) for v in values)] for key, values in differ.items()])))
 
 
 _CONFIGURATION_KEYS = ("adapter.configuration.", "model.configuration.")

@@ -48,7 +48,7 @@ def _shown(param: str | None) -> str:
         return param
 
 
-def _short_names(keys: list[str]) -> dict[str, str]:
+def short_names(keys: list[str]) -> dict[str, str]:
     """``adapter.configuration.estimator.C`` -> ``C``: the shortest dotted suffix no other key shares."""
     names = {}
     for key in keys:
@@ -69,7 +69,7 @@ def shown_metrics(sweep: Sweep) -> list[str]:
 
 def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     """The readable table: job, status, swept params, model version, objective, a few metrics, seconds."""
-    short = _short_names(sweep.swept)
+    short = short_names(sweep.swept)
     metrics = shown_metrics(sweep)
     objective = f"{sweep.metric or 'objective'} ({'max' if sweep.maximize else 'min'})"
     header = ["", "job", "status", *(short[k] for k in sweep.swept), "model version", objective, *metrics, "seconds"]
@@ -86,7 +86,7 @@ def _notes(sweep: Sweep) -> list[str]:
     lines = []
     if sweep.fixed:
         lines.append("fixed: " + ", ".join(f"{k}={v}" for k, v in sweep.fixed.items()))
-    short = _short_names(sweep.swept)
+    short = short_names(sweep.swept)
     renamed = [f"{name} = {key}" for key, name in short.items() if name != key]
     if renamed:
         lines.append("swept: " + ", ".join(renamed))

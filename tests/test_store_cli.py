@@ -757,6 +757,31 @@ def test_compare_leaves_out_of_the_overrides_row_the_settings_its_table_of_diffe
     assert ["estimator.C", "0.1", "1.0"] in rows
 
 
+def test_compare_of_many_versions_prints_a_row_each_with_its_settings_beside_its_scores(capsys):
+    """A sweep's dozens of versions side by side ran to thousands of columns, the settings below the
+    metrics; past a few, each version is a row."""
+    from runner.model_compare import SIDE_BY_SIDE, print_comparison
+
+    n = SIDE_BY_SIDE + 1
+    evaluation = {"dataset": "digits", "metrics": {"subset": "test", "n_items": 269}}
+    models = [{"name": f"sklearn-digits-20261125-1200{i:02d}-ab{i:02d}", "status": "trained", "evaluation": evaluation,
+               "overrides": [f"adapter.configuration.estimator.C={0.1 * (i + 1):.1f}", f"seed={i}", "dataset=digits"]}
+              for i in range(n)]
+    accuracy = [0.90 + 0.01 * i for i in range(n)]
+    print_comparison({"models": models, "evaluated_on": None, "evaluated_alike": True,
+                      "metrics": {"n_items": [269] * n, "accuracy": accuracy, "cohen_kappa": [0.8] * n},
+                      "best": {"accuracy": [n - 1], "n_items": [], "cohen_kappa": []},
+                      "configuration_differs": {"estimator.C": [round(0.1 * (i + 1), 1) for i in range(n)]}})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "versions sklearn-digits-20261125-... :"
+    assert lines[1].split() == ["version", "status", "evaluated", "on", "C", "accuracy", "cohen_kappa", "run",
+                                "overrides"]
+    rows = [line.split() for line in lines[3:3 + n]]
+    assert rows[0][:2] == ["...120000-ab00", "trained"] and rows[0][-4:-1] == ["0.1", "0.9000", "0.8000"]
+    assert rows[-1][-5:] == ["0.6", "0.9500", "*", "0.8000", f"seed={n - 1}"]  # C has its column; dataset= is shared
+    assert "settings: C = estimator.C" in lines and max(map(len, lines)) < 120
+
+
 def test_a_version_left_in_training_by_a_killed_process_is_named_as_such(platform, digits, versions, capsys):
     """A training records its host and pid: once that process is gone, listing, show and check say so,
     and delete-model takes it without --force; one whose process runs is still refused."""
