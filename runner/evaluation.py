@@ -136,6 +136,8 @@ def read_classification(platform: Platform, model: dl.Model, dataset: dl.Dataset
             if not gt:
                 problems.add("items without ground truth", item.id)
                 continue
+            if len({a["label"] for a in gt}) > 1:  # a multi-label item: one class is scored, said so
+                problems.add("items with several ground-truth classes (scored on the first stored)", item.id)
             if gt[0]["label"] not in index:
                 problems.add("ground truth with labels the model does not have", item.id)
                 continue

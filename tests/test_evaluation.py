@@ -265,6 +265,18 @@ def test_ground_truth_of_labels_outside_the_model_is_left_out_with_a_warning(pla
     assert "ground truth with labels the model does not have" in caplog.text
 
 
+def test_an_item_with_several_ground_truth_classes_is_named_as_scored_on_its_first(platform, classified, caplog):
+    dataset, rows, model = classified
+    platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[1]), rows[0]["id"], dataset.id)])
+    platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
+                                                   model, 0.9) for i, row in enumerate(rows)])
+    with caplog.at_level(logging.WARNING, logger="runner.evaluation"):
+        metrics = evaluate(platform, model, dataset, None)
+    kind = "items with several ground-truth classes (scored on the first stored)"
+    assert metrics["problems"][kind]["count"] == 1 and rows[0]["id"] in caplog.text
+    assert metrics["accuracy"] == 1.0  # item 0's first class, LABELS[0], is its prediction's
+
+
 def test_ground_truth_boxes_of_labels_outside_the_model_are_left_out(platform, images):
     dataset, rows = images
     model = platform.create_model("cats", dataset, labels=["cat"], output_type="box", subsets={})
