@@ -6,11 +6,13 @@ import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-
-import dtlpy as dl
+from typing import TYPE_CHECKING
 
 from .files import write_json
 from .text_table import number_cell
+
+if TYPE_CHECKING:  # dtlpy takes most of a second to import, and the report reads folders only
+    import dtlpy as dl
 
 
 class RunRecord:
