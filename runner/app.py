@@ -340,6 +340,20 @@ def _check_labels_meet(platform, model, dataset, steps: list[str]) -> None:
                        f" (its own dataset: {own_dataset})" if own else "")
 
 
+def _subclass_of(target: str | None, trained_by: str | None) -> bool:
+    """The run's adapter class derives from the one that trained the version (a fix of its predict, a
+    subclass that logs more): it loads the same artifacts, so it may use the version."""
+    from hydra.utils import get_class
+
+    try:
+        if issubclass(get_class(target), get_class(trained_by)):
+            logger.info("the adapter %s derives from %s, which trained the version: it loads it", target, trained_by)
+            return True
+    except Exception:  # noqa: BLE001 - a class that no longer imports: the refusal below names it
+        pass
+    return False
+
+
 def _trained_by(model) -> dict | None:
     """The adapter a version was trained with (``metadata.user.runner.adapter``), if the runner trained it."""
     return runner_metadata(model).get("adapter")
@@ -351,7 +365,8 @@ def _model(platform, dataset, settings: dict, steps: list[str], subsets: dict, r
     if "train" not in steps:
         model = stored_version(platform, spec["name"])
         trained_by = _trained_by(model)
-        if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_"):
+        if trained_by and trained_by.get("_target_") != settings["adapter"].get("_target_") \
+                and not _subclass_of(settings["adapter"].get("_target_"), trained_by.get("_target_")):
             option = trained_by.get("option")
             fix = f"adapter={option}" if option else "choose the adapter that trained it"
             what = f"model {model.name!r} was trained by the adapter {trained_by.get('_target_')!r}" + \

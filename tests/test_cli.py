@@ -713,6 +713,13 @@ def test_prepare_in_processes_scores_as_threads_do(tmp_path):
     assert other.returncode == 2, other.stdout + other.stderr
     assert "was trained by the adapter 'adapters.sklearn_classifier.SklearnImageClassifier' (adapter=sklearn)" \
         in other.stderr and "fix: adapter=sklearn (or no adapter= at all" in other.stderr
+    # a subclass of the adapter that trained it (a fixed predict) loads the same artifacts: it may
+    derived = ok(dlrun(tmp_path, "pipeline=evaluate", f"model.name={version}", "adapter=mine",
+                       _adapter_mine_in_a_config_folder(tmp_path)))
+    assert "the adapter mine_adapter.Mine derives from adapters.sklearn_classifier.SklearnImageClassifier, which " \
+           "trained the version: it loads it" in derived.stdout + derived.stderr
+    [derived_out] = output_dirs(derived.stdout)
+    assert read_json(derived_out / "metrics.json")["accuracy"] == read_json(threads_out / "metrics.json")["accuracy"]
 
 
 def test_a_bad_run_setting_in_a_training_run_stops_it_before_anything_is_stored(tmp_path):
