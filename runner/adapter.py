@@ -40,6 +40,7 @@ from .errors import (
 )
 from .gc_control import libraries_loading_in_job
 from .images import eight_bit
+from .off_model import OffModel, output_types
 from .paths import model_data_folder, model_folder
 from .platform import Platform, platform_of
 from .platform.base import filters_json
@@ -330,6 +331,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                 if problem:
                     raise returned_wrongly(ValueError(problem), self._defined_at("predict"))
                 self._boxes_outside.check(item, annotation)
+                self._off_model.check(self.model_entity, item, annotation)
             self._stamp(item, collection)
         return self.platform.encode_predictions(self.model_entity, items, collections)
 
@@ -346,9 +348,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
             return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                          lambda batch: self._predict_batch(batch, **kwargs), self._write_predictions,
                                          keep, encode=self._encode_predictions, own_files=self._own_files(),
-                                         defined_at=self._defined_at("predict"))
+                                         defined_at=self._defined_at("predict"),
+                                         prepared_at=self._defined_at("prepare_item_func"))
         finally:
             self._boxes_outside.warn()
+            self._off_model.warn(self.model_entity)
 
     def _own_files(self) -> tuple[str, ...]:
         """The source files of the adapter's own classes (not the runner's or dtlpy's): a failure is
@@ -362,12 +366,7 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return tuple(f for f in files if f)
 
     def _defined_at(self, function: str) -> str:
-        """``file:line in Class.function`` of the adapter's ``function``."""
-        method = getattr(type(self), function, None)
-        try:
-            return f"{inspect.getsourcefile(method)}:{inspect.getsourcelines(method)[1]} in {method.__qualname__}"
-        except (TypeError, OSError):
-            return f"{type(self).__name__}.{function}"
+        return defined_at(type(self), function)
 
     def _predict_batch(self, batch: list, **kwargs):
         started = time.perf_counter()
@@ -430,18 +429,23 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return value
 
     def train_model(self, model, cleanup=False, progress=None, context=None):
-        """status ``training`` → load → prepare_data → user ``train`` → save → status ``trained``. On an
-        exception: what is in output_path is saved (a checkpoint to resume from), status ``failed``."""
+        """status ``training`` → load → prepare_data → user ``train`` → save → status ``trained``. If ``train``
+        raises: what is in output_path is saved (a checkpoint to resume from), status ``failed``. The error
+        raised carries ``training_stopped``: (the function it stopped in, whether a checkpoint was saved)."""
         self._require("train", "train_model")
-        if model.status == "failed":
-            logger.warning("model %r failed before; training resumes from its saved checkpoint", model.name)
+        check_train_signature(type(self))  # before the status changes: train would fail as it is called
+        if model.status == "failed":  # a training that failed before train ran saved no checkpoint
+            logger.warning("model %r failed before%s", model.name, "; training resumes from its saved artifacts"
+                           if model.artifacts.list() else ", and has no artifacts: training starts from scratch")
         model.status = "training"
         # who trains it: a version a killed process left in status training is told from one in training now
         model.metadata.setdefault("user", {}).setdefault("runner", {})["training"] = training_claim.claim()
         model.update()
         root_path = output_path = None
+        stage = "load_from_model"
         try:
             self.load_from_model(model_entity=model)
+            stage = "prepare_data"
             root_path, data_path, output_path = self.prepare_data(dataset=self.model_entity.dataset)
 
             def on_epoch_end_callback(i_epoch, n_epoch):
@@ -450,16 +454,24 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                                     message=f"finished epoch {i_epoch + 1}/{n_epoch}")
                 logger.info("epoch %d/%d done", i_epoch + 1, n_epoch)
 
+            stage = "train"
             self.train(data_path=data_path, output_path=output_path, on_epoch_end_callback=on_epoch_end_callback)
+            stage = "save_to_model"
             self.save_to_model(local_path=output_path, replace=True)
+            stage = "saved"  # (a stop signal may still come before the status is)
             model.status = "trained"
             model.update()
-        except BaseException:
-            if output_path is not None:  # as dtlpy: the user save on the half-trained adapter, a checkpoint
+        except BaseException as err:
+            # a checkpoint only of a train that ran and failed: before it there is nothing trained to save,
+            # and after it the save has just failed (or stored the whole training)
+            saved = stage in ("train", "saved")
+            if stage == "train":  # as dtlpy: the user save on the half-trained adapter
                 try:
                     self.save_to_model(local_path=output_path, replace=True)
-                except Exception as err:  # noqa: BLE001 - the training error is the one to raise
-                    logger.warning("no checkpoint of the failed training was saved: %s", one_line(err))
+                except Exception as save_err:  # noqa: BLE001 - the training error is the one to raise
+                    saved = False
+                    logger.warning("no checkpoint of the failed training was saved: %s", one_line(save_err))
+            err.training_stopped = (stage, saved)  # what the version then holds, as a command-line run says
             model.status = "failed"
             model.update()
             raise
@@ -511,7 +523,8 @@ class BaseModelAdapter(dl.BaseModelAdapter):
         return self.batch_runner.run(items, batch_size, self.prepare_item_func,
                                      lambda batch: self.embed(batch, **kwargs),
                                      self._embed_store if upload else None, keep, name="embed",
-                                     own_files=self._own_files(), defined_at=self._defined_at("embed"))
+                                     own_files=self._own_files(), defined_at=self._defined_at("embed"),
+                                     prepared_at=self._defined_at("prepare_item_func"))
 
     def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
         """Embed in batches; store one vector per item in the model's feature set. Returns (items, vectors)."""
@@ -569,6 +582,7 @@ def _init_adapter_state(adapter) -> None:
     adapter.artifacts_path = None  # where load_from_model put the artifacts
     adapter.item_to_batch_mapping = {}
     adapter._boxes_outside = BoxesOutside()
+    adapter._off_model = OffModel()
 
 
 _NOT_COPIED = {"__init__", "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"}
@@ -595,8 +609,7 @@ def ground_truth_filter(output_type: str | None, include_model_annotations: bool
     """The annotations a model trains on: its output type (polygons and masks go together), and no
     model's predictions unless ``configuration.include_model_annotations``."""
     clauses = []
-    if output_type and output_type != "embedding":
-        types = ["segment", "binary"] if output_type in ("segment", "binary") else [output_type]
+    if types := output_types(output_type):
         clauses.append({"type": {"$in": types}})
     if not include_model_annotations:
         clauses.append({"metadata.system.model.name": {"$exists": False}})
@@ -646,14 +659,72 @@ def new_adapter(adapter_class: type, model: dl.Model):
     return adapter_class(model_entity=model) if _init_takes_model(adapter_class) else adapter_class()
 
 
-def _init_takes_model(adapter_class: type) -> bool:
+def _own_init(adapter_class: type) -> inspect.Signature | None:
+    """The signature of the class's own ``__init__``; None for the runner's or dtlpy's, or for one with
+    no signature to read (a builtin's or C extension's)."""
     own = getattr(adapter_class, "__wrapped_adapter__", adapter_class).__init__
     if own in (dl.BaseModelAdapter.__init__, BaseModelAdapter.__init__):
-        return False
+        return None
     try:
-        return "model_entity" in inspect.signature(own).parameters
-    except (TypeError, ValueError):  # a builtin's or C extension's __init__: no signature to read
-        return False
+        return inspect.signature(own)
+    except (TypeError, ValueError):
+        return None
+
+
+def _init_takes_model(adapter_class: type) -> bool:
+    signature = _own_init(adapter_class)
+    return signature is not None and "model_entity" in signature.parameters
+
+
+def check_adapter_class(adapter_class: type, steps: Sequence[str]) -> None:
+    """A ``ConfigError``, before a run stores anything, for a class ``new_adapter`` cannot build (an
+    ``__init__`` with a required argument besides ``model_entity``) or whose ``train`` cannot take the
+    call ``train_model`` makes."""
+    signature = _own_init(adapter_class)
+    after_self = list(signature.parameters.values())[1:] if signature else []
+    needed = [p.name for p in after_self if p.default is p.empty and p.name != "model_entity"
+              and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if needed:
+        own_class = getattr(adapter_class, "__wrapped_adapter__", adapter_class)  # not the binding's __init__
+        name = own_class.__name__
+        built_as = (f"{name}(model_entity=<the model version>), as Dataloop does" if "model_entity" in
+                    signature.parameters else f"{name}() (and as {name}(model_entity=<the model version>), as "
+                    "Dataloop does, when __init__ takes model_entity)")
+        raise ConfigError(
+            f"{name}.__init__{signature} needs {', '.join(map(repr, needed))}, which a run does not give: it builds "
+            f"the adapter as {built_as}", where=defined_at(own_class, "__init__"),
+            fix=f"give {', '.join(needed)} a default, or read {'it' if len(needed) == 1 else 'them'} from the model's "
+                f"configuration in load (self.configuration.get({needed[0]!r}, <default>); set with "
+                f"adapter.configuration.{needed[0]}=... on the command line)")
+    if "train" in steps:
+        check_train_signature(adapter_class)
+
+
+def check_train_signature(adapter_class: type) -> None:
+    """``train`` takes ``train_model``'s call, keywords and all, or a ``ConfigError`` naming its signature."""
+    train = adapter_class.train
+    try:
+        signature = inspect.signature(train)
+        signature.bind(None, data_path="", output_path="", on_epoch_end_callback=None)  # None for self
+    except ValueError:  # no signature to read: the call will tell
+        return
+    except TypeError as err:
+        raise ConfigError(
+            f"{train.__qualname__}{signature} cannot take the call train_model makes, train(data_path=..., "
+            f"output_path=..., on_epoch_end_callback=...): {err}", where=defined_at(adapter_class, "train"),
+            fix="define it with dtlpy's signature, train(self, data_path, output_path, **kwargs) (the callback, "
+                "which reports each epoch's end, comes in kwargs)") from None
+
+
+def defined_at(adapter_class: type, function: str) -> str:
+    """``file:line in Class.function`` of ``function`` of the adapter class."""
+    # a decorated one (@torch.no_grad(), any functools.wraps wrapper) is the decorator's function, in
+    # the library's file: its __wrapped__ chain ends at the adapter's own
+    method = inspect.unwrap(getattr(adapter_class, function, None))
+    try:
+        return f"{inspect.getsourcefile(method)}:{inspect.getsourcelines(method)[1]} in {method.__qualname__}"
+    except (TypeError, OSError):
+        return f"{adapter_class.__name__}.{function}"
 
 
 def bind_adapter_class(cls: type) -> type:

@@ -152,19 +152,21 @@ class BatchRunner:
     def run(self, items: Iterable, batch_size: int, prepare: Callable[[Any], Any],
             infer: Callable[[list], Sequence[Any]], store: Callable[[list, Any], Any] | None,
             keep_outputs: bool, encode: Callable[[list, Sequence[Any]], Any] | None = None,
-            name: str = "predict", own_files: tuple[str, ...] = (), defined_at: str = "") -> BatchResult:
+            name: str = "predict", own_files: tuple[str, ...] = (), defined_at: str = "",
+            prepared_at: str = "") -> BatchResult:
         """``infer`` gets the prepared inputs of a batch and returns one output per item;
         ``encode(items, outputs)``, when given, runs right after it on the caller's thread (the
         CPU-bound part of storing); ``store(items, encoded or outputs)`` runs on the writer thread and
         its return replaces the outputs kept. ``defined_at`` (``file:line in Class.function``) is where
-        an output of the wrong kind or count is reported: the check is here, the mistake in ``infer``."""
+        an output of the wrong kind or count is reported: the check is here, the mistake in ``infer``;
+        ``prepared_at`` likewise where a ``None`` from ``prepare`` is."""
         keep_freed_memory()
         with responsive_switching():
             return self._run(items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files,
-                             defined_at)
+                             defined_at, prepared_at)
 
     def _run(self, items, batch_size, prepare, infer, store, keep_outputs, encode, name, own_files,
-             defined_at) -> BatchResult:
+             defined_at, prepared_at) -> BatchResult:
         submit_chunk, store_pool = self._pools()
         result = BatchResult(own_files=own_files)
         pending_stores: deque[tuple[list, Future]] = deque()
@@ -203,7 +205,13 @@ class BatchRunner:
             ready_items, inputs = [], []
             prepared = (outcome for chunk, future in futures for outcome in _outcomes(chunk, future))
             for item, (value, err) in zip(batch, prepared, strict=True):
-                if err is None:
+                if err is None and value is None:
+                    # a None among the batch's inputs would fail the whole batch in np.stack or torch.stack,
+                    # with a message that names neither the item nor prepare_item_func
+                    result.fail([item], returned_wrongly(TypeError(
+                        f"prepare_item_func returned None for item {item.id} ({prepared_at}): it must return the "
+                        f"item's input to {name}; raise an exception to fail an item"), prepared_at))
+                elif err is None:
                     inputs.append(value)
                     ready_items.append(item)
                 else:

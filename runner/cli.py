@@ -126,8 +126,18 @@ def _kept_version_note(err: BaseException) -> str:
         command = use_command(name, launch).get("evaluate") or f"pipeline=evaluate model.name={name}"
         return (f"\n  kept: model version {name} had finished training (status trained); {when}"
                 f"{command} scores it without training again")
-    saved = (f"with what its training had saved; {train_again_command(launch, name) or f'model.name={name}'} trains "
-             "it again from there" if artifacts else "with no artifacts saved (its save after the failure stored none)")
+    # where train_model says the training stopped; an error it did not pass on (raised around it) is taken
+    # as a failed train, with a checkpoint when the version holds artifacts
+    stage, checkpoint = getattr(err, "training_stopped", ("train", bool(artifacts)))
+    if checkpoint:
+        saved = (f"with what its training had saved; {train_again_command(launch, name) or f'model.name={name}'} "
+                 "trains it again from there")
+    else:
+        saved = "with no artifacts saved " + (
+            "(its save after the failure stored none)" if stage == "train" else
+            "(train had ended, then its save stored none)" if stage == "save_to_model" else
+            f"({stage} failed, so train never ran)") + (
+            ": it holds those of the version it was made from" if artifacts else "")
     return (f"\n  kept: model version {name}, status failed, {saved}; "
             f"python -m runner.store delete-model {name} removes it")
 

@@ -86,8 +86,8 @@ class SaveWroteNothing(ArtifactError):
 
 
 class AdapterOutputError(RunnerError):
-    """What the adapter's code returned is wrong (predictions with labels its model lacks): a mistake
-    in its code, so the CLI exits 1, as for an exception it raised."""
+    """What the adapter's code returned is wrong (predictions with labels its model lacks, or of another
+    type than its output type): a mistake in its code, so the CLI exits 1, as for an exception it raised."""
 
     exit_code = 1
 

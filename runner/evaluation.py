@@ -19,6 +19,7 @@ import numpy as np
 from .configuration import is_number
 from .errors import AdapterOutputError, RunnerError
 from .metrics import Boxes, SegmentationAccumulator, classification_metrics, coco_box_metrics, confidence_of
+from .off_model import LABELS_FIX, TYPES_FIX
 from .platform import Platform
 from .platform.annotation_json import model_stamp
 from .text_table import closest
@@ -83,11 +84,9 @@ def _refuse_other_types_only(problems: Problems, types: list[str], n_predictions
     kind = _other_type(types)
     if kind in problems.counts and n_predictions == 0:
         found = ", ".join(repr(t) for t in sorted(problems.other_types))
-        raise RunnerError(f"model {model.name!r} stored predictions of type {found}, not of its output type "
-                          f"{model.output_type!r}, so none can be scored: {problems.describe(kind)}",
-                          where=f"model {model.name!r}, output_type {model.output_type!r}",
-                          fix="make predict return annotations of the output type, or set the adapter's "
-                              "output_type (adapter.output_type=...) to the type predict returns")
+        raise AdapterOutputError(f"model {model.name!r} stored predictions of type {found}, not of its output type "
+                                 f"{model.output_type!r}, so none can be scored: {problems.describe(kind)}",
+                                 where=f"model {model.name!r}, output_type {model.output_type!r}", fix=TYPES_FIX)
 
 
 def _unknown_labels(bad: str, unknown: set[str], problems: Problems, model: dl.Model, labels: list[str]) -> RunnerError:
@@ -95,9 +94,7 @@ def _unknown_labels(bad: str, unknown: set[str], problems: Problems, model: dl.M
     named = ", ".join(f"{label!r}" + (f" (did you mean {meant!r}?)" if meant else "") for label, meant in close.items())
     return AdapterOutputError(f"{bad}: {named}; {problems.counts[bad]} such prediction(s), on items "
                               f"{problems.items(bad)}",
-                       where=f"model {model.name!r}, labels {labels}",
-                       fix="make the adapter's predict use the model's labels (self.model_entity.labels; labels are "
-                           "case-sensitive), or add those labels to the model (model.labels)")
+                              where=f"model {model.name!r}, labels {labels}", fix=LABELS_FIX)
 
 
 @dataclass

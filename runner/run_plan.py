@@ -47,7 +47,7 @@ class Plan:
 
 
 def plan(cfg: DictConfig) -> Plan:
-    from .adapter import bind_adapter_class
+    from .adapter import bind_adapter_class, check_adapter_class
     from .evaluation import leave_out_shadowing_metric
     from .locating import locate
 
@@ -99,6 +99,7 @@ def plan(cfg: DictConfig) -> Plan:
                                   f"{adapter_class.__name__} does not define", where=f"adapter._target_ {target!r}",
                                   fix=f"define {name} on the adapter, or choose a pipeline without {step}"
                                       + _pipelines_it_runs(adapter_class))
+    check_adapter_class(adapter_class, steps)
     metric_functions: dict[str, Any] = {}
     metrics = settings.get("metrics") or {}
     output_type = settings["model"].get("output_type")

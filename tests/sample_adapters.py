@@ -143,7 +143,8 @@ class EvaluateReturnsModel(SklearnImageClassifier):
 
 class PrepareReportsWhere(BaseModelAdapter):
     """prepare_item_func returns where it ran (process id) and what ``load`` read from the artifacts;
-    it raises on the names in ``configuration.fail_names`` and ends its process on ``configuration.exit_name``;
+    it raises on the names in ``configuration.fail_names``, returns None for those in ``configuration.none_names``
+    and ends its process on ``configuration.exit_name``;
     ``configuration.fail_load_in_workers`` makes ``load`` fail in any process but the main one;
     ``configuration.return_generator`` returns a value that does not pickle.
     predict labels each item with that process id, so the stored annotations show where it was prepared."""
@@ -163,6 +164,8 @@ class PrepareReportsWhere(BaseModelAdapter):
     def prepare_item_func(self, item):
         if item.name in self.configuration.get("fail_names", []):
             raise ValueError(f"cannot prepare {item.name}\nsecond line of the message")
+        if item.name in self.configuration.get("none_names", []):
+            return None  # a path of the function that forgot its return
         if item.name == self.configuration.get("exit_name"):
             os._exit(3)  # a worker that dies (out of memory, a crash in a C library)
         if self.configuration.get("return_generator"):

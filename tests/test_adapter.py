@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from adapters.sklearn_classifier import SklearnImageClassifier
 from runner import BaseModelAdapter, bind_adapter_class
@@ -299,6 +300,21 @@ def test_a_predict_that_returns_raw_lists_per_item_is_reported_at_the_adapters_p
     assert platform.store.count_annotations(digits.id, "raw") == 0
 
 
+class NoGradDicts(FlakyAdapter):
+    fail_names: set[str] = set()
+
+    @torch.no_grad()
+    def predict(self, batch, **kwargs):
+        return [{"label": "0", "confidence": 1.0} for _ in batch]  # dicts, not dl.AnnotationCollections
+
+
+def test_a_decorated_predict_is_reported_at_the_adapters_own_line_not_the_decorators(platform, digits):
+    """@torch.no_grad(), the usual decorator of a predict, wraps it in a function of torch's file: the
+    place named is the adapter's file and line."""
+    _items, err = _failed_at_predict(platform, digits, NoGradDicts, "nograd", batch_size=4, count=8)
+    assert "its list held dict (8 items)" in str(err.value) and "torch" not in str(err.value)
+
+
 class WidthAsRight(FlakyAdapter):
     """Passes a width and height as dl.Box's right and bottom, the usual mistake."""
     fail_names: set[str] = set()
@@ -343,6 +359,42 @@ def test_predicted_boxes_wholly_outside_their_image_are_counted_in_one_warning(p
                         "on a 8x8 image), so they score as false positives: are the coordinates in the item's own "
                         "pixels, not the resized input's?"], warnings
     assert platform.store.count_annotations(digits.id, "scaled") == 20
+
+
+def test_predictions_outside_the_models_labels_or_output_type_are_stored_and_named_in_one_warning(platform, digits,
+                                                                                                   caplog):
+    """Dataloop stores them, and so does predict; evaluate refuses them later, so the predict call ends
+    with one warning per kind: the counts, the labels or types, a few items and the fix."""
+    import dtlpy as dl
+
+    class OffModel(FlakyAdapter):
+        fail_names: set[str] = set()
+
+        def predict(self, batch, **kwargs):
+            collections = []
+            for _ in batch:
+                collection = dl.AnnotationCollection()
+                for definition in (dl.Classification(label="ten"), dl.Box(left=1, top=1, right=4, bottom=4, label="1"),
+                                   dl.Classification(label="3")):
+                    collection.add(annotation_definition=definition,
+                                   model_info={"name": self.model_entity.name, "confidence": 0.5})
+                collections.append(collection)
+            return collections
+
+    model = platform.create_model("off", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
+    items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:10]
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        OffModel(model_entity=model).predict_items(items)
+    examples = f"(items {items[0].id}, {items[1].id}, {items[2].id}, ...)"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"10 predictions on 10 items have labels model 'off' does not have: 'ten' (10) {examples}; they are "
+        "stored, as Dataloop stores them, but evaluate refuses them: make the adapter's predict use the model's labels "
+        "(self.model_entity.labels; labels are case-sensitive), or add those labels to the model (model.labels)",
+        f"10 predictions on 10 items have annotation types other than the output type of model 'off' ('class'): "
+        f"'box' (10) {examples}; they are stored, as Dataloop stores them, but evaluate does not score them: make "
+        "predict return annotations of the output type, or set the adapter's output_type (adapter.output_type=...) "
+        "to the type predict returns"]
+    assert platform.store.count_annotations(digits.id, "off") == 30
 
 
 def test_one_collection_object_returned_for_every_item_is_stored_for_each(platform, digits):
@@ -473,8 +525,9 @@ def test_train_failure_saves_the_checkpoint_marks_failed_and_resumes(platform, d
                 super().save(local_path)
 
     adapter = CrashesAfterCheckpoint()
-    with pytest.raises(RuntimeError, match="epoch 4"):
+    with pytest.raises(RuntimeError, match="epoch 4") as err:
         adapter.train_model(model)
+    assert err.value.training_stopped == ("train", True)
     assert platform.get_model(model.id).status == "failed"
     assert [a.local_path for a in model.artifacts.list()] == ["checkpoint.txt"]
     adapter.train_model(platform.get_model(model.id))
@@ -500,11 +553,61 @@ def test_a_failed_training_calls_save_as_dtlpy_does_though_train_wrote_no_file(p
             raise RuntimeError("no memory")
 
     fresh = platform.create_model("fresh", digits, configuration={"batch_size": 32}, subsets=SUBSETS)
-    with caplog.at_level(logging.WARNING, logger="runner"), pytest.raises(RuntimeError, match="no memory"):
+    with caplog.at_level(logging.WARNING, logger="runner"), pytest.raises(RuntimeError, match="no memory") as err:
         CrashesBeforeItHasAModel().train_model(fresh)
+    assert err.value.training_stopped == ("train", False)
     # its save has nothing to save: said as a warning, the training's error is the one raised
     assert "no checkpoint of the failed training was saved: ValueError: nothing to save" in caplog.text
     assert platform.get_model(fresh.id).status == "failed" and not fresh.artifacts.list()
+
+
+class NoKwargsTrain(SklearnImageClassifier):
+    def train(self, data_path, output_path):
+        super().train(data_path, output_path)
+
+
+def test_a_train_without_kwargs_is_refused_with_its_signature_before_the_model_changes(platform, model):
+    """train_model calls train with on_epoch_end_callback, as dtlpy does: a train without **kwargs is
+    named with its signature and the fix, before the status changes or anything is saved."""
+    import inspect
+
+    with pytest.raises(ConfigError) as err:
+        NoKwargsTrain().train_model(model)
+    assert err.value.what == (
+        "NoKwargsTrain.train(self, data_path, output_path) cannot take the call train_model makes, train(data_path=..., "
+        "output_path=..., on_epoch_end_callback=...): got an unexpected keyword argument 'on_epoch_end_callback'")
+    assert err.value.where == f"{__file__}:{inspect.getsourcelines(NoKwargsTrain.train)[1]} in NoKwargsTrain.train"
+    assert "train(self, data_path, output_path, **kwargs)" in err.value.fix
+    stored = platform.get_model(model.id)
+    assert stored.status == "created" and not stored.artifacts.list()
+
+
+def test_a_failed_training_says_where_it_stopped_and_saves_no_checkpoint_outside_train(platform, digits, model,
+                                                                                       caplog):
+    """``training_stopped``: (the function the training stopped in, whether a checkpoint was saved). A
+    load that fails comes before train: nothing is saved. A save that writes nothing after a train
+    that ended is not called again, nor said to lose a failed training's checkpoint."""
+    class LoadFails(SklearnImageClassifier):
+        def load(self, local_path, **kwargs):
+            raise RuntimeError("corrupted header")
+
+    class SavesNothing(SklearnImageClassifier):
+        saves = 0
+
+        def save(self, local_path, **kwargs):
+            SavesNothing.saves += 1
+
+    with caplog.at_level(logging.WARNING, logger="runner"):
+        with pytest.raises(RuntimeError, match="corrupted header") as err:
+            LoadFails().train_model(model)
+        assert err.value.training_stopped == ("load_from_model", False)
+        with pytest.raises(ArtifactError, match="wrote no files") as err:
+            SavesNothing().train_model(model)
+    assert err.value.training_stopped == ("save_to_model", False) and SavesNothing.saves == 1
+    assert "no checkpoint" not in caplog.text
+    # (the failed load saved nothing: a second training starts from scratch, not from a checkpoint)
+    assert "model 'digits-lr' failed before, and has no artifacts: training starts from scratch" in caplog.text
+    assert platform.get_model(model.id).status == "failed" and not model.artifacts.list()
 
 
 def test_cleanup_deletes_the_local_data_copy(digits, model):

@@ -967,6 +967,97 @@ def test_a_key_added_with_plus_that_is_a_letter_off_its_neighbour_is_named_in_a_
     assert "added with '+'" not in replaced.stdout
 
 
+def _adapter_option(tmp_path: Path, option: str, source: str) -> str:
+    """An adapter option ``option`` of a config folder in ``tmp_path``: the sklearn option's file, for the
+    class ``Adapter`` of ``<option>_adapter.py``, written from ``source``; returns the override that
+    searches the folder."""
+    (tmp_path / f"{option}_adapter.py").write_text(source)
+    folder = tmp_path / "extra" / "adapter"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{option}.yaml").write_text((CONF_DIR / "adapter" / "sklearn.yaml").read_text().replace(
+        "adapters.sklearn_classifier.SklearnImageClassifier", f"{option}_adapter.Adapter").replace(
+        "name: sklearn", f"name: {option}"))
+    return f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+
+
+_SKLEARN = "from adapters.sklearn_classifier import SklearnImageClassifier\n\n\nclass Adapter(SklearnImageClassifier):\n"
+
+
+@pytest.mark.parametrize(("code", "says"), [
+    ("    def __init__(self, threshold, model_entity=None):\n"
+     "        super().__init__(model_entity=model_entity)\n",
+     ["error: Adapter.__init__(self, threshold, model_entity=None) needs 'threshold', which a run does not give: it "
+      "builds the adapter as Adapter(model_entity=<the model version>), as Dataloop does", ":5 in Adapter.__init__",
+      "fix: give threshold a default, or read it from the model's configuration in load "
+      "(self.configuration.get('threshold', <default>)"]),
+    ("    def train(self, data_path, output_path):\n"
+     "        super().train(data_path, output_path)\n",
+     ["error: Adapter.train(self, data_path, output_path) cannot take the call train_model makes, train(data_path=..., "
+      "output_path=..., on_epoch_end_callback=...): got an unexpected keyword argument 'on_epoch_end_callback'",
+      ":5 in Adapter.train", "fix: define it with dtlpy's signature, train(self, data_path, output_path, **kwargs)"]),
+], ids=["init-with-a-required-argument", "train-without-kwargs"])
+def test_an_adapter_the_runner_cannot_build_or_train_is_refused_before_a_version_is_made(tmp_path, code, says):
+    """The runner builds the class as Adapter() or Adapter(model_entity=...), and calls train with
+    on_epoch_end_callback, as Dataloop does: a class that cannot take either is a configuration that
+    cannot run, found before anything is stored (no version left behind in status created or failed)."""
+    result = dlrun(tmp_path, "adapter=strict", _adapter_option(tmp_path, "strict", _SKLEARN + code))
+    assert result.returncode == 2, result.stdout + result.stderr
+    for text in says:
+        assert text in result.stderr, result.stderr
+    assert f"where: {tmp_path / 'strict_adapter.py'}:5" in result.stderr
+    assert "Traceback" not in result.stderr and "kept:" not in result.stderr
+    assert not (tmp_path / "dl" / "local").exists()
+
+
+@pytest.mark.parametrize(("code", "says"), [
+    ("    def load(self, local_path, **kwargs):\n"
+     "        raise RuntimeError('cannot open weights: corrupted header')\n",
+     "with no artifacts saved (load_from_model failed, so train never ran)"),
+    ("    def save(self, local_path, **kwargs):\n"
+     "        pass\n",
+     "with no artifacts saved (train had ended, then its save stored none)"),
+], ids=["load-fails", "save-writes-nothing"])
+def test_a_failed_training_is_said_to_have_saved_only_what_it_saved(tmp_path, code, says):
+    """A training that stops before train runs has no checkpoint, nor a save after the failure; one whose
+    save fails after train ended is not said to have failed in train."""
+    result = dlrun(tmp_path, "adapter=failing", "pipeline=train", "hydra.run.dir=run",
+                   _adapter_option(tmp_path, "failing", _SKLEARN + code))
+    assert result.returncode == 1, result.stdout + result.stderr
+    name = read_json(tmp_path / "run" / "run.json")["model"]["name"]
+    assert result.stderr.rstrip().endswith(
+        f"kept: model version {name}, status failed, {says}; python -m runner.store delete-model {name} removes it"), \
+        result.stderr
+
+
+@pytest.mark.parametrize(("definition", "warned", "refused"), [
+    ("dl.Classification(label=f'digit {a.label}')", "have labels model '{name}' does not have: 'digit ",
+     "error: predictions with labels the model does not have: 'digit "),
+    ("dl.Box(left=0, top=0, right=4, bottom=4, label=a.label)",
+     "have annotation types other than the output type of model '{name}' ('class'): 'box' (269)",
+     "error: model '{name}' stored predictions of type 'box', not of its output type 'class', so none can be scored"),
+], ids=["labels", "types"])
+def test_a_predict_outside_the_models_labels_or_type_warns_and_its_evaluation_exits_1(tmp_path, definition, warned,
+                                                                                      refused):
+    """As on Dataloop, a predict run stores such predictions, with a warning that says what evaluate will
+    make of them; evaluate refuses them as a mistake of the adapter's predict: exit 1 either way."""
+    search = _adapter_option(tmp_path, "offmodel", "import dtlpy as dl\n" + _SKLEARN + (
+        "    def predict(self, batch, **kwargs):\n"
+        "        out = []\n"
+        "        for collection in super().predict(batch, **kwargs):\n"
+        "            new = dl.AnnotationCollection()\n"
+        "            for a in collection:\n"
+        f"                new.add(annotation_definition={definition},\n"
+        "                        model_info={'name': self.model_entity.name, 'confidence': 1.0})\n"
+        "            out.append(new)\n"
+        "        return out\n"))
+    predicted = ok(dlrun(tmp_path, "adapter=offmodel", "pipeline.steps=[train,predict]", search))
+    name = read_json(output_dirs(predicted.stdout)[0] / "model.json")["name"]
+    assert f"269 predictions on 269 items {warned.format(name=name)}" in predicted.stdout, predicted.stdout
+    evaluated = dlrun(tmp_path, "pipeline=evaluate", f"model.name={name}", search)
+    assert evaluated.returncode == 1, evaluated.stdout + evaluated.stderr
+    assert refused.format(name=name) in evaluated.stderr, evaluated.stderr
+
+
 def test_an_adapters_error_is_one_message_with_the_traceback_in_the_runs_log(tmp_path):
     result = dlrun(tmp_path, "adapter=torch_cnn", "adapter.configuration.optimizer=adamw", "hydra.run.dir=run")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -1071,6 +1162,16 @@ def test_the_kept_version_note_says_what_to_do_for_how_the_run_stopped():
     assert _kept_version_note(error) == ("\n  kept: model version v2, status failed, with no artifacts saved (its "
                                          "save after the failure stored none); python -m runner.store delete-model v2 "
                                          "removes it")
+    # where train_model says the training stopped (runner.adapter): nothing is said to be saved that was not
+    for stopped, artifacts, says in (
+            (("load_from_model", False), 0, "with no artifacts saved (load_from_model failed, so train never ran)"),
+            (("prepare_data", False), 2, "with no artifacts saved (prepare_data failed, so train never ran): it holds "
+                                         "those of the version it was made from"),
+            (("save_to_model", False), 0, "with no artifacts saved (train had ended, then its save stored none)"),
+            (("train", True), 1, "with what its training had saved; model.name=v2 trains it again from there")):
+        error.training_stopped, error.kept_version = stopped, ("v2", "failed", artifacts, None)
+        assert _kept_version_note(error) == (f"\n  kept: model version v2, status failed, {says}; python -m "
+                                             "runner.store delete-model v2 removes it")
 
 
 def test_a_sigterm_during_a_runs_last_writes_waits_for_them():

@@ -323,6 +323,7 @@ def test_predictions_of_another_type_than_the_output_type_are_not_scored_in_sile
     assert "stored predictions of type 'box', not of its output type 'class', so none can be scored: 5" in \
         str(err.value)
     assert "adapter.output_type" in str(err.value)
+    assert err.value.exit_code == 1  # the adapter's predict's mistake, as an unknown label is
 
     platform.store.insert_annotations([_annotation(dl.Classification(label=LABELS[i % 3]), row["id"], dataset.id,
                                                    model, 0.9) for i, row in enumerate(rows)])

@@ -3,6 +3,7 @@ the failure reports and the store writes of the thread pipeline."""
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
@@ -30,8 +31,9 @@ def _test_items(platform, digits, n: int) -> list:
 
 
 def _failed_run(platform, digits, items: list, **configuration) -> PredictionError:
-    """``predict_items(items)`` on prepare processes, with ``PrepareReportsWhere`` configured so: its error."""
-    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", prepare_in="processes", **configuration)
+    """``predict_items(items)`` on prepare processes (unless ``prepare_in`` says threads), with
+    ``PrepareReportsWhere`` configured so: its error."""
+    adapter = _adapter(platform, digits, PrepareReportsWhere, "where", **{"prepare_in": "processes", **configuration})
     try:
         with pytest.raises(PredictionError) as err:
             adapter.predict_items(items)
@@ -91,6 +93,23 @@ def test_a_failure_in_a_worker_is_reported_per_item_at_the_adapter_line(platform
     assert "sample_adapters.py" in message and "in prepare_item_func" in message
     assert "second line of the message" in message  # the whole first failure, once
     assert 'raise ValueError(f"cannot prepare' in err.traceback_text  # the worker's traceback
+    assert platform.store.count_annotations(digits.id, "where") == 22
+
+
+@pytest.mark.parametrize("prepare_in", ["threads", "processes"])
+def test_a_prepare_item_func_that_returns_none_fails_those_items_alone(platform, digits, prepare_in):
+    """A None among a batch's inputs would fail the whole batch in predict (np.stack, torch.stack), with a
+    message that names neither the item nor prepare_item_func: the item fails, named with the line of
+    prepare_item_func, and the rest of its batch is predicted and stored."""
+    items = _test_items(platform, digits, 24)
+    nones = [items[2], items[13]]
+    err = _failed_run(platform, digits, items, prepare_in=prepare_in, none_names=[item.name for item in nones])
+    line = inspect.getsourcelines(PrepareReportsWhere.prepare_item_func)[1]
+    at = f"{inspect.getsourcefile(PrepareReportsWhere)}:{line} in PrepareReportsWhere.prepare_item_func"
+    assert err.failed == {item.id: f"TypeError: prepare_item_func returned None for item {item.id} ({at}): it must "
+                                   "return the item's input to predict; raise an exception to fail an item"
+                          for item in nones}
+    assert f"the first failure was raised at {at} (what it returned)" in str(err)
     assert platform.store.count_annotations(digits.id, "where") == 22
 
 
