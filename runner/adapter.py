@@ -142,6 +142,11 @@ class BaseModelAdapter(dl.BaseModelAdapter):
                                              self._process_prepare())
         return self._batch_runner
 
+    def close_pools(self, failed: bool = False) -> None:
+        """End the prepare and writer pools, when a step started them (see ``BatchRunner.close``)."""
+        if self._batch_runner is not None:
+            self._batch_runner.close(failed=failed)
+
     def _process_prepare(self):
         """``configuration.prepare_in``: None (threads), or what makes the prepare worker processes."""
         if self.configuration.get("prepare_in", "threads") == "threads":

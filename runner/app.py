@@ -691,9 +691,9 @@ def _run(cfg: DictConfig, the_plan: Plan, output_dir: Path, record: RunRecord) -
                 count = record.items["embedded"] = adapter.embed_dataset(dataset, filters=subset_filter("embed_subset"))
                 logger.info("embedded %d items", count)
     except BaseException:  # a failed step's prepare and writer threads (and processes) end with it
-        adapter.batch_runner.close(failed=True)
+        adapter.close_pools(failed=True)
         raise
-    adapter.batch_runner.close()
+    adapter.close_pools()
 
     interrupts.hold()  # the steps are done: a signal now waits until run.json says so (runner/interrupts.py)
     model = platform.get_model(model.id)

@@ -140,7 +140,7 @@ def run_in_shards(adapter, operation: str, dataset, filters: dict | None, batch_
         with _remote_workers(sharding) as submit:
             outcomes = _dispatch(tasks, here, submit, sharding.workers - 1)
     finally:
-        adapter._batch_runner.close()
+        adapter.close_pools()
         adapter._batch_runner = own_runner
 
     processed, failed, first = 0, {}, None
