@@ -502,8 +502,8 @@ def _restore(platform, found, moved: dict[str, str]) -> None:
         if source and name in moved:
             source = {**source, "folder": moved[name]}
         if not source or "_target_" not in source:
-            print(f"restore: dataset {name!r} records no import source (it was imported from Python): import it "
-                  "again the same way, from the same files")
+            print(f"restore: dataset {name!r} records no import source (imported before imports recorded theirs): "
+                  "import it again the same way, from the same files")
             continue
         print(f"restore: importing dataset {name!r} again from {source.get('folder') or source['_target_']}")
         for m in found.missing:  # a damaged file goes, for the import to write it whole (one cut short it would)

@@ -70,7 +70,7 @@ def test_lists_datasets_and_models_with_their_latest_metrics(platform, digits, v
     [row] = listed(platform, capsys, "datasets")
     assert (row["name"], row["items"], row["annotations"], row["predictions"], row["models"]) == \
         ("digits", 1797, 1797, 2 * n_test, 3)
-    assert row["source"] is None  # imported from Python, not from a run's dataset.source
+    assert row["source"] == {"_target_": "runner.data.import_digits", "dataset_name": "digits"}  # from Python, as a run
 
     rows = {r["name"]: r for r in listed(platform, capsys, "models")}
     assert list(rows) == ["digits-lr", "digits-lr-v1", "digits-lr-v2"]  # oldest first
@@ -600,6 +600,8 @@ def test_check_finds_files_cut_short_or_changed_and_their_reads_name_them(platfo
         SklearnImageClassifier(model_entity=v1).load_from_model(v1)
     assert err.value.where == platform.blobs.path(artifact_blob)
 
+    with platform.store.write() as con:  # as a store from before every import recorded its source
+        con.execute("DELETE FROM meta WHERE key = ?", (f"import_source:{digits.id}",))
     code, out, _err = store(platform, capsys, "check", "--verify", "--restore")
     assert "dataset 'digits' records no import source" in out and "damaged: the files of 2 item(s)" in out  # kept
     platform.record_import_source(digits, {"_target_": "runner.data.import_digits"})  # as a run records it
