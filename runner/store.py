@@ -8,6 +8,8 @@
     python -m runner.store delete-dataset shapes --with-models
     python -m runner.store export digits digits-export/ --model <version> --dir /test
     python -m runner.store export new predictions.csv --model <version> --no-ground-truth
+    python -m runner.store export-model <version> model.zip    # one version, to import into another store
+    python -m runner.store import-model model.zip --dataset digits
     python -m runner.store vectors <version> vectors.npz    # the feature vectors of pipeline=embed (.npz or .csv)
     python -m runner.store studies                          # the Optuna studies, the version of each one's best
     python -m runner.store delete-study digits_sklearn_validation
@@ -46,6 +48,7 @@ from .errors import NotFoundError, RunnerError  # noqa: E402
 from .export_formats import FORMATS, SUFFIXES, coco_json, csv_text  # noqa: E402
 from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
 from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
+from .model_transfer import export_model, import_model  # noqa: E402
 from .platform.annotation_json import ANNOTATION_TYPES, model_stamp  # noqa: E402
 from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .processes import process_runs  # noqa: E402
@@ -660,6 +663,18 @@ def _parser() -> argparse.ArgumentParser:
                           "with commas, for several")
     out.add_argument("--dir", help="only the items in this folder of the dataset and below (e.g. /test)")
     out.add_argument("--filter", help="only the items matching this DQL JSON (the filter of dl.Filters().prepare())")
+    moved = commands.add_parser("export-model", parents=[where],
+                                help="write one model version (record, evaluations, artifacts) to a zip that "
+                                     "import-model reads into another store")
+    moved.add_argument("name", help="the version's name")
+    moved.add_argument("dest", help="a new .zip file (written whole or not at all)")
+    moved.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    moved = commands.add_parser("import-model", parents=[where],
+                                help="create a model version from an export-model zip, tied to a dataset here")
+    moved.add_argument("source", help="the .zip that export-model wrote")
+    moved.add_argument("--dataset", help="the dataset here it belongs to (default: the one of the name it was "
+                                         "trained on)")
+    moved.add_argument("--name", help="import it under this name (default: its own)")
     vectors = commands.add_parser("vectors", parents=[where],
                                   help="write a version's feature vectors (pipeline=embed) to a .npz or .csv file")
     vectors.add_argument("name", help="the version's name")
@@ -724,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),
+            "export-model": lambda: print(export_model(platform, args.name, Path(args.dest), args.force)),
+            "import-model": lambda: print(import_model(platform, Path(args.source), args.dataset, args.name)),
             "vectors": lambda: print(export_vectors(platform, args.name, Path(args.dest), args.dataset)),
             "check": lambda: check(platform, args),
         }
