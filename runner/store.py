@@ -37,33 +37,27 @@ from pathlib import Path
 
 from .paths import dataloop_path_problem, holds_store
 
-# before the imports below bring in dtlpy, which writes there as it is imported
+# before anything imports dtlpy, which writes there as it is imported
 if __name__ == "__main__" and (_problem := dataloop_path_problem()):
     print(f"error: {_problem}", file=sys.stderr)
     raise SystemExit(2)
 
+# Only light modules here: dtlpy, scikit-learn, pandas and Hydra take seconds to import, so each command
+# imports what it needs where it runs, and --help or a mistyped argument answers at once.
 from .configuration import is_number  # noqa: E402
 from .confirm import confirm  # noqa: E402
 from .errors import NotFoundError, RunnerError  # noqa: E402
-from .export_formats import FORMATS, SUFFIXES, coco_json, csv_text  # noqa: E402
-from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
-from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
-from .platform.annotation_json import ANNOTATION_TYPES  # noqa: E402
 from .processes import process_runs  # noqa: E402
-from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
-from .reporting import runner_metadata  # noqa: E402
 from .store_check import check, no_copies_of_its_own  # noqa: E402
 from .store_lookup import dataset_named, meant_models, model_named, refuse_existing_file  # noqa: E402
-from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
-from .training_claim import process_gone  # noqa: E402
-from .trial_versions import TrialVersions  # noqa: E402
-from .vector_export import export_vectors  # noqa: E402
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
 STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
 LISTINGS = ("datasets", "models", "show", "compare", "studies")  # the commands whose output --json changes
+FORMATS = ("dataloop", "csv", "coco")  # of an export: a Dataloop export folder, or one file
+SUFFIXES = {".csv": "csv", ".json": "coco"}  # the format a file name implies when --format is not given
 
 
 def _platform(args):
@@ -100,6 +94,8 @@ def _scalars(evaluation: dict | None) -> dict[str, float]:
 def _shown(metrics: dict[str, float], sort: str | None) -> dict[str, float]:
     """The table's few of them (the JSON has them all): the one it is sorted by, then the first
     preferred ones, as a sweep's table shows them."""
+    from .sweep_table import PREFERRED, SHOWN_METRICS
+
     shown = [name for name in PREFERRED if name in metrics][:SHOWN_METRICS]
     if sort in metrics and sort not in shown:
         shown.insert(0, sort)
@@ -124,6 +120,10 @@ def model_rows(platform, found: list[dict], sort: str | None = None, subset: str
     """One row per model; with ``sort`` (a metric's name) best first by its latest evaluation, the
     models without that metric last. With ``subset``: each one's latest evaluation on that subset of
     its own (none when it has none there)."""
+    from .model_details import cloned_from
+    from .reporting import runner_metadata
+    from .training_claim import process_gone
+
     _evaluated_subset(platform, subset)
     datasets_by_id = {d.id: d.name for d in platform.list_datasets()}
     names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
@@ -155,6 +155,8 @@ def _evaluated_subset(platform, subset: str | None) -> str | None:
 def _sorted(rows: list[dict], sort: str, subset: str | None = None) -> list[dict]:
     """Best first by ``sort``, those without it last. A metric none of them has is refused: the
     listing unsorted would hide the typo."""
+    from .model_compare import lower_is_better
+
     scored = [r for r in rows if sort in r["metrics"]]
     if rows and not scored:
         raise _unknown_metric(sort, rows, subset)
@@ -181,6 +183,8 @@ def _unknown_metric(sort: str, rows: list[dict], subset: str | None = None) -> R
 
 
 def _print_datasets(rows: list[dict], platform, args) -> None:
+    from .model_details import day
+
     print(f"local platform: {platform.root}")
     if not rows:
         print("no datasets (a run imports its dataset.source, or see README: Importers)")
@@ -191,6 +195,8 @@ def _print_datasets(rows: list[dict], platform, args) -> None:
 
 
 def _print_models(rows: list[dict], platform, args) -> None:
+    from .model_details import day
+
     print(f"local platform: {platform.root}")
     if not rows:
         print(_none_listed(platform, args))
@@ -226,6 +232,8 @@ def _none_listed(platform, args) -> str:
 
 
 def _evaluated_on(where: dict | None) -> str:
+    from .model_details import scored_on
+
     return scored_on(where["dataset"], where.get("subset"), where.get("items"), where.get("with")) if where else ""
 
 
@@ -234,6 +242,8 @@ def _names(items: Sequence, shown: int = 10) -> str:
 
 
 def _refuse_in_use(models: Sequence, force: bool) -> None:
+    from .training_claim import process_gone
+
     busy = [m for m in models if m.status in IN_USE and not process_gone(m)]
     if busy and not force:
         raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
@@ -321,6 +331,8 @@ def _annotation_filter(model: str | None, ground_truth: bool, predictions: bool 
 
 def _types(given: list[str] | None) -> list[str] | None:
     """``--type box --type segment`` or ``--type box,segment``; a type no annotation can have is refused."""
+    from .platform.annotation_json import ANNOTATION_TYPES
+
     if not given:
         return None
     types = [t.strip() for value in given for t in value.split(",") if t.strip()]
@@ -448,6 +460,8 @@ def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None,
     """Write the CSV or COCO file; say what it holds (and, for COCO, what it left out). COCO's
     category ids number the dataset's labels, so a ground-truth file and a results file of it agree;
     then, on a dataset without labels (new images), those of the version whose predictions go out."""
+    from .export_formats import coco_json, csv_text
+
     if fmt == "csv":
         path.write_text(csv_text(exported))
         return "CSV: a row per annotation, and one per item without any"
@@ -615,15 +629,12 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
             "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status), args.sort,
                                                args.evaluated_on), _print_models, platform),
-            "show": lambda: _show(args, model_details(platform, args.name), lambda d, _p, _a: print_details(d),
-                                  platform),
-            "compare": lambda: _show(args, comparison(platform, chosen_names(platform, args.names),
-                                                       _evaluated_subset(platform, args.evaluated_on)),
-                                     lambda c, _p, _a: print_comparison(c), platform),
+            "show": lambda: _show_version(platform, args),
+            "compare": lambda: _compare(platform, args),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),
-            "vectors": lambda: print(export_vectors(platform, args.name, Path(args.dest), args.dataset)),
+            "vectors": lambda: _vectors(platform, args),
             "check": lambda: check(platform, args),
         }
         return commands[args.command]() or 0
@@ -632,7 +643,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _show_version(platform, args) -> None:
+    from .model_details import model_details, print_details
+
+    _show(args, model_details(platform, args.name), lambda details, _p, _a: print_details(details), platform)
+
+
+def _compare(platform, args) -> None:
+    from .model_compare import chosen_names, comparison, print_comparison
+
+    _show(args, comparison(platform, chosen_names(platform, args.names), _evaluated_subset(platform, args.evaluated_on)),
+          lambda compared, _p, _a: print_comparison(compared), platform)
+
+
+def _vectors(platform, args) -> None:
+    from .vector_export import export_vectors
+
+    print(export_vectors(platform, args.name, Path(args.dest), args.dataset))
+
+
 def _studies_command(args) -> int:
+    from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions
+    from .trial_versions import TrialVersions
+
     storage = storage_of(args.storage)
     try:
         platform = _platform(args)

@@ -25,6 +25,11 @@ NOT_STARTED = "not started"
 # after the completed jobs with an objective value, in this order (a status not listed here: 5)
 STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, "unknown": 4, NOT_STARTED: 6}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# metrics shown next to the objective in the printed and Markdown tables (the CSV has them all), and in
+# the store's listings; here, not in runner.report, whose Hydra import a listing does not need
+PREFERRED = ("accuracy", "balanced_accuracy", "f1_macro", "AP", "AP50", "AP75", "mean_iou", "mean_dice",
+             "pixel_accuracy", "f1", "precision", "recall")
+SHOWN_METRICS = 2
 
 
 @dataclass

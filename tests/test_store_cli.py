@@ -25,7 +25,7 @@ from runner.platform.local import LocalPlatform
 from runner.store import main
 from tests.digits_subsets import SUBSETS
 from tests.run_folders import trained_in
-from tests.store_commands import Terminal, listed, store
+from tests.store_commands import Terminal, as_process, listed, store
 
 
 @pytest.fixture
@@ -848,3 +848,25 @@ def test_a_misspelt_dataset_of_an_export_gets_the_closest_name(platform, digits,
     assert code == 2 and "no dataset named 'digitz' (did you mean digits?) in the local platform at" in err
     assert "datasets here: digits" in err and not (tmp_path / "out").exists()
 
+
+def test_help_and_argument_errors_import_no_heavy_library_and_a_listing_no_scikit_learn(platform, digits, tmp_path):
+    """What a command imports (``python -X importtime``), not how long it takes: ``--help`` and a
+    mistyped argument import neither dtlpy nor scikit-learn, pandas or Hydra; a listing, dtlpy (the
+    platform's entities are its) but none of the metrics' libraries."""
+    platform.create_model("digits-lr", digits, configuration={}, subsets=SUBSETS)
+    env = {**os.environ, "DATALOOP_PATH": str(platform.root.parent)}
+
+    def imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+        done = as_process(*args, env=env, cwd=tmp_path, options=("-X", "importtime"))
+        return done, {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
+                      if line.startswith("import time:")}
+
+    heavy = {"dtlpy", "sklearn", "pandas", "scipy", "numpy", "hydra", "matplotlib", "torch", "optuna"}
+    for args, code in ((["--help"], 0), (["check", "--help"], 0), (["modles"], 2), (["models", "--status", "trianed"], 2),
+                       (["export", "digits"], 2)):
+        done, modules = imported(*args)
+        assert done.returncode == code, done.stderr[-2000:]
+        assert not modules & heavy, (args, modules & heavy)
+    done, modules = imported("models")
+    assert done.returncode == 0 and "digits-lr" in done.stdout, done.stderr[-2000:]
+    assert "dtlpy" in modules and not modules & {"sklearn", "scipy", "hydra", "matplotlib", "torch", "optuna"}
