@@ -16,9 +16,6 @@ from .configuration import is_number
 from .metrics.rasterize import annotation_mask, decode_binary
 from .platform.annotation_json import model_stamp
 
-FORMATS = ("dataloop", "csv", "coco")
-SUFFIXES = {".csv": "csv", ".json": "coco"}  # the format a file name implies when --format is not given
-
 CSV_COLUMNS = ("item_id", "filename", "annotation_id", "type", "label", "confidence", "model",
                "left", "top", "right", "bottom", "coordinates")
 

@@ -15,11 +15,10 @@ import yaml
 
 from .configuration import is_number
 from .errors import NotFoundError
-from .report import PREFERRED, SHOWN_METRICS
 from .reporting import metrics_table, model_summary, runner_metadata
 from .run_configuration import with_changes
 from .store_lookup import meant_models
-from .sweep_table import job_overrides
+from .sweep_table import PREFERRED, SHOWN_METRICS, job_overrides
 from .text_table import aligned, number_cell
 from .training_claim import process_gone
 

@@ -72,11 +72,26 @@ def checked_model_name(name: str) -> str:
     return name
 
 
-def model_folder(name: str) -> Path:
-    """``DATALOOP_PATH/models/<name>``, where a model's artifacts are loaded (the folder emptied first)."""
-    return dataloop_path() / "models" / checked_model_name(name)
+def copies_home(root: str | os.PathLike) -> Path | None:
+    """The folder whose ``models/`` and ``model_data/`` hold the local copies of the store at ``root``.
+
+    A run keeps them under its ``DATALOOP_PATH``, whose store is ``DATALOOP_PATH/local`` (platform.root's
+    default): a store at ``<folder>/local`` has ``<folder>/models`` and ``<folder>/model_data``. A store
+    in a folder of another name has none of its own: a run with ``platform.root=<it>`` kept its copies
+    under its ``DATALOOP_PATH``, beside the store there, which a command on this store must not touch.
+    The path is made absolute without following links, so a store reached through a link keeps the
+    copies beside the link, as the runner wrote them."""
+    root = Path(os.path.normpath(Path(root).absolute()))
+    return root.parent if root.name == "local" else None
 
 
-def model_data_folder(model_id: str, name: str) -> Path:
-    """``DATALOOP_PATH/model_data/<id>_<name>``, where ``prepare_data`` exports a model's data by default."""
-    return dataloop_path() / "model_data" / f"{model_id}_{checked_model_name(name)}"
+def model_folder(name: str, home: Path | None = None) -> Path:
+    """``<home>/models/<name>`` (home: ``DATALOOP_PATH``), where a model's artifacts are loaded (the
+    folder emptied first)."""
+    return (home or dataloop_path()) / "models" / checked_model_name(name)
+
+
+def model_data_folder(model_id: str, name: str, home: Path | None = None) -> Path:
+    """``<home>/model_data/<id>_<name>`` (home: ``DATALOOP_PATH``), where ``prepare_data`` exports a
+    model's data by default."""
+    return (home or dataloop_path()) / "model_data" / f"{model_id}_{checked_model_name(name)}"

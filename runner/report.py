@@ -25,17 +25,13 @@ from omegaconf import DictConfig
 from .errors import NotFoundError
 from .files import write_whole
 from .studies import running_trials_warning, study_line
-from .sweep_table import Sweep, collect, count_of, job_folders, job_order
+from .sweep_table import PREFERRED, SHOWN_METRICS, Sweep, collect, count_of, job_folders, job_order
 from .text_table import aligned, first_few, number_cell
 from .trial_versions import TrialVersions
 
 logger = logging.getLogger("runner")
 
 FILES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
-# metrics shown next to the objective in the printed and Markdown tables (the CSV has them all)
-PREFERRED = ("accuracy", "balanced_accuracy", "f1_macro", "AP", "AP50", "AP75", "mean_iou", "mean_dice",
-             "pixel_accuracy", "f1", "precision", "recall")
-SHOWN_METRICS = 2
 
 
 def _shown(param: str | None) -> str:

@@ -16,12 +16,13 @@
     python -m runner.store settle-study digits_sklearn_validation --sweep multirun/2026-11-25/10-31-40
     python -m runner.store check --clean
     python -m runner.store check --restore
-    python -m runner.store check --clean-model-data
+    python -m runner.store check --clean-model-data --compact
 
 A delete is one transaction: the records go, and file bytes no other record uses are removed with
 them; a failure stores nothing half-way. It asks before deleting (``--yes`` does not). An export
 writes a Dataloop export folder (``items/`` + ``json/``), or one CSV or COCO file, whole or not at all. A check finds records
-whose file bytes are gone and bytes no record uses (``--clean`` removes those).
+whose file bytes are gone and bytes no record uses (``--clean`` removes those), and says what the
+store and the copies beside it take on disk (``--compact`` gives the database's free pages back).
 """
 
 from __future__ import annotations
@@ -36,35 +37,29 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .paths import dataloop_path, dataloop_path_problem, holds_store
+from .paths import dataloop_path_problem, holds_store
 
-# before the imports below bring in dtlpy, which writes there as it is imported
+# before anything imports dtlpy, which writes there as it is imported
 if __name__ == "__main__" and (_problem := dataloop_path_problem()):
     print(f"error: {_problem}", file=sys.stderr)
     raise SystemExit(2)
 
+# Only light modules here: dtlpy, scikit-learn, pandas and Hydra take seconds to import, so each command
+# imports what it needs where it runs, and --help or a mistyped argument answers at once.
 from .configuration import is_number  # noqa: E402
+from .confirm import confirm  # noqa: E402
 from .errors import NotFoundError, RunnerError  # noqa: E402
-from .export_formats import FORMATS, SUFFIXES, coco_json, csv_text  # noqa: E402
-from .model_compare import chosen_names, comparison, lower_is_better, print_comparison  # noqa: E402
-from .model_details import cloned_from, day, model_details, print_details, scored_on  # noqa: E402
-from .model_transfer import export_model, import_model  # noqa: E402
-from .platform.annotation_json import ANNOTATION_TYPES, model_stamp  # noqa: E402
-from .platform.local.check import check_store, remove_training_copies, remove_unused, training_copies  # noqa: E402
 from .processes import process_runs  # noqa: E402
-from .report import PREFERRED, SHOWN_METRICS  # noqa: E402
-from .reporting import runner_metadata  # noqa: E402
+from .store_check import check, no_copies_of_its_own  # noqa: E402
 from .store_lookup import dataset_named, meant_models, model_named, refuse_existing_file  # noqa: E402
-from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions  # noqa: E402
 from .text_table import aligned, closest, did_you_mean, first_few, is_pattern, number_cell  # noqa: E402
-from .training_claim import process_gone  # noqa: E402
-from .trial_versions import TrialVersions  # noqa: E402
-from .vector_export import export_vectors  # noqa: E402
 
 # a version a job may be using right now: deleting it would fail that job
 IN_USE = ("training",)
 STATUSES = ("created", "training", "trained", "failed")  # a local model's statuses
 LISTINGS = ("datasets", "models", "show", "compare", "studies")  # the commands whose output --json changes
+FORMATS = ("dataloop", "csv", "coco")  # of an export: a Dataloop export folder, or one file
+SUFFIXES = {".csv": "csv", ".json": "coco"}  # the format a file name implies when --format is not given
 
 
 def _platform(args):
@@ -101,6 +96,8 @@ def _scalars(evaluation: dict | None) -> dict[str, float]:
 def _shown(metrics: dict[str, float], sort: str | None) -> dict[str, float]:
     """The table's few of them (the JSON has them all): the one it is sorted by, then the first
     preferred ones, as a sweep's table shows them."""
+    from .sweep_table import PREFERRED, SHOWN_METRICS
+
     shown = [name for name in PREFERRED if name in metrics][:SHOWN_METRICS]
     if sort in metrics and sort not in shown:
         shown.insert(0, sort)
@@ -125,6 +122,10 @@ def model_rows(platform, found: list[dict], sort: str | None = None, subset: str
     """One row per model; with ``sort`` (a metric's name) best first by its latest evaluation, the
     models without that metric last. With ``subset``: each one's latest evaluation on that subset of
     its own (none when it has none there)."""
+    from .model_details import cloned_from
+    from .reporting import runner_metadata
+    from .training_claim import process_gone
+
     _evaluated_subset(platform, subset)
     datasets_by_id = {d.id: d.name for d in platform.list_datasets()}
     names = {m["id"]: m["name"] for m in platform.store.list_models(platform.project.id)}
@@ -156,6 +157,8 @@ def _evaluated_subset(platform, subset: str | None) -> str | None:
 def _sorted(rows: list[dict], sort: str, subset: str | None = None) -> list[dict]:
     """Best first by ``sort``, those without it last. A metric none of them has is refused: the
     listing unsorted would hide the typo."""
+    from .model_compare import lower_is_better
+
     scored = [r for r in rows if sort in r["metrics"]]
     if rows and not scored:
         raise _unknown_metric(sort, rows, subset)
@@ -182,6 +185,8 @@ def _unknown_metric(sort: str, rows: list[dict], subset: str | None = None) -> R
 
 
 def _print_datasets(rows: list[dict], platform, args) -> None:
+    from .model_details import day
+
     print(f"local platform: {platform.root}")
     if not rows:
         print("no datasets (a run imports its dataset.source, or see README: Importers)")
@@ -192,6 +197,8 @@ def _print_datasets(rows: list[dict], platform, args) -> None:
 
 
 def _print_models(rows: list[dict], platform, args) -> None:
+    from .model_details import day
+
     print(f"local platform: {platform.root}")
     if not rows:
         print(_none_listed(platform, args))
@@ -227,23 +234,9 @@ def _none_listed(platform, args) -> str:
 
 
 def _evaluated_on(where: dict | None) -> str:
+    from .model_details import scored_on
+
     return scored_on(where["dataset"], where.get("subset"), where.get("items"), where.get("with")) if where else ""
-
-
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise RunnerError("a delete needs confirmation, and there is no terminal to ask on", fix="add --yes")
-    try:
-        answer = input(f"{question} [y/N] ")
-    except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: no
-        answer = ""
-        print()
-    if answer.strip().lower() in ("y", "yes"):
-        return True
-    print("nothing deleted")
-    return False
 
 
 def _names(items: Sequence, shown: int = 10) -> str:
@@ -251,6 +244,8 @@ def _names(items: Sequence, shown: int = 10) -> str:
 
 
 def _refuse_in_use(models: Sequence, force: bool) -> None:
+    from .training_claim import process_gone
+
     busy = [m for m in models if m.status in IN_USE and not process_gone(m)]
     if busy and not force:
         raise RunnerError(f"{_names(busy)}: status {busy[0].status!r}, so a job may be using it now",
@@ -285,11 +280,12 @@ def delete_models(platform, args) -> int:
     # a version trained on from one of them: it keeps working, but its listing loses where it came from
     lineage = (f"; {len(clones)} version(s) cloned from them stay, listed as cloned from a deleted model: "
                f"{first_few(clones, 10)}") if clones else ""
-    if not _confirm(f"delete {len(chosen)} model(s) {what} from the local platform at {platform.root}: "
-                    f"{_names(chosen)}{lineage}?", args.yes):
+    if not confirm(f"delete {len(chosen)} model(s) {what} from the local platform at {platform.root}: "
+                   f"{_names(chosen)}{lineage}?", args.yes):
         return 1
     platform.delete_models(chosen, predictions=not args.keep_predictions)
-    print(f"deleted {len(chosen)} model(s) from the local platform at {platform.root}: {_names(chosen)}{lineage}")
+    print(f"deleted {len(chosen)} model(s) from the local platform at {platform.root}: {_names(chosen)}{lineage}"
+          + _copies_left(platform))
     return 0
 
 
@@ -304,13 +300,21 @@ def delete_dataset(platform, args) -> int:
     _refuse_in_use(owned, args.force)
     extra = f" and its {len(owned)} model(s)" if owned else ""
     held = (f"{counts['items']} items, {counts['annotations']} annotations, {counts['predictions']} predictions")
-    if not _confirm(f"delete dataset {dataset.name!r} ({held}){extra} from the local platform at "
-                    f"{platform.root}?", args.yes):
+    if not confirm(f"delete dataset {dataset.name!r} ({held}){extra} from the local platform at "
+                   f"{platform.root}?", args.yes):
         return 1
     deleted = platform.delete_dataset(dataset, with_models=args.with_models)
     print(f"deleted dataset {dataset.name!r} from the local platform at {platform.root}: {held}"
-          + (f", {len(deleted)} model(s): {_names(deleted)}" if deleted else ""))
+          + (f", {len(deleted)} model(s): {_names(deleted)}{_copies_left(platform)}" if deleted else ""))
     return 0
+
+
+def _copies_left(platform) -> str:
+    """What a delete left of the models' local copies: those beside a store of its own go with it; a
+    store without such folders leaves them, and says so."""
+    if platform.copies_home is not None:
+        return ""
+    return f"; their local copies (models/, model_data/) were left: {no_copies_of_its_own(platform)}"
 
 
 def _annotation_filter(model: str | None, ground_truth: bool, predictions: bool = True,
@@ -329,6 +333,8 @@ def _annotation_filter(model: str | None, ground_truth: bool, predictions: bool 
 
 def _types(given: list[str] | None) -> list[str] | None:
     """``--type box --type segment`` or ``--type box,segment``; a type no annotation can have is refused."""
+    from .platform.annotation_json import ANNOTATION_TYPES
+
     if not given:
         return None
     types = [t.strip() for value in given for t in value.split(",") if t.strip()]
@@ -456,6 +462,8 @@ def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None,
     """Write the CSV or COCO file; say what it holds (and, for COCO, what it left out). COCO's
     category ids number the dataset's labels, so a ground-truth file and a results file of it agree;
     then, on a dataset without labels (new images), those of the version whose predictions go out."""
+    from .export_formats import coco_json, csv_text
+
     if fmt == "csv":
         path.write_text(csv_text(exported))
         return "CSV: a row per annotation, and one per item without any"
@@ -472,6 +480,8 @@ def _write_file(fmt: str, exported: list[dict], dataset, path: Path, model=None,
 
 def _annotation_counts(items: Iterable[dict]) -> tuple[int, int]:
     """(ground-truth annotations, predictions) of exported item JSON."""
+    from .platform.annotation_json import model_stamp
+
     truth = predictions = 0
     for item in items:
         for annotation in item.get("annotations") or []:
@@ -479,108 +489,6 @@ def _annotation_counts(items: Iterable[dict]) -> tuple[int, int]:
             predictions += bool(stamp)
             truth += not stamp
     return truth, predictions
-
-
-def _moved_folders(given: list[str]) -> dict[str, str]:
-    """``--folder DATASET=FOLDER`` options: where each dataset's files are now."""
-    moved = {}
-    for pair in given:
-        name, sep, folder = pair.partition("=")
-        if not sep or not name or not folder:
-            raise RunnerError(f"--folder {pair!r} is not DATASET=FOLDER", where=f"--folder {pair}",
-                              fix="e.g. --folder photos=/data/photos-moved")
-        moved[name] = str(Path(folder).expanduser().resolve())
-    return moved
-
-
-def _restore(platform, found, moved: dict[str, str]) -> None:
-    """Import again, from the source each was imported from (or the folder its files moved to), the
-    datasets whose item files are gone: the importers put the bytes of files they hold already back,
-    and add nothing."""
-    from hydra.utils import instantiate
-
-    for name in sorted({m.owner for m in found.missing if m.kind == "item"}):
-        dataset = platform.find_dataset(name)
-        source = platform.import_source(dataset) if dataset is not None else None
-        if source and name in moved:
-            source = {**source, "folder": moved[name]}
-        if not source or "_target_" not in source:
-            print(f"restore: dataset {name!r} records no import source (imported before imports recorded theirs): "
-                  "import it again the same way, from the same files")
-            continue
-        print(f"restore: importing dataset {name!r} again from {source.get('folder') or source['_target_']}")
-        for m in found.missing:  # a damaged file goes, for the import to write it whole (one cut short it would)
-            if m.kind == "item" and m.owner == name and m.damaged:
-                Path(m.path).unlink(missing_ok=True)
-        try:
-            instantiate(source, platform=platform)
-            if name in moved:  # where the files are now: the next restore reads them there
-                platform.record_import_source(dataset, source)
-        except Exception as err:  # noqa: BLE001 - e.g. the source folder moved: the others still restore
-            cause = err.__cause__ or err  # Hydra's InstantiationException wraps the importer's error
-            what = getattr(cause, "what", None) or f"{type(cause).__name__}: {cause}"
-            print(f"restore: dataset {name!r} could not be imported again: {what}; if its files moved: "
-                  f"check --restore --folder {name}=<where they are now>")
-
-
-def check(platform, args) -> int:
-    """Exit 1 when a record's file is gone; unused bytes are only reported (removed with --clean)."""
-    moved = _moved_folders(args.folder)
-    if moved and not args.restore:
-        raise RunnerError("--folder names where a dataset's files are now, for --restore", where="--folder",
-                          fix="add --restore")
-    found = check_store(platform, verify=args.verify)
-    if args.restore and any(m.kind == "item" for m in found.missing):
-        _restore(platform, found, moved)
-        found = check_store(platform, verify=args.verify)
-    print(f"checked the files of {found.items} item(s) and {found.artifacts} artifact(s) in the local platform "
-          f"at {platform.root}" + (", hashing each" if args.verify else ""))
-    for kind, fix in (("item", "--restore imports the dataset again from its source: the same files put their "
-                               "bytes back"),
-                      ("artifact", "train the version again, or delete it (python -m runner.store delete-model NAME)")):
-        for damaged, what in ((False, "missing: the files of {} {}(s) are gone from blobs/"),
-                              (True, "damaged: the files of {} {}(s) in blobs/ are not the bytes stored")):
-            listed = [m for m in found.missing if m.kind == kind and bool(m.damaged) == damaged]
-            if listed:
-                print(f"{what.format(len(listed), kind)}; {fix}")
-                for m in listed[:20]:
-                    print(f"  {m.owner}: {m.name}  ({m.path}{': ' + m.damaged if damaged else ''})")
-                if len(listed) > 20:
-                    print(f"  (and {len(listed) - 20} more)")
-    leftovers = len(found.unused) + len(found.loose)
-    if leftovers and args.clean:
-        removed, size = remove_unused(platform, found)
-        print(f"removed {removed} file(s) ({_megabytes(size)}) that no record used"
-              + (f"; {leftovers - removed} came into use meanwhile, or could not be removed" if removed < leftovers
-                 else ""))
-    elif leftovers:
-        print(f"unused: {leftovers} file(s) ({_megabytes(found.reclaimable)}) that no record uses, left by an import "
-              "or a save that stopped half-way, or put in blobs/ by hand; --clean removes them")
-    if not found.missing and not leftovers:
-        print("every record has its file, and every file a record")
-    in_training = [m for m in platform.store.list_models(platform.project.id) if m.get("status") == "training"]
-    gone = [m for m in in_training if process_gone(m)]
-    if gone:
-        print(f"left in training: {first_few([m['name'] for m in gone])}: status training, but the process that "
-              f"trained {'it' if len(gone) == 1 else 'them'} is gone (killed); python -m runner.store delete-model "
-              "<name> removes one, and a run with model.name=<name> trains on from the checkpoint it saved, if any")
-    training = {m["id"] for m in in_training if m not in gone}  # a dead training's copy is no one's
-    copies, size = training_copies(training)
-    if copies and args.clean_model_data:
-        removed = remove_training_copies(copies)
-        print(f"model_data: removed {removed} training data cop{'y' if removed == 1 else 'ies'} ({_megabytes(size)} "
-              f"on disk)" + (f"; {len(copies) - removed} could not be removed" if removed < len(copies) else "")
-              + (f"; left the copies of {len(training)} training(s) under way" if training else ""))
-    elif copies:
-        print(f"model_data: {len(copies)} training data cop{'y' if len(copies) == 1 else 'ies'} ({_megabytes(size)} on "
-              f"disk) in {dataloop_path() / 'model_data'}, which no later run reads: --clean-model-data removes them "
-              "(a training under way keeps its own), and pipeline.cleanup=true deletes each copy when its training "
-              "ends")
-    return 1 if found.missing else 0
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
 
 
 def _where(args) -> str:
@@ -700,12 +608,18 @@ def _parser() -> argparse.ArgumentParser:
                              "(repeatable); without one, every running trial is marked failed")
     settle.add_argument("--storage", help=studies_help)
     cleaning = commands.add_parser("check", parents=[where],
-                                   help="find records whose file is gone or damaged, and files no record uses")
+                                   help="find records whose file is gone or damaged, and files no record uses; "
+                                        "what the store and its copies take on disk")
     cleaning.add_argument("--clean", action="store_true",
-                          help="remove the files no record uses (a record's file is never removed)")
+                          help="remove the files no record uses (a record's file is never removed), and the "
+                               "models/<name>/ folders of models no longer in the store")
     cleaning.add_argument("--clean-model-data", action="store_true",
-                          help="remove the training data copies under DATALOOP_PATH/model_data (not those of a "
-                               "training under way)")
+                          help="remove the training data copies in the model_data/ folder beside the store (not "
+                               "those of a training under way); asks first")
+    cleaning.add_argument("--yes", "-y", action="store_true", help="with --clean-model-data: do not ask")
+    cleaning.add_argument("--compact", action="store_true",
+                          help="give platform.db's free pages (left by deletes) back to the disk (SQLite VACUUM); "
+                               "refused while another process writes to the store")
     cleaning.add_argument("--verify", action="store_true",
                           help="also hash every file, to find one changed without changing its size (slower: reads "
                                "every byte)")
@@ -731,17 +645,14 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": lambda: _show(args, datasets(platform), _print_datasets, platform),
             "models": lambda: _show(args, model_rows(platform, models(platform, args.dataset, args.status), args.sort,
                                                args.evaluated_on), _print_models, platform),
-            "show": lambda: _show(args, model_details(platform, args.name), lambda d, _p, _a: print_details(d),
-                                  platform),
-            "compare": lambda: _show(args, comparison(platform, chosen_names(platform, args.names),
-                                                       _evaluated_subset(platform, args.evaluated_on)),
-                                     lambda c, _p, _a: print_comparison(c), platform),
+            "show": lambda: _show_version(platform, args),
+            "compare": lambda: _compare(platform, args),
             "delete-model": lambda: delete_models(platform, args),
             "delete-dataset": lambda: delete_dataset(platform, args),
             "export": lambda: export(platform, args),
-            "export-model": lambda: print(export_model(platform, args.name, Path(args.dest), args.force)),
-            "import-model": lambda: print(import_model(platform, Path(args.source), args.dataset, args.name)),
-            "vectors": lambda: print(export_vectors(platform, args.name, Path(args.dest), args.dataset)),
+            "export-model": lambda: _export_model(platform, args),
+            "import-model": lambda: _import_model(platform, args),
+            "vectors": lambda: _vectors(platform, args),
             "check": lambda: check(platform, args),
         }
         return commands[args.command]() or 0
@@ -750,7 +661,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _show_version(platform, args) -> None:
+    from .model_details import model_details, print_details
+
+    _show(args, model_details(platform, args.name), lambda details, _p, _a: print_details(details), platform)
+
+
+def _compare(platform, args) -> None:
+    from .model_compare import chosen_names, comparison, print_comparison
+
+    _show(args, comparison(platform, chosen_names(platform, args.names), _evaluated_subset(platform, args.evaluated_on)),
+          lambda compared, _p, _a: print_comparison(compared), platform)
+
+
+def _export_model(platform, args) -> None:
+    from .model_transfer import export_model
+
+    print(export_model(platform, args.name, Path(args.dest), args.force))
+
+
+def _import_model(platform, args) -> None:
+    from .model_transfer import import_model
+
+    print(import_model(platform, Path(args.source), args.dataset, args.name))
+
+
+def _vectors(platform, args) -> None:
+    from .vector_export import export_vectors
+
+    print(export_vectors(platform, args.name, Path(args.dest), args.dataset))
+
+
 def _studies_command(args) -> int:
+    from .study_listing import delete_study, print_studies, settle_study, storage_of, studies, study_versions
+    from .trial_versions import TrialVersions
+
     storage = storage_of(args.storage)
     try:
         platform = _platform(args)
@@ -772,7 +717,7 @@ def _studies_command(args) -> int:
     trials, kept = study_versions(storage, args.name, versions)
     stay = (f"; the {len(kept)} model version(s) its trials trained stay in the store: {first_few(kept, 10)} "
             f"(python -m runner.store delete-model {' '.join(kept)} deletes them)") if kept else ""
-    if not _confirm(f"delete study {args.name!r} ({trials} trials) from {storage}{stay}?", args.yes):
+    if not confirm(f"delete study {args.name!r} ({trials} trials) from {storage}{stay}?", args.yes):
         return 1
     delete_study(storage, args.name)
     print(f"deleted study {args.name!r} ({trials} trials) from {storage}{stay}")

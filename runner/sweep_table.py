@@ -27,6 +27,11 @@ NOT_STARTED = "not started"
 KILLED = "killed"  # run.json says running, and the process that ran it is gone (runner/run_lock.killed)
 STATUS_ORDER = {"completed": 1, "running": 2, "failed": 3, KILLED: 3, "unknown": 4, NOT_STARTED: 6}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# metrics shown next to the objective in the printed and Markdown tables (the CSV has them all), and in
+# the store's listings; here, not in runner.report, whose Hydra import a listing does not need
+PREFERRED = ("accuracy", "balanced_accuracy", "f1_macro", "AP", "AP50", "AP75", "mean_iou", "mean_dice",
+             "pixel_accuracy", "f1", "precision", "recall")
+SHOWN_METRICS = 2
 
 
 @dataclass

@@ -22,6 +22,13 @@ def platform(tmp_path):
 
 
 @pytest.fixture
+def home_platform(dataloop_home):
+    """The store where a run keeps it, ``$DATALOOP_PATH/local``: the copies a run makes under
+    ``$DATALOOP_PATH`` (``models/``, ``model_data/``) are the ones beside it, its own."""
+    return LocalPlatform(dataloop_home / "local")
+
+
+@pytest.fixture
 def digits(platform):
     """scikit-learn's digits imported into ``platform``: its dataset."""
     return import_digits(platform).dataset

@@ -3,7 +3,6 @@ what is its own (and the file bytes no other record uses), and nothing else."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -26,18 +25,12 @@ from runner.platform.local import LocalPlatform
 from runner.store import main
 from tests.digits_subsets import SUBSETS
 from tests.run_folders import trained_in
+from tests.store_commands import Terminal, as_process, listed, store
 
 
-def store(platform, capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["--root", str(platform.root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def listed(platform, capsys, *args: str) -> list[dict]:
-    code, out, err = store(platform, capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
+@pytest.fixture
+def platform(home_platform):
+    return home_platform  # with the copies a run makes beside it, which its deletes and checks take
 
 
 @pytest.fixture
@@ -264,11 +257,6 @@ def test_delete_model_patterns_status_and_predictions(platform, digits, versions
 def test_delete_asks_first(platform, digits, versions, capsys, monkeypatch):
     code, _, err = store(platform, capsys, "delete-model", "digits-lr-v1")
     assert code == 2 and "add --yes" in err  # no terminal to ask on
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     for answer in ("n\n", ""):  # no, or Ctrl-D
         monkeypatch.setattr(sys, "stdin", Terminal(answer))
         code, out, _ = store(platform, capsys, "delete-model", "digits-lr-v1")
@@ -387,7 +375,10 @@ def test_the_command_line_after_runs(tmp_path):
     on_disk = float(re.search(r"\((\d+\.\d) MB on disk\)", restored.stdout).group(1))
     assert on_disk == round(sum(f.stat().st_blocks * 512 for f in copy_files) / 1e6, 1)
     assert on_disk > sum(f.stat().st_size for f in copy_files) / 1e6
-    cleaned = run("check", "--clean-model-data")
+    unasked = run("check", "--clean-model-data")  # no terminal to ask on: refused before anything is removed
+    assert unasked.returncode == 2 and "add --yes" in unasked.stderr and len(copy_files) > 0
+    assert all(f.exists() for f in copy_files)
+    cleaned = run("check", "--clean-model-data", "--yes")
     assert cleaned.returncode == 0 and "model_data: removed 1 training data copy (" in cleaned.stdout, cleaned.stdout
     assert list((tmp_path / "dl" / "model_data").iterdir()) == []  # the model's folder went with its only copy
 
@@ -619,7 +610,7 @@ def test_clean_model_data_keeps_the_copy_of_a_training_under_way(platform, digit
     v2.update()
     done, under_way = (model_data_folder(v.id, v.name) for v in (v1, v2))
     assert any(done.iterdir()) and any(under_way.iterdir())  # each training's own copy
-    code, out, _err = store(platform, capsys, "check", "--clean-model-data")
+    code, out, _err = store(platform, capsys, "check", "--clean-model-data", "--yes")
     assert code == 0 and "model_data: removed 1 training data copy (" in out, out
     assert "left the copies of 1 training(s) under way" in out
     assert not done.exists() and any(under_way.iterdir())
@@ -883,3 +874,26 @@ def test_a_misspelt_dataset_of_an_export_gets_the_closest_name(platform, digits,
     code, _out, err = store(platform, capsys, "export", "digitz", str(tmp_path / "out"))
     assert code == 2 and "no dataset named 'digitz' (did you mean digits?) in the local platform at" in err
     assert "datasets here: digits" in err and not (tmp_path / "out").exists()
+
+
+def test_help_and_argument_errors_import_no_heavy_library_and_a_listing_no_scikit_learn(platform, digits, tmp_path):
+    """What a command imports (``python -X importtime``), not how long it takes: ``--help`` and a
+    mistyped argument import neither dtlpy nor scikit-learn, pandas or Hydra; a listing, dtlpy (the
+    platform's entities are its) but none of the metrics' libraries."""
+    platform.create_model("digits-lr", digits, configuration={}, subsets=SUBSETS)
+    env = {**os.environ, "DATALOOP_PATH": str(platform.root.parent)}
+
+    def imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+        done = as_process(*args, env=env, cwd=tmp_path, options=("-X", "importtime"))
+        return done, {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
+                      if line.startswith("import time:")}
+
+    heavy = {"dtlpy", "sklearn", "pandas", "scipy", "numpy", "hydra", "matplotlib", "torch", "optuna"}
+    for args, code in ((["--help"], 0), (["check", "--help"], 0), (["modles"], 2), (["models", "--status", "trianed"], 2),
+                       (["export", "digits"], 2)):
+        done, modules = imported(*args)
+        assert done.returncode == code, done.stderr[-2000:]
+        assert not modules & heavy, (args, modules & heavy)
+    done, modules = imported("models")
+    assert done.returncode == 0 and "digits-lr" in done.stdout, done.stderr[-2000:]
+    assert "dtlpy" in modules and not modules & {"sklearn", "scipy", "hydra", "matplotlib", "torch", "optuna"}

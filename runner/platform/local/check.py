@@ -7,15 +7,14 @@ stopped between writing its files and committing its records; they are harmless 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...paths import dataloop_path
 from .blobs import sha_of_file
+from .disk import blocks, disk_size, scan, size
 
 # a partial write (.tmp-*) younger than this may be a running job's: only older ones are removed
 PARTIAL_WRITE_AGE_S = 3600.0
@@ -39,10 +38,13 @@ class StoreCheck:
     # files no record can use, removed as they are: old .tmp-* files of writes that never finished, and
     # files whose name does not belong in their folder (not a blob: put there by something else)
     loose: list[Path] = field(default_factory=list)
+    blobs_on_disk: int = 0  # bytes on disk (whole blocks) of every file in blobs/
+    # (project, model, dataset id) of the models whose dataset is gone (a delete of it raced their making)
+    without_dataset: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def reclaimable(self) -> int:
-        return sum(self.unused.values()) + sum(_size(path) for path in self.loose)
+        return sum(self.unused.values()) + sum(size(path) for path in self.loose)
 
 
 def check_store(platform, verify: bool = False) -> StoreCheck:
@@ -55,29 +57,35 @@ def check_store(platform, verify: bool = False) -> StoreCheck:
     artifacts = platform.store.query("SELECT m.name, a.name, a.blob, a.size FROM artifacts a JOIN models m ON m.id = "
                                      "a.model_id ORDER BY m.name, a.name")
     result = StoreCheck(items=len(items), artifacts=len(artifacts))
-    used: set[str] = set()
-    verified: dict[str, bool] = {}  # a blob two records share is hashed once
+    result.without_dataset = [tuple(row) for row in platform.store.query(
+        "SELECT p.name, m.name, m.dataset_id FROM models m JOIN projects p ON p.id = m.project_id LEFT JOIN "
+        "datasets d ON d.id = m.dataset_id WHERE m.dataset_id IS NOT NULL AND d.id IS NULL ORDER BY p.name, m.name")]
+    used: dict[str, int] = {}  # sha -> bytes on disk; a blob two records share is counted once
+    verified: dict[str, bool] = {}  # ... and hashed once
     for kind, rows in (("item", items), ("artifact", artifacts)):
-        for owner, name, sha, size in rows:
-            used.add(sha)
+        for owner, name, sha, stored in rows:
             path = blobs.path(sha)
             try:
-                held = os.path.getsize(path)
+                held = os.stat(path)
             except FileNotFoundError:
+                used.setdefault(sha, 0)
                 result.missing.append(Missing(kind, owner, name, path))
                 continue
-            if size is not None and held != size:
-                result.missing.append(Missing(kind, owner, name, path, f"{held} bytes, not the {size} stored"))
+            used[sha] = blocks(held)
+            if stored is not None and held.st_size != stored:
+                result.missing.append(Missing(kind, owner, name, path, f"{held.st_size} bytes, not the {stored} "
+                                                                       "stored"))
                 continue
             if verify and sha not in verified:
                 verified[sha] = sha_of_file(path) == sha
             if verify and not verified[sha]:
                 result.missing.append(Missing(kind, owner, name, path, "its bytes changed since they were stored"))
     old = time.time() - PARTIAL_WRITE_AGE_S
-    for folder in _scan(blobs.root):
+    unused_on_disk = 0
+    for folder in scan(blobs.root):
         if not folder.is_dir() or len(folder.name) != 2:  # .trash-* folders are a delete's (see LocalPlatform)
             continue
-        for entry in _scan(folder):
+        for entry in scan(folder):
             if entry.name.startswith(".tmp-"):
                 if entry.stat().st_mtime < old:
                     result.loose.append(Path(entry.path))
@@ -85,6 +93,8 @@ def check_store(platform, verify: bool = False) -> StoreCheck:
                 result.loose.append(Path(entry.path))
             elif entry.name not in used:
                 result.unused[entry.name] = entry.stat().st_size
+                unused_on_disk += blocks(entry.stat())
+    result.blobs_on_disk = sum(used.values()) + unused_on_disk + sum(disk_size(path) for path in result.loose)
     return result
 
 
@@ -98,52 +108,7 @@ def remove_unused(platform, found: StoreCheck) -> tuple[int, int]:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    gone = [(size, platform.blobs.path(sha)) for sha, size in found.unused.items()]
-    gone += [(_size(path), path) for path in found.loose]
-    gone = [size for size, path in gone if not os.path.exists(path)]
+    gone = [(held, platform.blobs.path(sha)) for sha, held in found.unused.items()]
+    gone += [(size(path), path) for path in found.loose]
+    gone = [held for held, path in gone if not os.path.exists(path)]
     return len(gone), sum(gone)
-
-
-def training_copies(training: set[str] = frozenset()) -> tuple[list[Path], int]:
-    """(copies, bytes on disk) of the data ``prepare_data`` wrote under
-    ``DATALOOP_PATH/model_data/<model id>_<name>/<timestamp>/`` by default: a training's own copy, which
-    no later run reads. The copies of the model ids in ``training`` (trainings under way) are left out.
-    Disk use counts whole blocks: a copy is many small files, each taking a block or more."""
-    copies = [Path(model.path) / copy.name for model in _scan(dataloop_path() / "model_data")
-              if model.is_dir() and model.name.split("_")[0] not in training
-              for copy in _scan(Path(model.path)) if copy.is_dir()]
-    size = sum(_disk_size(Path(root) / name) for copy in copies for root, _dirs, names in os.walk(copy)
-               for name in names)
-    return copies, size
-
-
-def remove_training_copies(copies: list[Path]) -> int:
-    """Remove the copies (and a model's folder they leave empty); returns how many are gone."""
-    for copy in copies:
-        shutil.rmtree(copy, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            copy.parent.rmdir()
-    return sum(not copy.exists() for copy in copies)
-
-
-def _disk_size(path: Path) -> int:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return 0
-    return stat.st_blocks * 512 if hasattr(stat, "st_blocks") else stat.st_size
-
-
-def _scan(folder: Path) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(entries, key=lambda entry: entry.name)
-    except FileNotFoundError:
-        return []
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0

@@ -19,6 +19,7 @@ import numpy as np
 from ...errors import ArtifactError, NotFoundError, RunnerError, VectorsRefused
 from ...paths import (
     STORE_FILE,
+    copies_home,
     dataloop_path,
     default_local_root,
     is_folder_name,
@@ -76,6 +77,12 @@ class LocalPlatform(Platform):
 
     def __repr__(self) -> str:
         return f"LocalPlatform(root={str(self.root)!r})"
+
+    @property
+    def copies_home(self) -> Path | None:
+        """The folder holding this store's local copies in its ``models/`` and ``model_data/`` (see
+        ``paths.copies_home``); None when the store has none of its own."""
+        return copies_home(self.root)
 
     def __reduce__(self):
         # to a worker process (sharded predictions) as what opens it again: its own connections
@@ -440,12 +447,12 @@ class LocalPlatform(Platform):
 
     def delete_models(self, models: Sequence[dl.Model], predictions: bool = True) -> None:
         """Delete model versions with their artifacts, metrics, evaluations and feature sets, and (with
-        ``predictions``) the annotations they made. Their local folders go too: the artifacts loaded
-        under ``DATALOOP_PATH/models/`` and the data exported under ``DATALOOP_PATH/model_data/``."""
+        ``predictions``) the annotations they made. Their local folders go too, those beside this
+        store (``copies_home``): the artifacts loaded under ``models/`` and the data exported under
+        ``model_data/``; a store without such folders of its own leaves them."""
         ids = [model.id for model in models]
         self._delete_records(lambda: self.store.delete_models(self.project.id, ids, predictions))
-        for model in models:
-            _remove_local_folders(model)
+        self._remove_local_folders(models)
 
     def delete_dataset(self, dataset: dl.Dataset, with_models: bool = False) -> list[dl.Model]:
         """Delete a dataset with its items, annotations and feature vectors; returns the models deleted
@@ -458,9 +465,17 @@ class LocalPlatform(Platform):
                               fix="pass with_models=True to delete them with it")
         ids = [model.id for model in models]
         self._delete_records(lambda: self.store.delete_models(self.project.id, ids) | self.store.delete_dataset(dataset.id))
-        for model in models:
-            _remove_local_folders(model)
+        self._remove_local_folders(models)
         return models
+
+    def _remove_local_folders(self, models: Sequence[dl.Model]) -> None:
+        """Deleted models' folders beside this store: copies, so nothing stored is lost. Never those
+        under another folder (another store's, of models of the same names and ids after a copy)."""
+        home = self.copies_home
+        for model in models:
+            if home is not None and is_folder_name(model.name):
+                for folder in (model_folder(model.name, home), model_data_folder(model.id, model.name, home)):
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def remove_blobs_unless_used(self, shas: set[str]) -> None:
         """Remove those of these blobs that no record uses, by the same path as a delete's."""
@@ -495,13 +510,6 @@ class LocalPlatform(Platform):
                 continue
             self.blobs.move_back(set(shas) - self.store.unreferenced(shas), stale)
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def _remove_local_folders(model: dl.Model) -> None:
-    """A deleted model's folders under ``DATALOOP_PATH``: copies, so nothing stored is lost."""
-    if is_folder_name(model.name):
-        for folder in (model_folder(model.name), model_data_folder(model.id, model.name)):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _label_json(labels: Sequence[str | dict]) -> list[dict]:

@@ -124,20 +124,27 @@ class Store:
         SQLite's own busy handler backs off to 25-100 ms sleeps, so a process waiting for a writer
         that needs a few milliseconds would idle for most of that time; jobs that share the store
         (parallel sweeps, prediction shards) write small transactions at a high rate."""
+        if not self.when_unlocked(con, "BEGIN IMMEDIATE", _LOCK_WAIT):
+            raise RunnerError(f"the local platform at {self.path} stayed locked by another process for "
+                              f"{_LOCK_WAIT:.0f} s", fix="wait for the other job to finish, then run again")
+
+    @staticmethod
+    def when_unlocked(con: sqlite3.Connection, statement: str, wait: float) -> bool:
+        """Run ``statement``, which takes the write lock (``BEGIN IMMEDIATE``, ``VACUUM``), as soon as no
+        other process holds it, polling for at most ``wait`` seconds; False when it stayed held."""
         con.execute("PRAGMA busy_timeout=0")
         try:
-            deadline = time.monotonic() + _LOCK_WAIT
+            deadline = time.monotonic() + wait
             delay = 0.0005
             while True:
                 try:
-                    con.execute("BEGIN IMMEDIATE")
-                    return
+                    con.execute(statement)
+                    return True
                 except sqlite3.OperationalError as err:
                     if "locked" not in str(err) and "busy" not in str(err):
                         raise
                 if time.monotonic() > deadline:
-                    raise RunnerError(f"the local platform at {self.path} stayed locked by another process for "
-                                      f"{_LOCK_WAIT:.0f} s", fix="wait for the other job to finish, then run again")
+                    return False
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
         finally:
