@@ -31,6 +31,27 @@ def dataloop_path() -> Path:
     return Path(os.environ["DATALOOP_PATH"])
 
 
+
+def _predicting(definitions):
+    """A FlakyAdapter (failing no item) whose predict gives the ``n``-th item of each batch the
+    annotations ``definitions(n)`` makes, as this model's predictions of confidence 0.5."""
+    import dtlpy as dl
+
+    class Predicting(FlakyAdapter):
+        fail_names: set[str] = set()
+
+        def predict(self, batch, **kwargs):
+            collections = []
+            for n, _ in enumerate(batch):
+                collection = dl.AnnotationCollection()
+                for definition in definitions(n):
+                    collection.add(annotation_definition=definition,
+                                   model_info={"name": self.model_entity.name, "confidence": 0.5})
+                collections.append(collection)
+            return collections
+
+    return Predicting
+
 def test_prepare_data_writes_the_documented_tree(platform, digits, model):
     adapter = SklearnImageClassifier(model_entity=model)
     root, data, output = map(Path, adapter.prepare_data(digits))
@@ -337,18 +358,8 @@ def test_predicted_boxes_wholly_outside_their_image_are_counted_in_one_warning(p
     (they are the adapter's output) and named once, with their count, when the predict call ends."""
     import dtlpy as dl
 
-    class Scaled(FlakyAdapter):
-        fail_names: set[str] = set()
-
-        def predict(self, batch, **kwargs):
-            collections = []
-            for n, _ in enumerate(batch):
-                collection = dl.AnnotationCollection()
-                for left in (1, 40 + n):  # one inside the image, one wholly outside it
-                    collection.add(annotation_definition=dl.Box(left=left, top=1, right=left + 6, bottom=7, label="3"),
-                                   model_info={"name": self.model_entity.name, "confidence": 0.5})
-                collections.append(collection)
-            return collections
+    # each item: one box inside the image, one wholly outside it
+    Scaled = _predicting(lambda n: [dl.Box(left=left, top=1, right=left + 6, bottom=7, label="3") for left in (1, 40 + n)])
 
     model = platform.create_model("scaled", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
     items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:10]
@@ -367,19 +378,8 @@ def test_predictions_outside_the_models_labels_or_output_type_are_stored_and_nam
     with one warning per kind: the counts, the labels or types, a few items and the fix."""
     import dtlpy as dl
 
-    class OffModel(FlakyAdapter):
-        fail_names: set[str] = set()
-
-        def predict(self, batch, **kwargs):
-            collections = []
-            for _ in batch:
-                collection = dl.AnnotationCollection()
-                for definition in (dl.Classification(label="ten"), dl.Box(left=1, top=1, right=4, bottom=4, label="1"),
-                                   dl.Classification(label="3")):
-                    collection.add(annotation_definition=definition,
-                                   model_info={"name": self.model_entity.name, "confidence": 0.5})
-                collections.append(collection)
-            return collections
+    OffModel = _predicting(lambda n: [dl.Classification(label="ten"), dl.Box(left=1, top=1, right=4, bottom=4, label="1"),
+                                      dl.Classification(label="3")])
 
     model = platform.create_model("off", digits, configuration={"batch_size": 4}, subsets=SUBSETS)
     items = [i for page in platform.iter_items(digits, SUBSETS["validation"]) for i in page][:10]
