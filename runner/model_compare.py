@@ -10,9 +10,9 @@ import os
 from .configuration import is_number
 from .errors import NotFoundError, RunnerError
 from .model_details import day, flat, listing, model_details, scored_on
-from .report import PREFERRED, short_names
 from .store_lookup import meant_models
-from .text_table import aligned, did_you_mean, is_pattern, number_cell
+from .sweep_table import preferred_first
+from .text_table import aligned, did_you_mean, is_pattern, number_cell, short_names
 
 BEST = " *"  # after the best value of a metric
 
@@ -105,8 +105,7 @@ def _print_rows(compared: dict) -> None:
     details = compared["models"]
     differ = compared["configuration_differs"]
     short = short_names(list(differ))
-    shown = sorted(compared["metrics"], key=lambda m: PREFERRED.index(m) if m in PREFERRED else len(PREFERRED))
-    shown = [m for m in shown if not m.startswith("n_")][:SHOWN_IN_ROWS]
+    shown = [m for m in preferred_first(list(compared["metrics"])) if not m.startswith("n_")][:SHOWN_IN_ROWS]
     overrides = _own_overrides(details, differ)
     shared, names = _headers([d["name"] for d in details])
     if shared:

@@ -25,8 +25,8 @@ from omegaconf import DictConfig
 from .errors import NotFoundError
 from .files import write_whole
 from .studies import running_trials_warning, study_line
-from .sweep_table import PREFERRED, SHOWN_METRICS, Sweep, collect, count_of, job_folders, job_order
-from .text_table import aligned, first_few, number_cell
+from .sweep_table import SHOWN_METRICS, Sweep, collect, count_of, job_folders, job_order, preferred_first
+from .text_table import aligned, first_few, number_cell, short_names
 from .trial_versions import TrialVersions
 
 logger = logging.getLogger("runner")
@@ -44,23 +44,9 @@ def _shown(param: str | None) -> str:
         return param
 
 
-def short_names(keys: list[str]) -> dict[str, str]:
-    """``adapter.configuration.estimator.C`` -> ``C``: the shortest dotted suffix no other key shares."""
-    names = {}
-    for key in keys:
-        parts = key.split(".")
-        for size in range(1, len(parts) + 1):
-            suffix = ".".join(parts[-size:])
-            if not any(other != key and (other == suffix or other.endswith("." + suffix)) for other in keys):
-                break
-        names[key] = suffix
-    return names
-
-
 def shown_metrics(sweep: Sweep) -> list[str]:
     others = [m for m in sweep.metric_names if m != sweep.metric and not m.startswith("n_")]
-    ranked = sorted(others, key=lambda m: PREFERRED.index(m) if m in PREFERRED else len(PREFERRED))
-    return ranked[:SHOWN_METRICS]
+    return preferred_first(others)[:SHOWN_METRICS]
 
 
 def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:

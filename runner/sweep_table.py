@@ -34,6 +34,11 @@ PREFERRED = ("accuracy", "balanced_accuracy", "f1_macro", "AP", "AP50", "AP75", 
 SHOWN_METRICS = 2
 
 
+def preferred_first(metrics: list[str]) -> list[str]:
+    """``metrics`` with those of PREFERRED first, in its order; the others after them, as given."""
+    return sorted(metrics, key=lambda m: PREFERRED.index(m) if m in PREFERRED else len(PREFERRED))
+
+
 @dataclass
 class Job:
     name: str

@@ -43,3 +43,16 @@ def did_you_mean(name: str, names: Sequence[str], prefix: str = "") -> str:
 def is_pattern(name: str) -> bool:
     """A shell-style pattern (``sklearn-digits-2026*``), not a name."""
     return any(c in name for c in "*?[")
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """``adapter.configuration.estimator.C`` -> ``C``: the shortest dotted suffix no other key shares."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if not any(other != key and (other == suffix or other.endswith("." + suffix)) for other in keys):
+                break
+        names[key] = suffix
+    return names
