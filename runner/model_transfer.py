@@ -10,7 +10,6 @@ anything, then creates the version, its artifacts and its evaluations in one tra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import zipfile
@@ -18,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import AlreadyExistsError, DataImportError, NotFoundError, RunnerError
 from .files import write_whole
+from .platform.local.blobs import sha_of_file
 from .platform.local.store import now_iso
 from .store_lookup import model_named
 from .training_claim import process_gone
@@ -29,14 +29,6 @@ ARTIFACTS = "artifacts/"
 # the record's keys that travel; ids (its own, its dataset's, its base model's, its project's) do not
 RECORD_KEYS = ("name", "description", "status", "labels", "tags", "configuration", "metadata", "inputType",
                "outputType", "scope", "version")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_model(platform, version: str, dest: Path, force: bool = False) -> str:
@@ -70,7 +62,7 @@ def export_model(platform, version: str, dest: Path, force: bool = False) -> str
     with tempfile.TemporaryDirectory(prefix="export-model-") as folder:
         platform.download_artifacts(model, folder)  # checks each file is there and whole
         for name, _blob, size in stored:
-            manifest["artifacts"].append({"name": name, "size": size, "sha256": _sha256(Path(folder) / name)})
+            manifest["artifacts"].append({"name": name, "size": size, "sha256": sha_of_file(Path(folder) / name)})
 
         def write(path: Path) -> None:
             with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -110,7 +102,7 @@ def read_export(source: Path, folder: Path) -> dict:
                     target.write_bytes(archive.read(ARTIFACTS + artifact["name"]))
                 except KeyError:
                     raise _not_an_export(source, f"artifact {artifact['name']!r} is listed but not in it") from None
-                if target.stat().st_size != artifact["size"] or _sha256(target) != artifact["sha256"]:
+                if target.stat().st_size != artifact["size"] or sha_of_file(target) != artifact["sha256"]:
                     raise _not_an_export(source, f"artifact {artifact['name']!r} is damaged (its size or SHA-256 "
                                                  "differs from the manifest's)")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:  # not a zip, cut short, a bad CRC
