@@ -43,9 +43,9 @@ def _git_state(folder: Path) -> dict | None:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
+    found = git("rev-parse", "--show-toplevel", "HEAD")  # one process for both: a job starts with this
+    if found is None:
         return None
+    repository, commit = found.splitlines()
     changed = git("status", "--porcelain", "--untracked-files=no")
-    return {"repository": git("rev-parse", "--show-toplevel"), "commit": commit,
-            "changed": None if changed is None else bool(changed)}
+    return {"repository": repository, "commit": commit, "changed": None if changed is None else bool(changed)}
